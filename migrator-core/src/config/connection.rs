@@ -1,0 +1,353 @@
+//! How to reach one PostgreSQL instance: a `url`, or discrete libpq-style fields, plus the
+//! optional role the destination's subscription uses to connect back to the source.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::{Problem, redact};
+
+/// How to reach one PostgreSQL instance. Either `url`, or `host` with the other discrete fields.
+/// A `url` without a password may be completed by `password` or `password_file`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// `postgres://user:password@host:port/dbname?sslmode=...`. Default: unset.
+    #[serde(default, serialize_with = "redact::url")]
+    #[schemars(with = "Option<String>")]
+    pub url: Option<SecretString>,
+    /// Host name or IP address. Default: unset.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// TCP port. Default `5432`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Role to log in as. Default `postgres`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password of `user`. Default: unset.
+    #[serde(default, serialize_with = "redact::option")]
+    #[schemars(with = "Option<String>")]
+    pub password: Option<SecretString>,
+    /// File holding the password (a mounted Kubernetes Secret); one trailing newline is ignored.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Maintenance database used to list the instance's databases. Default `postgres`.
+    #[serde(default)]
+    pub dbname: Option<String>,
+    /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full`. Default `prefer`.
+    #[serde(default)]
+    pub sslmode: Option<SslMode>,
+    /// CA certificate file for `verify-ca`/`verify-full`. Default: unset.
+    #[serde(default)]
+    pub sslrootcert: Option<PathBuf>,
+    /// Client certificate file. Default: unset.
+    #[serde(default)]
+    pub sslcert: Option<PathBuf>,
+    /// Client key file. Default: unset.
+    #[serde(default)]
+    pub sslkey: Option<PathBuf>,
+    /// Give up connecting after this long. Default `10s`.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub connect_timeout: Option<Duration>,
+    /// Shown in pg_stat_activity. Default `postgres-migrator`.
+    #[serde(default)]
+    pub application_name: Option<String>,
+    /// Role the destination's subscription logs in to the source as (its connection string is
+    /// stored in the destination's catalog, so use a dedicated replication role). Default: `user`.
+    #[serde(default)]
+    pub replication_user: Option<String>,
+    /// Password of `replication_user`. Default: unset.
+    #[serde(default, serialize_with = "redact::option")]
+    #[schemars(with = "Option<String>")]
+    pub replication_password: Option<SecretString>,
+    /// File holding `replication_password`. Default: unset.
+    #[serde(default)]
+    pub replication_password_file: Option<PathBuf>,
+}
+
+/// libpq's sslmode values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it.
+    Prefer,
+    /// Always use TLS, without checking the certificate.
+    Require,
+    /// Always use TLS and check the certificate against `sslrootcert`.
+    VerifyCa,
+    /// As `verify-ca`, and check that the host name matches the certificate.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// A connection whose files have been read and whose form has been checked: ready to connect.
+#[derive(Clone)]
+pub struct ResolvedConnection {
+    /// Everything tokio-postgres needs, for the maintenance database.
+    pub pg: tokio_postgres::Config,
+    /// `sslmode` as configured (tokio-postgres knows only disable/prefer/require).
+    pub sslmode: SslMode,
+    /// Role and password for the subscription's connection back to the source.
+    pub replication_user: String,
+    pub replication_password: Option<SecretString>,
+}
+
+impl std::fmt::Debug for ResolvedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedConnection")
+            .field("target", &self.describe())
+            .field("sslmode", &self.sslmode)
+            .field("replication_user", &self.replication_user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvedConnection {
+    /// `user@host:port/dbname`, for messages; never holds a secret.
+    pub fn describe(&self) -> String {
+        describe(&self.pg)
+    }
+
+    /// A copy of the connection settings aimed at another database of the same instance.
+    pub fn for_database(&self, dbname: &str) -> tokio_postgres::Config {
+        let mut pg = self.pg.clone();
+        pg.dbname(dbname);
+        pg
+    }
+}
+
+/// `user@host:port/dbname` of a tokio-postgres config; never holds a secret.
+pub fn describe(pg: &tokio_postgres::Config) -> String {
+    let host = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{}:{}/{}",
+        pg.get_user().unwrap_or("postgres"),
+        host,
+        port,
+        pg.get_dbname().unwrap_or("postgres")
+    )
+}
+
+impl ConnectionSettings {
+    /// Checks the form, reads password files and builds the tokio-postgres settings. Every
+    /// problem is reported under `key` (e.g. `mappings.prod.source`).
+    pub fn resolve(&self, key: &str) -> Result<ResolvedConnection, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut pg = match (&self.url, &self.host) {
+            (Some(_), Some(_)) => {
+                problems.push(Problem::new(
+                    key,
+                    "set either url or host, not both (remove one of them)",
+                ));
+                tokio_postgres::Config::new()
+            }
+            (None, None) => {
+                problems.push(Problem::new(
+                    key,
+                    "set either url or host (for example url = \"postgres://user@db.example:5432/postgres\")",
+                ));
+                tokio_postgres::Config::new()
+            }
+            (Some(url), None) => {
+                for (field, set) in [
+                    ("port", self.port.is_some()),
+                    ("user", self.user.is_some()),
+                    ("dbname", self.dbname.is_some()),
+                ] {
+                    if set {
+                        problems.push(Problem::new(
+                            format!("{key}.{field}"),
+                            format!("{field} cannot be combined with url: put it into the url, or use host instead of url"),
+                        ));
+                    }
+                }
+                match url.expose_secret().parse::<tokio_postgres::Config>() {
+                    Ok(pg) => pg,
+                    Err(e) => {
+                        problems.push(Problem::new(
+                            format!("{key}.url"),
+                            format!("not a valid PostgreSQL connection URL ({e}); expected postgres://user:password@host:port/dbname"),
+                        ));
+                        tokio_postgres::Config::new()
+                    }
+                }
+            }
+            (None, Some(host)) => {
+                let mut pg = tokio_postgres::Config::new();
+                if host.trim().is_empty() {
+                    problems.push(Problem::new(format!("{key}.host"), "must not be empty"));
+                }
+                pg.host(host);
+                pg
+            }
+        };
+        if self.url.is_none() || self.port.is_some() {
+            pg.port(self.port.unwrap_or(5432));
+        }
+        if pg.get_user().is_none() || self.user.is_some() {
+            pg.user(self.user.as_deref().unwrap_or("postgres"));
+        }
+        if pg.get_dbname().is_none() || self.dbname.is_some() {
+            pg.dbname(self.dbname.as_deref().unwrap_or("postgres"));
+        }
+        if pg.get_application_name().is_none() || self.application_name.is_some() {
+            pg.application_name(
+                self.application_name
+                    .as_deref()
+                    .unwrap_or("postgres-migrator"),
+            );
+        }
+        if pg.get_connect_timeout().is_none() || self.connect_timeout.is_some() {
+            pg.connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)));
+        }
+
+        let password = secret_from(
+            &self.password,
+            &self.password_file,
+            &format!("{key}.password"),
+            &mut problems,
+        );
+        if let Some(password) = &password {
+            if pg.get_password().is_some() {
+                problems.push(Problem::new(
+                    format!("{key}.password"),
+                    "the url already holds a password: remove it from the url or drop password/password_file",
+                ));
+            }
+            pg.password(password.expose_secret());
+        }
+        let replication_password = secret_from(
+            &self.replication_password,
+            &self.replication_password_file,
+            &format!("{key}.replication_password"),
+            &mut problems,
+        );
+
+        let url_sslmode = self.url.as_ref().and_then(|u| {
+            url::Url::parse(u.expose_secret()).ok().and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "sslmode")
+                    .map(|(_, v)| v.into_owned())
+            })
+        });
+        let sslmode = match (self.sslmode, url_sslmode.as_deref()) {
+            (Some(mode), _) => mode,
+            (None, Some("verify-ca")) => SslMode::VerifyCa,
+            (None, Some("verify-full")) => SslMode::VerifyFull,
+            (None, Some("require")) => SslMode::Require,
+            (None, Some("disable")) => SslMode::Disable,
+            _ => SslMode::Prefer,
+        };
+        pg.ssl_mode(match sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        for (field, path) in [
+            ("sslrootcert", &self.sslrootcert),
+            ("sslcert", &self.sslcert),
+            ("sslkey", &self.sslkey),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                problems.push(Problem::new(
+                    format!("{key}.{field}"),
+                    format!(
+                        "{} is not a readable file: mount it or fix the path",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if self.sslcert.is_some() != self.sslkey.is_some() {
+            problems.push(Problem::new(
+                key,
+                "sslcert and sslkey go together: set both or neither",
+            ));
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let replication_user = self
+            .replication_user
+            .clone()
+            .unwrap_or_else(|| pg.get_user().unwrap_or("postgres").to_owned());
+        let replication_password = replication_password.or(password);
+        Ok(ResolvedConnection {
+            pg,
+            sslmode,
+            replication_user,
+            replication_password,
+        })
+    }
+}
+
+/// A secret given inline or through a file, but not both.
+fn secret_from(
+    inline: &Option<SecretString>,
+    file: &Option<PathBuf>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<SecretString> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            problems.push(Problem::new(
+                key,
+                format!("set either {key} or {key}_file, not both"),
+            ));
+            None
+        }
+        (Some(secret), None) => Some(secret.clone()),
+        (None, Some(path)) => match read_secret_file(path) {
+            Ok(secret) => Some(secret),
+            Err(reason) => {
+                problems.push(Problem::new(format!("{key}_file"), reason));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+/// Reads a secret from a file, dropping one trailing newline (as `echo` writes).
+pub(crate) fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+    let mut text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read {}: {e}; mount the secret there or fix the path",
+            path.display()
+        )
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(SecretString::from(text))
+}

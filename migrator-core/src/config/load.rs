@@ -1,0 +1,102 @@
+//! Reading the layers (embedded defaults, file, environment) into [`Settings`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Deserializer};
+
+use super::{ConfigError, Problem, Settings, schema_check, validate};
+
+/// Every default, commented: the first layer of every configuration.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Where the configuration file is looked for when neither `--config` nor `MIGRATOR_CONFIG` names
+/// one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+/// Where the layers come from.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The file named by `--config`/`MIGRATOR_CONFIG`; it must exist. `None`: use
+    /// [`DEFAULT_CONFIG_PATH`] if it exists.
+    pub file: Option<PathBuf>,
+    /// The environment to read `MIGRATOR__...` variables from; `None` = the process environment.
+    /// Tests pass their own map so that they do not race on the process environment.
+    pub env: Option<HashMap<String, String>>,
+}
+
+/// Loads, checks and validates the configuration, reporting every problem at once.
+pub fn load(source: &ConfigSource) -> Result<Settings, ConfigError> {
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    match &source.file {
+        Some(path) => builder = builder.add_source(file_layer(path)?),
+        None => {
+            let path = Path::new(DEFAULT_CONFIG_PATH);
+            if path.is_file() {
+                builder = builder.add_source(file_layer(path)?);
+            }
+        }
+    }
+    // No `try_parsing`: it would turn a password such as "0123" into a number and split values
+    // on commas. Numbers and booleans are parsed from strings when the typed settings are built.
+    let env = Environment::with_prefix("MIGRATOR")
+        .prefix_separator("__")
+        .separator("__")
+        .source(source.env.clone());
+    let merged = builder
+        .add_source(env)
+        .build()
+        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+
+    let raw: serde_json::Value = merged
+        .clone()
+        .try_deserialize()
+        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+    let mut problems = schema_check::check(&raw);
+    if !problems.is_empty() {
+        // Typed deserialisation would only repeat the first of these.
+        return Err(ConfigError::Invalid(problems));
+    }
+    let settings: Settings = merged.try_deserialize().map_err(|e| {
+        ConfigError::Invalid(vec![Problem::new(
+            "configuration",
+            format!("{e}: fix the value's type"),
+        )])
+    })?;
+    problems.extend(validate::validate(&settings));
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+fn file_layer(path: &Path) -> Result<File<config::FileSourceString, FileFormat>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str::<toml::Table>(&text)
+        .map_err(|e| ConfigError::Syntax(format!("{}: {e}", path.display())))?;
+    Ok(File::from_str(&text, FileFormat::Toml))
+}
+
+/// Accepts a list of strings or one comma-separated string (as an environment variable gives).
+pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::List(list) => list,
+        Form::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}

@@ -1,0 +1,243 @@
+//! Settings: types, defaults, layering and validation.
+//!
+//! The effective configuration is built from three layers, later ones winning:
+//!
+//! 1. `config/default.toml`, compiled into the binary, which holds every default (so the defaults
+//!    live in exactly one place and `postgres-migrator config` can show them);
+//! 2. the operator's TOML file (`--config`, `MIGRATOR_CONFIG`, else `config/default.toml` when it
+//!    exists in the working directory);
+//! 3. environment variables `MIGRATOR__SECTION__KEY` (double underscore between keys), so that a
+//!    Kubernetes Deployment can set everything, mappings included:
+//!    `MIGRATOR__MAPPINGS__PROD__SOURCE__URL=postgres://...`.
+//!
+//! Loading never stops at the first mistake: unknown keys (with the nearest valid key), values of
+//! the wrong type and semantic problems are all collected and reported together, each with its key
+//! and what to do ([`ConfigError::Invalid`]).
+//!
+//! Secrets (`password`, `url`, tokens) are [`secrecy::SecretString`]s: their `Debug` is redacted
+//! and [`Settings`]' `Serialize` writes `***` in their place, so printing the effective
+//! configuration is safe.
+
+mod connection;
+mod load;
+mod redact;
+mod schema_check;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+pub use connection::{
+    ConnectionSettings, ResolvedConnection, SslMode, describe as connection_target,
+};
+pub use load::{ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_TOML, load};
+
+/// Everything the tool is told. See `config/default.toml` for every default.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP server (dashboard, API, health, metrics).
+    pub server: ServerSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Defaults that every mapping uses unless it overrides them.
+    pub migration: MigrationSettings,
+    /// The migrations to run: one source instance onto one destination instance each, keyed by a
+    /// name of lowercase letters, digits and single underscores.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, MappingSettings>,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address and port to listen on. Default `0.0.0.0:8080`.
+    pub listen: String,
+    /// When set, commands (mark complete) must present this token. Default: unset.
+    #[serde(default, serialize_with = "redact::option")]
+    #[schemars(with = "Option<String>")]
+    pub admin_token: Option<SecretString>,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `tracing` filter directive, e.g. `info` or `info,migrator_core=debug`. `RUST_LOG` wins.
+    /// Default `info`.
+    pub level: String,
+    /// `pretty` for people, `json` for log collectors. Default `pretty`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, one event a line.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Defaults for every mapping.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSettings {
+    /// How often each mapping re-reads the databases and takes its next step. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+    /// Cutover ready needs replication lag at most this many MB. Default `16`.
+    pub lag_threshold_mb: u64,
+    /// Cutover ready needs replication lag at most this long. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub lag_threshold_time: Duration,
+    /// Every cutover-ready condition must hold this long before the light turns green.
+    /// Default `30s`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub stable_for: Duration,
+    /// Most MB per second read from a source during the initial copy; 0 = no limit. Default `0`.
+    pub rate_limit_mb_per_s: u64,
+    /// What to do with a role that already exists on the destination. Default `fail`.
+    pub role_conflict_strategy: RoleConflictStrategy,
+    /// Password given to copied login roles whose password hash cannot be read from the source.
+    /// Default: unset (such roles are created without a password and reported).
+    #[serde(default, serialize_with = "redact::option")]
+    #[schemars(with = "Option<String>")]
+    pub fallback_password: Option<SecretString>,
+    /// File holding the fallback password (a mounted Secret). Default: unset.
+    #[serde(default)]
+    pub fallback_password_file: Option<PathBuf>,
+}
+
+/// What to do with a role that already exists on the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleConflictStrategy {
+    /// Refuse in preflight and list the conflicting roles.
+    Fail,
+    /// Leave the existing role untouched and report it.
+    Skip,
+    /// Add missing memberships and grants; never remove or weaken anything.
+    Merge,
+}
+
+/// One source instance onto one destination instance.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSettings {
+    /// The PostgreSQL 15+ instance to migrate from.
+    pub source: ConnectionSettings,
+    /// The PostgreSQL 18+ instance to migrate onto.
+    pub destination: ConnectionSettings,
+    /// Which databases of the source to migrate. Default: all but templates.
+    #[serde(default)]
+    pub databases: DatabaseFilter,
+    /// Overrides `migration.rate_limit_mb_per_s` for this mapping.
+    #[serde(default)]
+    pub rate_limit_mb_per_s: Option<u64>,
+    /// Overrides `migration.role_conflict_strategy` for this mapping.
+    #[serde(default)]
+    pub role_conflict_strategy: Option<RoleConflictStrategy>,
+}
+
+/// Which databases of a source instance to migrate. Lists may be written as TOML arrays or, as
+/// environment variables need, as one comma-separated string.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFilter {
+    /// Only these databases (empty = every database). Default: empty.
+    #[serde(default, deserialize_with = "load::string_or_list")]
+    #[schemars(with = "Vec<String>")]
+    pub include: Vec<String>,
+    /// Never these databases. Default: empty.
+    #[serde(default, deserialize_with = "load::string_or_list")]
+    #[schemars(with = "Vec<String>")]
+    pub exclude: Vec<String>,
+}
+
+impl DatabaseFilter {
+    /// Whether the database `name` is to be migrated.
+    pub fn admits(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|n| n == name))
+            && !self.exclude.iter().any(|n| n == name)
+    }
+}
+
+impl MappingSettings {
+    /// The rate limit in force for this mapping (0 = none).
+    pub fn rate_limit_mb_per_s(&self, defaults: &MigrationSettings) -> u64 {
+        self.rate_limit_mb_per_s
+            .unwrap_or(defaults.rate_limit_mb_per_s)
+    }
+
+    /// The role conflict strategy in force for this mapping.
+    pub fn role_conflict_strategy(&self, defaults: &MigrationSettings) -> RoleConflictStrategy {
+        self.role_conflict_strategy
+            .unwrap_or(defaults.role_conflict_strategy)
+    }
+}
+
+impl Settings {
+    /// The effective configuration as TOML, every secret written as `***`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("settings always serialise to TOML")
+    }
+}
+
+/// What went wrong while loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` or `MIGRATOR_CONFIG` cannot be read.
+    #[error(
+        "cannot read the configuration file {path}: {reason}. Check the path given with --config or MIGRATOR_CONFIG"
+    )]
+    Unreadable { path: PathBuf, reason: String },
+    /// A layer is not valid TOML.
+    #[error("the configuration is not valid TOML: {0}")]
+    Syntax(String),
+    /// One or more settings are wrong; every problem found is listed.
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), problem_list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One configuration mistake: the key it is about and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `mappings.prod.source`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn problem_list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

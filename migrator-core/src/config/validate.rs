@@ -1,0 +1,86 @@
+//! Semantic checks of typed [`Settings`]: everything serde cannot know. Every problem is
+//! collected; none stops the others from being found.
+
+use std::net::SocketAddr;
+
+use super::{Problem, Settings, connection::read_secret_file};
+
+/// Longest mapping name: object names built from it must stay within PostgreSQL's 63 bytes.
+pub const MAX_MAPPING_NAME_LEN: usize = 32;
+
+/// Every semantic problem in `settings`.
+pub fn validate(settings: &Settings) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if settings.server.listen.parse::<SocketAddr>().is_err() {
+        problems.push(Problem::new(
+            "server.listen",
+            format!(
+                "`{}` is not an address and port; write e.g. 0.0.0.0:8080",
+                settings.server.listen
+            ),
+        ));
+    }
+    let m = &settings.migration;
+    if m.poll_interval.is_zero() {
+        problems.push(Problem::new(
+            "migration.poll_interval",
+            "must be longer than zero, e.g. \"5s\"",
+        ));
+    }
+    match (&m.fallback_password, &m.fallback_password_file) {
+        (Some(_), Some(_)) => problems.push(Problem::new(
+            "migration.fallback_password",
+            "set either fallback_password or fallback_password_file, not both",
+        )),
+        (None, Some(path)) => {
+            if let Err(reason) = read_secret_file(path) {
+                problems.push(Problem::new("migration.fallback_password_file", reason));
+            }
+        }
+        _ => {}
+    }
+    for (name, mapping) in &settings.mappings {
+        let key = format!("mappings.{name}");
+        if let Some(reason) = mapping_name_problem(name) {
+            problems.push(Problem::new(&key, reason));
+        }
+        for (side, conn) in [
+            ("source", &mapping.source),
+            ("destination", &mapping.destination),
+        ] {
+            if let Err(found) = conn.resolve(&format!("{key}.{side}")) {
+                problems.extend(found);
+            }
+        }
+        for db in &mapping.databases.include {
+            if mapping.databases.exclude.contains(db) {
+                problems.push(Problem::new(
+                    format!("{key}.databases"),
+                    format!("`{db}` is both included and excluded: remove it from one list"),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Why `name` cannot name a mapping, if it cannot.
+pub fn mapping_name_problem(name: &str) -> Option<String> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let starts_with_letter = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    if !valid_chars || !starts_with_letter || name.contains("__") || name.ends_with('_') {
+        Some(format!(
+            "mapping name `{name}` must start with a lowercase letter and hold only lowercase letters, digits and single underscores (environment variables address it as MIGRATOR__MAPPINGS__{}__...)",
+            name.to_uppercase()
+        ))
+    } else if name.len() > MAX_MAPPING_NAME_LEN {
+        Some(format!(
+            "mapping name `{name}` is {} bytes long; use at most {MAX_MAPPING_NAME_LEN}",
+            name.len()
+        ))
+    } else {
+        None
+    }
+}

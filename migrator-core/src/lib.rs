@@ -1,0 +1,8 @@
+//! postgres-migrator's library: everything that talks to PostgreSQL or decides anything.
+//!
+//! See docs/ARCHITECTURE.md for the code map and the invariants.
+
+pub mod config;
+pub mod pg;
+#[cfg(feature = "testkit")]
+pub mod testkit;

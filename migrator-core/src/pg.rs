@@ -1,0 +1,177 @@
+//! Connections to PostgreSQL: the one `connect` function every part of the tool uses, and pools.
+//!
+//! Errors say which server (`user@host:port/db`, never a password) and whether trying again can
+//! help ([`PgError::is_transient`]): a server that is restarting or unreachable is transient, a
+//! refused password is not.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{Client, NoTls, error::SqlState};
+
+use crate::config::{ResolvedConnection, SslMode, connection_target};
+
+/// Failure to reach or use a PostgreSQL server.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to {target}: {message}{hint}")]
+    Connect {
+        target: String,
+        message: String,
+        hint: &'static str,
+        transient: bool,
+    },
+    /// The configured sslmode needs TLS, which this build cannot do yet.
+    #[error(
+        "cannot connect to {target}: sslmode {sslmode} needs TLS, which this build of postgres-migrator does not support yet; use sslmode \"disable\" or \"prefer\" on a trusted network"
+    )]
+    TlsUnavailable {
+        target: String,
+        sslmode: &'static str,
+    },
+    /// A statement failed.
+    #[error("{context} on {target}: {message}")]
+    Query {
+        target: String,
+        context: String,
+        message: String,
+        transient: bool,
+    },
+    /// A pool could not be built.
+    #[error("cannot build a connection pool for {target}: {message}")]
+    Pool { target: String, message: String },
+}
+
+impl PgError {
+    /// Whether trying again later may succeed (the server is restarting, unreachable, ...).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PgError::Connect { transient, .. } | PgError::Query { transient, .. } => *transient,
+            PgError::TlsUnavailable { .. } | PgError::Pool { .. } => false,
+        }
+    }
+
+    /// Wraps a failed statement with what was being done.
+    pub fn query(target: &str, context: impl Into<String>, error: tokio_postgres::Error) -> Self {
+        PgError::Query {
+            target: target.to_owned(),
+            context: context.into(),
+            message: error_text(&error),
+            transient: is_transient(&error),
+        }
+    }
+}
+
+/// Opens a connection to database `dbname` of the instance described by `conn` and drives it on
+/// a background task.
+pub async fn connect(conn: &ResolvedConnection, dbname: &str) -> Result<Client, PgError> {
+    let pg = conn.for_database(dbname);
+    let target = connection_target(&pg);
+    check_tls(conn.sslmode, &target)?;
+    let (client, connection) = pg
+        .connect(NoTls)
+        .await
+        .map_err(|e| connect_error(&target, &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%target, error = %error_text(&e), "connection closed with an error");
+        }
+    });
+    Ok(client)
+}
+
+/// A pool of at most `max_size` connections to database `dbname` of `conn`'s instance.
+pub fn pool(conn: &ResolvedConnection, dbname: &str, max_size: usize) -> Result<Pool, PgError> {
+    let pg = conn.for_database(dbname);
+    let target = connection_target(&pg);
+    check_tls(conn.sslmode, &target)?;
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|e| PgError::Pool {
+            target,
+            message: e.to_string(),
+        })
+}
+
+fn check_tls(sslmode: SslMode, target: &str) -> Result<(), PgError> {
+    match sslmode {
+        SslMode::Disable | SslMode::Prefer => Ok(()),
+        other => Err(PgError::TlsUnavailable {
+            target: target.to_owned(),
+            sslmode: other.as_str(),
+        }),
+    }
+}
+
+fn connect_error(target: &str, error: &tokio_postgres::Error) -> PgError {
+    let code = error.code();
+    let hint = match code {
+        Some(c)
+            if *c == SqlState::INVALID_PASSWORD
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
+            " (check user and password or password_file; pg_hba.conf must allow this host)"
+        }
+        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => " (check dbname)",
+        None => " (is the server running, and are host and port right?)",
+        _ => "",
+    };
+    PgError::Connect {
+        target: target.to_owned(),
+        message: error_text(error),
+        hint,
+        transient: is_transient(error),
+    }
+}
+
+/// The server's message (with detail and hint) or the client error, on one line.
+pub fn error_text(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = db.message().to_owned();
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!(" Hint: {hint}"));
+            }
+            text
+        }
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether an error may go away by itself: the connection broke, the server is starting or
+/// shutting down, or too many clients are connected.
+fn is_transient(error: &tokio_postgres::Error) -> bool {
+    match error.code() {
+        // No SQLSTATE: the connection broke or could not be opened.
+        None => {
+            error.is_closed()
+                || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+        }
+        Some(code) => {
+            let class = &code.code()[..2];
+            class == "08" // connection exception
+                || class == "53" // insufficient resources (too many connections)
+                || class == "57" // operator intervention (admin shutdown, starting up)
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+        }
+    }
+}

