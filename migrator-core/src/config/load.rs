@@ -53,18 +53,30 @@ pub fn load(source: &ConfigSource) -> Result<Settings, ConfigError> {
         .clone()
         .try_deserialize()
         .map_err(|e| ConfigError::Syntax(e.to_string()))?;
-    let mut problems = schema_check::check(&raw);
-    if !problems.is_empty() {
-        // Typed deserialisation would only repeat the first of these.
+    let found = schema_check::check(&raw);
+    let settings = if found.is_empty() {
+        merged.try_deserialize::<Settings>().map_err(|e| {
+            ConfigError::Invalid(vec![Problem::new(
+                "configuration",
+                format!("{e}: fix the value's type"),
+            )])
+        })?
+    } else {
+        // Leave out what the schema check rejected and keep going, so that semantic problems
+        // are reported together with the unknown keys and bad values.
+        let mut pruned = raw;
+        for (path, _) in &found {
+            schema_check::remove(&mut pruned, path);
+        }
+        let problems: Vec<Problem> = found.into_iter().map(|(_, p)| p).collect();
+        let typed = Config::try_from(&pruned).and_then(Config::try_deserialize::<Settings>);
+        let mut problems = problems;
+        if let Ok(settings) = typed {
+            problems.extend(validate::validate(&settings));
+        }
         return Err(ConfigError::Invalid(problems));
-    }
-    let settings: Settings = merged.try_deserialize().map_err(|e| {
-        ConfigError::Invalid(vec![Problem::new(
-            "configuration",
-            format!("{e}: fix the value's type"),
-        )])
-    })?;
-    problems.extend(validate::validate(&settings));
+    };
+    let problems = validate::validate(&settings);
     if problems.is_empty() {
         Ok(settings)
     } else {

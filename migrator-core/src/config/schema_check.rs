@@ -9,13 +9,31 @@ use serde_json::{Map, Value};
 use super::{Problem, Settings};
 
 /// Problems in `raw` (the merged layers, before typing): unknown keys with the nearest valid
-/// key, strings that are not one of an enum's values, numbers out of range or not numbers.
-pub fn check(raw: &Value) -> Vec<Problem> {
+/// key, strings that are not one of an enum's values, numbers out of range or not numbers. Each
+/// comes with the dotted path of the offending key.
+pub fn check(raw: &Value) -> Vec<(String, Problem)> {
     let schema = schemars::schema_for!(Settings);
     let root = schema.as_value();
     let mut problems = Vec::new();
     walk(root, root, raw, "", &mut problems);
-    problems
+    problems.into_iter().map(|p| (p.key.clone(), p)).collect()
+}
+
+/// Removes the key at dotted `path` from `raw` (map keys never contain dots: mapping names
+/// cannot).
+pub fn remove(raw: &mut Value, path: &str) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut node = raw;
+    for part in parts {
+        match node.get_mut(part) {
+            Some(child) => node = child,
+            None => return,
+        }
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.remove(last);
+    }
 }
 
 fn walk(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) {
