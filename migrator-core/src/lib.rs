@@ -3,6 +3,8 @@
 //! See docs/ARCHITECTURE.md for the code map and the invariants.
 
 pub mod config;
+pub mod naming;
 pub mod pg;
+pub mod phase;
 #[cfg(feature = "testkit")]
 pub mod testkit;

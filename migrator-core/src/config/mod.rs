@@ -36,6 +36,7 @@ pub use connection::{
     ConnectionSettings, ResolvedConnection, SslMode, describe as connection_target,
 };
 pub use load::{ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_TOML, load};
+pub use validate::MAX_MAPPING_NAME_LEN;
 
 /// Everything the tool is told. See `config/default.toml` for every default.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

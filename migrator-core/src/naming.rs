@@ -1,0 +1,128 @@
+//! Names of what the tool creates, derived from the mapping and source database names alone, so
+//! that discovery finds them again after a restart.
+//!
+//! A name is `pgmig_<mapping>_<slug>_<hash>`: `slug` is the database name cut to the ASCII letters
+//! and digits that fit, and `hash` is 8 hex digits of SHA-256 over the mapping and exact database
+//! name. Two databases whose slugs collide ("Shop", "shop", "şhop", or long names sharing a
+//! prefix) still get different names, every name is at most 63 bytes of `[a-z0-9_]` (valid for
+//! replication slots, which allow nothing else), and the same inputs always give the same name.
+
+use sha2::{Digest, Sha256};
+
+use crate::config::MAX_MAPPING_NAME_LEN;
+
+/// Every object name the tool creates starts with this.
+pub const PREFIX: &str = "pgmig_";
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1).
+pub const MAX_NAME_LEN: usize = 63;
+const HASH_LEN: usize = 8;
+
+/// Names of the objects that carry one source database's replication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationNames {
+    /// Publication on the source database.
+    pub publication: String,
+    /// Logical replication slot on the source instance.
+    pub slot: String,
+    /// Subscription on the destination database.
+    pub subscription: String,
+}
+
+impl ReplicationNames {
+    /// The names for database `database` of mapping `mapping`. Publication, slot and
+    /// subscription share one name: they live in different catalogs, and one name is easiest to
+    /// find by hand.
+    pub fn new(mapping: &str, database: &str) -> Self {
+        let name = object_name(mapping, database);
+        ReplicationNames {
+            publication: name.clone(),
+            slot: name.clone(),
+            subscription: name,
+        }
+    }
+}
+
+/// `pgmig_<mapping>_<slug>_<hash>`, at most 63 bytes of `[a-z0-9_]`.
+pub fn object_name(mapping: &str, database: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(mapping.as_bytes());
+    hasher.update([0]);
+    hasher.update(database.as_bytes());
+    let digest = hasher.finalize();
+    let hash: String = digest
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mapping: String = sanitize(mapping)
+        .chars()
+        .take(MAX_MAPPING_NAME_LEN)
+        .collect();
+    let room = MAX_NAME_LEN - PREFIX.len() - mapping.len() - HASH_LEN - 2;
+    let slug: String = sanitize(database).chars().take(room).collect();
+    format!("{PREFIX}{mapping}_{slug}_{hash}")
+}
+
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| c.to_ascii_lowercase())
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(name: &str) -> bool {
+        name.len() <= MAX_NAME_LEN
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }
+
+    #[test]
+    fn names_are_deterministic_and_readable() {
+        let a = ReplicationNames::new("prod", "shop");
+        assert_eq!(a, ReplicationNames::new("prod", "shop"));
+        assert!(a.slot.starts_with("pgmig_prod_shop_"), "{}", a.slot);
+        assert!(valid(&a.slot));
+    }
+
+    #[test]
+    fn awkward_database_names_give_valid_distinct_names() {
+        let long = "x".repeat(63);
+        let long2 = format!("{}y", "x".repeat(62));
+        let inputs = [
+            "Shop",
+            "shop",
+            "SHOP",
+            "şhop",
+            "日本語",
+            "",
+            "with \"quotes\" and spaces",
+            "a-b",
+            "a_b",
+            &long,
+            &long2,
+        ];
+        let names: Vec<String> = inputs
+            .iter()
+            .map(|db| object_name(&"m".repeat(MAX_MAPPING_NAME_LEN), db))
+            .collect();
+        for (db, name) in inputs.iter().zip(&names) {
+            assert!(valid(name), "{db:?} -> {name:?} ({} bytes)", name.len());
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:#?}");
+    }
+
+    #[test]
+    fn the_mapping_name_is_part_of_the_identity() {
+        assert_ne!(object_name("a", "shop"), object_name("b", "shop"));
+        // The separator keeps ("ab", "c") apart from ("a", "bc").
+        assert_ne!(object_name("ab", "c"), object_name("a", "bc"));
+    }
+}

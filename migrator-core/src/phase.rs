@@ -1,0 +1,355 @@
+//! Where one source database's migration stands, derived from facts read off the live databases.
+//!
+//! [`derive_phase`] is a pure function: the orchestrator reads [`DatabaseFacts`] every tick,
+//! derives the phase, and runs that phase's next idempotent action. Nothing else decides the
+//! phase, and nothing about it is remembered except how long the cutover conditions have held
+//! (which a restart conservatively forgets).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One source database's phase. The order of the variants is the order of a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Checks run before anything is created; nothing is written anywhere yet. Next: Schema, or
+    /// Problematic when a check fails.
+    Preflight,
+    /// The destination database and the schema objects data needs (types, tables, primary keys,
+    /// replica identities) are created, in one transaction. Next: Sequences.
+    Schema,
+    /// Sequence values are copied from the source. Next: ReplicationSetup.
+    Sequences,
+    /// Publication, replication slot and subscription are created. Next: InitialSync.
+    ReplicationSetup,
+    /// The subscription copies the tables; per-table states come from pg_subscription_rel.
+    /// Next: CatchUp.
+    InitialSync,
+    /// Every table is copied; secondary indexes and foreign keys are built, sequences re-synced
+    /// every tick, changes stream until lag is under the thresholds. Next: CutoverReady.
+    CatchUp,
+    /// Every table ready, lag under both thresholds, sequences synced, deferred objects built,
+    /// no findings, all of it held for `stable_for`. The operator may cut over. Next: Completed
+    /// (mark complete), or back to CatchUp when a condition stops holding.
+    CutoverReady,
+    /// Marked complete: the subscription is disabled and detached from its slot, and the slot and
+    /// publication are gone from the source. Final.
+    Completed,
+    /// A finding blocks progress; it is re-checked every tick and the phase moves on by itself
+    /// once the operator has fixed it.
+    Problematic,
+}
+
+impl Phase {
+    /// A short label for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Schema => "schema",
+            Phase::Sequences => "sequences",
+            Phase::ReplicationSetup => "replication setup",
+            Phase::InitialSync => "initial sync",
+            Phase::CatchUp => "catching up",
+            Phase::CutoverReady => "cutover ready",
+            Phase::Completed => "completed",
+            Phase::Problematic => "problematic",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The state of the destination database, as discovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationDatabase {
+    /// It does not exist yet (or exists empty and unmarked: the tool will adopt it).
+    Missing,
+    /// It carries this tool's marker for this mapping and source database.
+    Ours {
+        /// The schema transaction has committed.
+        schema_applied: bool,
+    },
+}
+
+/// The subscription on the destination database, as discovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionFacts {
+    /// `pg_subscription.subenabled`.
+    pub enabled: bool,
+    /// `pg_subscription.subslotname IS NOT NULL`.
+    pub has_slot: bool,
+}
+
+/// Replication lag of one database.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Lag {
+    /// Source WAL position minus the slot's confirmed_flush_lsn.
+    pub bytes: u64,
+    /// How far apply trails, in time (zero when idle and caught up).
+    pub seconds: f64,
+}
+
+/// Everything the phase depends on, read from both servers in one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseFacts {
+    /// A blocking finding (preflight, or anything found later) is open.
+    pub blocked: bool,
+    /// The destination database.
+    pub destination: DestinationDatabase,
+    /// The subscription, if it exists.
+    pub subscription: Option<SubscriptionFacts>,
+    /// Tables the subscription knows of, and how many of them are ready (`r`).
+    pub tables_total: usize,
+    pub tables_ready: usize,
+    /// Secondary indexes and constraints still to be built on the destination.
+    pub deferred_missing: usize,
+    /// Sequences whose destination value trails the source's.
+    pub sequences_behind: usize,
+    /// Replication lag, when it could be measured.
+    pub lag: Option<Lag>,
+}
+
+/// The limits a database must be within to be cutover ready.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub max_lag_bytes: u64,
+    pub max_lag_seconds: f64,
+    pub stable_for: Duration,
+}
+
+/// Whether a database is completed: its subscription exists, disabled and detached from its slot.
+/// This is the marker `complete` leaves behind, so completion is discoverable after a restart.
+pub fn is_completed(facts: &DatabaseFacts) -> bool {
+    matches!(
+        facts.subscription,
+        Some(SubscriptionFacts {
+            enabled: false,
+            has_slot: false
+        })
+    )
+}
+
+/// Whether every cutover-ready condition holds right now (before the `stable_for` wait).
+pub fn cutover_conditions_met(facts: &DatabaseFacts, limits: &Thresholds) -> bool {
+    let replicating = matches!(
+        facts.subscription,
+        Some(SubscriptionFacts {
+            enabled: true,
+            has_slot: true
+        })
+    );
+    let lag_ok = facts.lag.is_some_and(|lag| {
+        lag.bytes <= limits.max_lag_bytes && lag.seconds <= limits.max_lag_seconds
+    });
+    !facts.blocked
+        && replicating
+        && facts.destination
+            == (DestinationDatabase::Ours {
+                schema_applied: true,
+            })
+        && facts.tables_ready == facts.tables_total
+        && facts.deferred_missing == 0
+        && facts.sequences_behind == 0
+        && lag_ok
+}
+
+/// The phase of a database. `held_for` is how long [`cutover_conditions_met`] has been true
+/// without a break (zero when it is false now).
+pub fn derive_phase(facts: &DatabaseFacts, limits: &Thresholds, held_for: Duration) -> Phase {
+    if is_completed(facts) {
+        return Phase::Completed;
+    }
+    if facts.blocked {
+        return Phase::Problematic;
+    }
+    match facts.destination {
+        DestinationDatabase::Missing
+        | DestinationDatabase::Ours {
+            schema_applied: false,
+        } => {
+            return Phase::Schema;
+        }
+        DestinationDatabase::Ours {
+            schema_applied: true,
+        } => {}
+    }
+    match facts.subscription {
+        None if facts.sequences_behind > 0 => Phase::Sequences,
+        None => Phase::ReplicationSetup,
+        // Disabled but still attached to its slot: someone disabled it by hand. The
+        // orchestrator reports this as a finding; derivation only sees `blocked`.
+        Some(SubscriptionFacts { enabled: false, .. }) => Phase::Problematic,
+        // Enabled without a slot cannot stream: a half-finished manual change.
+        Some(SubscriptionFacts {
+            has_slot: false, ..
+        }) => Phase::Problematic,
+        Some(_) if facts.tables_ready < facts.tables_total => Phase::InitialSync,
+        Some(_) if cutover_conditions_met(facts, limits) && held_for >= limits.stable_for => {
+            Phase::CutoverReady
+        }
+        Some(_) => Phase::CatchUp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Thresholds = Thresholds {
+        max_lag_bytes: 1000,
+        max_lag_seconds: 5.0,
+        stable_for: Duration::from_secs(30),
+    };
+
+    fn ready() -> DatabaseFacts {
+        DatabaseFacts {
+            blocked: false,
+            destination: DestinationDatabase::Ours {
+                schema_applied: true,
+            },
+            subscription: Some(SubscriptionFacts {
+                enabled: true,
+                has_slot: true,
+            }),
+            tables_total: 4,
+            tables_ready: 4,
+            deferred_missing: 0,
+            sequences_behind: 0,
+            lag: Some(Lag {
+                bytes: 10,
+                seconds: 0.0,
+            }),
+        }
+    }
+
+    fn phase(f: &DatabaseFacts, held: u64) -> Phase {
+        derive_phase(f, &LIMITS, Duration::from_secs(held))
+    }
+
+    #[test]
+    fn a_fresh_database_goes_to_schema() {
+        let mut f = ready();
+        f.subscription = None;
+        f.destination = DestinationDatabase::Missing;
+        assert_eq!(phase(&f, 0), Phase::Schema);
+        f.destination = DestinationDatabase::Ours {
+            schema_applied: false,
+        };
+        assert_eq!(phase(&f, 0), Phase::Schema);
+    }
+
+    #[test]
+    fn sequences_come_before_replication_setup() {
+        let mut f = ready();
+        f.subscription = None;
+        f.sequences_behind = 3;
+        assert_eq!(phase(&f, 0), Phase::Sequences);
+        f.sequences_behind = 0;
+        assert_eq!(phase(&f, 0), Phase::ReplicationSetup);
+    }
+
+    #[test]
+    fn tables_not_ready_mean_initial_sync() {
+        let mut f = ready();
+        f.tables_ready = 3;
+        assert_eq!(phase(&f, 1000), Phase::InitialSync);
+    }
+
+    #[test]
+    fn cutover_ready_needs_every_condition_for_stable_for() {
+        let f = ready();
+        assert!(cutover_conditions_met(&f, &LIMITS));
+        assert_eq!(phase(&f, 29), Phase::CatchUp);
+        assert_eq!(phase(&f, 30), Phase::CutoverReady);
+    }
+
+    #[test]
+    fn each_unmet_condition_keeps_catch_up() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut DatabaseFacts)>)> = vec![
+            (
+                "lag bytes",
+                Box::new(|f| {
+                    f.lag = Some(Lag {
+                        bytes: 1001,
+                        seconds: 0.0,
+                    })
+                }),
+            ),
+            (
+                "lag seconds",
+                Box::new(|f| {
+                    f.lag = Some(Lag {
+                        bytes: 0,
+                        seconds: 5.5,
+                    })
+                }),
+            ),
+            ("lag unknown", Box::new(|f| f.lag = None)),
+            ("deferred", Box::new(|f| f.deferred_missing = 1)),
+            ("sequences", Box::new(|f| f.sequences_behind = 1)),
+        ];
+        for (what, change) in cases {
+            let mut f = ready();
+            change(&mut f);
+            assert!(!cutover_conditions_met(&f, &LIMITS), "{what}");
+            assert_eq!(phase(&f, 1000), Phase::CatchUp, "{what}");
+        }
+    }
+
+    #[test]
+    fn findings_make_it_problematic_at_any_stage_but_completed() {
+        for destination in [
+            DestinationDatabase::Missing,
+            DestinationDatabase::Ours {
+                schema_applied: true,
+            },
+        ] {
+            let mut f = ready();
+            f.destination = destination;
+            f.blocked = true;
+            assert_eq!(phase(&f, 1000), Phase::Problematic);
+            assert!(!cutover_conditions_met(&f, &LIMITS));
+        }
+        let mut f = ready();
+        f.blocked = true;
+        f.subscription = Some(SubscriptionFacts {
+            enabled: false,
+            has_slot: false,
+        });
+        assert_eq!(phase(&f, 0), Phase::Completed);
+    }
+
+    #[test]
+    fn completion_is_a_disabled_detached_subscription() {
+        let mut f = ready();
+        f.subscription = Some(SubscriptionFacts {
+            enabled: false,
+            has_slot: false,
+        });
+        f.lag = None;
+        assert!(is_completed(&f));
+        assert_eq!(phase(&f, 0), Phase::Completed);
+    }
+
+    #[test]
+    fn a_hand_altered_subscription_is_problematic() {
+        for (enabled, has_slot) in [(false, true), (true, false)] {
+            let mut f = ready();
+            f.subscription = Some(SubscriptionFacts { enabled, has_slot });
+            assert_eq!(phase(&f, 1000), Phase::Problematic, "{enabled} {has_slot}");
+        }
+    }
+
+    #[test]
+    fn a_database_without_tables_can_be_ready() {
+        let mut f = ready();
+        f.tables_total = 0;
+        f.tables_ready = 0;
+        assert_eq!(phase(&f, 30), Phase::CutoverReady);
+    }
+}
