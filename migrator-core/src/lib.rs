@@ -2,7 +2,9 @@
 //!
 //! See docs/ARCHITECTURE.md for the code map and the invariants.
 
+pub mod catalog;
 pub mod config;
+pub mod ddl;
 pub mod naming;
 pub mod pg;
 pub mod phase;

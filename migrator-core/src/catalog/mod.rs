@@ -1,0 +1,4 @@
+//! Queries that read catalogs into plain structs. No decisions here.
+
+pub mod model;
+pub mod schema;

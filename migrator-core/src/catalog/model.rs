@@ -1,0 +1,170 @@
+//! Plain structs describing a source database's schema. Built by [`super::schema::read`], turned
+//! into SQL by [`crate::ddl`]. Names are raw (unquoted); expressions and definitions are the
+//! server's own deparsed text, produced with an empty `search_path` so every name in them is
+//! schema-qualified and quoted as needed.
+
+/// A schema-qualified object name, unquoted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        QualifiedName {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// Everything the schema phase recreates on the destination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SchemaCatalog {
+    pub database: DatabaseInfo,
+    pub extensions: Vec<Extension>,
+    pub schemas: Vec<String>,
+    pub enums: Vec<EnumType>,
+    /// Domains and composite types, in creation (oid) order so dependencies come first.
+    pub types: Vec<UserType>,
+    pub sequences: Vec<Sequence>,
+    /// Tables with every parent before its partitions.
+    pub tables: Vec<Table>,
+}
+
+/// How the source database was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    pub name: String,
+    pub encoding: String,
+    /// `c` (libc), `i` (ICU) or `b` (builtin).
+    pub locale_provider: String,
+    pub collate: String,
+    pub ctype: String,
+    /// ICU or builtin locale, when the provider is not libc.
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub name: String,
+    pub schema: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnumType {
+    pub name: QualifiedName,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserType {
+    Domain {
+        name: QualifiedName,
+        /// `format_type` of the base type.
+        base_type: String,
+        not_null: bool,
+        default: Option<String>,
+        /// `(constraint name, pg_get_constraintdef)`.
+        checks: Vec<(String, String)>,
+    },
+    Composite {
+        name: QualifiedName,
+        /// `(attribute name, format_type)`.
+        attributes: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceOptions {
+    pub data_type: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+}
+
+/// A sequence that is not an identity column's (those come with their column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequence {
+    pub name: QualifiedName,
+    pub options: SequenceOptions,
+    /// `OWNED BY` table and column (serial columns).
+    pub owned_by: Option<(QualifiedName, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    Always,
+    ByDefault,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// `format_type` output.
+    pub data_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// Identity column with its sequence's name and options.
+    pub identity: Option<(Identity, QualifiedName, SequenceOptions)>,
+    /// Stored generated column expression.
+    pub generated: Option<String>,
+    /// Explicit collation differing from the type's.
+    pub collation: Option<QualifiedName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    Check,
+    PrimaryKey,
+    Unique,
+    ForeignKey,
+    Exclusion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    pub name: String,
+    pub kind: ConstraintKind,
+    /// `pg_get_constraintdef` output.
+    pub definition: String,
+    /// Its index is the table's replica identity index, so it must exist before data.
+    pub replica_identity: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    pub name: String,
+    /// `pg_get_indexdef` output.
+    pub definition: String,
+    /// The table's replica identity index: built before data.
+    pub replica_identity: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub name: QualifiedName,
+    /// `pg_get_partkeydef` when partitioned.
+    pub partition_key: Option<String>,
+    /// Parent and bound (`FOR VALUES ...` / `DEFAULT`) when a partition.
+    pub partition_of: Option<(QualifiedName, String)>,
+    /// Local columns (a partition's come from its parent).
+    pub columns: Vec<Column>,
+    /// Local constraints (inherited ones come with the parent).
+    pub constraints: Vec<Constraint>,
+    /// Indexes not backing a constraint, and not inherited from a partitioned parent's index.
+    pub indexes: Vec<Index>,
+    /// `d` default, `n` nothing, `f` full, `i` index.
+    pub replica_identity: char,
+}

@@ -1,0 +1,403 @@
+//! Reads a source database's schema into [`SchemaCatalog`] using the server's own deparse
+//! functions (`format_type`, `pg_get_expr`, `pg_get_constraintdef`, `pg_get_indexdef`,
+//! `pg_get_partkeydef`). The session's `search_path` is emptied first so that every name those
+//! functions print is schema-qualified: the text is valid on the destination whatever its
+//! `search_path`.
+//!
+//! Left out: system schemas, objects that belong to an extension (the extension recreates them),
+//! temporary and unlogged tables (logical replication cannot carry them).
+
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::Client;
+
+use super::model::*;
+use crate::pg::PgError;
+
+/// Objects in these schemas are never copied.
+const USER_SCHEMA_FILTER: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
+
+/// Reads the whole catalog of the database `client` is connected to.
+pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgError> {
+    let q = |context: &'static str| move |e| PgError::query(target, context, e);
+    client
+        .batch_execute("SET search_path = ''")
+        .await
+        .map_err(q("emptying search_path"))?;
+
+    let db = client
+        .query_one(
+            "SELECT d.datname, pg_encoding_to_char(d.encoding), to_jsonb(d) FROM pg_database d \
+             WHERE d.datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(q("reading the database's settings"))?;
+    let json: serde_json::Value = db.get(2);
+    let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let database = DatabaseInfo {
+        name: db.get(0),
+        encoding: db.get(1),
+        locale_provider: text("datlocprovider").unwrap_or_else(|| "c".into()),
+        collate: text("datcollate").unwrap_or_default(),
+        ctype: text("datctype").unwrap_or_default(),
+        // PostgreSQL 15-16 call it daticulocale, 17+ datlocale.
+        locale: text("datlocale").or_else(|| text("daticulocale")),
+    };
+
+    let extensions = client
+        .query(
+            "SELECT e.extname, n.nspname, e.extversion FROM pg_extension e \
+             JOIN pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname <> 'plpgsql' ORDER BY e.oid",
+            &[],
+        )
+        .await
+        .map_err(q("listing extensions"))?
+        .iter()
+        .map(|r| Extension {
+            name: r.get(0),
+            schema: r.get(1),
+            version: r.get(2),
+        })
+        .collect();
+
+    let not_extension_member = |classid: &str, oid: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = '{classid}'::regclass \
+             AND x.objid = {oid} AND x.deptype = 'e')"
+        )
+    };
+
+    let schemas = client
+        .query(
+            &format!(
+                "SELECT n.nspname FROM pg_namespace n WHERE {USER_SCHEMA_FILTER} \
+                 AND n.nspname <> 'public' AND {} ORDER BY n.oid",
+                not_extension_member("pg_namespace", "n.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q("listing schemas"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    let enums = client
+        .query(
+            &format!(
+                "SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) \
+                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                 JOIN pg_enum e ON e.enumtypid = t.oid \
+                 WHERE {USER_SCHEMA_FILTER} AND {} GROUP BY t.oid, n.nspname, t.typname ORDER BY t.oid",
+                not_extension_member("pg_type", "t.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q("listing enum types"))?
+        .iter()
+        .map(|r| EnumType {
+            name: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            labels: r.get(2),
+        })
+        .collect();
+
+    let types = client
+        .query(
+            &format!(
+                "SELECT n.nspname, t.typname, t.typtype::text, \
+                   format_type(t.typbasetype, t.typtypmod), t.typnotnull, \
+                   pg_get_expr(t.typdefaultbin, 0), \
+                   coalesce((SELECT array_agg(c.conname::text ORDER BY c.conname) FROM pg_constraint c \
+                             WHERE c.contypid = t.oid AND c.contype = 'c'), '{{}}'), \
+                   coalesce((SELECT array_agg(pg_get_constraintdef(c.oid) ORDER BY c.conname) \
+                             FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c'), '{{}}'), \
+                   coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a \
+                             WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{{}}'), \
+                   coalesce((SELECT array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) \
+                             FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 \
+                             AND NOT a.attisdropped), '{{}}') \
+                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                 LEFT JOIN pg_class rc ON rc.oid = t.typrelid \
+                 WHERE {USER_SCHEMA_FILTER} AND {} \
+                   AND (t.typtype = 'd' OR (t.typtype = 'c' AND rc.relkind = 'c')) \
+                 ORDER BY t.oid",
+                not_extension_member("pg_type", "t.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q("listing domains and composite types"))?
+        .iter()
+        .map(|r| {
+            let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+            if r.get::<_, String>(2) == "d" {
+                let names: Vec<String> = r.get(6);
+                let defs: Vec<String> = r.get(7);
+                UserType::Domain {
+                    name,
+                    base_type: r.get(3),
+                    not_null: r.get(4),
+                    default: r.get(5),
+                    checks: names.into_iter().zip(defs).collect(),
+                }
+            } else {
+                let names: Vec<String> = r.get(8);
+                let types: Vec<String> = r.get(9);
+                UserType::Composite {
+                    name,
+                    attributes: names.into_iter().zip(types).collect(),
+                }
+            }
+        })
+        .collect();
+
+    // Sequences, with what owns them: 'a' = OWNED BY (serial), 'i' = identity column.
+    let sequence_rows = client
+        .query(
+            &format!(
+                "SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, \
+                   s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, \
+                   d.deptype::text, d.refobjid::oid, a.attname::text, tn.nspname, t.relname \
+                 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid \
+                   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+                 LEFT JOIN pg_class t ON t.oid = d.refobjid \
+                 LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+                 LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+                 WHERE {USER_SCHEMA_FILTER} AND {} ORDER BY c.oid",
+                not_extension_member("pg_class", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q("listing sequences"))?;
+    let mut sequences = Vec::new();
+    let mut identity_sequences: HashMap<(u32, String), (QualifiedName, SequenceOptions)> =
+        HashMap::new();
+    for r in &sequence_rows {
+        let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        let options = SequenceOptions {
+            data_type: r.get(2),
+            start: r.get(3),
+            increment: r.get(4),
+            min: r.get(5),
+            max: r.get(6),
+            cache: r.get(7),
+            cycle: r.get(8),
+        };
+        let deptype: Option<String> = r.get(9);
+        match deptype.as_deref() {
+            Some("i") => {
+                identity_sequences.insert((r.get(10), r.get(11)), (name, options));
+            }
+            Some(_) => sequences.push(Sequence {
+                name,
+                options,
+                owned_by: Some((
+                    QualifiedName::new(r.get::<_, String>(12), r.get::<_, String>(13)),
+                    r.get(11),
+                )),
+            }),
+            None => sequences.push(Sequence {
+                name,
+                options,
+                owned_by: None,
+            }),
+        }
+    }
+
+    let table_rows = client
+        .query(
+            &format!(
+                "SELECT c.oid, n.nspname, c.relname, c.relreplident::text, \
+                   CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
+                   pn.nspname, pc.relname, pg_get_expr(c.relpartbound, c.oid) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
+                 LEFT JOIN pg_class pc ON pc.oid = i.inhparent \
+                 LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+                   AND {USER_SCHEMA_FILTER} AND {} ORDER BY c.oid",
+                not_extension_member("pg_class", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q("listing tables"))?;
+    let oids: Vec<u32> = table_rows.iter().map(|r| r.get(0)).collect();
+
+    let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+               a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid), a.attidentity::text, \
+               a.attgenerated::text, cn.nspname, co.collname, a.attislocal \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
+             LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> t.typcollation \
+             LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+             WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attrelid, a.attnum",
+            &[&oids],
+        )
+        .await
+        .map_err(q("listing columns"))?
+    {
+        let relid: u32 = r.get(0);
+        let name: String = r.get(1);
+        let expr: Option<String> = r.get(4);
+        let identity_kind: String = r.get(5);
+        let generated: String = r.get(6);
+        let identity = match identity_kind.as_str() {
+            "a" | "d" => identity_sequences
+                .remove(&(relid, name.clone()))
+                .map(|(seq, opts)| {
+                    let kind = if identity_kind == "a" { Identity::Always } else { Identity::ByDefault };
+                    (kind, seq, opts)
+                }),
+            _ => None,
+        };
+        let is_generated = generated == "s";
+        let collation = match (r.get::<_, Option<String>>(7), r.get::<_, Option<String>>(8)) {
+            (Some(schema), Some(name)) => Some(QualifiedName::new(schema, name)),
+            _ => None,
+        };
+        let is_local: bool = r.get(9);
+        if !is_local {
+            continue;
+        }
+        columns.entry(relid).or_default().push(Column {
+            name,
+            data_type: r.get(2),
+            not_null: r.get(3),
+            default: if is_generated { None } else { expr.clone() },
+            identity,
+            generated: if is_generated { expr } else { None },
+            collation,
+        });
+    }
+
+    let mut constraints: HashMap<u32, Vec<Constraint>> = HashMap::new();
+    let mut constraint_indexes: HashSet<u32> = HashSet::new();
+    for r in client
+        .query(
+            "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
+               coalesce(i.indisreplident, false), c.conindid \
+             FROM pg_constraint c LEFT JOIN pg_index i ON i.indexrelid = c.conindid \
+             WHERE c.conrelid = ANY($1) AND c.contype IN ('c', 'p', 'u', 'f', 'x') \
+               AND c.conislocal AND c.conparentid = 0 \
+             ORDER BY c.conrelid, c.contype, c.conname",
+            &[&oids],
+        )
+        .await
+        .map_err(q("listing constraints"))?
+    {
+        let kind = match r.get::<_, String>(2).as_str() {
+            "c" => ConstraintKind::Check,
+            "p" => ConstraintKind::PrimaryKey,
+            "u" => ConstraintKind::Unique,
+            "f" => ConstraintKind::ForeignKey,
+            _ => ConstraintKind::Exclusion,
+        };
+        if kind != ConstraintKind::ForeignKey {
+            constraint_indexes.insert(r.get(5));
+        }
+        constraints.entry(r.get(0)).or_default().push(Constraint {
+            name: r.get(1),
+            kind,
+            definition: r.get(3),
+            replica_identity: r.get(4),
+        });
+    }
+
+    let mut indexes: HashMap<u32, Vec<Index>> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisreplident, \
+               i.indexrelid \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             WHERE i.indrelid = ANY($1) \
+               AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) \
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid \
+                               AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) \
+             ORDER BY i.indrelid, ic.relname",
+            &[&oids],
+        )
+        .await
+        .map_err(q("listing indexes"))?
+    {
+        indexes.entry(r.get(0)).or_default().push(Index {
+            name: r.get(1),
+            definition: r.get(2),
+            replica_identity: r.get(3),
+        });
+    }
+
+    let mut tables: Vec<Table> = table_rows
+        .iter()
+        .map(|r| {
+            let oid: u32 = r.get(0);
+            let partition_of = match (
+                r.get::<_, Option<String>>(5),
+                r.get::<_, Option<String>>(6),
+                r.get::<_, Option<String>>(7),
+            ) {
+                (Some(schema), Some(name), Some(bound)) => {
+                    Some((QualifiedName::new(schema, name), bound))
+                }
+                _ => None,
+            };
+            Table {
+                name: QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+                partition_key: r.get(4),
+                partition_of,
+                columns: columns.remove(&oid).unwrap_or_default(),
+                constraints: constraints.remove(&oid).unwrap_or_default(),
+                indexes: indexes.remove(&oid).unwrap_or_default(),
+                replica_identity: r.get::<_, String>(3).chars().next().unwrap_or('d'),
+            }
+        })
+        .collect();
+    parents_first(&mut tables);
+
+    client
+        .batch_execute("RESET search_path")
+        .await
+        .map_err(q("resetting search_path"))?;
+    Ok(SchemaCatalog {
+        database,
+        extensions,
+        schemas,
+        enums,
+        types,
+        sequences,
+        tables,
+    })
+}
+
+/// Orders tables so that every partition comes after its parent (stable otherwise).
+pub fn parents_first(tables: &mut Vec<Table>) {
+    let mut placed: HashSet<QualifiedName> = HashSet::new();
+    let mut ordered = Vec::with_capacity(tables.len());
+    let mut rest = std::mem::take(tables);
+    while !rest.is_empty() {
+        let (ready, waiting): (Vec<Table>, Vec<Table>) = rest.into_iter().partition(|t| {
+            t.partition_of
+                .as_ref()
+                .is_none_or(|(parent, _)| placed.contains(parent))
+        });
+        if ready.is_empty() {
+            // A parent outside the catalog (e.g. unlogged): keep the rest as they are.
+            ordered.extend(waiting);
+            break;
+        }
+        placed.extend(ready.iter().map(|t| t.name.clone()));
+        ordered.extend(ready);
+        rest = waiting;
+    }
+    *tables = ordered;
+}

@@ -1,0 +1,322 @@
+//! Pure functions from catalog structs to SQL text. No I/O: everything here is unit-tested.
+//!
+//! The schema is created in two steps around the initial copy:
+//!
+//! * [`early_statements`]: what data needs before it arrives — extensions, schemas, types,
+//!   sequences, tables (partitioned parents before partitions) with defaults, identity and
+//!   generated columns, NOT NULL and CHECK, then primary keys and replica identities (the apply
+//!   worker finds rows through them; without one every UPDATE is a sequential scan).
+//! * [`deferred_objects`]: secondary indexes, unique, exclusion and foreign key constraints,
+//!   built after the table's copy (faster than maintaining them row by row). Foreign keys are
+//!   added `NOT VALID` and then validated, so the long check takes a weaker lock.
+
+pub mod quote;
+
+use crate::catalog::model::*;
+use quote::{ident, literal, qualified};
+
+/// `CREATE DATABASE` with the source's encoding, locale provider and collation. `template0`, so
+/// any encoding and locale can be chosen.
+pub fn create_database(info: &DatabaseInfo, name: &str) -> String {
+    let mut sql = format!(
+        "CREATE DATABASE {} WITH TEMPLATE template0 ENCODING {}",
+        ident(name),
+        literal(&info.encoding)
+    );
+    let provider = match info.locale_provider.as_str() {
+        "i" => "icu",
+        "b" => "builtin",
+        _ => "libc",
+    };
+    sql.push_str(&format!(
+        " LOCALE_PROVIDER {provider} LC_COLLATE {} LC_CTYPE {}",
+        literal(&info.collate),
+        literal(&info.ctype)
+    ));
+    match (provider, &info.locale) {
+        ("icu", Some(locale)) => sql.push_str(&format!(" ICU_LOCALE {}", literal(locale))),
+        ("builtin", Some(locale)) => sql.push_str(&format!(" BUILTIN_LOCALE {}", literal(locale))),
+        _ => {}
+    }
+    sql
+}
+
+/// `COMMENT ON DATABASE` carrying `marker`: how the tool recognises databases it created.
+pub fn comment_on_database(name: &str, marker: &str) -> String {
+    format!("COMMENT ON DATABASE {} IS {}", ident(name), literal(marker))
+}
+
+fn sequence_options(o: &SequenceOptions) -> String {
+    format!(
+        "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
+        o.data_type,
+        o.increment,
+        o.min,
+        o.max,
+        o.start,
+        o.cache,
+        if o.cycle { "CYCLE" } else { "NO CYCLE" }
+    )
+}
+
+fn column_definition(c: &Column) -> String {
+    let mut sql = format!("{} {}", ident(&c.name), c.data_type);
+    if let Some(collation) = &c.collation {
+        sql.push_str(&format!(" COLLATE {}", qualified(collation)));
+    }
+    if let Some((kind, seq, options)) = &c.identity {
+        let kind = match kind {
+            Identity::Always => "ALWAYS",
+            Identity::ByDefault => "BY DEFAULT",
+        };
+        sql.push_str(&format!(
+            " GENERATED {kind} AS IDENTITY (SEQUENCE NAME {} {})",
+            qualified(seq),
+            sequence_options(options)
+        ));
+    }
+    if let Some(expr) = &c.generated {
+        sql.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
+    }
+    if let Some(default) = &c.default {
+        sql.push_str(&format!(" DEFAULT {default}"));
+    }
+    if c.not_null {
+        sql.push_str(" NOT NULL");
+    }
+    sql
+}
+
+fn create_table(t: &Table) -> String {
+    let checks = t
+        .constraints
+        .iter()
+        .filter(|c| c.kind == ConstraintKind::Check)
+        .map(|c| format!("CONSTRAINT {} {}", ident(&c.name), c.definition));
+    let mut sql = match &t.partition_of {
+        Some((parent, bound)) => {
+            let mut sql = format!(
+                "CREATE TABLE {} PARTITION OF {}",
+                qualified(&t.name),
+                qualified(parent)
+            );
+            let elements: Vec<String> = checks.collect();
+            if !elements.is_empty() {
+                sql.push_str(&format!(" ({})", elements.join(", ")));
+            }
+            sql.push_str(&format!(" {bound}"));
+            sql
+        }
+        None => {
+            let elements: Vec<String> = t
+                .columns
+                .iter()
+                .map(column_definition)
+                .chain(checks)
+                .collect();
+            format!(
+                "CREATE TABLE {} ({})",
+                qualified(&t.name),
+                elements.join(", ")
+            )
+        }
+    };
+    if let Some(key) = &t.partition_key {
+        sql.push_str(&format!(" PARTITION BY {key}"));
+    }
+    sql
+}
+
+fn add_constraint(table: &QualifiedName, c: &Constraint) -> String {
+    format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} {}",
+        qualified(table),
+        ident(&c.name),
+        c.definition
+    )
+}
+
+/// Everything that must exist on the destination before any row arrives, in dependency order.
+pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
+    let mut sql = Vec::new();
+    for schema in &catalog.schemas {
+        sql.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)));
+    }
+    for ext in &catalog.extensions {
+        sql.push(format!(
+            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
+            ident(&ext.name),
+            ident(&ext.schema)
+        ));
+    }
+    for e in &catalog.enums {
+        let labels: Vec<String> = e.labels.iter().map(|l| literal(l)).collect();
+        sql.push(format!(
+            "CREATE TYPE {} AS ENUM ({})",
+            qualified(&e.name),
+            labels.join(", ")
+        ));
+    }
+    for t in &catalog.types {
+        sql.push(match t {
+            UserType::Domain {
+                name,
+                base_type,
+                not_null,
+                default,
+                checks,
+            } => {
+                let mut s = format!("CREATE DOMAIN {} AS {base_type}", qualified(name));
+                if let Some(d) = default {
+                    s.push_str(&format!(" DEFAULT {d}"));
+                }
+                if *not_null {
+                    s.push_str(" NOT NULL");
+                }
+                for (check_name, def) in checks {
+                    s.push_str(&format!(" CONSTRAINT {} {def}", ident(check_name)));
+                }
+                s
+            }
+            UserType::Composite { name, attributes } => {
+                let attrs: Vec<String> = attributes
+                    .iter()
+                    .map(|(n, ty)| format!("{} {ty}", ident(n)))
+                    .collect();
+                format!("CREATE TYPE {} AS ({})", qualified(name), attrs.join(", "))
+            }
+        });
+    }
+    for s in &catalog.sequences {
+        sql.push(format!(
+            "CREATE SEQUENCE {} {}",
+            qualified(&s.name),
+            sequence_options(&s.options)
+        ));
+    }
+    for t in &catalog.tables {
+        sql.push(create_table(t));
+    }
+    for t in &catalog.tables {
+        for c in &t.constraints {
+            let early = c.kind == ConstraintKind::PrimaryKey
+                || (c.replica_identity && c.kind != ConstraintKind::ForeignKey);
+            if early {
+                sql.push(add_constraint(&t.name, c));
+            }
+        }
+        for i in t.indexes.iter().filter(|i| i.replica_identity) {
+            sql.push(i.definition.clone());
+        }
+    }
+    for t in &catalog.tables {
+        let identity = match t.replica_identity {
+            'f' => Some("FULL".to_owned()),
+            'n' => Some("NOTHING".to_owned()),
+            'i' => t
+                .indexes
+                .iter()
+                .find(|i| i.replica_identity)
+                .map(|i| i.name.clone())
+                .or_else(|| {
+                    t.constraints
+                        .iter()
+                        .find(|c| c.replica_identity)
+                        .map(|c| c.name.clone())
+                })
+                .map(|index| format!("USING INDEX {}", ident(&index))),
+            _ => None,
+        };
+        if let Some(identity) = identity {
+            sql.push(format!(
+                "ALTER TABLE {} REPLICA IDENTITY {identity}",
+                qualified(&t.name)
+            ));
+        }
+    }
+    for s in &catalog.sequences {
+        if let Some((table, column)) = &s.owned_by {
+            sql.push(format!(
+                "ALTER SEQUENCE {} OWNED BY {}.{}",
+                qualified(&s.name),
+                qualified(table),
+                ident(column)
+            ));
+        }
+    }
+    sql
+}
+
+/// What kind of object is built after the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferredKind {
+    /// An index; found on the destination by schema and name.
+    Index,
+    /// A constraint; found on the destination by table and name.
+    Constraint,
+}
+
+/// One object built after its table's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredObject {
+    pub table: QualifiedName,
+    pub name: String,
+    pub kind: DeferredKind,
+    /// Statements that build it, in order.
+    pub statements: Vec<String>,
+}
+
+/// Secondary indexes, unique/exclusion constraints (unless the replica identity needed them
+/// early), then foreign keys (which need the referenced unique constraints).
+pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
+    let mut objects = Vec::new();
+    let mut foreign_keys = Vec::new();
+    for t in &catalog.tables {
+        for i in t.indexes.iter().filter(|i| !i.replica_identity) {
+            objects.push(DeferredObject {
+                table: t.name.clone(),
+                name: i.name.clone(),
+                kind: DeferredKind::Index,
+                statements: vec![i.definition.clone()],
+            });
+        }
+        for c in &t.constraints {
+            let statements = match c.kind {
+                ConstraintKind::Unique | ConstraintKind::Exclusion if !c.replica_identity => {
+                    vec![add_constraint(&t.name, c)]
+                }
+                ConstraintKind::ForeignKey => {
+                    let mut steps = Vec::new();
+                    if c.definition.ends_with("NOT VALID") {
+                        steps.push(add_constraint(&t.name, c));
+                    } else {
+                        steps.push(format!("{} NOT VALID", add_constraint(&t.name, c)));
+                        steps.push(format!(
+                            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                            qualified(&t.name),
+                            ident(&c.name)
+                        ));
+                    }
+                    steps
+                }
+                _ => continue,
+            };
+            let object = DeferredObject {
+                table: t.name.clone(),
+                name: c.name.clone(),
+                kind: DeferredKind::Constraint,
+                statements,
+            };
+            if c.kind == ConstraintKind::ForeignKey {
+                foreign_keys.push(object);
+            } else {
+                objects.push(object);
+            }
+        }
+    }
+    objects.extend(foreign_keys);
+    objects
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+use super::*;
+
+fn opts() -> SequenceOptions {
+    SequenceOptions {
+        data_type: "bigint".into(),
+        start: 1,
+        increment: 1,
+        min: 1,
+        max: i64::MAX,
+        cache: 1,
+        cycle: false,
+    }
+}
+
+fn col(name: &str, ty: &str) -> Column {
+    Column {
+        name: name.into(),
+        data_type: ty.into(),
+        not_null: false,
+        default: None,
+        identity: None,
+        generated: None,
+        collation: None,
+    }
+}
+
+fn table(schema: &str, name: &str) -> Table {
+    Table {
+        name: QualifiedName::new(schema, name),
+        partition_key: None,
+        partition_of: None,
+        columns: vec![],
+        constraints: vec![],
+        indexes: vec![],
+        replica_identity: 'd',
+    }
+}
+
+fn constraint(name: &str, kind: ConstraintKind, def: &str) -> Constraint {
+    Constraint {
+        name: name.into(),
+        kind,
+        definition: def.into(),
+        replica_identity: false,
+    }
+}
+
+fn position(sql: &[String], needle: &str) -> usize {
+    sql.iter()
+        .position(|s| s.contains(needle))
+        .unwrap_or_else(|| panic!("`{needle}` not in {sql:#?}"))
+}
+
+#[test]
+fn create_database_keeps_encoding_and_locale_for_every_provider() {
+    let mut info = DatabaseInfo {
+        name: "x".into(),
+        encoding: "UTF8".into(),
+        locale_provider: "c".into(),
+        collate: "C.UTF-8".into(),
+        ctype: "C.UTF-8".into(),
+        locale: None,
+    };
+    assert_eq!(
+        create_database(&info, "My \"DB\""),
+        "CREATE DATABASE \"My \"\"DB\"\"\" WITH TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER libc LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
+    );
+    info.locale_provider = "i".into();
+    info.locale = Some("en-US".into());
+    assert!(create_database(&info, "d").ends_with(
+        "LOCALE_PROVIDER icu LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' ICU_LOCALE 'en-US'"
+    ));
+    info.locale_provider = "b".into();
+    info.locale = Some("C.UTF-8".into());
+    assert!(create_database(&info, "d").ends_with("BUILTIN_LOCALE 'C.UTF-8'"));
+}
+
+#[test]
+fn columns_carry_identity_generated_collation_default_and_not_null() {
+    let mut t = table("public", "Order Items");
+    let mut id = col("id", "bigint");
+    id.not_null = true;
+    id.identity = Some((
+        Identity::Always,
+        QualifiedName::new("public", "Order Items_id_seq"),
+        opts(),
+    ));
+    let mut total = col("total", "numeric(12,2)");
+    total.generated = Some("(qty * price)".into());
+    let mut name = col("Name \"x\"", "text");
+    name.collation = Some(QualifiedName::new("pg_catalog", "C"));
+    name.default = Some("'unnamed'::text".into());
+    t.columns = vec![id, total, name];
+    t.constraints = vec![constraint(
+        "qty_positive",
+        ConstraintKind::Check,
+        "CHECK ((qty > 0))",
+    )];
+    let sql = early_statements(&SchemaCatalog {
+        tables: vec![t],
+        ..Default::default()
+    });
+    assert_eq!(
+        sql,
+        vec![
+            "CREATE TABLE \"public\".\"Order Items\" (\
+             \"id\" bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME \"public\".\"Order Items_id_seq\" AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1 NO CYCLE) NOT NULL, \
+             \"total\" numeric(12,2) GENERATED ALWAYS AS ((qty * price)) STORED, \
+             \"Name \"\"x\"\"\" text COLLATE \"pg_catalog\".\"C\" DEFAULT 'unnamed'::text, \
+             CONSTRAINT \"qty_positive\" CHECK ((qty > 0)))"
+        ]
+    );
+}
+
+#[test]
+fn types_and_sequences_come_before_tables_and_owned_by_after() {
+    let mut t = table("app", "t");
+    t.columns = vec![col("n", "integer")];
+    let catalog = SchemaCatalog {
+        schemas: vec!["app".into()],
+        extensions: vec![Extension {
+            name: "pgcrypto".into(),
+            schema: "public".into(),
+            version: "1.3".into(),
+        }],
+        enums: vec![EnumType {
+            name: QualifiedName::new("app", "mood"),
+            labels: vec!["ok".into(), "it's bad".into()],
+        }],
+        types: vec![
+            UserType::Domain {
+                name: QualifiedName::new("app", "pos"),
+                base_type: "integer".into(),
+                not_null: true,
+                default: Some("1".into()),
+                checks: vec![("pos_check".into(), "CHECK ((VALUE > 0))".into())],
+            },
+            UserType::Composite {
+                name: QualifiedName::new("app", "pair"),
+                attributes: vec![("a".into(), "app.pos".into()), ("b".into(), "text".into())],
+            },
+        ],
+        sequences: vec![Sequence {
+            name: QualifiedName::new("app", "t_n_seq"),
+            options: opts(),
+            owned_by: Some((QualifiedName::new("app", "t"), "n".into())),
+        }],
+        tables: vec![t],
+        ..Default::default()
+    };
+    let sql = early_statements(&catalog);
+    assert_eq!(sql[0], "CREATE SCHEMA IF NOT EXISTS \"app\"");
+    assert_eq!(
+        sql[1],
+        "CREATE EXTENSION IF NOT EXISTS \"pgcrypto\" WITH SCHEMA \"public\""
+    );
+    assert_eq!(
+        sql[2],
+        "CREATE TYPE \"app\".\"mood\" AS ENUM ('ok', 'it''s bad')"
+    );
+    assert_eq!(
+        sql[3],
+        "CREATE DOMAIN \"app\".\"pos\" AS integer DEFAULT 1 NOT NULL CONSTRAINT \"pos_check\" CHECK ((VALUE > 0))"
+    );
+    assert_eq!(
+        sql[4],
+        "CREATE TYPE \"app\".\"pair\" AS (\"a\" app.pos, \"b\" text)"
+    );
+    assert!(sql[5].starts_with("CREATE SEQUENCE \"app\".\"t_n_seq\" AS bigint"));
+    assert_eq!(sql[6], "CREATE TABLE \"app\".\"t\" (\"n\" integer)");
+    assert_eq!(
+        sql[7],
+        "ALTER SEQUENCE \"app\".\"t_n_seq\" OWNED BY \"app\".\"t\".\"n\""
+    );
+    assert_eq!(sql.len(), 8);
+}
+
+#[test]
+fn partitions_follow_their_parent_and_primary_keys_come_before_data() {
+    let mut parent = table("public", "events");
+    parent.columns = vec![col("id", "bigint"), col("at", "date")];
+    parent.partition_key = Some("RANGE (at)".into());
+    parent.constraints = vec![constraint(
+        "events_pkey",
+        ConstraintKind::PrimaryKey,
+        "PRIMARY KEY (id, at)",
+    )];
+    let mut part = table("public", "events_2026");
+    part.partition_of = Some((
+        QualifiedName::new("public", "events"),
+        "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')".into(),
+    ));
+    let sql = early_statements(&SchemaCatalog {
+        tables: vec![parent, part],
+        ..Default::default()
+    });
+    assert_eq!(
+        sql[0],
+        "CREATE TABLE \"public\".\"events\" (\"id\" bigint, \"at\" date) PARTITION BY RANGE (at)"
+    );
+    assert_eq!(
+        sql[1],
+        "CREATE TABLE \"public\".\"events_2026\" PARTITION OF \"public\".\"events\" FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"
+    );
+    assert_eq!(
+        sql[2],
+        "ALTER TABLE \"public\".\"events\" ADD CONSTRAINT \"events_pkey\" PRIMARY KEY (id, at)"
+    );
+}
+
+#[test]
+fn replica_identity_is_copied_and_its_index_built_early() {
+    let mut full = table("public", "log");
+    full.replica_identity = 'f';
+    let mut by_index = table("public", "kv");
+    by_index.replica_identity = 'i';
+    by_index.indexes = vec![
+        Index {
+            name: "kv_key".into(),
+            definition: "CREATE UNIQUE INDEX kv_key ON public.kv USING btree (k)".into(),
+            replica_identity: true,
+        },
+        Index {
+            name: "kv_v".into(),
+            definition: "CREATE INDEX kv_v ON public.kv USING btree (v)".into(),
+            replica_identity: false,
+        },
+    ];
+    let catalog = SchemaCatalog {
+        tables: vec![full, by_index],
+        ..Default::default()
+    };
+    let sql = early_statements(&catalog);
+    let index = position(&sql, "CREATE UNIQUE INDEX kv_key");
+    let identity = position(
+        &sql,
+        "ALTER TABLE \"public\".\"kv\" REPLICA IDENTITY USING INDEX \"kv_key\"",
+    );
+    assert!(index < identity);
+    position(&sql, "ALTER TABLE \"public\".\"log\" REPLICA IDENTITY FULL");
+    assert!(
+        !sql.iter().any(|s| s.contains("kv_v")),
+        "secondary index is deferred"
+    );
+    let deferred = deferred_objects(&catalog);
+    assert_eq!(deferred.len(), 1);
+    assert_eq!(deferred[0].name, "kv_v");
+    assert_eq!(deferred[0].kind, DeferredKind::Index);
+}
+
+#[test]
+fn unique_and_foreign_keys_are_deferred_with_foreign_keys_last_and_validated_separately() {
+    let mut orders = table("public", "orders");
+    orders.constraints = vec![
+        constraint(
+            "orders_customer_fk",
+            ConstraintKind::ForeignKey,
+            "FOREIGN KEY (customer_id) REFERENCES public.customers(id)",
+        ),
+        constraint(
+            "orders_old_fk",
+            ConstraintKind::ForeignKey,
+            "FOREIGN KEY (x) REFERENCES public.x(id) NOT VALID",
+        ),
+    ];
+    let mut customers = table("public", "customers");
+    customers.constraints = vec![constraint(
+        "customers_email_key",
+        ConstraintKind::Unique,
+        "UNIQUE (email)",
+    )];
+    let catalog = SchemaCatalog {
+        tables: vec![orders, customers],
+        ..Default::default()
+    };
+    assert!(
+        early_statements(&catalog)
+            .iter()
+            .all(|s| !s.contains("FOREIGN KEY") && !s.contains("UNIQUE"))
+    );
+    let deferred = deferred_objects(&catalog);
+    let names: Vec<&str> = deferred.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["customers_email_key", "orders_customer_fk", "orders_old_fk"]
+    );
+    assert_eq!(
+        deferred[1].statements,
+        vec![
+            "ALTER TABLE \"public\".\"orders\" ADD CONSTRAINT \"orders_customer_fk\" FOREIGN KEY (customer_id) REFERENCES public.customers(id) NOT VALID",
+            "ALTER TABLE \"public\".\"orders\" VALIDATE CONSTRAINT \"orders_customer_fk\"",
+        ]
+    );
+    assert_eq!(
+        deferred[2].statements.len(),
+        1,
+        "a NOT VALID source constraint stays unvalidated"
+    );
+}
+
+#[test]
+fn parents_first_orders_multi_level_partitions() {
+    let mut leaf = table("public", "leaf");
+    leaf.partition_of = Some((QualifiedName::new("public", "mid"), "DEFAULT".into()));
+    let mut mid = table("public", "mid");
+    mid.partition_of = Some((QualifiedName::new("public", "root"), "DEFAULT".into()));
+    let root = table("public", "root");
+    let mut tables = vec![leaf, mid, root];
+    crate::catalog::schema::parents_first(&mut tables);
+    let names: Vec<&str> = tables.iter().map(|t| t.name.name.as_str()).collect();
+    assert_eq!(names, ["root", "mid", "leaf"]);
+}
