@@ -46,10 +46,16 @@ pub fn comment_on_database(name: &str, marker: &str) -> String {
     format!("COMMENT ON DATABASE {} IS {}", ident(name), literal(marker))
 }
 
-fn sequence_options(o: &SequenceOptions) -> String {
+/// Sequence options; an identity column's sequence takes its type from the column (`AS` there
+/// is an error), a standalone one states it.
+fn sequence_options(o: &SequenceOptions, with_type: bool) -> String {
+    let data_type = if with_type {
+        format!("AS {} ", o.data_type)
+    } else {
+        String::new()
+    };
     format!(
-        "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
-        o.data_type,
+        "{data_type}INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
         o.increment,
         o.min,
         o.max,
@@ -72,7 +78,7 @@ fn column_definition(c: &Column) -> String {
         sql.push_str(&format!(
             " GENERATED {kind} AS IDENTITY (SEQUENCE NAME {} {})",
             qualified(seq),
-            sequence_options(options)
+            sequence_options(options, false)
         ));
     }
     if let Some(expr) = &c.generated {
@@ -191,7 +197,7 @@ pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
         sql.push(format!(
             "CREATE SEQUENCE {} {}",
             qualified(&s.name),
-            sequence_options(&s.options)
+            sequence_options(&s.options, true)
         ));
     }
     for t in &catalog.tables {

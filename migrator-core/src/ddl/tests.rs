@@ -104,7 +104,7 @@ fn columns_carry_identity_generated_collation_default_and_not_null() {
         sql,
         vec![
             "CREATE TABLE \"public\".\"Order Items\" (\
-             \"id\" bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME \"public\".\"Order Items_id_seq\" AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1 NO CYCLE) NOT NULL, \
+             \"id\" bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME \"public\".\"Order Items_id_seq\" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1 NO CYCLE) NOT NULL, \
              \"total\" numeric(12,2) GENERATED ALWAYS AS ((qty * price)) STORED, \
              \"Name \"\"x\"\"\" text COLLATE \"pg_catalog\".\"C\" DEFAULT 'unnamed'::text, \
              CONSTRAINT \"qty_positive\" CHECK ((qty > 0)))"

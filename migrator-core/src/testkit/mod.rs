@@ -25,6 +25,8 @@ use secrecy::SecretString;
 
 use crate::config::ConnectionSettings;
 
+pub mod sample;
+
 /// Major version of the source clusters tests use.
 pub const SOURCE_MAJOR: u32 = 15;
 /// Major version of the destination clusters tests use.
