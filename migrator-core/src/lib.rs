@@ -5,8 +5,11 @@
 pub mod catalog;
 pub mod config;
 pub mod ddl;
+pub mod findings;
 pub mod naming;
 pub mod pg;
 pub mod phase;
+pub mod phases;
+pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;

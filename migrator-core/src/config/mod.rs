@@ -118,6 +118,23 @@ pub struct MigrationSettings {
     /// File holding the fallback password (a mounted Secret). Default: unset.
     #[serde(default)]
     pub fallback_password_file: Option<PathBuf>,
+    /// Tables with neither a primary key nor a replica identity make UPDATE and DELETE fail on
+    /// the source once published: `refuse` (preflight stops) or `replica_identity_full` (set
+    /// REPLICA IDENTITY FULL on them, and report it). Default `refuse`.
+    pub no_pk_remedy: NoPkRemedy,
+    /// Sequences on the destination are set this many increments ahead of the source, so values
+    /// handed out between a sync and the cutover cannot collide. Default `1000`.
+    pub sequence_margin: i64,
+}
+
+/// What to do with a table that has neither a primary key nor a replica identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoPkRemedy {
+    /// Refuse in preflight, naming the tables and the fixes.
+    Refuse,
+    /// `ALTER TABLE ... REPLICA IDENTITY FULL` on the source, reported as a warning.
+    ReplicaIdentityFull,
 }
 
 /// What to do with a role that already exists on the destination.
@@ -149,6 +166,9 @@ pub struct MappingSettings {
     /// Overrides `migration.role_conflict_strategy` for this mapping.
     #[serde(default)]
     pub role_conflict_strategy: Option<RoleConflictStrategy>,
+    /// Overrides `migration.no_pk_remedy` for this mapping.
+    #[serde(default)]
+    pub no_pk_remedy: Option<NoPkRemedy>,
 }
 
 /// Which databases of a source instance to migrate. Lists may be written as TOML arrays or, as
@@ -179,6 +199,11 @@ impl MappingSettings {
     pub fn rate_limit_mb_per_s(&self, defaults: &MigrationSettings) -> u64 {
         self.rate_limit_mb_per_s
             .unwrap_or(defaults.rate_limit_mb_per_s)
+    }
+
+    /// The remedy for tables without a primary key in force for this mapping.
+    pub fn no_pk_remedy(&self, defaults: &MigrationSettings) -> NoPkRemedy {
+        self.no_pk_remedy.unwrap_or(defaults.no_pk_remedy)
     }
 
     /// The role conflict strategy in force for this mapping.

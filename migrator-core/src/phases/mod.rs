@@ -1,0 +1,120 @@
+//! One module per phase; each owns its SQL and its action. Every action is idempotent: it looks
+//! before it creates, so running it twice, or after a crash halfway, is safe.
+
+pub mod catchup;
+pub mod complete;
+pub mod cutover;
+pub mod preflight;
+pub mod replication;
+pub mod schema;
+pub mod sequences;
+pub mod sync;
+
+use tokio_postgres::Client;
+
+use crate::config::{
+    DatabaseFilter, MappingSettings, MigrationSettings, NoPkRemedy, Problem, ResolvedConnection,
+};
+use crate::naming::ReplicationNames;
+use crate::pg::{self, PgError};
+use crate::phase::Thresholds;
+
+/// Everything a mapping's phases need to know, resolved once from the configuration.
+#[derive(Debug, Clone)]
+pub struct MappingContext {
+    pub name: String,
+    pub source: ResolvedConnection,
+    pub destination: ResolvedConnection,
+    pub databases: DatabaseFilter,
+    pub no_pk_remedy: NoPkRemedy,
+    pub sequence_margin: i64,
+    pub thresholds: Thresholds,
+}
+
+impl MappingContext {
+    pub fn new(
+        name: &str,
+        mapping: &MappingSettings,
+        defaults: &MigrationSettings,
+    ) -> Result<Self, Vec<Problem>> {
+        let key = format!("mappings.{name}");
+        let source = mapping.source.resolve(&format!("{key}.source"));
+        let destination = mapping.destination.resolve(&format!("{key}.destination"));
+        let (source, destination) = match (source, destination) {
+            (Ok(s), Ok(d)) => (s, d),
+            (s, d) => {
+                let mut problems = s.err().unwrap_or_default();
+                problems.extend(d.err().unwrap_or_default());
+                return Err(problems);
+            }
+        };
+        Ok(MappingContext {
+            name: name.to_owned(),
+            source,
+            destination,
+            databases: mapping.databases.clone(),
+            no_pk_remedy: mapping.no_pk_remedy(defaults),
+            sequence_margin: defaults.sequence_margin,
+            thresholds: Thresholds {
+                max_lag_bytes: defaults.lag_threshold_mb * 1024 * 1024,
+                max_lag_seconds: defaults.lag_threshold_time.as_secs_f64(),
+                stable_for: defaults.stable_for,
+            },
+        })
+    }
+
+    /// Publication, slot and subscription names of source database `db`.
+    pub fn names(&self, db: &str) -> ReplicationNames {
+        ReplicationNames::new(&self.name, db)
+    }
+
+    /// `host:port` of the destination: two mappings with the same one share a destination.
+    pub fn destination_key(&self) -> String {
+        let target = self.destination.describe();
+        let host_port = target.split('@').nth(1).unwrap_or(&target);
+        host_port.split('/').next().unwrap_or(host_port).to_owned()
+    }
+}
+
+/// A connection to one database that reconnects when it was lost.
+pub struct DbConn {
+    conn: ResolvedConnection,
+    database: String,
+    client: Option<Client>,
+}
+
+impl DbConn {
+    pub fn new(conn: &ResolvedConnection, database: &str) -> Self {
+        DbConn {
+            conn: conn.clone(),
+            database: database.to_owned(),
+            client: None,
+        }
+    }
+
+    /// The connected client, connecting first when there is none or it was closed.
+    pub async fn get(&mut self) -> Result<&Client, PgError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(pg::connect(&self.conn, &self.database).await?);
+        }
+        Ok(self.client.as_ref().expect("just connected"))
+    }
+
+    /// `user@host:port/db`, for messages.
+    pub fn target(&self) -> String {
+        crate::config::connection_target(&self.conn.for_database(&self.database))
+    }
+
+    /// Forgets the connection (after an error that may have broken it).
+    pub fn reset(&mut self) {
+        self.client = None;
+    }
+}
+
+/// Maps a failed statement to a [`PgError`] naming the target and what was being done.
+pub(crate) fn q<'a>(
+    target: &'a str,
+    context: &'static str,
+) -> impl Fn(tokio_postgres::Error) -> PgError + 'a {
+    move |e| PgError::query(target, context, e)
+}

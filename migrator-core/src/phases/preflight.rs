@@ -1,0 +1,469 @@
+//! Preflight: checks run every tick before (and while) anything is created. A blocking finding
+//! stops the affected mapping or database, with the fix; nothing is created before they pass.
+//!
+//! Instance checks ([`check_instance`]): versions, `wal_level`, replication slots, WAL senders
+//! and worker capacity for the databases to migrate, and the privileges of the roles used.
+//! Database checks ([`check_database`]): tables without a primary key or replica identity,
+//! extensions the destination lacks, a destination database in use by someone else, large
+//! objects. Across mappings ([`name_conflicts`]): two mappings sending databases of the same
+//! name to one destination.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Client;
+
+use super::{MappingContext, q, schema};
+use crate::catalog::model::QualifiedName;
+use crate::config::NoPkRemedy;
+use crate::ddl::quote::{ident, qualified};
+use crate::findings::Finding;
+use crate::pg::PgError;
+
+/// Oldest source and destination versions supported (server_version_num).
+pub const MIN_SOURCE_VERSION: i32 = 150000;
+pub const MIN_DESTINATION_VERSION: i32 = 180000;
+
+/// What the instance checks found.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceReport {
+    pub findings: Vec<Finding>,
+    /// The source databases this mapping migrates (after include/exclude).
+    pub databases: Vec<String>,
+}
+
+impl InstanceReport {
+    pub fn blocked(&self) -> bool {
+        self.findings.iter().any(Finding::is_blocking)
+    }
+}
+
+/// Instance-level checks. `src` and `dst` are connected to the maintenance databases.
+pub async fn check_instance(
+    ctx: &MappingContext,
+    src: &Client,
+    dst: &Client,
+) -> Result<InstanceReport, PgError> {
+    let st = ctx.source.describe();
+    let dt = ctx.destination.describe();
+    let mut findings = Vec::new();
+
+    let databases: Vec<String> = src
+        .query(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname",
+            &[],
+        )
+        .await
+        .map_err(q(&st, "listing databases"))?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|db| ctx.databases.admits(db))
+        .collect();
+    let wanted = databases.len() as i64;
+
+    let row = src
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('wal_level'), \
+               current_setting('max_replication_slots')::int, current_setting('max_wal_senders')::int, \
+               (SELECT count(*) FROM pg_replication_slots WHERE slot_name <> ALL($1)), \
+               (SELECT count(*) FROM pg_stat_replication WHERE application_name <> ALL($1) \
+                  AND application_name !~ '^pg_[0-9]+_sync_'), \
+               (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+               (SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = $2), \
+               current_setting('server_version')",
+            &[&our_names(ctx, &databases), &ctx.source.replication_user],
+        )
+        .await
+        .map_err(q(&st, "reading the source's settings"))?;
+    let version: i32 = row.get(0);
+    let wal_level: String = row.get(1);
+    let max_slots: i32 = row.get(2);
+    let max_senders: i32 = row.get(3);
+    let other_slots: i64 = row.get(4);
+    let other_senders: i64 = row.get(5);
+    let source_super: Option<bool> = row.get(6);
+    let replication_ok: Option<bool> = row.get(7);
+    let version_text: String = row.get(8);
+
+    let sync_workers = dst
+        .query_one(
+            "SELECT current_setting('max_sync_workers_per_subscription')::int",
+            &[],
+        )
+        .await
+        .map_err(q(&dt, "reading max_sync_workers_per_subscription"))?
+        .get::<_, i32>(0) as i64;
+
+    if version < MIN_SOURCE_VERSION {
+        findings.push(Finding::blocking(
+            "source_version",
+            format!("the source {st} runs PostgreSQL {version_text}; postgres-migrator needs 15 or newer"),
+            "upgrade the source to PostgreSQL 15 first (pg_upgrade), or migrate it with another tool",
+        ));
+    }
+    if wal_level != "logical" {
+        findings.push(Finding::blocking(
+            "wal_level",
+            format!("the source's wal_level is {wal_level}; logical replication needs logical"),
+            "run ALTER SYSTEM SET wal_level = logical on the source and restart it (a managed service: set the logical replication flag)",
+        ));
+    }
+    capacity(
+        &mut findings,
+        "replication_slots",
+        "max_replication_slots",
+        "source",
+        max_slots as i64 - other_slots,
+        wanted,
+        sync_workers,
+    );
+    capacity(
+        &mut findings,
+        "wal_senders",
+        "max_wal_senders",
+        "source",
+        max_senders as i64 - other_senders,
+        wanted,
+        sync_workers,
+    );
+    if source_super != Some(true) {
+        findings.push(Finding::blocking(
+            "source_privileges",
+            format!("the role connecting to the source ({st}) is not a superuser; publishing all tables and reading every catalog needs one"),
+            "connect to the source as a superuser (or the managed service's administrator role)",
+        ));
+    }
+    if replication_ok != Some(true) {
+        findings.push(Finding::blocking(
+            "replication_role",
+            format!(
+                "replication_user {} does not exist on the source or lacks the REPLICATION attribute",
+                ctx.source.replication_user
+            ),
+            format!(
+                "run on the source: CREATE ROLE {} LOGIN REPLICATION PASSWORD '...' (or ALTER ROLE ... REPLICATION), and allow it in pg_hba.conf",
+                ident(&ctx.source.replication_user)
+            ),
+        ));
+    }
+
+    let row = dst
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version'), \
+               current_setting('max_logical_replication_workers')::int, \
+               current_setting('max_worker_processes')::int, \
+               (SELECT rolsuper OR (rolcreatedb AND pg_has_role(current_user, 'pg_create_subscription', 'MEMBER')) \
+                  FROM pg_roles WHERE rolname = current_user), \
+               (SELECT count(*) FROM pg_subscription WHERE subname <> ALL($1) AND subenabled)",
+            &[&our_names(ctx, &databases)],
+        )
+        .await
+        .map_err(q(&dt, "reading the destination's settings"))?;
+    let dest_version: i32 = row.get(0);
+    let dest_version_text: String = row.get(1);
+    let workers: i32 = row.get(2);
+    let processes: i32 = row.get(3);
+    let dest_privileged: Option<bool> = row.get(4);
+    let other_subscriptions: i64 = row.get(5);
+    if dest_version < MIN_DESTINATION_VERSION {
+        findings.push(Finding::blocking(
+            "destination_version",
+            format!("the destination {dt} runs PostgreSQL {dest_version_text}; postgres-migrator migrates onto 18 or newer"),
+            "point the mapping's destination at a PostgreSQL 18 instance",
+        ));
+    }
+    capacity(
+        &mut findings,
+        "replication_workers",
+        "max_logical_replication_workers",
+        "destination",
+        workers as i64 - other_subscriptions,
+        wanted,
+        sync_workers,
+    );
+    if (processes as i64) < workers as i64 + 1 {
+        findings.push(Finding::warning(
+            "worker_processes",
+            format!("the destination's max_worker_processes ({processes}) leaves no room beside max_logical_replication_workers ({workers})"),
+            format!("set max_worker_processes to at least {} on the destination and restart it", workers + 4),
+        ));
+    }
+    if dest_privileged != Some(true) {
+        findings.push(Finding::blocking(
+            "destination_privileges",
+            format!("the role connecting to the destination ({dt}) can neither create databases and subscriptions nor is it a superuser"),
+            "connect as a superuser, or GRANT pg_create_subscription TO the role and ALTER ROLE it CREATEDB",
+        ));
+    }
+    Ok(InstanceReport {
+        findings,
+        databases,
+    })
+}
+
+fn our_names(ctx: &MappingContext, databases: &[String]) -> Vec<String> {
+    databases.iter().map(|db| ctx.names(db).slot).collect()
+}
+
+/// A capacity check: blocking when not even one per database fits, a warning when the initial
+/// sync's extra workers may have to wait.
+fn capacity(
+    findings: &mut Vec<Finding>,
+    code: &'static str,
+    setting: &str,
+    side: &str,
+    free: i64,
+    databases: i64,
+    sync_workers: i64,
+) {
+    let comfortable = databases * (1 + sync_workers);
+    if free < databases {
+        findings.push(Finding::blocking(
+            code,
+            format!("the {side} has room for {free} more (by {setting}) but {databases} database(s) need one each"),
+            format!("raise {setting} on the {side} by at least {} (better {}) and restart it, or migrate fewer databases (databases.include/exclude)", databases - free, comfortable - free),
+        ));
+    } else if free < comfortable {
+        findings.push(Finding::warning(
+            code,
+            format!("the {side} has room for {free} more (by {setting}); the initial sync of {databases} database(s) can use up to {comfortable} at once and will go slower"),
+            format!("raise {setting} on the {side} to {comfortable} or more for a faster initial sync"),
+        ));
+    }
+}
+
+/// Database-level checks. `src` is connected to the source database; `dst_admin` to the
+/// destination's maintenance database.
+pub async fn check_database(
+    ctx: &MappingContext,
+    db: &str,
+    src: &Client,
+    dst_admin: &Client,
+    destination: &schema::DestinationState,
+) -> Result<Vec<Finding>, PgError> {
+    let st = format!("{} database {db:?}", ctx.source.describe());
+    let mut findings = Vec::new();
+
+    let rows = src
+        .query(
+            "SELECT n.nspname, c.relname, c.relreplident::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND c.relpersistence = 'p' \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+               AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+                               AND x.objid = c.oid AND x.deptype = 'e') \
+               AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+               AND NOT (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i \
+                        WHERE i.indrelid = c.oid AND i.indisreplident)) \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(q(&st, "looking for tables without a primary key"))?;
+    let mut missing = Vec::new();
+    let mut full = Vec::new();
+    for r in &rows {
+        let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        match r.get::<_, String>(2).as_str() {
+            "f" => full.push(name),
+            _ => missing.push(name),
+        }
+    }
+    if !missing.is_empty() {
+        match ctx.no_pk_remedy {
+            NoPkRemedy::Refuse => findings.push(Finding::blocking(
+                "no_primary_key",
+                format!(
+                    "{} table(s) in {db:?} have neither a primary key nor a replica identity; once published, UPDATE and DELETE on them would fail on the source: {}",
+                    missing.len(),
+                    list(&missing)
+                ),
+                "add a primary key (ALTER TABLE ... ADD PRIMARY KEY), or set REPLICA IDENTITY USING INDEX on a unique index, or set no_pk_remedy = \"replica_identity_full\" for this mapping",
+            )),
+            NoPkRemedy::ReplicaIdentityFull => {
+                for table in &missing {
+                    src.batch_execute(&format!("ALTER TABLE {} REPLICA IDENTITY FULL", qualified(table)))
+                        .await
+                        .map_err(q(&st, "setting REPLICA IDENTITY FULL (no_pk_remedy)"))?;
+                    tracing::warn!(mapping = %ctx.name, database = db, table = %table, "set REPLICA IDENTITY FULL on the source (no_pk_remedy)");
+                }
+                full.extend(missing);
+            }
+        }
+    }
+    if !full.is_empty() {
+        findings.push(Finding::warning(
+            "replica_identity_full",
+            format!(
+                "{} table(s) in {db:?} replicate with REPLICA IDENTITY FULL (no primary key): every UPDATE and DELETE is logged with the whole row and applied by scanning: {}",
+                full.len(),
+                list(&full)
+            ),
+            "add primary keys when you can",
+        ));
+    }
+
+    let extensions: Vec<String> = src
+        .query("SELECT extname::text FROM pg_extension ORDER BY 1", &[])
+        .await
+        .map_err(q(&st, "listing extensions"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let available: Vec<String> = dst_admin
+        .query("SELECT name::text FROM pg_available_extensions", &[])
+        .await
+        .map_err(q(
+            &ctx.destination.describe(),
+            "listing available extensions",
+        ))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing_ext: Vec<&String> = extensions
+        .iter()
+        .filter(|e| !available.contains(e))
+        .collect();
+    if !missing_ext.is_empty() {
+        findings.push(Finding::blocking(
+            "missing_extension",
+            format!(
+                "{db:?} uses extension(s) the destination does not have: {}",
+                missing_ext.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            "install the extensions' packages on the destination server (they must appear in pg_available_extensions)",
+        ));
+    }
+
+    let large_objects: i64 = src
+        .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
+        .await
+        .map_err(q(&st, "counting large objects"))?
+        .get(0);
+    if large_objects > 0 {
+        findings.push(Finding::warning(
+            "large_objects",
+            format!("{db:?} holds {large_objects} large object(s); logical replication does not carry them"),
+            "copy them after cutover (e.g. pg_dump --large-objects-only / lo_export + lo_import), or move them into bytea columns",
+        ));
+    }
+
+    match destination {
+        schema::DestinationState::InUse { tables } => findings.push(Finding::blocking(
+            "destination_in_use",
+            format!(
+                "the destination already has a database {db:?} with {tables} table(s) that postgres-migrator did not create"
+            ),
+            "drop or rename that database on the destination if it is a leftover, or exclude the database from this mapping (databases.exclude)",
+        )),
+        schema::DestinationState::OtherMapping { marker } => findings.push(Finding::blocking(
+            "name_conflict",
+            format!("the destination database {db:?} belongs to another migration ({marker})"),
+            "exclude the database from all but one mapping (databases.exclude), or give the mappings different destinations",
+        )),
+        _ => {}
+    }
+    Ok(findings)
+}
+
+fn list(tables: &[QualifiedName]) -> String {
+    const SHOWN: usize = 20;
+    let mut text: Vec<String> = tables.iter().take(SHOWN).map(ToString::to_string).collect();
+    if tables.len() > SHOWN {
+        text.push(format!("and {} more", tables.len() - SHOWN));
+    }
+    text.join(", ")
+}
+
+/// One mapping's claim on a destination: the databases it will create there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub mapping: String,
+    pub destination: String,
+    pub databases: Vec<String>,
+}
+
+/// Blocking findings for every mapping that sends a database to a destination that another
+/// mapping sends a database of the same name to: both are refused, each naming the other.
+pub fn name_conflicts(claims: &[Claim]) -> BTreeMap<String, Vec<Finding>> {
+    let mut owners: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for claim in claims {
+        for db in &claim.databases {
+            owners
+                .entry((claim.destination.as_str(), db.as_str()))
+                .or_default()
+                .push(claim.mapping.as_str());
+        }
+    }
+    let mut findings: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
+    for ((destination, db), mappings) in owners {
+        if mappings.len() < 2 {
+            continue;
+        }
+        for mapping in &mappings {
+            findings.entry((*mapping).to_owned()).or_default().push(Finding::blocking(
+                "name_conflict",
+                format!(
+                    "mappings {} all send a database named {db:?} to {destination}",
+                    mappings.join(", ")
+                ),
+                "exclude the database from all but one of these mappings (databases.exclude), or give them different destinations",
+            ));
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(mapping: &str, destination: &str, dbs: &[&str]) -> Claim {
+        Claim {
+            mapping: mapping.into(),
+            destination: destination.into(),
+            databases: dbs.iter().map(|d| (*d).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn same_database_name_to_one_destination_refuses_both_mappings() {
+        let found = name_conflicts(&[
+            claim("a", "new:5432", &["shop", "crm"]),
+            claim("b", "new:5432", &["shop", "billing"]),
+            claim("c", "other:5432", &["shop"]),
+        ]);
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(
+            found["a"][0].message.contains("a, b"),
+            "{}",
+            found["a"][0].message
+        );
+        assert!(found["a"][0].message.contains("\"shop\""));
+        assert!(found["b"][0].is_blocking());
+    }
+
+    #[test]
+    fn distinct_names_or_destinations_do_not_conflict() {
+        assert!(
+            name_conflicts(&[
+                claim("a", "new:5432", &["shop"]),
+                claim("b", "new:5432", &["crm"]),
+                claim("c", "new:5433", &["shop"]),
+            ])
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn capacity_blocks_below_one_per_database_and_warns_below_sync_room() {
+        let mut f = Vec::new();
+        capacity(&mut f, "x", "max_x", "source", 2, 3, 2);
+        assert!(f[0].is_blocking(), "{f:?}");
+        let mut f = Vec::new();
+        capacity(&mut f, "x", "max_x", "source", 5, 3, 2);
+        assert!(!f[0].is_blocking(), "{f:?}");
+        let mut f = Vec::new();
+        capacity(&mut f, "x", "max_x", "source", 9, 3, 2);
+        assert!(f.is_empty());
+    }
+}

@@ -1,0 +1,139 @@
+//! Replication setup: per source database a publication FOR ALL TABLES (with
+//! publish_via_partition_root, so partitioned tables replicate whatever the destination's
+//! partition layout), a logical slot, and a subscription on the destination that copies the
+//! data (copy_data) and then streams changes from that slot.
+//!
+//! Order matters: the publication must exist before the slot's starting point or pgoutput
+//! cannot find it, and the slot before the subscription. Each step looks before it creates, so a
+//! crash between two steps is repaired on the next tick. The slot is created by the tool (not by
+//! CREATE SUBSCRIPTION) so that it exists under the deterministic name before the subscription
+//! does; the table sync workers copy each table under their own snapshot and the apply worker
+//! skips, per table, every change before that table's copy: no row is lost or applied twice.
+
+use tokio_postgres::Client;
+
+use super::{MappingContext, q};
+use crate::ddl::quote::{conninfo_value, ident, literal};
+use crate::naming::ReplicationNames;
+use crate::pg::PgError;
+use secrecy::ExposeSecret;
+
+/// What exists of a database's replication objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Present {
+    pub publication: bool,
+    pub slot: bool,
+    pub subscription: bool,
+}
+
+/// Looks for the publication and slot on the source (`src` connected to the source database)
+/// and the subscription on the destination (`dst` connected to the destination database).
+pub async fn present(
+    names: &ReplicationNames,
+    src: &Client,
+    src_target: &str,
+    dst: Option<&Client>,
+    dst_target: &str,
+) -> Result<Present, PgError> {
+    let row = src
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1), \
+                    EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $2)",
+            &[&names.publication, &names.slot],
+        )
+        .await
+        .map_err(q(src_target, "looking for the publication and slot"))?;
+    let subscription = match dst {
+        Some(dst) => dst
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1 \
+                   AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                &[&names.subscription],
+            )
+            .await
+            .map_err(q(dst_target, "looking for the subscription"))?
+            .get(0),
+        None => false,
+    };
+    Ok(Present {
+        publication: row.get(0),
+        slot: row.get(1),
+        subscription,
+    })
+}
+
+/// The connection string the destination's subscription uses to reach source database `db`.
+/// It is stored in the destination's catalog, which is why a dedicated replication role is
+/// recommended.
+pub fn subscription_conninfo(ctx: &MappingContext, db: &str, application_name: &str) -> String {
+    let pg = &ctx.source.pg;
+    let host = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let mut parts = vec![
+        format!("host={}", conninfo_value(&host)),
+        format!("port={port}"),
+        format!("dbname={}", conninfo_value(db)),
+        format!("user={}", conninfo_value(&ctx.source.replication_user)),
+        format!("application_name={}", conninfo_value(application_name)),
+        format!("sslmode={}", ctx.source.sslmode.as_str()),
+    ];
+    if let Some(password) = &ctx.source.replication_password {
+        parts.push(format!(
+            "password={}",
+            conninfo_value(password.expose_secret())
+        ));
+    }
+    parts.join(" ")
+}
+
+/// Creates whatever is missing of publication, slot and subscription.
+pub async fn set_up(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    src: &Client,
+    dst: &Client,
+) -> Result<(), PgError> {
+    let st = format!("{} database {db:?}", ctx.source.describe());
+    let dt = format!("{} database {db:?}", ctx.destination.describe());
+    let present = present(names, src, &st, Some(dst), &dt).await?;
+    if !present.publication {
+        src.batch_execute(&format!(
+            "CREATE PUBLICATION {} FOR ALL TABLES WITH (publish_via_partition_root = true)",
+            ident(&names.publication)
+        ))
+        .await
+        .map_err(q(&st, "creating the publication"))?;
+        tracing::info!(mapping = %ctx.name, database = db, publication = %names.publication, "publication created");
+    }
+    if !present.slot {
+        src.execute(
+            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&names.slot],
+        )
+        .await
+        .map_err(q(&st, "creating the replication slot"))?;
+        tracing::info!(mapping = %ctx.name, database = db, slot = %names.slot, "replication slot created");
+    }
+    if !present.subscription {
+        let conninfo = subscription_conninfo(ctx, db, &names.subscription);
+        let sql = format!(
+            "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
+             create_slot = false, copy_data = true, enabled = true)",
+            ident(&names.subscription),
+            literal(&conninfo),
+            ident(&names.publication),
+            literal(&names.slot)
+        );
+        // The statement holds a password: errors name the step, never the statement.
+        dst.batch_execute(&sql)
+            .await
+            .map_err(q(&dt, "creating the subscription"))?;
+        tracing::info!(mapping = %ctx.name, database = db, subscription = %names.subscription, "subscription created");
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Schema phase: create the destination database and every object data needs before it arrives.
+//!
+//! How the tool recognises its own databases: a comment on the destination database,
+//! `postgres-migrator: mapping <m>, source database <db>, <state>`, where state is `created`
+//! (set right after CREATE DATABASE, or when adopting an existing database with no tables) or
+//! `schema applied` (set in the same transaction as the schema, so the schema is all there or not
+//! at all). A database with tables and no such comment is someone else's: preflight refuses it.
+
+use tokio_postgres::Client;
+
+use super::{DbConn, MappingContext, q};
+use crate::catalog::schema as catalog;
+use crate::ddl;
+use crate::pg::PgError;
+use crate::phase::DestinationDatabase;
+
+/// The destination database as discovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestinationState {
+    /// No database of that name, or one with no tables and no marker (it will be adopted).
+    Missing { exists: bool },
+    /// Carries this mapping's marker.
+    Ours { schema_applied: bool },
+    /// Has tables and no marker of this tool.
+    InUse { tables: i64 },
+    /// Carries the marker of another mapping (two mappings sending one database name to one
+    /// destination).
+    OtherMapping { marker: String },
+}
+
+impl DestinationState {
+    pub fn as_fact(&self) -> DestinationDatabase {
+        match self {
+            DestinationState::Ours { schema_applied } => DestinationDatabase::Ours {
+                schema_applied: *schema_applied,
+            },
+            _ => DestinationDatabase::Missing,
+        }
+    }
+}
+
+const MARKER_PREFIX: &str = "postgres-migrator: mapping ";
+
+/// The marker comment for `db` of mapping `mapping` in state `created` or `schema applied`.
+pub fn marker(mapping: &str, db: &str, schema_applied: bool) -> String {
+    let state = if schema_applied {
+        "schema applied"
+    } else {
+        "created"
+    };
+    format!("{MARKER_PREFIX}{mapping}, source database {db:?}, {state}")
+}
+
+/// Reads the destination database's state through the maintenance database.
+pub async fn destination_state(
+    ctx: &MappingContext,
+    db: &str,
+    dst_admin: &Client,
+) -> Result<DestinationState, PgError> {
+    let dt = ctx.destination.describe();
+    let row = dst_admin
+        .query_opt(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .await
+        .map_err(q(&dt, "looking for the destination database"))?;
+    let Some(row) = row else {
+        return Ok(DestinationState::Missing { exists: false });
+    };
+    let comment: Option<String> = row.get(0);
+    if comment.as_deref() == Some(marker(&ctx.name, db, true).as_str()) {
+        return Ok(DestinationState::Ours {
+            schema_applied: true,
+        });
+    }
+    if comment.as_deref() == Some(marker(&ctx.name, db, false).as_str()) {
+        return Ok(DestinationState::Ours {
+            schema_applied: false,
+        });
+    }
+    if let Some(other) = comment.filter(|c| c.starts_with(MARKER_PREFIX)) {
+        return Ok(DestinationState::OtherMapping { marker: other });
+    }
+    let mut conn = DbConn::new(&ctx.destination, db);
+    let client = conn.get().await?;
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
+            &[],
+        )
+        .await
+        .map_err(q(&conn.target(), "counting tables in the destination database"))?
+        .get(0);
+    Ok(if tables == 0 {
+        DestinationState::Missing { exists: true }
+    } else {
+        DestinationState::InUse { tables }
+    })
+}
+
+/// Creates (or adopts) the destination database and applies the early schema in one
+/// transaction that also sets the `schema applied` marker.
+pub async fn apply(
+    ctx: &MappingContext,
+    db: &str,
+    src: &Client,
+    dst_admin: &Client,
+) -> Result<(), PgError> {
+    let dt = ctx.destination.describe();
+    let state = destination_state(ctx, db, dst_admin).await?;
+    let source_catalog = catalog::read(src, &ctx.source.describe()).await?;
+    match state {
+        DestinationState::InUse { .. }
+        | DestinationState::OtherMapping { .. }
+        | DestinationState::Ours {
+            schema_applied: true,
+        } => {
+            return Ok(());
+        }
+        DestinationState::Missing { exists: false } => {
+            dst_admin
+                .batch_execute(&ddl::create_database(&source_catalog.database, db))
+                .await
+                .map_err(q(&dt, "creating the destination database"))?;
+            tracing::info!(mapping = %ctx.name, database = db, "created the destination database");
+        }
+        DestinationState::Missing { exists: true } | DestinationState::Ours { .. } => {}
+    }
+    dst_admin
+        .batch_execute(&ddl::comment_on_database(db, &marker(&ctx.name, db, false)))
+        .await
+        .map_err(q(&dt, "marking the destination database"))?;
+
+    let mut conn = DbConn::new(&ctx.destination, db);
+    let target = conn.target();
+    conn.get().await?;
+    let mut client = conn.client.take().expect("connected");
+    let tx = client
+        .transaction()
+        .await
+        .map_err(q(&target, "starting the schema transaction"))?;
+    let statements = ddl::early_statements(&source_catalog);
+    for sql in &statements {
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| PgError::query(&target, format!("creating the schema ({sql})"), e))?;
+    }
+    tx.batch_execute(&ddl::comment_on_database(db, &marker(&ctx.name, db, true)))
+        .await
+        .map_err(q(&target, "marking the schema applied"))?;
+    tx.commit()
+        .await
+        .map_err(q(&target, "committing the schema"))?;
+    tracing::info!(mapping = %ctx.name, database = db, statements = statements.len(), "schema applied");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marker;
+
+    #[test]
+    fn markers_differ_by_state_mapping_and_database() {
+        assert_ne!(marker("m", "db", true), marker("m", "db", false));
+        assert_ne!(marker("m", "db", true), marker("n", "db", true));
+        assert_ne!(marker("m", "a\"b", true), marker("m", "a", true));
+    }
+}

@@ -1,0 +1,188 @@
+//! Initial sync: per-table progress from pg_subscription_rel and pg_stat_progress_copy, and the
+//! objects deferred until a table's copy is done (secondary indexes, unique and foreign key
+//! constraints).
+
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::Client;
+
+use super::q;
+use crate::catalog::model::{QualifiedName, SchemaCatalog};
+use crate::ddl::{DeferredKind, DeferredObject};
+use crate::pg::PgError;
+use crate::status::{TableState, TableStatus};
+
+/// The subscription's tables with their state and copy progress (destination side), sized
+/// against the source (`src_sizes`, whole partition trees).
+pub async fn tables(
+    dst: &Client,
+    dst_target: &str,
+    subscription: &str,
+    src_sizes: &HashMap<QualifiedName, u64>,
+) -> Result<Vec<TableStatus>, PgError> {
+    let rows = dst
+        .query(
+            "SELECT n.nspname::text, c.relname::text, sr.srsubstate, \
+               coalesce((SELECT sum(p.bytes_processed) FROM pg_stat_progress_copy p \
+                         WHERE p.relid IN (SELECT relid FROM pg_partition_tree(c.oid))), 0)::bigint \
+             FROM pg_subscription s JOIN pg_subscription_rel sr ON sr.srsubid = s.oid \
+             JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE s.subname = $1 ORDER BY 1, 2",
+            &[&subscription],
+        )
+        .await
+        .map_err(q(dst_target, "reading the subscription's table states"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+            let state = TableState::from_code(r.get(2));
+            let total = src_sizes.get(&name).copied().unwrap_or(0);
+            let copied = match state {
+                TableState::Init => 0,
+                TableState::Copying => (r.get::<_, i64>(3).max(0) as u64).min(total),
+                _ => total,
+            };
+            TableStatus {
+                name: name.to_string(),
+                state,
+                bytes_copied: copied,
+                bytes_total: total,
+            }
+        })
+        .collect())
+}
+
+/// Size of every published table on the source; a partitioned table counts its partitions.
+pub async fn source_sizes(
+    src: &Client,
+    src_target: &str,
+) -> Result<HashMap<QualifiedName, u64>, PgError> {
+    Ok(src
+        .query(
+            "SELECT n.nspname::text, c.relname::text, \
+               (SELECT coalesce(sum(pg_table_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t)::bigint \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
+            &[],
+        )
+        .await
+        .map_err(q(src_target, "measuring tables"))?
+        .iter()
+        .map(|r| {
+            (
+                QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                r.get::<_, i64>(2).max(0) as u64,
+            )
+        })
+        .collect())
+}
+
+/// Indexes and constraints present on the destination.
+#[derive(Debug, Default)]
+pub struct Existing {
+    indexes: HashSet<(String, String)>,
+    constraints: HashSet<(String, String, String)>,
+}
+
+impl Existing {
+    pub fn has(&self, object: &DeferredObject) -> bool {
+        match object.kind {
+            DeferredKind::Index => self
+                .indexes
+                .contains(&(object.table.schema.clone(), object.name.clone())),
+            DeferredKind::Constraint => self.constraints.contains(&(
+                object.table.schema.clone(),
+                object.table.name.clone(),
+                object.name.clone(),
+            )),
+        }
+    }
+}
+
+/// Reads which indexes and constraints exist on the destination (only validated foreign keys
+/// count, so an interrupted NOT VALID + VALIDATE is finished on the next tick).
+pub async fn existing(dst: &Client, dst_target: &str) -> Result<Existing, PgError> {
+    let indexes = dst
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I')",
+            &[],
+        )
+        .await
+        .map_err(q(dst_target, "listing indexes"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let constraints = dst
+        .query(
+            "SELECT n.nspname::text, t.relname::text, c.conname::text FROM pg_constraint c \
+             JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE c.convalidated OR c.contype <> 'f'",
+            &[],
+        )
+        .await
+        .map_err(q(dst_target, "listing constraints"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    Ok(Existing {
+        indexes,
+        constraints,
+    })
+}
+
+/// The table whose subscription state governs `table`: its topmost partitioned ancestor (with
+/// publish_via_partition_root the subscription knows only roots).
+pub fn root_of(catalog: &SchemaCatalog, table: &QualifiedName) -> QualifiedName {
+    let mut current = table.clone();
+    while let Some((parent, _)) = catalog
+        .tables
+        .iter()
+        .find(|t| t.name == current)
+        .and_then(|t| t.partition_of.as_ref())
+    {
+        current = parent.clone();
+    }
+    current
+}
+
+/// Deferred objects still missing whose tables are copied and ready: the ones to build now.
+/// A foreign key also waits for the table it references.
+pub fn buildable<'a>(
+    catalog: &SchemaCatalog,
+    objects: &'a [DeferredObject],
+    existing: &Existing,
+    ready: &HashSet<QualifiedName>,
+) -> Vec<&'a DeferredObject> {
+    objects
+        .iter()
+        .filter(|o| !existing.has(o))
+        .filter(|o| ready.contains(&root_of(catalog, &o.table)))
+        .collect()
+}
+
+/// Runs a deferred object's statements. A NOT VALID foreign key left by a crash is validated,
+/// not added again.
+pub async fn build(dst: &Client, dst_target: &str, object: &DeferredObject) -> Result<(), PgError> {
+    for (i, sql) in object.statements.iter().enumerate() {
+        match dst.batch_execute(sql).await {
+            Ok(()) => {}
+            // 42710 duplicate_object / 42P07 duplicate_table: an earlier attempt got this far.
+            Err(e)
+                if i == 0
+                    && object.statements.len() > 1
+                    && e.code()
+                        .is_some_and(|c| c.code() == "42710" || c.code() == "42P07") => {}
+            Err(e) => {
+                return Err(PgError::query(
+                    dst_target,
+                    format!("building {} on {}", object.name, object.table),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The immutable status snapshot: what the dashboard, `status --json` and `/api/status` show.
+//! Built by the orchestrator, published through a `tokio::sync::watch` of `Arc<Snapshot>`;
+//! readers never lock anything and never see a half-updated state.
+
+use std::time::SystemTime;
+
+use serde::{Serialize, Serializer};
+
+use crate::findings::Finding;
+use crate::naming::ReplicationNames;
+use crate::phase::{Lag, Phase};
+
+/// Everything known about every mapping at one moment.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub generated_at: Option<SystemTime>,
+    pub mappings: Vec<MappingStatus>,
+}
+
+impl Snapshot {
+    pub fn mapping(&self, name: &str) -> Option<&MappingStatus> {
+        self.mappings.iter().find(|m| m.name == name)
+    }
+}
+
+/// One mapping: a source instance onto a destination instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct MappingStatus {
+    pub name: String,
+    /// `user@host:port/db` of the source (never a password).
+    pub source: String,
+    pub destination: String,
+    /// The least advanced phase of its databases (Problematic if any is, Completed if all are).
+    pub phase: Phase,
+    /// Instance-level findings (versions, settings, privileges, name conflicts).
+    pub findings: Vec<Finding>,
+    /// The last error that trying again may cure (a server restarting, unreachable, ...).
+    pub transient_error: Option<String>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_tick: Option<SystemTime>,
+    pub databases: Vec<DatabaseStatus>,
+}
+
+impl MappingStatus {
+    /// The phase of a mapping from its databases' phases.
+    pub fn aggregate_phase(databases: &[DatabaseStatus], instance_blocked: bool) -> Phase {
+        if instance_blocked || databases.iter().any(|d| d.phase == Phase::Problematic) {
+            return Phase::Problematic;
+        }
+        databases
+            .iter()
+            .map(|d| d.phase)
+            .min()
+            .unwrap_or(Phase::Preflight)
+    }
+
+    /// Largest lag over the databases still replicating.
+    pub fn max_lag(&self) -> Option<Lag> {
+        self.databases
+            .iter()
+            .filter_map(|d| d.lag)
+            .reduce(|a, b| Lag {
+                bytes: a.bytes.max(b.bytes),
+                seconds: a.seconds.max(b.seconds),
+            })
+    }
+}
+
+/// One source database and its copy on the destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseStatus {
+    pub name: String,
+    pub phase: Phase,
+    pub names: ReplicationNamesView,
+    pub findings: Vec<Finding>,
+    pub transient_error: Option<String>,
+    pub tables: Vec<TableStatus>,
+    pub lag: Option<Lag>,
+    pub slot: Option<SlotStatus>,
+    pub sequences_total: usize,
+    pub sequences_behind: usize,
+    pub deferred_missing: usize,
+    /// Every cutover condition holds now; `cutover_ready` once they have held for `stable_for`.
+    pub cutover_conditions_met: bool,
+    pub conditions_held_seconds: f64,
+    /// Estimated seconds until the initial copy is done.
+    pub eta_seconds: Option<f64>,
+}
+
+impl DatabaseStatus {
+    pub fn bytes_copied(&self) -> u64 {
+        self.tables.iter().map(|t| t.bytes_copied).sum()
+    }
+
+    pub fn bytes_total(&self) -> u64 {
+        self.tables.iter().map(|t| t.bytes_total).sum()
+    }
+}
+
+/// Publication, slot and subscription names, for the status document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicationNamesView {
+    pub publication: String,
+    pub slot: String,
+    pub subscription: String,
+}
+
+impl From<&ReplicationNames> for ReplicationNamesView {
+    fn from(n: &ReplicationNames) -> Self {
+        ReplicationNamesView {
+            publication: n.publication.clone(),
+            slot: n.slot.clone(),
+            subscription: n.subscription.clone(),
+        }
+    }
+}
+
+/// One table's initial-sync state (pg_subscription_rel.srsubstate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableState {
+    /// `i`: waiting for a sync worker.
+    Init,
+    /// `d`: data being copied.
+    Copying,
+    /// `f`: copy done, applying what arrived meanwhile.
+    FinishedCopy,
+    /// `s`: synchronised, handing over to the main apply worker.
+    Synchronized,
+    /// `r`: ready; changes arrive through the main apply worker.
+    Ready,
+    /// Not (yet) in the subscription.
+    Unknown,
+}
+
+impl TableState {
+    pub fn from_code(code: i8) -> Self {
+        match code as u8 {
+            b'i' => TableState::Init,
+            b'd' => TableState::Copying,
+            b'f' => TableState::FinishedCopy,
+            b's' => TableState::Synchronized,
+            b'r' => TableState::Ready,
+            _ => TableState::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStatus {
+    /// `schema.table`.
+    pub name: String,
+    pub state: TableState,
+    /// Bytes on the destination so far (COPY progress while copying, table size after).
+    pub bytes_copied: u64,
+    /// Size of the table on the source.
+    pub bytes_total: u64,
+}
+
+/// The source's replication slot for one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotStatus {
+    pub name: String,
+    pub active: bool,
+    pub restart_lsn: Option<String>,
+    pub confirmed_flush_lsn: Option<String>,
+    /// WAL the source keeps for this slot.
+    pub retained_bytes: u64,
+}
+
+fn rfc3339_opt<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&humantime::format_rfc3339_seconds(*t).to_string()),
+        None => s.serialize_none(),
+    }
+}
