@@ -7,6 +7,7 @@ pub mod config;
 pub mod ddl;
 pub mod findings;
 pub mod naming;
+pub mod orchestrator;
 pub mod pg;
 pub mod phase;
 pub mod phases;

@@ -35,8 +35,8 @@ pub struct MappingStatus {
     pub phase: Phase,
     /// Instance-level findings (versions, settings, privileges, name conflicts).
     pub findings: Vec<Finding>,
-    /// The last error that trying again may cure (a server restarting, unreachable, ...).
-    pub transient_error: Option<String>,
+    /// The last error, retried with exponential backoff (a server restarting, unreachable, ...).
+    pub last_error: Option<String>,
     #[serde(serialize_with = "rfc3339_opt")]
     pub last_tick: Option<SystemTime>,
     pub databases: Vec<DatabaseStatus>,
@@ -74,7 +74,7 @@ pub struct DatabaseStatus {
     pub phase: Phase,
     pub names: ReplicationNamesView,
     pub findings: Vec<Finding>,
-    pub transient_error: Option<String>,
+    pub last_error: Option<String>,
     pub tables: Vec<TableStatus>,
     pub lag: Option<Lag>,
     pub slot: Option<SlotStatus>,
@@ -149,13 +149,20 @@ impl TableState {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableStatus {
-    /// `schema.table`.
-    pub name: String,
+    pub schema: String,
+    pub table: String,
     pub state: TableState,
     /// Bytes on the destination so far (COPY progress while copying, table size after).
     pub bytes_copied: u64,
     /// Size of the table on the source.
     pub bytes_total: u64,
+}
+
+impl TableStatus {
+    /// `schema.table`, for people.
+    pub fn display_name(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
 }
 
 /// The source's replication slot for one database.

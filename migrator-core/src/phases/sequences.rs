@@ -110,7 +110,7 @@ pub async fn sync(
             continue; // created by the schema phase; missing means the schema drifted
         }
         dst.execute(
-            "SELECT setval($1::regclass, $2, true)",
+            "SELECT setval($1::text::regclass, $2, true)",
             &[&qualified(name), value],
         )
         .await

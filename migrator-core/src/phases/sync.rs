@@ -44,7 +44,8 @@ pub async fn tables(
                 _ => total,
             };
             TableStatus {
-                name: name.to_string(),
+                schema: name.schema,
+                table: name.name,
                 state,
                 bytes_copied: copied,
                 bytes_total: total,

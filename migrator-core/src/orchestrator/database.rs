@@ -1,0 +1,242 @@
+//! One source database: observe both servers, derive the phase, take the next step.
+//!
+//! [`observe`] reads facts (and the details the status shows); `status` and `check` use it as
+//! it is. [`act`] runs the one idempotent step of the derived phase.
+
+use std::collections::HashSet;
+
+use crate::catalog::model::QualifiedName;
+use crate::catalog::schema as catalog;
+use crate::ddl;
+use crate::findings::Finding;
+use crate::pg::PgError;
+use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts};
+use crate::phases::{
+    DbConn, MappingContext, catchup, preflight, replication, schema, sequences, sync,
+};
+use crate::status::{DatabaseStatus, TableState};
+
+/// Connections one database's task keeps open.
+pub struct Connections {
+    pub source: DbConn,
+    pub destination: DbConn,
+    pub destination_admin: DbConn,
+}
+
+impl Connections {
+    pub fn new(ctx: &MappingContext, db: &str) -> Self {
+        let admin_db = ctx
+            .destination
+            .pg
+            .get_dbname()
+            .unwrap_or("postgres")
+            .to_owned();
+        Connections {
+            source: DbConn::new(&ctx.source, db),
+            destination: DbConn::new(&ctx.destination, db),
+            destination_admin: DbConn::new(&ctx.destination, &admin_db),
+        }
+    }
+
+    /// Drops every connection, so the next tick reconnects (after an error).
+    pub fn reset(&mut self) {
+        self.source.reset();
+        self.destination.reset();
+        self.destination_admin.reset();
+    }
+}
+
+/// What one look at a database found.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub facts: DatabaseFacts,
+    pub status: DatabaseStatus,
+}
+
+/// Reads everything about `db` from both servers. Changes nothing, except applying the
+/// configured `no_pk_remedy` (part of preflight's check). `held_for` is how long the cutover
+/// conditions have held so far (the caller keeps that clock).
+pub async fn observe(
+    ctx: &MappingContext,
+    db: &str,
+    instance_blocked: bool,
+    conns: &mut Connections,
+) -> Result<Observation, PgError> {
+    let names = ctx.names(db);
+    let st = conns.source.target();
+    let dt = conns.destination.target();
+    let Connections {
+        source,
+        destination,
+        destination_admin,
+    } = conns;
+    let src = source.get().await?;
+    let admin = destination_admin.get().await?;
+
+    let dest_state = schema::destination_state(ctx, db, admin).await?;
+    let mut findings = preflight::check_database(ctx, db, src, admin, &dest_state).await?;
+    let replication = catchup::observe(src, &st, &names).await?;
+
+    let mut facts = DatabaseFacts {
+        blocked: false,
+        destination: dest_state.as_fact(),
+        subscription: None,
+        tables_total: 0,
+        tables_ready: 0,
+        deferred_missing: 0,
+        sequences_behind: 0,
+        lag: replication.lag,
+    };
+    let mut tables = Vec::new();
+    let mut sequences_total = 0;
+    if let schema::DestinationState::Ours {
+        schema_applied: true,
+    } = dest_state
+    {
+        let dst = destination.get().await?;
+        let sub = dst
+            .query_opt(
+                "SELECT subenabled, subslotname IS NOT NULL FROM pg_subscription \
+                 WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[&names.subscription],
+            )
+            .await
+            .map_err(|e| PgError::query(&dt, "reading the subscription", e))?;
+        facts.subscription = sub.map(|r| SubscriptionFacts {
+            enabled: r.get(0),
+            has_slot: r.get(1),
+        });
+        let seqs = sequences::check(src, &st, dst, &dt, ctx.sequence_margin).await?;
+        facts.sequences_behind = seqs.behind;
+        sequences_total = seqs.total;
+        if facts.subscription.is_some() {
+            let sizes = sync::source_sizes(src, &st).await?;
+            tables = sync::tables(dst, &dt, &names.subscription, &sizes).await?;
+            facts.tables_total = tables.len();
+            facts.tables_ready = tables
+                .iter()
+                .filter(|t| t.state == TableState::Ready)
+                .count();
+            let source_catalog = catalog::read(src, &st).await?;
+            let existing = sync::existing(dst, &dt).await?;
+            facts.deferred_missing = ddl::deferred_objects(&source_catalog)
+                .iter()
+                .filter(|o| !existing.has(o))
+                .count();
+        }
+        match facts.subscription {
+            Some(SubscriptionFacts {
+                enabled: false,
+                has_slot: true,
+            }) => findings.push(Finding::blocking(
+                "subscription_disabled",
+                format!("the subscription {} was disabled by hand", names.subscription),
+                format!(
+                    "enable it on the destination database {db:?}: ALTER SUBSCRIPTION {} ENABLE",
+                    ddl::quote::ident(&names.subscription)
+                ),
+            )),
+            Some(SubscriptionFacts {
+                enabled: true,
+                has_slot: false,
+            }) => findings.push(Finding::blocking(
+                "subscription_detached",
+                format!("the subscription {} has no slot but is enabled", names.subscription),
+                "run `postgres-migrator complete` for this mapping to finish what was started by hand",
+            )),
+            Some(_) if replication.slot.is_none() && !phase::is_completed(&facts) => {
+                findings.push(Finding::blocking(
+                    "slot_missing",
+                    format!("the replication slot {} is gone from the source while the subscription still needs it", names.slot),
+                    "drop the subscription and the destination database, then let the tool start this database again",
+                ))
+            }
+            _ => {}
+        }
+    }
+    facts.blocked = instance_blocked || findings.iter().any(Finding::is_blocking);
+    let conditions_met = phase::cutover_conditions_met(&facts, &ctx.thresholds);
+    let status = DatabaseStatus {
+        name: db.to_owned(),
+        phase: Phase::Preflight,
+        names: (&names).into(),
+        findings,
+        last_error: None,
+        tables,
+        lag: if phase::is_completed(&facts) {
+            None
+        } else {
+            facts.lag
+        },
+        slot: replication.slot,
+        sequences_total,
+        sequences_behind: facts.sequences_behind,
+        deferred_missing: facts.deferred_missing,
+        cutover_conditions_met: conditions_met,
+        conditions_held_seconds: 0.0,
+        eta_seconds: None,
+    };
+    Ok(Observation { facts, status })
+}
+
+/// Runs the next step of `phase` for `db`.
+pub async fn act(
+    ctx: &MappingContext,
+    db: &str,
+    phase: Phase,
+    status: &DatabaseStatus,
+    conns: &mut Connections,
+) -> Result<(), PgError> {
+    let names = ctx.names(db);
+    let st = conns.source.target();
+    let dt = conns.destination.target();
+    let Connections {
+        source,
+        destination,
+        destination_admin,
+    } = conns;
+    match phase {
+        Phase::Preflight | Phase::Problematic | Phase::Completed => Ok(()),
+        Phase::Schema => {
+            let src = source.get().await?;
+            let admin = destination_admin.get().await?;
+            schema::apply(ctx, db, src, admin).await
+        }
+        Phase::Sequences => {
+            let src = source.get().await?;
+            let dst = destination.get().await?;
+            sequences::sync(src, &st, dst, &dt, ctx.sequence_margin)
+                .await
+                .map(|_| ())
+        }
+        Phase::ReplicationSetup => {
+            let src = source.get().await?;
+            let dst = destination.get().await?;
+            replication::set_up(ctx, db, &names, src, dst).await
+        }
+        Phase::InitialSync | Phase::CatchUp | Phase::CutoverReady => {
+            let src = source.get().await?;
+            let dst = destination.get().await?;
+            let ready: HashSet<QualifiedName> = status
+                .tables
+                .iter()
+                .filter(|t| t.state == TableState::Ready)
+                .map(|t| QualifiedName::new(&t.schema, &t.table))
+                .collect();
+            if status.deferred_missing > 0 {
+                let source_catalog = catalog::read(src, &st).await?;
+                let objects = ddl::deferred_objects(&source_catalog);
+                let existing = sync::existing(dst, &dt).await?;
+                for object in sync::buildable(&source_catalog, &objects, &existing, &ready) {
+                    sync::build(dst, &dt, object).await?;
+                    tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
+                }
+            }
+            if phase != Phase::InitialSync {
+                sequences::sync(src, &st, dst, &dt, ctx.sequence_margin).await?;
+                catchup::heartbeat(src, &st).await?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The task of one mapping, and the tasks of its databases.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::database::{self, Connections};
+use super::{Claims, Update, retry_delays};
+use crate::findings::Finding;
+use crate::phase::{Phase, derive_phase};
+use crate::phases::preflight::{self, Claim, InstanceReport};
+use crate::phases::{DbConn, MappingContext};
+use crate::status::DatabaseStatus;
+
+/// Runs mapping `ctx` until `shutdown`.
+pub(super) async fn run(
+    ctx: Arc<MappingContext>,
+    poll: Duration,
+    claims: Claims,
+    updates: mpsc::UnboundedSender<Update>,
+    shutdown: CancellationToken,
+) {
+    let (report_tx, report_rx) = watch::channel::<Option<Arc<InstanceReport>>>(None);
+    let mut databases: BTreeMap<String, (CancellationToken, JoinHandle<()>)> = BTreeMap::new();
+    let mut source = DbConn::new(&ctx.source, maintenance_db(&ctx.source));
+    let mut destination = DbConn::new(&ctx.destination, maintenance_db(&ctx.destination));
+    let mut delays = retry_delays(poll);
+    let mut first = true;
+    loop {
+        let checked = async {
+            let src = source.get().await?;
+            let dst = destination.get().await?;
+            preflight::check_instance(&ctx, src, dst).await
+        }
+        .await;
+        let delay = match checked {
+            Ok(mut report) => {
+                claims.register(Claim {
+                    mapping: ctx.name.clone(),
+                    destination: ctx.destination_key(),
+                    databases: report.databases.clone(),
+                });
+                if first {
+                    claims.wait_for_all(poll).await;
+                    first = false;
+                }
+                report.findings.extend(claims.conflicts_for(&ctx.name));
+                let _ = updates.send(Update::Mapping {
+                    name: ctx.name.clone(),
+                    findings: report.findings.clone(),
+                    last_error: None,
+                });
+                for db in &report.databases {
+                    databases.entry(db.clone()).or_insert_with(|| {
+                        let token = shutdown.child_token();
+                        let task = tokio::spawn(run_database(
+                            ctx.clone(),
+                            db.clone(),
+                            poll,
+                            report_rx.clone(),
+                            updates.clone(),
+                            token.clone(),
+                        ));
+                        (token, task)
+                    });
+                }
+                let gone: Vec<String> = databases
+                    .keys()
+                    .filter(|db| !report.databases.contains(db))
+                    .cloned()
+                    .collect();
+                for db in gone {
+                    if let Some((token, task)) = databases.remove(&db) {
+                        token.cancel();
+                        let _ = task.await;
+                    }
+                    let _ = updates.send(Update::DatabaseGone {
+                        mapping: ctx.name.clone(),
+                        database: db,
+                    });
+                }
+                report_tx.send_replace(Some(Arc::new(report)));
+                delays = retry_delays(poll);
+                poll
+            }
+            Err(e) => {
+                source.reset();
+                destination.reset();
+                tracing::warn!(mapping = %ctx.name, error = %e, "instance check failed; retrying");
+                let findings = if e.is_transient() {
+                    Vec::new()
+                } else {
+                    vec![Finding::blocking(
+                        "connection",
+                        e.to_string(),
+                        "fix the mapping's connection settings or the server's access rules, then restart postgres-migrator",
+                    )]
+                };
+                let _ = updates.send(Update::Mapping {
+                    name: ctx.name.clone(),
+                    findings,
+                    last_error: Some(e.to_string()),
+                });
+                delays.next().unwrap_or(poll)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    for (_, (token, task)) in databases {
+        token.cancel();
+        let _ = task.await;
+    }
+}
+
+fn maintenance_db(conn: &crate::config::ResolvedConnection) -> &str {
+    conn.pg.get_dbname().unwrap_or("postgres")
+}
+
+/// The clocks a database task keeps between ticks.
+#[derive(Default)]
+struct Clocks {
+    /// Since when the cutover conditions have held without a break.
+    conditions_met_since: Option<Instant>,
+    /// Bytes copied at an earlier tick, for the ETA.
+    progress: Option<(Instant, u64)>,
+}
+
+impl Clocks {
+    fn held_for(&mut self, met: bool) -> Duration {
+        if met {
+            self.conditions_met_since
+                .get_or_insert_with(Instant::now)
+                .elapsed()
+        } else {
+            self.conditions_met_since = None;
+            Duration::ZERO
+        }
+    }
+
+    /// Seconds until the copy is done at the rate seen since the first tick that copied.
+    fn eta(&mut self, copied: u64, total: u64) -> Option<f64> {
+        if total == 0 || copied >= total {
+            self.progress = None;
+            return None;
+        }
+        let now = Instant::now();
+        let (since, copied_then) = *self.progress.get_or_insert((now, copied));
+        let elapsed = now.duration_since(since).as_secs_f64();
+        let rate = copied.saturating_sub(copied_then) as f64 / elapsed;
+        (elapsed > 0.0 && rate > 0.0).then(|| (total - copied) as f64 / rate)
+    }
+}
+
+/// Runs one database of a mapping until `shutdown`.
+async fn run_database(
+    ctx: Arc<MappingContext>,
+    db: String,
+    poll: Duration,
+    mut report: watch::Receiver<Option<Arc<InstanceReport>>>,
+    updates: mpsc::UnboundedSender<Update>,
+    shutdown: CancellationToken,
+) {
+    let mut conns = Connections::new(&ctx, &db);
+    let mut clocks = Clocks::default();
+    let mut delays = retry_delays(poll);
+    let mut last: Option<DatabaseStatus> = None;
+    // Nothing happens before the mapping's first instance check.
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = report.wait_for(Option::is_some) => {}
+    }
+    loop {
+        let instance_blocked = report.borrow().as_ref().is_some_and(|r| r.blocked());
+        let outcome = tick(&ctx, &db, instance_blocked, &mut conns, &mut clocks).await;
+        let delay = match outcome {
+            Ok((status, stepped)) => {
+                let _ = updates.send(Update::Database {
+                    mapping: ctx.name.clone(),
+                    status: Box::new(status.clone()),
+                });
+                last = Some(status);
+                delays = retry_delays(poll);
+                // A step that moves to the next phase is followed by the next look at once.
+                if stepped { Duration::ZERO } else { poll }
+            }
+            Err((status, e)) => {
+                conns.reset();
+                tracing::warn!(mapping = %ctx.name, database = %db, error = %e, "step failed; retrying");
+                let mut status = status
+                    .or_else(|| last.clone())
+                    .unwrap_or_else(|| placeholder(&ctx, &db));
+                status.last_error = Some(e.to_string());
+                let _ = updates.send(Update::Database {
+                    mapping: ctx.name.clone(),
+                    status: Box::new(status),
+                });
+                delays.next().unwrap_or(poll)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+type TickError = (Option<DatabaseStatus>, crate::pg::PgError);
+
+/// One look and one step. Returns the status and whether a phase-changing step was taken.
+async fn tick(
+    ctx: &MappingContext,
+    db: &str,
+    instance_blocked: bool,
+    conns: &mut Connections,
+    clocks: &mut Clocks,
+) -> Result<(DatabaseStatus, bool), TickError> {
+    let observation = database::observe(ctx, db, instance_blocked, conns)
+        .await
+        .map_err(|e| (None, e))?;
+    let mut status = observation.status;
+    let held = clocks.held_for(status.cutover_conditions_met);
+    status.phase = derive_phase(&observation.facts, &ctx.thresholds, held);
+    status.conditions_held_seconds = held.as_secs_f64();
+    status.eta_seconds = clocks.eta(status.bytes_copied(), status.bytes_total());
+    database::act(ctx, db, status.phase, &status, conns)
+        .await
+        .map_err(|e| (Some(status.clone()), e))?;
+    let stepped = matches!(
+        status.phase,
+        Phase::Schema | Phase::Sequences | Phase::ReplicationSetup
+    );
+    Ok((status, stepped))
+}
+
+fn placeholder(ctx: &MappingContext, db: &str) -> DatabaseStatus {
+    DatabaseStatus {
+        name: db.to_owned(),
+        phase: Phase::Preflight,
+        names: (&ctx.names(db)).into(),
+        findings: Vec::new(),
+        last_error: None,
+        tables: Vec::new(),
+        lag: None,
+        slot: None,
+        sequences_total: 0,
+        sequences_behind: 0,
+        deferred_missing: 0,
+        cutover_conditions_met: false,
+        conditions_held_seconds: 0.0,
+        eta_seconds: None,
+    }
+}

@@ -1,0 +1,232 @@
+//! The reconcile loops: one task per mapping, and inside it one per source database.
+//!
+//! Every `poll_interval` a database task reads facts from both servers ([`database::observe`]),
+//! derives the phase with the pure [`crate::phase::derive_phase`], runs that phase's idempotent
+//! step ([`database::act`]) and sends its status to the publisher, which assembles an immutable
+//! [`Snapshot`] and publishes it on a `watch` channel. A mapping task checks the instances
+//! (preflight), finds the databases to migrate, and starts or stops database tasks.
+//!
+//! Failure isolation: an error in one database or mapping is shown in its status and retried
+//! with exponential backoff and jitter (`backon`); other tasks never wait for it. Nothing is kept
+//! but the connections and two clocks (how long the cutover conditions have held, and copy
+//! progress for the ETA), which a restart forgets safely.
+
+pub mod database;
+mod mapping;
+pub mod oneshot;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Problem, Settings};
+use crate::findings::Finding;
+use crate::phases::MappingContext;
+use crate::phases::preflight::{Claim, name_conflicts};
+use crate::status::{DatabaseStatus, MappingStatus, Snapshot};
+
+/// A running orchestrator.
+pub struct Handle {
+    /// The latest snapshot; `changed()` fires on every new one.
+    pub status: watch::Receiver<Arc<Snapshot>>,
+    /// Finishes when every task has stopped after shutdown.
+    pub join: JoinHandle<()>,
+}
+
+/// Resolves every mapping's settings.
+pub fn contexts(settings: &Settings) -> Result<Vec<MappingContext>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut contexts = Vec::new();
+    for (name, mapping) in &settings.mappings {
+        match MappingContext::new(name, mapping, &settings.migration) {
+            Ok(ctx) => contexts.push(ctx),
+            Err(found) => problems.extend(found),
+        }
+    }
+    if problems.is_empty() {
+        Ok(contexts)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Starts a task per mapping and the snapshot publisher; they run until `shutdown`.
+pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle, Vec<Problem>> {
+    let contexts = contexts(settings)?;
+    let poll = settings.migration.poll_interval;
+    let (status_tx, status_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+    let headers: Vec<MappingStatus> = contexts.iter().map(initial_status).collect();
+    let publisher = tokio::spawn(publish(headers, updates_rx, status_tx));
+    let claims = Claims::new(contexts.len());
+    let mut tasks = Vec::new();
+    for ctx in contexts {
+        tasks.push(tokio::spawn(mapping::run(
+            Arc::new(ctx),
+            poll,
+            claims.clone(),
+            updates_tx.clone(),
+            shutdown.child_token(),
+        )));
+    }
+    drop(updates_tx);
+    let join = tokio::spawn(async move {
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a mapping task failed");
+            }
+        }
+        let _ = publisher.await;
+    });
+    Ok(Handle {
+        status: status_rx,
+        join,
+    })
+}
+
+fn initial_status(ctx: &MappingContext) -> MappingStatus {
+    MappingStatus {
+        name: ctx.name.clone(),
+        source: ctx.source.describe(),
+        destination: ctx.destination.describe(),
+        phase: crate::phase::Phase::Preflight,
+        findings: Vec::new(),
+        last_error: None,
+        last_tick: None,
+        databases: Vec::new(),
+    }
+}
+
+/// What tasks tell the publisher.
+#[derive(Debug)]
+enum Update {
+    Mapping {
+        name: String,
+        findings: Vec<Finding>,
+        last_error: Option<String>,
+    },
+    Database {
+        mapping: String,
+        status: Box<DatabaseStatus>,
+    },
+    DatabaseGone {
+        mapping: String,
+        database: String,
+    },
+}
+
+/// Folds updates into snapshots; all pending updates are applied before one is published.
+async fn publish(
+    headers: Vec<MappingStatus>,
+    mut updates: mpsc::UnboundedReceiver<Update>,
+    status: watch::Sender<Arc<Snapshot>>,
+) {
+    let mut mappings: BTreeMap<String, (MappingStatus, BTreeMap<String, DatabaseStatus>)> = headers
+        .into_iter()
+        .map(|h| (h.name.clone(), (h, BTreeMap::new())))
+        .collect();
+    while let Some(first) = updates.recv().await {
+        let mut next = Some(first);
+        while let Some(update) = next {
+            apply(&mut mappings, update);
+            next = updates.try_recv().ok();
+        }
+        let snapshot = Snapshot {
+            generated_at: Some(SystemTime::now()),
+            mappings: mappings
+                .values()
+                .map(|(header, dbs)| {
+                    let mut m = header.clone();
+                    m.databases = dbs.values().cloned().collect();
+                    m.phase = MappingStatus::aggregate_phase(
+                        &m.databases,
+                        m.findings.iter().any(Finding::is_blocking),
+                    );
+                    m
+                })
+                .collect(),
+        };
+        status.send_replace(Arc::new(snapshot));
+    }
+}
+
+fn apply(
+    mappings: &mut BTreeMap<String, (MappingStatus, BTreeMap<String, DatabaseStatus>)>,
+    update: Update,
+) {
+    match update {
+        Update::Mapping {
+            name,
+            findings,
+            last_error,
+        } => {
+            if let Some((header, _)) = mappings.get_mut(&name) {
+                header.findings = findings;
+                header.last_error = last_error;
+                header.last_tick = Some(SystemTime::now());
+            }
+        }
+        Update::Database { mapping, status } => {
+            if let Some((_, dbs)) = mappings.get_mut(&mapping) {
+                dbs.insert(status.name.clone(), *status);
+            }
+        }
+        Update::DatabaseGone { mapping, database } => {
+            if let Some((_, dbs)) = mappings.get_mut(&mapping) {
+                dbs.remove(&database);
+            }
+        }
+    }
+}
+
+/// Which databases each mapping sends to which destination, shared by the mapping tasks so that
+/// two mappings sending a database of the same name to one destination are both refused.
+#[derive(Clone)]
+pub(crate) struct Claims {
+    claims: Arc<watch::Sender<BTreeMap<String, Claim>>>,
+    expected: usize,
+}
+
+impl Claims {
+    pub(crate) fn new(expected: usize) -> Self {
+        Claims {
+            claims: Arc::new(watch::Sender::new(BTreeMap::new())),
+            expected,
+        }
+    }
+
+    pub(crate) fn register(&self, claim: Claim) {
+        self.claims.send_modify(|all| {
+            all.insert(claim.mapping.clone(), claim);
+        });
+    }
+
+    /// Waits (at most `timeout`) until every mapping has registered, so the first check sees
+    /// them all; a mapping whose source is down does not hold the others up for longer.
+    pub(crate) async fn wait_for_all(&self, timeout: Duration) {
+        let mut rx = self.claims.subscribe();
+        let expected = self.expected;
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|all| all.len() >= expected)).await;
+    }
+
+    pub(crate) fn conflicts_for(&self, mapping: &str) -> Vec<Finding> {
+        let all: Vec<Claim> = self.claims.borrow().values().cloned().collect();
+        name_conflicts(&all).remove(mapping).unwrap_or_default()
+    }
+}
+
+/// Delays between retries after errors: exponential from one second to the poll interval
+/// (at least 30 s), with jitter so that many failing tasks do not retry in step.
+pub(crate) fn retry_delays(poll: Duration) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(poll.max(Duration::from_secs(30)))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}

@@ -1,0 +1,205 @@
+//! One pass over the databases, for the CLI: `status`, `check`, `instructions`, `complete`.
+//! The same observation code as the reconcile loop, without its clocks: a single look cannot
+//! know how long the cutover conditions have held, so it reports whether they hold now.
+
+use std::time::SystemTime;
+
+use super::contexts;
+use super::database::{self, Connections};
+use crate::config::{Problem, Settings};
+use crate::findings::Finding;
+use crate::pg::PgError;
+use crate::phase::{Phase, derive_phase};
+use crate::phases::preflight::{self, Claim, InstanceReport, name_conflicts};
+use crate::phases::{DbConn, MappingContext, complete, cutover};
+use crate::status::{MappingStatus, Snapshot};
+
+/// Why a one-shot command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<Problem>),
+    #[error("no mapping named {0:?} is configured (see `postgres-migrator config`)")]
+    UnknownMapping(String),
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+async fn instance_report(ctx: &MappingContext) -> Result<InstanceReport, PgError> {
+    let mut src = DbConn::new(
+        &ctx.source,
+        ctx.source.pg.get_dbname().unwrap_or("postgres"),
+    );
+    let mut dst = DbConn::new(
+        &ctx.destination,
+        ctx.destination.pg.get_dbname().unwrap_or("postgres"),
+    );
+    let src = src.get().await?;
+    let dst = dst.get().await?;
+    preflight::check_instance(ctx, src, dst).await
+}
+
+/// One look at every mapping (or only `only`): phases, lag and findings.
+pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot, CommandError> {
+    let all = contexts(settings).map_err(CommandError::Config)?;
+    if let Some(name) = only
+        && !all.iter().any(|c| c.name == name)
+    {
+        return Err(CommandError::UnknownMapping(name.to_owned()));
+    }
+    let mut reports = Vec::new();
+    for ctx in &all {
+        reports.push(instance_report(ctx).await);
+    }
+    let claims: Vec<Claim> = all
+        .iter()
+        .zip(&reports)
+        .filter_map(|(ctx, r)| {
+            r.as_ref().ok().map(|r| Claim {
+                mapping: ctx.name.clone(),
+                destination: ctx.destination_key(),
+                databases: r.databases.clone(),
+            })
+        })
+        .collect();
+    let mut conflicts = name_conflicts(&claims);
+    let mut mappings = Vec::new();
+    for (ctx, report) in all.iter().zip(reports) {
+        if only.is_some_and(|name| name != ctx.name) {
+            continue;
+        }
+        let mut status = MappingStatus {
+            name: ctx.name.clone(),
+            source: ctx.source.describe(),
+            destination: ctx.destination.describe(),
+            phase: Phase::Preflight,
+            findings: Vec::new(),
+            last_error: None,
+            last_tick: Some(SystemTime::now()),
+            databases: Vec::new(),
+        };
+        match report {
+            Err(e) => {
+                status.findings.push(Finding::blocking(
+                    "connection",
+                    e.to_string(),
+                    "check that the servers are up and the mapping's connection settings are right",
+                ));
+            }
+            Ok(report) => {
+                status.findings = report.findings.clone();
+                status
+                    .findings
+                    .extend(conflicts.remove(&ctx.name).unwrap_or_default());
+                let blocked = status.findings.iter().any(Finding::is_blocking);
+                for db in &report.databases {
+                    let mut conns = Connections::new(ctx, db);
+                    match database::observe(ctx, db, blocked, &mut conns).await {
+                        Ok(obs) => {
+                            let mut db_status = obs.status;
+                            db_status.phase = derive_phase(
+                                &obs.facts,
+                                &ctx.thresholds,
+                                std::time::Duration::ZERO,
+                            );
+                            status.databases.push(db_status);
+                        }
+                        Err(e) => status.findings.push(Finding::blocking(
+                            "database_unreachable",
+                            e.to_string(),
+                            "check that the database accepts connections",
+                        )),
+                    }
+                }
+            }
+        }
+        status.phase = MappingStatus::aggregate_phase(
+            &status.databases,
+            status.findings.iter().any(Finding::is_blocking),
+        );
+        mappings.push(status);
+    }
+    Ok(Snapshot {
+        generated_at: Some(SystemTime::now()),
+        mappings,
+    })
+}
+
+/// The cutover instructions of mapping `name`.
+pub async fn instructions(settings: &Settings, name: &str) -> Result<String, CommandError> {
+    let ctx = find(settings, name)?;
+    let report = instance_report(&ctx).await?;
+    Ok(cutover::instructions(&ctx, &report.databases))
+}
+
+/// Marks mapping `name` complete (see [`complete::complete_database`]). Refused unless every
+/// database is cutover ready now (or completed already), unless `force`. Returns what was done,
+/// one line per database.
+pub async fn complete(
+    settings: &Settings,
+    name: &str,
+    force: bool,
+) -> Result<Vec<String>, CommandError> {
+    let ctx = find(settings, name)?;
+    let snapshot = status(settings, Some(name)).await?;
+    let mapping = snapshot
+        .mapping(name)
+        .ok_or_else(|| CommandError::UnknownMapping(name.to_owned()))?;
+    if !force {
+        let mut reasons: Vec<String> = mapping
+            .findings
+            .iter()
+            .filter(|f| f.is_blocking())
+            .map(|f| f.message.clone())
+            .collect();
+        for db in &mapping.databases {
+            if db.phase != Phase::Completed && !db.cutover_conditions_met {
+                reasons.push(format!(
+                    "database {:?} is {} (not cutover ready)",
+                    db.name, db.phase
+                ));
+            }
+        }
+        if mapping.databases.is_empty() {
+            reasons.push("it has no databases yet".into());
+        }
+        if !reasons.is_empty() {
+            return Err(CommandError::Refused(format!(
+                "refusing to complete mapping {name}: {}. Wait until it is cutover ready, or pass --force to drop the replication anyway (changes not yet replicated are lost to the destination)",
+                reasons.join("; ")
+            )));
+        }
+    }
+    let mut done = Vec::new();
+    for db in &mapping.databases {
+        if db.phase == Phase::Completed {
+            done.push(format!("{:?}: already completed", db.name));
+            continue;
+        }
+        let names = ctx.names(&db.name);
+        let mut conns = Connections::new(&ctx, &db.name);
+        let Connections {
+            source,
+            destination,
+            ..
+        } = &mut conns;
+        let src = source.get().await?;
+        let dst = destination.get().await?;
+        complete::complete_database(&ctx, &db.name, &names, src, dst).await?;
+        done.push(format!(
+            "{:?}: sequences synced, subscription {} disabled and detached, slot and publication {} dropped",
+            db.name, names.subscription, names.slot
+        ));
+    }
+    Ok(done)
+}
+
+fn find(settings: &Settings, name: &str) -> Result<MappingContext, CommandError> {
+    let mapping = settings
+        .mappings
+        .get(name)
+        .ok_or_else(|| CommandError::UnknownMapping(name.to_owned()))?;
+    MappingContext::new(name, mapping, &settings.migration).map_err(CommandError::Config)
+}

@@ -1,0 +1,206 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use migrator_core::config::{ConfigSource, Settings, load};
+use migrator_core::ddl::quote::{ident, qualified};
+use migrator_core::testkit::Cluster;
+use tokio_postgres::{Client, NoTls};
+
+pub async fn connect(cluster: &Cluster, db: &str) -> Client {
+    let (client, connection) = cluster
+        .pg_config(db)
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Settings with mappings `name -> (source, destination)` and quick clocks for tests.
+pub fn settings(mappings: &[(&str, &Cluster, &Cluster)], extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::new();
+    for (name, source, destination) in mappings {
+        for (side, cluster) in [("SOURCE", source), ("DESTINATION", destination)] {
+            let prefix = format!("MIGRATOR__MAPPINGS__{}__{side}", name.to_uppercase());
+            env.insert(format!("{prefix}__HOST"), "127.0.0.1".into());
+            env.insert(format!("{prefix}__PORT"), cluster.port().to_string());
+            env.insert(format!("{prefix}__USER"), "postgres".into());
+            env.insert(format!("{prefix}__PASSWORD"), cluster.password().into());
+        }
+    }
+    env.insert("MIGRATOR__MIGRATION__POLL_INTERVAL".into(), "500ms".into());
+    env.insert("MIGRATOR__MIGRATION__STABLE_FOR".into(), "2s".into());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    load(&ConfigSource {
+        file: None,
+        env: Some(env),
+    })
+    .expect("test settings are valid")
+}
+
+/// Polls `check` every 200 ms until it returns `Ok`, failing after `deadline` with `what` and
+/// the last state `check` described.
+pub async fn wait_until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(state) if tokio::time::Instant::now() > end => {
+                panic!("timed out after {deadline:?} waiting for {what}; last state:\n{state}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// [`wait_until`] for checks with nothing to describe.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_until(what, deadline, || {
+        let fut = check();
+        async move { fut.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// Every user table (partitions included) of the connected database.
+pub async fn tables(client: &Client) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Row count and a digest of every row's text, in a stable order.
+pub async fn table_digest(client: &Client, schema: &str, table: &str) -> (i64, String) {
+    let name = qualified(&migrator_core::catalog::model::QualifiedName::new(
+        schema, table,
+    ));
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') FROM {name} t"
+            ),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("digest of {name}: {e}"));
+    (row.get(0), row.get(1))
+}
+
+/// Asserts every table of `db` has the same rows on both clusters; returns the rows compared.
+pub async fn assert_same_contents(source: &Cluster, destination: &Cluster, db: &str) -> i64 {
+    let src = connect(source, db).await;
+    let dst = connect(destination, db).await;
+    let src_tables = tables(&src).await;
+    assert_eq!(src_tables, tables(&dst).await, "{db}: table lists differ");
+    let mut rows = 0;
+    for (schema, table) in &src_tables {
+        let a = table_digest(&src, schema, table).await;
+        let b = table_digest(&dst, schema, table).await;
+        assert_eq!(a, b, "{db}: {schema}.{table} differs (rows, digest)");
+        rows += a.0;
+    }
+    rows
+}
+
+/// Asserts every sequence on the destination is at or past the source's value.
+pub async fn assert_sequences_ahead(source: &Cluster, destination: &Cluster, db: &str) {
+    let query = "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences ORDER BY 1";
+    let src: HashMap<String, Option<i64>> = connect(source, db)
+        .await
+        .query(query, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let dst: HashMap<String, Option<i64>> = connect(destination, db)
+        .await
+        .query(query, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(!src.is_empty() || db != migrator_core::testkit::sample::SHOP);
+    for (name, value) in src {
+        if let Some(v) = value {
+            let d = dst.get(&name).copied().flatten();
+            assert!(
+                d.is_some_and(|d| d >= v),
+                "{db}: sequence {name} is {d:?} on the destination, {v} on the source"
+            );
+        }
+    }
+}
+
+/// Waits until every slot of the source has confirmed everything written so far.
+pub async fn wait_until_replicated(source: &Cluster, deadline: Duration) {
+    let admin = connect(source, "postgres").await;
+    let target: String = admin
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    wait_for("every slot to confirm the last write", deadline, || {
+        let admin = &admin;
+        let target = target.clone();
+        async move {
+            let behind: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_replication_slots \
+                     WHERE confirmed_flush_lsn < $1::text::pg_lsn",
+                    &[&target],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (behind == 0).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Replication leftovers on the source: (slots, publications in `dbs`).
+pub async fn source_leftovers(source: &Cluster, dbs: &[&str]) -> (i64, i64) {
+    let admin = connect(source, "postgres").await;
+    let slots: i64 = admin
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut publications = 0;
+    for db in dbs {
+        let c = connect(source, db).await;
+        publications += c
+            .query_one("SELECT count(*) FROM pg_publication", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+    }
+    let _ = ident("unused");
+    (slots, publications)
+}
