@@ -1,6 +1,7 @@
 //! postgres-migrator: parse arguments, load configuration, hand over to the library.
 
 mod cli;
+mod commands;
 mod demo;
 
 use std::process::ExitCode;
@@ -13,9 +14,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{Cli, Command, LogFormatArg};
 
 /// Exit code for a configuration or usage problem.
-const EXIT_CONFIG: u8 = 2;
-/// Exit code for a command this version cannot do yet.
-const EXIT_NOT_YET: u8 = 4;
+pub const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,25 +48,13 @@ async fn dispatch(command: Command, settings: Settings) -> ExitCode {
             print!("{}", settings.to_redacted_toml());
             ExitCode::SUCCESS
         }
-        Command::Demo => demo::run(shutdown_signal()).await,
-        Command::Run
-        | Command::Check
-        | Command::Status { .. }
-        | Command::Instructions { .. }
-        | Command::Complete { .. } => not_yet(&command),
+        Command::Demo => demo::run(settings, shutdown_signal()).await,
+        Command::Run => commands::run(settings, shutdown_signal()).await,
+        Command::Check => commands::check(settings).await,
+        Command::Status { json } => commands::status(settings, json).await,
+        Command::Instructions { mapping } => commands::instructions(settings, &mapping).await,
+        Command::Complete { mapping, force } => commands::complete(settings, &mapping, force).await,
     }
-}
-
-fn not_yet(command: &Command) -> ExitCode {
-    eprintln!(
-        "postgres-migrator: `{}` is not built yet: it arrives with the migration pipeline.",
-        format!("{command:?}")
-            .split([' ', '{'])
-            .next()
-            .unwrap_or("")
-            .to_lowercase()
-    );
-    ExitCode::from(EXIT_NOT_YET)
 }
 
 /// Logging to stdout: level from RUST_LOG, else `log.level`; format from `--log-format`, else
@@ -90,6 +77,7 @@ fn init_logging(settings: &Settings, format: Option<LogFormatArg>) -> Result<(),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
     if json {
         builder.json().flatten_event(true).init();

@@ -14,3 +14,4 @@ pub mod phases;
 pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod verify;

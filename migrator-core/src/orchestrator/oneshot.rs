@@ -11,7 +11,10 @@ use crate::findings::Finding;
 use crate::pg::PgError;
 use crate::phase::{Phase, derive_phase};
 use crate::phases::preflight::{self, Claim, InstanceReport, name_conflicts};
-use crate::phases::{DbConn, MappingContext, complete, cutover};
+use crate::phases::{DbConn, MappingContext, catchup, complete, cutover};
+
+/// How long `complete` waits for the destination to catch up with what the source wrote.
+const LAG_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::status::{MappingStatus, Snapshot};
 
 /// Why a one-shot command failed.
@@ -171,6 +174,27 @@ pub async fn complete(
                 reasons.join("; ")
             )));
         }
+    }
+    // Everything written to the source before this moment must reach the destination first.
+    let pending: Vec<String> = mapping
+        .databases
+        .iter()
+        .filter(|d| d.phase != Phase::Completed)
+        .map(|d| ctx.names(&d.name).slot)
+        .collect();
+    let mut admin = DbConn::new(
+        &ctx.source,
+        ctx.source.pg.get_dbname().unwrap_or("postgres"),
+    );
+    let target = admin.target();
+    let caught_up =
+        catchup::wait_for_zero_lag(admin.get().await?, &target, &pending, LAG_DRAIN_TIMEOUT)
+            .await?;
+    if !caught_up && !force {
+        return Err(CommandError::Refused(format!(
+            "refusing to complete mapping {name}: the destination has not caught up with the source within {}s; stop writes to the source first, or pass --force",
+            LAG_DRAIN_TIMEOUT.as_secs()
+        )));
     }
     let mut done = Vec::new();
     for db in &mapping.databases {

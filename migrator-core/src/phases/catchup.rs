@@ -82,3 +82,38 @@ pub async fn heartbeat(src: &Client, src_target: &str) -> Result<(), PgError> {
     .map_err(q(src_target, "writing the heartbeat"))?;
     Ok(())
 }
+
+/// Waits until every slot in `slots` has confirmed the source's WAL position as of the call
+/// (`src` on any database of the source): everything written before is on the destination.
+/// Returns false after `timeout`.
+pub async fn wait_for_zero_lag(
+    src: &Client,
+    src_target: &str,
+    slots: &[String],
+    timeout: std::time::Duration,
+) -> Result<bool, PgError> {
+    let target: String = src
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(q(src_target, "reading the current WAL position"))?
+        .get(0);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let behind: i64 = src
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = ANY($1) \
+                   AND (confirmed_flush_lsn IS NULL OR confirmed_flush_lsn < $2::text::pg_lsn)",
+                &[&slots, &target],
+            )
+            .await
+            .map_err(q(src_target, "comparing slot positions"))?
+            .get(0);
+        if behind == 0 {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

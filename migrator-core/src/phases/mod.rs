@@ -112,7 +112,7 @@ impl DbConn {
 }
 
 /// Maps a failed statement to a [`PgError`] naming the target and what was being done.
-pub(crate) fn q<'a>(
+pub fn q<'a>(
     target: &'a str,
     context: &'static str,
 ) -> impl Fn(tokio_postgres::Error) -> PgError + 'a {

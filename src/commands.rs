@@ -1,0 +1,232 @@
+//! The subcommands that work on the configured mappings.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use migrator_core::config::Settings;
+use migrator_core::findings::Finding;
+use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::phase::Phase;
+use migrator_core::status::{MappingStatus, Snapshot};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code when preflight finds a blocking problem or a command is refused.
+pub const EXIT_BLOCKED: u8 = 3;
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("postgres-migrator: {e}");
+    ExitCode::FAILURE
+}
+
+/// `run`: the reconcile loops until SIGTERM/SIGINT; phase changes are logged.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> ExitCode {
+    if settings.mappings.is_empty() {
+        eprintln!(
+            "postgres-migrator: no mappings configured; add [mappings.NAME] with source and destination (see config/default.toml), or try `postgres-migrator demo`"
+        );
+        return ExitCode::from(crate::EXIT_CONFIG);
+    }
+    let handle = match orchestrator::start(&settings, shutdown.clone()) {
+        Ok(h) => h,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("postgres-migrator: {p}");
+            }
+            return ExitCode::from(crate::EXIT_CONFIG);
+        }
+    };
+    tracing::info!(mappings = settings.mappings.len(), "orchestrator started");
+    log_progress(handle.status.clone(), shutdown.clone()).await;
+    let _ = handle.join.await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// Logs every phase change, finding and error of every database until `shutdown`.
+pub async fn log_progress(
+    mut status: tokio::sync::watch::Receiver<std::sync::Arc<Snapshot>>,
+    shutdown: CancellationToken,
+) {
+    let mut seen: BTreeMap<(String, String), (Phase, Option<String>, usize)> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
+        }
+        let snapshot = status.borrow_and_update().clone();
+        for m in &snapshot.mappings {
+            for db in &m.databases {
+                let key = (m.name.clone(), db.name.clone());
+                let now = (db.phase, db.last_error.clone(), db.findings.len());
+                if seen.get(&key) != Some(&now) {
+                    let lag = db
+                        .lag
+                        .map(|l| format!("{} B / {:.1} s", l.bytes, l.seconds));
+                    let ready = db
+                        .tables
+                        .iter()
+                        .filter(|t| t.state == migrator_core::status::TableState::Ready)
+                        .count();
+                    tracing::info!(
+                        mapping = %m.name,
+                        database = %db.name,
+                        phase = %db.phase,
+                        tables = format!("{ready}/{}", db.tables.len()),
+                        lag = lag.as_deref().unwrap_or("-"),
+                        error = db.last_error.as_deref().unwrap_or(""),
+                        "database status"
+                    );
+                    for f in &db.findings {
+                        tracing::warn!(mapping = %m.name, database = %db.name, "{f}");
+                    }
+                    seen.insert(key, now);
+                }
+            }
+        }
+    }
+}
+
+/// `status [--json]`.
+pub async fn status(settings: Settings, json: bool) -> ExitCode {
+    match oneshot::status(&settings, None).await {
+        Ok(snapshot) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&snapshot).expect("snapshot serialises")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(snapshot) => {
+            print!("{}", render_status(&snapshot));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `check`: preflight findings; exit 3 when one blocks.
+pub async fn check(settings: Settings) -> ExitCode {
+    let snapshot = match oneshot::status(&settings, None).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let mut blocking = 0;
+    for m in &snapshot.mappings {
+        let all: Vec<(String, &Finding)> = m
+            .findings
+            .iter()
+            .map(|f| ("instance".to_owned(), f))
+            .chain(m.databases.iter().flat_map(|d| {
+                d.findings
+                    .iter()
+                    .map(move |f| (format!("database {:?}", d.name), f))
+            }))
+            .collect();
+        if all.is_empty() {
+            println!(
+                "{}: no findings ({} database(s) to migrate)",
+                m.name,
+                m.databases.len()
+            );
+        }
+        for (scope, f) in all {
+            blocking += usize::from(f.is_blocking());
+            println!("{} {scope}: {f}", m.name);
+        }
+    }
+    if blocking > 0 {
+        println!("{blocking} blocking finding(s): fix them and run check again.");
+        ExitCode::from(EXIT_BLOCKED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `instructions MAPPING`.
+pub async fn instructions(settings: Settings, mapping: &str) -> ExitCode {
+    match oneshot::instructions(&settings, mapping).await {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `complete MAPPING [--force]`.
+pub async fn complete(settings: Settings, mapping: &str, force: bool) -> ExitCode {
+    match oneshot::complete(&settings, mapping, force).await {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            println!("mapping {mapping} is complete.");
+            ExitCode::SUCCESS
+        }
+        Err(e @ oneshot::CommandError::Refused(_)) => {
+            eprintln!("postgres-migrator: {e}");
+            ExitCode::from(EXIT_BLOCKED)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// A plain-text table of every mapping and database.
+pub fn render_status(snapshot: &Snapshot) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for m in &snapshot.mappings {
+        let _ = writeln!(
+            out,
+            "{}  {} -> {}  [{}]",
+            m.name,
+            m.source,
+            m.destination,
+            mapping_phase(m)
+        );
+        for f in &m.findings {
+            let _ = writeln!(out, "  {f}");
+        }
+        for db in &m.databases {
+            let ready = db
+                .tables
+                .iter()
+                .filter(|t| t.state == migrator_core::status::TableState::Ready)
+                .count();
+            let lag = db
+                .lag
+                .map(|l| {
+                    format!(
+                        "lag {:.1} MB / {:.1} s",
+                        l.bytes as f64 / 1_048_576.0,
+                        l.seconds
+                    )
+                })
+                .unwrap_or_else(|| "lag -".into());
+            let _ = writeln!(
+                out,
+                "  {:<40} {:<18} tables {ready}/{}  {lag}  sequences behind {}{}",
+                format!("{:?}", db.name),
+                db.phase.label(),
+                db.tables.len(),
+                db.sequences_behind,
+                if db.cutover_conditions_met && db.phase != Phase::CutoverReady {
+                    "  (cutover conditions met)"
+                } else {
+                    ""
+                }
+            );
+            for f in &db.findings {
+                let _ = writeln!(out, "    {f}");
+            }
+            if let Some(e) = &db.last_error {
+                let _ = writeln!(out, "    last error: {e}");
+            }
+        }
+    }
+    out
+}
+
+fn mapping_phase(m: &MappingStatus) -> &'static str {
+    m.phase.label()
+}
