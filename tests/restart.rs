@@ -1,0 +1,246 @@
+//! The tool killed (SIGKILL) during the initial sync and again during catch-up resumes from what
+//! the databases show, and the result is the same: no row lost or doubled.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use migrator_core::phases::{DbConn, MappingContext};
+use migrator_core::testkit::{Cluster, sample};
+use migrator_core::verify;
+use tokio_postgres::NoTls;
+
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_postgres-migrator"));
+    cmd.env_remove("MIGRATOR_CONFIG").env("RUST_LOG", "info");
+    cmd
+}
+
+fn start(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    binary()
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start postgres-migrator run")
+}
+
+fn status_json(config: &Path) -> serde_json::Value {
+    let out = binary()
+        .args(["status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn databases(status: &serde_json::Value) -> Vec<serde_json::Value> {
+    status["mappings"][0]["databases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn wait_until(what: &str, deadline: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let end = Instant::now() + deadline;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(state) if Instant::now() > end => {
+                panic!("timed out waiting for {what}; last state: {state}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+/// Non-idle sessions of a cluster, for failure messages.
+async fn activity(cluster: &Cluster) -> String {
+    let (client, connection) = cluster.pg_config("postgres").connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .query(
+            "SELECT format('%s %s %s wait=%s/%s xact=%s: %s', pid, datname, state, wait_event_type, wait_event, \
+               now() - xact_start, left(query, 200)) FROM pg_stat_activity WHERE state <> 'idle' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Like [`query_i64`], but 0 while the database does not exist yet.
+async fn try_query_i64(cluster: &Cluster, db: &str, sql: &str) -> i64 {
+    let Ok((client, connection)) = cluster.pg_config(db).connect(NoTls).await else {
+        return 0;
+    };
+    tokio::spawn(connection);
+    client
+        .query_one(sql, &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
+}
+
+async fn query_i64(cluster: &Cluster, db: &str, sql: &str) -> i64 {
+    let (client, connection) = cluster.pg_config(db).connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    sample::load(&source, 100_000).await.unwrap();
+    let load = sample::WriteLoad::start(&source).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrator.toml");
+    let log = dir.path().join("run.log");
+    let mut file = std::fs::File::create(&config).unwrap();
+    write!(
+        file,
+        "[migration]\npoll_interval = \"500ms\"\nstable_for = \"2s\"\n\
+         [mappings.k.source]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n\
+         [mappings.k.destination]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n",
+        source.port(),
+        source.password(),
+        destination.port(),
+        destination.password()
+    )
+    .unwrap();
+
+    // 1. Kill as soon as the first subscription exists: tables are being copied.
+    let mut run = start(&config, &log);
+    let mut syncing = 0;
+    let end = Instant::now() + Duration::from_secs(40);
+    while syncing == 0 {
+        if Instant::now() > end {
+            panic!(
+                "no subscription appeared; source:\n{}\ndestination:\n{}\nlog:\n{}",
+                activity(&source).await,
+                activity(&destination).await,
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        syncing = try_query_i64(
+            &destination,
+            sample::SHOP,
+            "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
+        )
+        .await;
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(
+        syncing > 0,
+        "killed while {syncing} table(s) were still being copied"
+    );
+
+    // 2. Restart; kill again once every database streams (catch-up).
+    let mut run = start(&config, &log);
+    wait_until("catch-up everywhere", Duration::from_secs(180), || {
+        let s = status_json(&config);
+        let dbs = databases(&s);
+        let all = dbs.len() == 4
+            && dbs.iter().all(|d| {
+                matches!(
+                    d["phase"].as_str(),
+                    Some("catch_up") | Some("cutover_ready")
+                )
+            });
+        if all { Ok(()) } else { Err(s.to_string()) }
+    })
+    .await;
+    run.kill().unwrap();
+    run.wait().unwrap();
+
+    // 3. Restart; wait until every cutover condition holds everywhere.
+    let mut run = start(&config, &log);
+    wait_until("cutover conditions", Duration::from_secs(180), || {
+        let s = status_json(&config);
+        let dbs = databases(&s);
+        if dbs.len() == 4 && dbs.iter().all(|d| d["cutover_conditions_met"] == true) {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    })
+    .await;
+    let rounds = load.stop().await.unwrap();
+    assert!(rounds > 10);
+    // SIGTERM: a graceful stop.
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let exit = run.wait().unwrap();
+    assert!(
+        exit.success(),
+        "run did not stop cleanly on SIGTERM: {exit:?}"
+    );
+
+    let out = binary()
+        .args(["complete", "k", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "complete failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Same rows on both sides, table by table.
+    let settings = migrator_core::config::load(&migrator_core::config::ConfigSource {
+        file: Some(config.clone()),
+        env: Some(Default::default()),
+    })
+    .unwrap();
+    let ctx = MappingContext::new("k", &settings.mappings["k"], &settings.migration).unwrap();
+    let mut rows = 0;
+    for db in sample::DATABASES {
+        let mut src = DbConn::new(&ctx.source, db);
+        let mut dst = DbConn::new(&ctx.destination, db);
+        let (st, dt) = (src.target(), dst.target());
+        let tables =
+            verify::compare_database(src.get().await.unwrap(), &st, dst.get().await.unwrap(), &dt)
+                .await
+                .unwrap();
+        assert!(!tables.is_empty());
+        for t in &tables {
+            assert!(
+                t.equal,
+                "{db}: {} differs: {} rows on the source, {:?} on the destination",
+                t.table, t.source_rows, t.destination_rows
+            );
+            rows += t.source_rows;
+        }
+    }
+    assert!(rows > 500_000, "compared {rows} rows");
+    assert_eq!(
+        query_i64(
+            &source,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots"
+        )
+        .await,
+        0
+    );
+}
