@@ -17,6 +17,12 @@ async fn three_databases_under_write_load_reach_cutover_ready_and_complete_with_
     let load = sample::WriteLoad::start(&source).await.unwrap();
     let settings = settings(&[("e2e", &source, &destination)], &[]);
 
+    let early = oneshot::complete(&settings, "e2e", false).await;
+    assert!(
+        matches!(early, Err(oneshot::CommandError::Refused(_))),
+        "complete before cutover ready must be refused: {early:?}"
+    );
+
     let shutdown = CancellationToken::new();
     let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
     let mut status = handle.status.clone();

@@ -24,7 +24,8 @@ pub async fn tables(
         .query(
             "SELECT n.nspname::text, c.relname::text, sr.srsubstate, \
                coalesce((SELECT sum(p.bytes_processed) FROM pg_stat_progress_copy p \
-                         WHERE p.relid IN (SELECT relid FROM pg_partition_tree(c.oid))), 0)::bigint \
+                         WHERE p.relid = c.oid \
+                            OR p.relid IN (SELECT relid FROM pg_partition_tree(c.oid))), 0)::bigint \
              FROM pg_subscription s JOIN pg_subscription_rel sr ON sr.srsubid = s.oid \
              JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE s.subname = $1 ORDER BY 1, 2",
@@ -54,7 +55,8 @@ pub async fn tables(
         .collect())
 }
 
-/// Size of every published table on the source; a partitioned table counts its partitions.
+/// Size of every published table on the source; a partitioned table counts its partitions
+/// (`pg_partition_tree` lists nothing for an ordinary table, hence the CASE).
 pub async fn source_sizes(
     src: &Client,
     src_target: &str,
@@ -62,7 +64,9 @@ pub async fn source_sizes(
     Ok(src
         .query(
             "SELECT n.nspname::text, c.relname::text, \
-               (SELECT coalesce(sum(pg_table_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t)::bigint \
+               CASE WHEN c.relkind = 'p' \
+                    THEN (SELECT coalesce(sum(pg_table_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t) \
+                    ELSE pg_table_size(c.oid) END::bigint \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
                AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
