@@ -90,3 +90,69 @@ fn an_invalid_log_level_is_a_configuration_error() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("log.level"));
 }
+
+#[test]
+fn check_exits_3_naming_a_table_without_primary_key() {
+    use migrator_core::testkit::Cluster;
+    let (source, destination) = Cluster::start_pair().expect("start clusters");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = source
+            .pg_config("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE events_raw (payload text)")
+            .await
+            .unwrap();
+    });
+    let env = [
+        (
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__HOST",
+            "127.0.0.1".to_owned(),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__PORT",
+            source.port().to_string(),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__PASSWORD",
+            source.password().to_owned(),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST",
+            "127.0.0.1".to_owned(),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__DESTINATION__PORT",
+            destination.port().to_string(),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__DESTINATION__PASSWORD",
+            destination.password().to_owned(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = migrator(&["check"], &env);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("[no_primary_key]") && stdout.contains("public.events_raw"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(source.password()), "{stdout}");
+
+    let out = migrator(&["complete", "prod"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "complete before cutover ready is refused"
+    );
+    assert!(
+        text(&out.stderr).contains("refusing to complete mapping prod"),
+        "{}",
+        text(&out.stderr)
+    );
+}

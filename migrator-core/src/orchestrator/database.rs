@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crate::catalog::model::QualifiedName;
+use crate::catalog::model::{QualifiedName, SchemaCatalog};
 use crate::catalog::schema as catalog;
 use crate::ddl;
 use crate::findings::Finding;
@@ -51,6 +51,8 @@ impl Connections {
 pub struct Observation {
     pub facts: DatabaseFacts,
     pub status: DatabaseStatus,
+    /// The source schema, when this look needed it (replication running): `act` reuses it.
+    pub source_catalog: Option<SchemaCatalog>,
 }
 
 /// Reads everything about `db` from both servers. Changes nothing, except applying the
@@ -89,6 +91,7 @@ pub async fn observe(
     };
     let mut tables = Vec::new();
     let mut sequences_total = 0;
+    let mut source_catalog = None;
     if let schema::DestinationState::Ours {
         schema_applied: true,
     } = dest_state
@@ -117,12 +120,13 @@ pub async fn observe(
                 .iter()
                 .filter(|t| t.state == TableState::Ready)
                 .count();
-            let source_catalog = catalog::read(src, &st).await?;
+            let read = catalog::read(src, &st).await?;
             let existing = sync::existing(dst, &dt).await?;
-            facts.deferred_missing = ddl::deferred_objects(&source_catalog)
+            facts.deferred_missing = ddl::deferred_objects(&read)
                 .iter()
                 .filter(|o| !existing.has(o))
                 .count();
+            source_catalog = Some(read);
         }
         match facts.subscription {
             Some(SubscriptionFacts {
@@ -176,15 +180,20 @@ pub async fn observe(
         conditions_held_seconds: 0.0,
         eta_seconds: None,
     };
-    Ok(Observation { facts, status })
+    Ok(Observation {
+        facts,
+        status,
+        source_catalog,
+    })
 }
 
-/// Runs the next step of `phase` for `db`.
+/// Runs the next step of `phase` for `db`. `source_catalog` is the one `observe` read, if any.
 pub async fn act(
     ctx: &MappingContext,
     db: &str,
     phase: Phase,
     status: &DatabaseStatus,
+    source_catalog: Option<&SchemaCatalog>,
     conns: &mut Connections,
 ) -> Result<(), PgError> {
     let names = ctx.names(db);
@@ -223,11 +232,12 @@ pub async fn act(
                 .filter(|t| t.state == TableState::Ready)
                 .map(|t| QualifiedName::new(&t.schema, &t.table))
                 .collect();
-            if status.deferred_missing > 0 {
-                let source_catalog = catalog::read(src, &st).await?;
-                let objects = ddl::deferred_objects(&source_catalog);
+            if status.deferred_missing > 0
+                && let Some(source_catalog) = source_catalog
+            {
+                let objects = ddl::deferred_objects(source_catalog);
                 let existing = sync::existing(dst, &dt).await?;
-                for object in sync::buildable(&source_catalog, &objects, &existing, &ready) {
+                for object in sync::buildable(source_catalog, &objects, &existing, &ready) {
                     sync::build(dst, &dt, object).await?;
                     tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
                 }

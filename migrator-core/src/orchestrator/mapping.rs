@@ -229,9 +229,16 @@ async fn tick(
     status.phase = derive_phase(&observation.facts, &ctx.thresholds, held);
     status.conditions_held_seconds = held.as_secs_f64();
     status.eta_seconds = clocks.eta(status.bytes_copied(), status.bytes_total());
-    database::act(ctx, db, status.phase, &status, conns)
-        .await
-        .map_err(|e| (Some(status.clone()), e))?;
+    database::act(
+        ctx,
+        db,
+        status.phase,
+        &status,
+        observation.source_catalog.as_ref(),
+        conns,
+    )
+    .await
+    .map_err(|e| (Some(status.clone()), e))?;
     let stepped = matches!(
         status.phase,
         Phase::Schema | Phase::Sequences | Phase::ReplicationSetup

@@ -53,7 +53,7 @@ pub struct Comparison {
     /// Destination value trails the source's (or the sequence is missing there).
     pub behind: usize,
     /// `setval` to run on the destination: the source's value plus the margin, for sequences
-    /// behind or within half the margin of the source.
+    /// behind or within half the margin of the source (and present on the destination).
     pub updates: Vec<(QualifiedName, i64)>,
 }
 
@@ -70,7 +70,13 @@ pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], margin: 
             continue;
         };
         let ascending = src.increment > 0;
-        let dst_value = dest.get(&src.name).and_then(|d| d.last_value);
+        let Some(dst) = dest.get(&src.name) else {
+            // Not on the destination: the schema phase creates every sequence, so it was added
+            // to the source later (schema drift). Behind, and nothing to set.
+            result.behind += 1;
+            continue;
+        };
+        let dst_value = dst.last_value;
         let ahead_by = |d: i64| {
             if ascending {
                 d.saturating_sub(src_value)
@@ -93,32 +99,6 @@ pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], margin: 
     result
 }
 
-/// Reads both sides and moves destination sequences ahead of the source's. Returns the
-/// comparison from before the update (what was behind).
-pub async fn sync(
-    src: &Client,
-    src_target: &str,
-    dst: &Client,
-    dst_target: &str,
-    margin: i64,
-) -> Result<Comparison, PgError> {
-    let source = read(src, src_target).await?;
-    let destination = read(dst, dst_target).await?;
-    let comparison = compare(&source, &destination, margin);
-    for (name, value) in &comparison.updates {
-        if !destination.iter().any(|d| &d.name == name) {
-            continue; // created by the schema phase; missing means the schema drifted
-        }
-        dst.execute(
-            "SELECT setval($1::text::regclass, $2, true)",
-            &[&qualified(name), value],
-        )
-        .await
-        .map_err(q(dst_target, "setting a sequence value"))?;
-    }
-    Ok(comparison)
-}
-
 /// Reads both sides without changing anything.
 pub async fn check(
     src: &Client,
@@ -130,6 +110,27 @@ pub async fn check(
     let source = read(src, src_target).await?;
     let destination = read(dst, dst_target).await?;
     Ok(compare(&source, &destination, margin))
+}
+
+/// Moves destination sequences ahead of the source's. Returns the comparison from before the
+/// update (what was behind).
+pub async fn sync(
+    src: &Client,
+    src_target: &str,
+    dst: &Client,
+    dst_target: &str,
+    margin: i64,
+) -> Result<Comparison, PgError> {
+    let comparison = check(src, src_target, dst, dst_target, margin).await?;
+    for (name, value) in &comparison.updates {
+        dst.execute(
+            "SELECT setval($1::text::regclass, $2, true)",
+            &[&qualified(name), value],
+        )
+        .await
+        .map_err(q(dst_target, "setting a sequence value"))?;
+    }
+    Ok(comparison)
 }
 
 #[cfg(test)]
@@ -161,6 +162,12 @@ mod tests {
         let c = compare(&[seq("a", Some(500), 1)], &[seq("a", Some(520), 1)], 100);
         assert_eq!(c.behind, 0);
         assert_eq!(c.updates.len(), 1);
+    }
+
+    #[test]
+    fn a_sequence_missing_on_the_destination_is_behind_with_nothing_to_set() {
+        let c = compare(&[seq("new", Some(5), 1)], &[], 100);
+        assert_eq!((c.behind, c.updates.len()), (1, 0));
     }
 
     #[test]

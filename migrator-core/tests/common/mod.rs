@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use migrator_core::config::{ConfigSource, Settings, load};
-use migrator_core::ddl::quote::{ident, qualified};
+use migrator_core::ddl::quote::qualified;
 use migrator_core::testkit::Cluster;
 use tokio_postgres::{Client, NoTls};
 
@@ -126,25 +126,25 @@ pub async fn assert_same_contents(source: &Cluster, destination: &Cluster, db: &
     rows
 }
 
+/// `schema.sequence -> last_value` of every sequence of `db`.
+async fn sequence_values(cluster: &Cluster, db: &str) -> HashMap<String, Option<i64>> {
+    connect(cluster, db)
+        .await
+        .query(
+            "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
 /// Asserts every sequence on the destination is at or past the source's value.
 pub async fn assert_sequences_ahead(source: &Cluster, destination: &Cluster, db: &str) {
-    let query = "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences ORDER BY 1";
-    let src: HashMap<String, Option<i64>> = connect(source, db)
-        .await
-        .query(query, &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let dst: HashMap<String, Option<i64>> = connect(destination, db)
-        .await
-        .query(query, &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let src = sequence_values(source, db).await;
+    let dst = sequence_values(destination, db).await;
     assert!(!src.is_empty() || db != migrator_core::testkit::sample::SHOP);
     for (name, value) in src {
         if let Some(v) = value {
@@ -201,6 +201,5 @@ pub async fn source_leftovers(source: &Cluster, dbs: &[&str]) -> (i64, i64) {
             .unwrap()
             .get::<_, i64>(0);
     }
-    let _ = ident("unused");
     (slots, publications)
 }
