@@ -262,3 +262,83 @@ async fn a_destination_database_in_use_is_refused() {
     assert_eq!(hits[0].0, "m/shop");
     assert!(hits[0].1.message.contains("1 table(s)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_replication_role_must_read_every_table_and_then_carries_the_migration() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    let admin = connect(&source, "postgres").await;
+    admin
+        .batch_execute("CREATE DATABASE app")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("CREATE ROLE replicator LOGIN REPLICATION PASSWORD 'r3pl1c8'")
+        .await
+        .unwrap();
+    let app = connect(&source, "app").await;
+    app.batch_execute("CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int PRIMARY KEY, total numeric); INSERT INTO billing.invoices SELECT g, g FROM generate_series(1, 100) g")
+        .await
+        .unwrap();
+    let settings = settings(
+        &[("m", &source, &destination)],
+        &[
+            ("MIGRATOR__MAPPINGS__M__DATABASES__INCLUDE", "app"),
+            (
+                "MIGRATOR__MAPPINGS__M__SOURCE__REPLICATION_USER",
+                "replicator",
+            ),
+            (
+                "MIGRATOR__MAPPINGS__M__SOURCE__REPLICATION_PASSWORD",
+                "r3pl1c8",
+            ),
+        ],
+    );
+    let found = findings(&settings).await;
+    let hits = blocking(&found, "replication_role_privileges");
+    assert_eq!(hits.len(), 1, "{found:#?}");
+    assert!(
+        hits[0].1.message.contains("billing.invoices"),
+        "{}",
+        hits[0].1.message
+    );
+    assert!(
+        !format!("{found:?}").contains("r3pl1c8"),
+        "a password reached a finding"
+    );
+
+    app.batch_execute("GRANT USAGE ON SCHEMA billing TO replicator; GRANT SELECT ON ALL TABLES IN SCHEMA billing TO replicator")
+        .await
+        .unwrap();
+    assert!(blocking(&findings(&settings).await, "replication_role_privileges").is_empty());
+
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    wait_until("cutover ready", Duration::from_secs(90), || {
+        let s = status.borrow_and_update().clone();
+        async move {
+            match s.mapping("m") {
+                Some(m) if m.phase == Phase::CutoverReady => Ok(()),
+                _ => Err(serde_json::to_string_pretty(&*s).unwrap()),
+            }
+        }
+    })
+    .await;
+    shutdown.cancel();
+    handle.join.await.unwrap();
+    // The subscription really logs in as the replication role.
+    let user: String = connect(&destination, "app")
+        .await
+        .query_one("SELECT subconninfo FROM pg_subscription", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        user.contains("user='replicator'"),
+        "subscription connects as {user}"
+    );
+    assert_eq!(
+        assert_same_contents(&source, &destination, "app").await,
+        100
+    );
+}

@@ -302,6 +302,23 @@ pub async fn check_database(
         ));
     }
 
+    let unreadable = unreadable_by_replication_role(src, &st, &ctx.source.replication_user).await?;
+    if !unreadable.is_empty() {
+        let role = ident(&ctx.source.replication_user);
+        findings.push(Finding::blocking(
+            "replication_role_privileges",
+            format!(
+                "replication_user {} cannot read {} table(s) in {db:?}, so the initial copy would fail: {}",
+                ctx.source.replication_user,
+                unreadable.len(),
+                list(&unreadable)
+            ),
+            format!(
+                "in {db:?} on the source, for each schema: GRANT USAGE ON SCHEMA <schema> TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA <schema> TO {role}"
+            ),
+        ));
+    }
+
     let extensions: Vec<String> = src
         .query("SELECT extname::text FROM pg_extension ORDER BY 1", &[])
         .await
@@ -363,6 +380,38 @@ pub async fn check_database(
         _ => {}
     }
     Ok(findings)
+}
+
+/// Tables the replication role cannot SELECT (or whose schema it cannot use); none when the role
+/// is a superuser or does not exist (the instance check reports a missing role).
+async fn unreadable_by_replication_role(
+    src: &Client,
+    target: &str,
+    role: &str,
+) -> Result<Vec<QualifiedName>, PgError> {
+    let row = src
+        .query_opt("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role])
+        .await
+        .map_err(q(target, "looking up the replication role"))?;
+    if row.is_none_or(|r| r.get::<_, bool>(0)) {
+        return Ok(Vec::new());
+    }
+    Ok(src
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+               AND (NOT has_schema_privilege($1, n.oid, 'USAGE') \
+                    OR NOT has_table_privilege($1, c.oid, 'SELECT')) \
+             ORDER BY 1, 2",
+            &[&role],
+        )
+        .await
+        .map_err(q(target, "checking the replication role's privileges"))?
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
 }
 
 fn list(tables: &[QualifiedName]) -> String {
