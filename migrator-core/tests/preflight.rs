@@ -267,10 +267,7 @@ async fn a_destination_database_in_use_is_refused() {
 async fn a_dedicated_replication_role_must_read_every_table_and_then_carries_the_migration() {
     let (source, destination) = Cluster::start_pair().unwrap();
     let admin = connect(&source, "postgres").await;
-    admin
-        .batch_execute("CREATE DATABASE app")
-        .await
-        .unwrap();
+    admin.batch_execute("CREATE DATABASE app").await.unwrap();
     admin
         .batch_execute("CREATE ROLE replicator LOGIN REPLICATION PASSWORD 'r3pl1c8'")
         .await

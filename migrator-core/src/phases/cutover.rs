@@ -29,7 +29,7 @@ pub fn instructions(ctx: &MappingContext, databases: &[String]) -> String {
     let _ = writeln!(text);
     let _ = writeln!(
         text,
-        "1. Check it is ready: the dashboard shows CUTOVER READY for {name}, or\n   `postgres-migrator status` lists every database as `cutover ready`.",
+        "1. Check it is ready: `postgres-migrator run` logs every database of {name} as\n   `cutover ready`, or `postgres-migrator status` shows each with `(cutover conditions met)`.",
         name = ctx.name
     );
     let _ = writeln!(
