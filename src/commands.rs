@@ -1,7 +1,9 @@
 //! The subcommands that work on the configured mappings.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use migrator_core::config::Settings;
 use migrator_core::findings::Finding;
@@ -36,10 +38,35 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> ExitCode {
         }
     };
     tracing::info!(mappings = settings.mappings.len(), "orchestrator started");
+    let listen: SocketAddr = settings
+        .server
+        .listen
+        .parse()
+        .expect("server.listen was validated");
+    let state = web_ui::AppState {
+        status: handle.status.clone(),
+        commands: handle.commands.clone(),
+        admin_token: settings.server.admin_token.clone(),
+        stale_after: settings.migration.poll_interval * 5 + Duration::from_secs(30),
+    };
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let served = web_ui::serve(listen, state, server_shutdown.clone()).await;
+        if let Err(e) = &served {
+            tracing::error!(address = %listen, error = %e, "the HTTP server failed; stopping (is server.listen free?)");
+            server_shutdown.cancel();
+        }
+        served.is_ok()
+    });
     log_progress(handle.status.clone(), shutdown.clone()).await;
     let _ = handle.join.await;
+    let served = server.await.unwrap_or(false);
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    if served {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Logs every phase change, finding and error of every database until `shutdown`.

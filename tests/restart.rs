@@ -66,6 +66,20 @@ async fn wait_until(what: &str, deadline: Duration, mut check: impl FnMut() -> R
     }
 }
 
+/// A plain HTTP/1.1 GET, whole response as text.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// Non-idle sessions of a cluster, for failure messages.
 async fn activity(cluster: &Cluster) -> String {
     let (client, connection) = cluster.pg_config("postgres").connect(NoTls).await.unwrap();
@@ -115,7 +129,7 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
     let mut file = std::fs::File::create(&config).unwrap();
     write!(
         file,
-        "[migration]\npoll_interval = \"500ms\"\nstable_for = \"2s\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\n[migration]\npoll_interval = \"500ms\"\nstable_for = \"2s\"\n\
          [mappings.k.source]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n\
          [mappings.k.destination]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n",
         source.port(),
@@ -183,6 +197,27 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
         }
     })
     .await;
+    // The running process serves its API: the address is in its log (port 0 in the config).
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    let address = log_text
+        .lines()
+        .rev()
+        .find_map(|l| l.split("HTTP server listening address=").nth(1))
+        .expect("the log names the HTTP address")
+        .trim()
+        .to_owned();
+    let ready = http_get(&address, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let api = http_get(&address, "/api/status");
+    assert!(
+        api.starts_with("HTTP/1.1 200") && api.contains("\"name\":\"k\""),
+        "{api}"
+    );
+    assert!(
+        !api.contains(source.password()),
+        "a password reached the API"
+    );
+
     let rounds = load.stop().await.unwrap();
     assert!(rounds > 10);
     // SIGTERM: a graceful stop.

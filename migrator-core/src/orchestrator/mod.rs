@@ -26,14 +26,29 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Problem, Settings};
 use crate::findings::Finding;
+use crate::phase::Phase;
 use crate::phases::MappingContext;
 use crate::phases::preflight::{Claim, name_conflicts};
 use crate::status::{DatabaseStatus, MappingStatus, Snapshot};
+
+/// Commands to a running orchestrator (from the dashboard, for instance). They run one at a
+/// time, so a double submit sees the first one's result.
+#[derive(Debug)]
+pub enum Command {
+    /// Mark a mapping complete. Refused unless the mapping is cutover ready (or completed, which
+    /// makes it a no-op); the reply says what was done or why not.
+    Complete {
+        mapping: String,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<String>, oneshot::CommandError>>,
+    },
+}
 
 /// A running orchestrator.
 pub struct Handle {
     /// The latest snapshot; `changed()` fires on every new one.
     pub status: watch::Receiver<Arc<Snapshot>>,
+    /// Where to send [`Command`]s.
+    pub commands: mpsc::Sender<Command>,
     /// Finishes when every task has stopped after shutdown.
     pub join: JoinHandle<()>,
 }
@@ -75,6 +90,13 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
         )));
     }
     drop(updates_tx);
+    let (commands, command_rx) = mpsc::channel(16);
+    tasks.push(tokio::spawn(run_commands(
+        settings.clone(),
+        status_rx.clone(),
+        command_rx,
+        shutdown,
+    )));
     let join = tokio::spawn(async move {
         for task in tasks {
             if let Err(e) = task.await {
@@ -85,8 +107,43 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     });
     Ok(Handle {
         status: status_rx,
+        commands,
         join,
     })
+}
+
+/// Runs commands one at a time until `shutdown` or until every sender is gone.
+async fn run_commands(
+    settings: Settings,
+    status: watch::Receiver<Arc<Snapshot>>,
+    mut commands: mpsc::Receiver<Command>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let command = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            command = commands.recv() => match command {
+                Some(command) => command,
+                None => return,
+            },
+        };
+        match command {
+            Command::Complete { mapping, reply } => {
+                let phase = status.borrow().mapping(&mapping).map(|m| m.phase);
+                let result = match phase {
+                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    Some(Phase::CutoverReady | Phase::Completed) => {
+                        tracing::info!(mapping = %mapping, "mark complete requested");
+                        oneshot::complete(&settings, &mapping, false).await
+                    }
+                    Some(other) => Err(oneshot::CommandError::Refused(format!(
+                        "mapping {mapping} is {other}, not cutover ready: it can be marked complete once the light is green"
+                    ))),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
 }
 
 fn initial_status(ctx: &MappingContext) -> MappingStatus {

@@ -1,0 +1,81 @@
+//! JSON API, health and readiness.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use migrator_core::orchestrator::Command;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use crate::{AppError, AppState};
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: the configuration is loaded and the orchestrator has published a snapshot
+/// recently.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let generated = state.status.borrow().generated_at;
+    let age = generated.and_then(|t| SystemTime::now().duration_since(t).ok());
+    match age {
+        Some(age) if age <= state.stale_after => (StatusCode::OK, "ready".to_owned()),
+        Some(age) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the orchestrator's last status is {}s old", age.as_secs()),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the orchestrator has not published a status yet".to_owned(),
+        ),
+    }
+}
+
+/// `GET /api/status`: the latest snapshot (documented in docs/USER_GUIDE.md).
+pub async fn status(State(state): State<AppState>) -> Response {
+    let snapshot = state.status.borrow().clone();
+    Json(&*snapshot).into_response()
+}
+
+/// `POST /api/mappings/{name}/complete`: marks a cutover-ready mapping complete.
+pub async fn complete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    authorize(&state, &headers)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    state
+        .commands
+        .send(Command::Complete {
+            mapping: name,
+            reply,
+        })
+        .await
+        .map_err(|_| AppError::Unavailable("the orchestrator is not running".into()))?;
+    let done = answer
+        .await
+        .map_err(|_| AppError::Unavailable("the orchestrator stopped".into()))??;
+    Ok(Json(serde_json::json!({ "done": done })))
+}
+
+/// Checks the admin token when one is configured.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(token) = &state.admin_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())) => {
+            Ok(())
+        }
+        _ => Err(AppError::Unauthorized),
+    }
+}

@@ -1,0 +1,47 @@
+//! The one error type handlers return; it becomes a JSON response with a status code.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use migrator_core::orchestrator::oneshot::CommandError;
+
+/// What can go wrong in a handler.
+#[derive(Debug)]
+pub enum AppError {
+    /// 401: a command without the right admin token.
+    Unauthorized,
+    /// 404.
+    NotFound(String),
+    /// 409: refused in the current state (the reason says why and what to do).
+    Refused(String),
+    /// 503: the orchestrator is not running.
+    Unavailable(String),
+    /// 500: the step failed (a database error; never holds a secret).
+    Failed(String),
+}
+
+impl From<CommandError> for AppError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::UnknownMapping(_) => AppError::NotFound(e.to_string()),
+            CommandError::Refused(_) => AppError::Refused(e.to_string()),
+            CommandError::Config(_) | CommandError::Pg(_) => AppError::Failed(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (code, message) = match self {
+            AppError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "this command needs the admin token: send Authorization: Bearer <server.admin_token>".to_owned(),
+            ),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            AppError::Refused(m) => (StatusCode::CONFLICT, m),
+            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            AppError::Failed(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+        (code, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}

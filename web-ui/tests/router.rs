@@ -1,0 +1,222 @@
+//! Every route through `app()` with `oneshot`, over snapshots built here.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use migrator_core::naming::ReplicationNames;
+use migrator_core::orchestrator::Command;
+use migrator_core::orchestrator::oneshot::CommandError;
+use migrator_core::phase::{Lag, Phase};
+use migrator_core::status::{DatabaseStatus, MappingStatus, Snapshot, TableState, TableStatus};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+use web_ui::{AppState, app};
+
+fn database(name: &str, phase: Phase) -> DatabaseStatus {
+    DatabaseStatus {
+        name: name.into(),
+        phase,
+        names: (&ReplicationNames::new("prod", name)).into(),
+        findings: vec![],
+        last_error: None,
+        tables: vec![
+            TableStatus {
+                schema: "public".into(),
+                table: "orders".into(),
+                state: TableState::Ready,
+                bytes_copied: 800,
+                bytes_total: 800,
+            },
+            TableStatus {
+                schema: "public".into(),
+                table: "events".into(),
+                state: TableState::Copying,
+                bytes_copied: 100,
+                bytes_total: 400,
+            },
+        ],
+        lag: Some(Lag {
+            bytes: 123,
+            seconds: 0.5,
+        }),
+        slot: None,
+        sequences_total: 2,
+        sequences_behind: 0,
+        deferred_missing: 0,
+        cutover_conditions_met: phase == Phase::CutoverReady,
+        conditions_held_seconds: 0.0,
+        eta_seconds: Some(12.0),
+    }
+}
+
+fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
+    Snapshot {
+        generated_at: at,
+        mappings: vec![MappingStatus {
+            name: "prod".into(),
+            source: "postgres@old:5432/postgres".into(),
+            destination: "postgres@new:5432/postgres".into(),
+            phase,
+            findings: vec![],
+            last_error: None,
+            last_tick: at,
+            databases: vec![database("shop", phase)],
+        }],
+    }
+}
+
+struct Harness {
+    state: AppState,
+    commands: mpsc::Receiver<Command>,
+    /// Kept so that the state's receiver stays connected.
+    _status: watch::Sender<Arc<Snapshot>>,
+}
+
+fn harness(snapshot: Snapshot, token: Option<&str>) -> Harness {
+    let (status_tx, status) = watch::channel(Arc::new(snapshot));
+    let (commands_tx, commands) = mpsc::channel(4);
+    Harness {
+        state: AppState {
+            status,
+            commands: commands_tx,
+            admin_token: token.map(|t| t.to_owned().into()),
+            stale_after: Duration::from_secs(30),
+        },
+        commands,
+        _status: status_tx,
+    }
+}
+
+async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn complete(token: Option<&str>) -> Request<Body> {
+    let mut r = Request::post("/api/mappings/prod/complete");
+    if let Some(t) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn healthz_is_always_ok() {
+    let h = harness(Snapshot::default(), None);
+    assert_eq!(
+        call(&h.state, get("/healthz")).await,
+        (StatusCode::OK, "ok".into())
+    );
+}
+
+#[tokio::test]
+async fn readyz_needs_a_recent_snapshot() {
+    let fresh = harness(snapshot(Phase::CatchUp, Some(SystemTime::now())), None);
+    assert_eq!(call(&fresh.state, get("/readyz")).await.0, StatusCode::OK);
+    let none = harness(Snapshot::default(), None);
+    let (code, body) = call(&none.state, get("/readyz")).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("not published"), "{body}");
+    let stale = harness(
+        snapshot(
+            Phase::CatchUp,
+            Some(SystemTime::now() - Duration::from_secs(120)),
+        ),
+        None,
+    );
+    let (code, body) = call(&stale.state, get("/readyz")).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.contains("120s old") || body.contains("121s old"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn api_status_is_the_snapshot_as_json() {
+    let h = harness(snapshot(Phase::InitialSync, Some(SystemTime::now())), None);
+    let (code, body) = call(&h.state, get("/api/status")).await;
+    assert_eq!(code, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["mappings"][0]["name"], "prod");
+    assert_eq!(json["mappings"][0]["phase"], "initial_sync");
+    assert_eq!(
+        json["mappings"][0]["databases"][0]["tables"][1]["state"],
+        "copying"
+    );
+    assert_eq!(json["mappings"][0]["databases"][0]["lag"]["bytes"], 123);
+}
+
+#[tokio::test]
+async fn metrics_show_phase_lag_tables_and_readiness() {
+    let h = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    let (code, body) = call(&h.state, get("/metrics")).await;
+    assert_eq!(code, StatusCode::OK);
+    for line in [
+        "pgmigrator_lag_bytes{mapping=\"prod\",database=\"shop\"} 123",
+        "pgmigrator_lag_seconds{mapping=\"prod\",database=\"shop\"} 0.5",
+        "pgmigrator_database_phase{mapping=\"prod\",database=\"shop\",phase=\"cutoverready\"} 1",
+        "pgmigrator_tables{mapping=\"prod\",database=\"shop\",state=\"copying\"} 1",
+        "pgmigrator_copied_bytes{mapping=\"prod\",database=\"shop\"} 900",
+        "pgmigrator_mapping_cutover_ready{mapping=\"prod\"} 1",
+    ] {
+        assert!(body.contains(line), "missing `{line}` in:\n{body}");
+    }
+}
+
+#[tokio::test]
+async fn complete_forwards_to_the_orchestrator_and_maps_its_answer() {
+    let mut h = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    let state = h.state.clone();
+    let answers = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(Command::Complete { mapping, reply }) = h.commands.recv().await {
+            assert_eq!(mapping, "prod");
+            n += 1;
+            let _ = reply.send(if n == 1 {
+                Ok(vec!["\"shop\": done".into()])
+            } else {
+                Err(CommandError::Refused("mapping prod is catching up".into()))
+            });
+        }
+    });
+    let (code, body) = call(&state, complete(None)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("\\\"shop\\\": done"), "{body}");
+    let (code, body) = call(&state, complete(None)).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(body.contains("catching up"), "{body}");
+    drop(state);
+    answers.abort();
+}
+
+#[tokio::test]
+async fn complete_needs_the_admin_token_when_one_is_set() {
+    let h = harness(
+        snapshot(Phase::CutoverReady, Some(SystemTime::now())),
+        Some("s3cret-token"),
+    );
+    for token in [None, Some("wrong")] {
+        let (code, body) = call(&h.state, complete(token)).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(!body.contains("s3cret-token"));
+    }
+}
+
+#[tokio::test]
+async fn complete_without_a_running_orchestrator_is_503() {
+    let h = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    let state = h.state.clone();
+    drop(h.commands);
+    let (code, _) = call(&state, complete(None)).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+}
