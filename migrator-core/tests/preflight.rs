@@ -39,6 +39,19 @@ fn blocking<'a>(found: &'a [(String, Finding)], code: &str) -> Vec<&'a (String, 
         .collect()
 }
 
+/// Waits until the orchestrator has published `n` more snapshots (each a tick's outcome).
+async fn more_ticks(
+    status: &mut tokio::sync::watch::Receiver<std::sync::Arc<migrator_core::status::Snapshot>>,
+    n: usize,
+) {
+    for _ in 0..n {
+        tokio::time::timeout(Duration::from_secs(30), status.changed())
+            .await
+            .expect("the orchestrator keeps ticking")
+            .expect("the orchestrator is running");
+    }
+}
+
 /// Runs the orchestrator until `mapping` is Problematic, then asserts nothing was created.
 async fn assert_refused_without_side_effects(
     settings: &Settings,
@@ -62,8 +75,8 @@ async fn assert_refused_without_side_effects(
         }
     })
     .await;
-    // A few more ticks, to be sure no step is taken.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Three more published ticks, to be sure no step is taken.
+    more_ticks(&mut status, 3).await;
     shutdown.cancel();
     handle.join.await.unwrap();
     let slots: i64 = connect(source, "postgres")
@@ -223,7 +236,7 @@ async fn two_mappings_sending_one_database_name_to_one_destination_are_both_refu
         }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    more_ticks(&mut status, 3).await;
     shutdown.cancel();
     handle.join.await.unwrap();
     let exists: i64 = connect(&destination, "postgres")
