@@ -9,7 +9,7 @@ use migrator_core::config::Settings;
 use migrator_core::findings::Finding;
 use migrator_core::orchestrator::{self, oneshot};
 use migrator_core::phase::Phase;
-use migrator_core::status::{MappingStatus, Snapshot};
+use migrator_core::status::Snapshot;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when preflight finds a blocking problem or a command is refused.
@@ -209,7 +209,7 @@ pub fn render_status(snapshot: &Snapshot) -> String {
             m.name,
             m.source,
             m.destination,
-            mapping_phase(m)
+            m.phase.label()
         );
         for f in &m.findings {
             let _ = writeln!(out, "  {f}");
@@ -252,8 +252,4 @@ pub fn render_status(snapshot: &Snapshot) -> String {
         }
     }
     out
-}
-
-fn mapping_phase(m: &MappingStatus) -> &'static str {
-    m.phase.label()
 }

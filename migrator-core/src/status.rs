@@ -54,17 +54,6 @@ impl MappingStatus {
             .min()
             .unwrap_or(Phase::Preflight)
     }
-
-    /// Largest lag over the databases still replicating.
-    pub fn max_lag(&self) -> Option<Lag> {
-        self.databases
-            .iter()
-            .filter_map(|d| d.lag)
-            .reduce(|a, b| Lag {
-                bytes: a.bytes.max(b.bytes),
-                seconds: a.seconds.max(b.seconds),
-            })
-    }
 }
 
 /// One source database and its copy on the destination.

@@ -38,6 +38,17 @@ fn problems(err: ConfigError) -> Vec<String> {
     }
 }
 
+/// Asserts `found` holds one problem starting with each of `expect`, and nothing else.
+fn assert_exactly(found: &[String], expect: &[&str]) {
+    for e in expect {
+        assert!(
+            found.iter().any(|p| p.starts_with(e)),
+            "missing `{e}` in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+}
+
 const TWO_FORMS: &str = r#"
 [migration]
 poll_interval = "2s"
@@ -273,13 +284,7 @@ port = 5
         "mappings.Bad-Name.source.password: set either",
         "mappings.Bad-Name.destination.port: port cannot be combined with url",
     ];
-    for e in expect {
-        assert!(
-            found.iter().any(|p| p.starts_with(e)),
-            "missing `{e}` in {found:#?}"
-        );
-    }
-    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    assert_exactly(&found, &expect);
 }
 
 #[test]
@@ -309,13 +314,7 @@ host = "b"
         "mappings.prod.source.pasword: unknown key; did you mean `password`?",
         "mappings.prod.source.port: 70000 is out of range",
     ];
-    for e in expect {
-        assert!(
-            found.iter().any(|p| p.starts_with(e)),
-            "missing `{e}` in {found:#?}"
-        );
-    }
-    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    assert_exactly(&found, &expect);
 }
 
 #[test]

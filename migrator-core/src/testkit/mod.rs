@@ -235,15 +235,6 @@ impl Cluster {
         }
     }
 
-    /// A libpq URL for database `dbname` as the superuser (holds the password: tests and the
-    /// demo only).
-    pub fn url(&self, dbname: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{dbname}",
-            self.password, self.port
-        )
-    }
-
     /// tokio-postgres settings for database `dbname` as the superuser.
     pub fn pg_config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut pg = tokio_postgres::Config::new();
