@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 
+use crate::catalog::model::SchemaCatalog;
 use crate::findings::Finding;
 use crate::naming::ReplicationNames;
 use crate::phase::{Lag, Phase};
@@ -40,6 +41,9 @@ pub struct MappingStatus {
     #[serde(serialize_with = "rfc3339_opt")]
     pub last_tick: Option<SystemTime>,
     pub databases: Vec<DatabaseStatus>,
+    /// The cutover instructions (also `postgres-migrator instructions NAME`); not in the JSON.
+    #[serde(skip)]
+    pub instructions: String,
 }
 
 impl MappingStatus {
@@ -69,6 +73,10 @@ pub struct DatabaseStatus {
     pub slot: Option<SlotStatus>,
     pub sequences_total: usize,
     pub sequences_behind: usize,
+    /// Every source sequence with its value on both sides (read once the schema exists).
+    pub sequences: Vec<SequenceStatus>,
+    /// Partitioned tables of the source and their partitions (replicated through the root).
+    pub partitions: Vec<PartitionedTable>,
     pub deferred_missing: usize,
     /// Every cutover condition holds now; `cutover_ready` once they have held for `stable_for`.
     pub cutover_conditions_met: bool,
@@ -151,6 +159,69 @@ impl TableStatus {
     /// `schema.table`, for people.
     pub fn display_name(&self) -> String {
         format!("{}.{}", self.schema, self.table)
+    }
+}
+
+/// One sequence on both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SequenceStatus {
+    pub schema: String,
+    pub name: String,
+    /// `None` until the sequence has handed out a value.
+    pub source_value: Option<i64>,
+    pub destination_value: Option<i64>,
+    pub on_destination: bool,
+    /// The destination's value trails the source's (or the sequence is missing there).
+    pub behind: bool,
+}
+
+/// A partitioned table of the source: changes to its partitions are published as changes to it
+/// (`publish_via_partition_root`), so it has one row in `tables`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionedTable {
+    pub schema: String,
+    pub table: String,
+    /// `pg_get_partkeydef`, e.g. `RANGE (created_at)`.
+    pub key: String,
+    /// `schema.name` and bound of every direct partition.
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    pub schema: String,
+    pub table: String,
+    pub bound: String,
+}
+
+impl PartitionedTable {
+    /// The partition tree of `catalog`: each partitioned table with its direct partitions.
+    pub fn from_catalog(catalog: &SchemaCatalog) -> Vec<PartitionedTable> {
+        catalog
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let key = t.partition_key.clone()?;
+                let partitions = catalog
+                    .tables
+                    .iter()
+                    .filter_map(|p| match &p.partition_of {
+                        Some((parent, bound)) if *parent == t.name => Some(Partition {
+                            schema: p.name.schema.clone(),
+                            table: p.name.name.clone(),
+                            bound: bound.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                Some(PartitionedTable {
+                    schema: t.name.schema.clone(),
+                    table: t.name.name.clone(),
+                    key,
+                    partitions,
+                })
+            })
+            .collect()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts};
 use crate::phases::{
     DbConn, MappingContext, catchup, preflight, replication, schema, sequences, sync,
 };
-use crate::status::{DatabaseStatus, TableState};
+use crate::status::{DatabaseStatus, PartitionedTable, TableState};
 
 /// Connections one database's task keeps open.
 pub struct Connections {
@@ -91,6 +91,8 @@ pub async fn observe(
     };
     let mut tables = Vec::new();
     let mut sequences_total = 0;
+    let mut sequence_rows = Vec::new();
+    let mut partitions = Vec::new();
     let mut source_catalog = None;
     if let schema::DestinationState::Ours {
         schema_applied: true,
@@ -112,6 +114,7 @@ pub async fn observe(
         let seqs = sequences::check(src, &st, dst, &dt, ctx.sequence_margin).await?;
         facts.sequences_behind = seqs.behind;
         sequences_total = seqs.total;
+        sequence_rows = seqs.rows;
         if facts.subscription.is_some() {
             let sizes = sync::source_sizes(src, &st).await?;
             tables = sync::tables(dst, &dt, &names.subscription, &sizes).await?;
@@ -126,6 +129,7 @@ pub async fn observe(
                 .iter()
                 .filter(|o| !existing.has(o))
                 .count();
+            partitions = PartitionedTable::from_catalog(&read);
             source_catalog = Some(read);
         }
         match facts.subscription {
@@ -175,6 +179,8 @@ pub async fn observe(
         slot: replication.slot,
         sequences_total,
         sequences_behind: facts.sequences_behind,
+        sequences: sequence_rows,
+        partitions,
         deferred_missing: facts.deferred_missing,
         cutover_conditions_met: conditions_met,
         conditions_held_seconds: 0.0,

@@ -12,6 +12,7 @@ use super::database::{self, Connections};
 use super::{Claims, Update, retry_delays};
 use crate::findings::Finding;
 use crate::phase::{Phase, derive_phase};
+use crate::phases::cutover;
 use crate::phases::preflight::{self, Claim, InstanceReport};
 use crate::phases::{DbConn, MappingContext};
 use crate::status::DatabaseStatus;
@@ -53,6 +54,7 @@ pub(super) async fn run(
                     name: ctx.name.clone(),
                     findings: report.findings.clone(),
                     last_error: None,
+                    instructions: Some(cutover::instructions(&ctx, &report.databases)),
                 });
                 for db in &report.databases {
                     databases.entry(db.clone()).or_insert_with(|| {
@@ -104,6 +106,7 @@ pub(super) async fn run(
                     name: ctx.name.clone(),
                     findings,
                     last_error: Some(e.to_string()),
+                    instructions: None,
                 });
                 delays.next().unwrap_or(poll)
             }
@@ -258,6 +261,8 @@ fn placeholder(ctx: &MappingContext, db: &str) -> DatabaseStatus {
         slot: None,
         sequences_total: 0,
         sequences_behind: 0,
+        sequences: Vec::new(),
+        partitions: Vec::new(),
         deferred_missing: 0,
         cutover_conditions_met: false,
         conditions_held_seconds: 0.0,

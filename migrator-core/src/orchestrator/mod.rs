@@ -156,6 +156,7 @@ fn initial_status(ctx: &MappingContext) -> MappingStatus {
         last_error: None,
         last_tick: None,
         databases: Vec::new(),
+        instructions: String::new(),
     }
 }
 
@@ -166,6 +167,8 @@ enum Update {
         name: String,
         findings: Vec<Finding>,
         last_error: Option<String>,
+        /// Renewed with the list of databases; `None` keeps the last.
+        instructions: Option<String>,
     },
     Database {
         mapping: String,
@@ -221,10 +224,14 @@ fn apply(
             name,
             findings,
             last_error,
+            instructions,
         } => {
             if let Some((header, _)) = mappings.get_mut(&name) {
                 header.findings = findings;
                 header.last_error = last_error;
+                if let Some(instructions) = instructions {
+                    header.instructions = instructions;
+                }
                 header.last_tick = Some(SystemTime::now());
             }
         }

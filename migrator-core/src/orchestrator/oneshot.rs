@@ -82,6 +82,7 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
             last_error: None,
             last_tick: Some(SystemTime::now()),
             databases: Vec::new(),
+            instructions: String::new(),
         };
         match report {
             Err(e) => {

@@ -29,7 +29,7 @@ pub fn instructions(ctx: &MappingContext, databases: &[String]) -> String {
     let _ = writeln!(text);
     let _ = writeln!(
         text,
-        "1. Check it is ready: `postgres-migrator run` logs every database of {name} as\n   `cutover ready`, or `postgres-migrator status` shows each with `(cutover conditions met)`.",
+        "1. Check it is ready: the dashboard shows {name} with a green CUTOVER READY light\n   (`postgres-migrator run` also logs every database as `cutover ready`, and\n   `postgres-migrator status` shows each with `(cutover conditions met)`).",
         name = ctx.name
     );
     let _ = writeln!(
@@ -42,7 +42,7 @@ pub fn instructions(ctx: &MappingContext, databases: &[String]) -> String {
     );
     let _ = writeln!(
         text,
-        "4. Final sequence sync, then detach: run\n     postgres-migrator complete {name}\n   It copies every sequence value (plus sequence_margin = {margin}) to the destination, disables\n   and detaches the subscriptions, and drops the slots and publications on the source.\n   From here on, changes on the source no longer reach the destination.",
+        "4. Final sequence sync, then detach: press \"Mark complete\" on the dashboard, or run\n     postgres-migrator complete {name}\n   It copies every sequence value (plus sequence_margin = {margin}) to the destination, disables\n   and detaches the subscriptions, and drops the slots and publications on the source.\n   From here on, changes on the source no longer reach the destination.",
         name = ctx.name,
         margin = ctx.sequence_margin
     );

@@ -11,6 +11,7 @@ use super::q;
 use crate::catalog::model::QualifiedName;
 use crate::ddl::quote::qualified;
 use crate::pg::PgError;
+use crate::status::SequenceStatus;
 
 /// One sequence's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct Comparison {
     /// `setval` to run on the destination: the source's value plus the margin, for sequences
     /// behind or within half the margin of the source (and present on the destination).
     pub updates: Vec<(QualifiedName, i64)>,
+    /// Every source sequence with both values, for the status.
+    pub rows: Vec<SequenceStatus>,
 }
 
 /// Compares `source` with `destination` (pure).
@@ -66,14 +69,26 @@ pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], margin: 
         ..Comparison::default()
     };
     for src in source {
+        let dst = dest.get(&src.name);
+        let mut row = SequenceStatus {
+            schema: src.name.schema.clone(),
+            name: src.name.name.clone(),
+            source_value: src.last_value,
+            destination_value: dst.and_then(|d| d.last_value),
+            on_destination: dst.is_some(),
+            behind: false,
+        };
         let Some(src_value) = src.last_value else {
+            result.rows.push(row);
             continue;
         };
         let ascending = src.increment > 0;
-        let Some(dst) = dest.get(&src.name) else {
+        let Some(dst) = dst else {
             // Not on the destination: the schema phase creates every sequence, so it was added
             // to the source later (schema drift). Behind, and nothing to set.
             result.behind += 1;
+            row.behind = true;
+            result.rows.push(row);
             continue;
         };
         let dst_value = dst.last_value;
@@ -88,6 +103,8 @@ pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], margin: 
         if behind {
             result.behind += 1;
         }
+        row.behind = behind;
+        result.rows.push(row);
         let wanted_lead = margin.saturating_mul(src.increment.abs());
         if behind || dst_value.is_some_and(|d| ahead_by(d) < wanted_lead / 2) {
             let target = src_value
@@ -151,6 +168,10 @@ mod tests {
     fn behind_sequences_are_set_ahead_by_the_margin() {
         let c = compare(&[seq("a", Some(500), 1)], &[seq("a", None, 1)], 100);
         assert_eq!((c.total, c.behind), (1, 1));
+        assert_eq!(
+            (c.rows[0].source_value, c.rows[0].destination_value, c.rows[0].behind),
+            (Some(500), None, true)
+        );
         assert_eq!(c.updates, vec![(QualifiedName::new("public", "a"), 600)]);
     }
 
