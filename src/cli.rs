@@ -36,7 +36,13 @@ pub enum Command {
     Run,
     /// Start a local PostgreSQL 15 and 18 cluster with sample data and migrate it, with the
     /// dashboard: a real migration from one command. Needs scripts/install-postgres.sh.
-    Demo,
+    /// At cutover ready it stops the write load and waits for you to press "Mark complete" on
+    /// the dashboard, then proves every table equal; Ctrl-C ends it and removes the clusters.
+    Demo {
+        /// Mark complete by itself at cutover ready, verify, and exit (for scripts).
+        #[arg(long)]
+        complete: bool,
+    },
     /// Print the effective configuration (defaults, file and environment merged) with every
     /// secret shown as ***; exits 2 listing every problem when it is invalid.
     Config,

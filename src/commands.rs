@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use migrator_core::config::Settings;
 use migrator_core::findings::Finding;
@@ -11,6 +10,7 @@ use migrator_core::orchestrator::{self, oneshot};
 use migrator_core::phase::Phase;
 use migrator_core::status::Snapshot;
 use tokio_util::sync::CancellationToken;
+use web_ui::LogBuffer;
 
 /// Exit code when preflight finds a blocking problem or a command is refused.
 pub const EXIT_BLOCKED: u8 = 3;
@@ -21,7 +21,7 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 }
 
 /// `run`: the reconcile loops until SIGTERM/SIGINT; phase changes are logged.
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> ExitCode {
+pub async fn run(settings: Settings, logs: LogBuffer, shutdown: CancellationToken) -> ExitCode {
     if settings.mappings.is_empty() {
         eprintln!(
             "postgres-migrator: no mappings configured; add [mappings.NAME] with source and destination (see config/default.toml), or try `postgres-migrator demo`"
@@ -38,26 +38,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> ExitCode {
         }
     };
     tracing::info!(mappings = settings.mappings.len(), "orchestrator started");
-    let listen: SocketAddr = settings
-        .server
-        .listen
-        .parse()
-        .expect("server.listen was validated");
-    let state = web_ui::AppState {
-        status: handle.status.clone(),
-        commands: handle.commands.clone(),
-        admin_token: settings.server.admin_token.clone(),
-        stale_after: settings.migration.poll_interval * 5 + Duration::from_secs(30),
-    };
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let served = web_ui::serve(listen, state, server_shutdown.clone()).await;
-        if let Err(e) = &served {
-            tracing::error!(address = %listen, error = %e, "the HTTP server failed; stopping (is server.listen free?)");
-            server_shutdown.cancel();
-        }
-        served.is_ok()
-    });
+    let server = serve_dashboard(&settings, &handle, logs, shutdown.clone());
     log_progress(handle.status.clone(), shutdown.clone()).await;
     let _ = handle.join.await;
     let served = server.await.unwrap_or(false);
@@ -67,6 +48,35 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Serves the dashboard and API on `server.listen` until `shutdown`; if the server cannot run
+/// (address in use), logs why and cancels `shutdown`. The task's result: whether it served.
+pub fn serve_dashboard(
+    settings: &Settings,
+    handle: &orchestrator::Handle,
+    logs: LogBuffer,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<bool> {
+    let listen: SocketAddr = settings
+        .server
+        .listen
+        .parse()
+        .expect("server.listen was validated");
+    let state = web_ui::AppState::new(
+        settings,
+        handle.status.clone(),
+        handle.commands.clone(),
+        logs,
+    );
+    tokio::spawn(async move {
+        let served = web_ui::serve(listen, state, shutdown.clone()).await;
+        if let Err(e) = &served {
+            tracing::error!(address = %listen, error = %e, "the HTTP server failed; stopping (is server.listen free?)");
+            shutdown.cancel();
+        }
+        served.is_ok()
+    })
 }
 
 /// Logs every phase change, finding and error of every database until `shutdown`.

@@ -2,26 +2,37 @@
 //!
 //! Starts a PostgreSQL 15 source and an 18 destination (the testkit's throw-away clusters),
 //! loads the sample databases, keeps a write load running, and migrates them with the real
-//! orchestrator until cutover ready. Then it cuts over as an operator would: stops the writes,
-//! completes the mapping, and proves every table equal on both sides.
+//! orchestrator, serving the dashboard, until cutover ready. Then it does what an operator
+//! does: stops the writes, and waits for "Mark complete" on the dashboard (or does it itself with
+//! `--complete`); once complete it proves every table equal on both sides.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use migrator_core::config::{MappingSettings, Settings};
-use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::orchestrator::{self, Command};
 use migrator_core::phase::Phase;
 use migrator_core::phases::{DbConn, MappingContext};
+use migrator_core::status::Snapshot;
 use migrator_core::testkit::{Cluster, sample};
 use migrator_core::verify;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use web_ui::LogBuffer;
 
 /// Rows in each sample database's main table.
 const SAMPLE_ROWS: i64 = 50_000;
 const MAPPING: &str = "demo";
 
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> ExitCode {
-    match demo(settings, shutdown).await {
+pub async fn run(
+    settings: Settings,
+    logs: LogBuffer,
+    complete: bool,
+    shutdown: CancellationToken,
+) -> ExitCode {
+    match demo(settings, logs, complete, shutdown).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("postgres-migrator demo: {e}");
@@ -30,7 +41,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> ExitCode {
     }
 }
 
-async fn demo(mut settings: Settings, shutdown: CancellationToken) -> Result<ExitCode, String> {
+async fn demo(
+    mut settings: Settings,
+    logs: LogBuffer,
+    auto_complete: bool,
+    shutdown: CancellationToken,
+) -> Result<ExitCode, String> {
     println!("Starting a PostgreSQL 15 source and a PostgreSQL 18 destination cluster...");
     let (source, destination) = tokio::task::spawn_blocking(Cluster::start_pair)
         .await
@@ -62,35 +78,29 @@ async fn demo(mut settings: Settings, shutdown: CancellationToken) -> Result<Exi
     );
     settings.migration.poll_interval = Duration::from_secs(1);
     settings.migration.stable_for = Duration::from_secs(5);
-    println!("Migrating (poll every 1 s; cutover ready once every condition holds for 5 s)...\n");
+    settings.server.refresh_interval = Duration::from_secs(2);
 
     let started = Instant::now();
     let run = CancellationToken::new();
     let handle = orchestrator::start(&settings, run.clone()).map_err(|p| format!("{p:?}"))?;
+    let server = crate::commands::serve_dashboard(&settings, &handle, logs, run.clone());
+    println!("Dashboard: {}", dashboard_url(&settings));
+    println!("Migrating (poll every 1 s; cutover ready once every condition holds for 5 s)...\n");
     let progress = tokio::spawn(crate::commands::log_progress(
         handle.status.clone(),
         run.clone(),
     ));
+    let commands = handle.commands.clone();
     let mut status = handle.status.clone();
-    let ready = loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                run.cancel();
-                let _ = handle.join.await;
-                return Ok(ExitCode::SUCCESS);
-            }
-            changed = status.changed() => if changed.is_err() { return Err("the orchestrator stopped".into()) },
-        }
-        let snapshot = status.borrow_and_update().clone();
-        if snapshot
-            .mapping(MAPPING)
-            .is_some_and(|m| m.phase == Phase::CutoverReady)
-        {
-            break snapshot;
-        }
+    let tasks = Tasks {
+        run: run.clone(),
+        joins: vec![handle.join, progress, server_done(server)],
+    };
+    let Some(ready) = wait_for(&mut status, &shutdown, &run, Phase::CutoverReady).await else {
+        return Ok(tasks.stop(ExitCode::SUCCESS).await);
     };
     let to_ready = started.elapsed();
-    let mapping = ready.mapping(MAPPING).expect("the demo mapping");
+    let mapping = ready.mapping(MAPPING).expect("the demo mapping").clone();
     let bytes: u64 = mapping.databases.iter().map(|d| d.bytes_total()).sum();
     println!(
         "\nCUTOVER READY after {:.1} s: {} databases, {:.1} MB of tables copied while the write load ran.\n",
@@ -98,33 +108,121 @@ async fn demo(mut settings: Settings, shutdown: CancellationToken) -> Result<Exi
         mapping.databases.len(),
         bytes as f64 / 1_048_576.0
     );
-    println!(
-        "{}",
-        oneshot::instructions(&settings, MAPPING)
-            .await
-            .map_err(|e| e.to_string())?
-    );
+    println!("{}", mapping.instructions);
 
-    println!("Cutting over as those steps say: stopping the write load...");
+    println!("Stopping the write load, as step 2 says...");
     let rounds = load.stop().await.map_err(|e| e.to_string())?;
-    run.cancel();
-    let _ = handle.join.await;
-    let _ = progress.await;
     println!("  {rounds} write transactions ran during the migration.");
-    println!("Completing the mapping (waits for zero lag, final sequence sync, drops slots)...");
-    for line in oneshot::complete(&settings, MAPPING, false)
+    if auto_complete {
+        println!(
+            "Marking {MAPPING} complete (waits for zero lag, final sequence sync, drops slots)..."
+        );
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        commands
+            .send(Command::Complete {
+                mapping: MAPPING.into(),
+                reply,
+            })
+            .await
+            .map_err(|_| "the orchestrator stopped".to_owned())?;
+        let done = answer
+            .await
+            .map_err(|_| "the orchestrator stopped".to_owned())?
+            .map_err(|e| e.to_string())?;
+        for line in done {
+            println!("  {line}");
+        }
+    } else {
+        println!(
+            "\nNow press \"Mark complete\" on {}mappings/{MAPPING} (or Ctrl-C to stop here).",
+            dashboard_url(&settings)
+        );
+    }
+    if wait_for(&mut status, &shutdown, &run, Phase::Completed)
         .await
-        .map_err(|e| e.to_string())?
+        .is_none()
     {
-        println!("  {line}");
+        return Ok(tasks.stop(ExitCode::SUCCESS).await);
     }
 
     println!("Verifying every table on both sides (row count and content digest)...");
+    let all_equal = verify_all(&settings, &mapping.databases).await?;
+    println!(
+        "\nDone: {} databases migrated from PostgreSQL 15 to 18 under write load; cutover ready after {:.1} s; {}.",
+        mapping.databases.len(),
+        to_ready.as_secs_f64(),
+        if all_equal {
+            "every table is equal on both sides"
+        } else {
+            "SOME TABLES DIFFER"
+        }
+    );
+    let code = if all_equal {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    if !auto_complete {
+        println!("The dashboard stays up; press Ctrl-C to stop and remove the clusters.");
+        shutdown.cancelled().await;
+    }
+    println!("The clusters are removed now.");
+    Ok(tasks.stop(code).await)
+}
+
+/// The demo's background tasks: orchestrator, progress log, web server.
+struct Tasks {
+    run: CancellationToken,
+    joins: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Stops them all and waits for them; returns `code`.
+    async fn stop(self, code: ExitCode) -> ExitCode {
+        self.run.cancel();
+        for join in self.joins {
+            let _ = join.await;
+        }
+        code
+    }
+}
+
+fn server_done(server: tokio::task::JoinHandle<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = server.await;
+    })
+}
+
+/// Waits until the demo mapping reaches `phase`; `None` when stopped first.
+async fn wait_for(
+    status: &mut watch::Receiver<Arc<Snapshot>>,
+    shutdown: &CancellationToken,
+    run: &CancellationToken,
+    phase: Phase,
+) -> Option<Arc<Snapshot>> {
+    loop {
+        let snapshot = status.borrow_and_update().clone();
+        if snapshot.mapping(MAPPING).is_some_and(|m| m.phase == phase) {
+            return Some(snapshot);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = run.cancelled() => return None,
+            changed = status.changed() => if changed.is_err() { return None },
+        }
+    }
+}
+
+/// Compares every table of every database; prints one line per database.
+async fn verify_all(
+    settings: &Settings,
+    databases: &[migrator_core::status::DatabaseStatus],
+) -> Result<bool, String> {
     let ctx = MappingContext::new(MAPPING, &settings.mappings[MAPPING], &settings.migration)
         .map_err(|p| format!("{p:?}"))?;
     let mut all_equal = true;
     let mut rows = 0;
-    for db in &mapping.databases {
+    for db in databases {
         let mut src = DbConn::new(&ctx.source, &db.name);
         let mut dst = DbConn::new(&ctx.destination, &db.name);
         let (st, dt) = (src.target(), dst.target());
@@ -148,20 +246,21 @@ async fn demo(mut settings: Settings, shutdown: CancellationToken) -> Result<Exi
             );
         }
     }
-    println!(
-        "\nDone: {rows} rows in {} databases migrated from PostgreSQL 15 to 18 under write load; cutover ready after {:.1} s; {}.",
-        mapping.databases.len(),
-        to_ready.as_secs_f64(),
-        if all_equal {
-            "every table is equal on both sides"
-        } else {
-            "SOME TABLES DIFFER"
-        }
-    );
-    println!("The clusters are removed now.");
-    Ok(if all_equal {
-        ExitCode::SUCCESS
+    println!("  {rows} rows compared.");
+    Ok(all_equal)
+}
+
+/// Where to point a browser: `server.listen`, with a wildcard address shown as 127.0.0.1.
+fn dashboard_url(settings: &Settings) -> String {
+    let listen: SocketAddr = settings
+        .server
+        .listen
+        .parse()
+        .expect("server.listen was validated");
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
     } else {
-        ExitCode::FAILURE
-    })
+        listen.ip().to_string()
+    };
+    format!("http://{host}:{}/", listen.port())
 }

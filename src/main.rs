@@ -10,11 +10,18 @@ use clap::Parser;
 use migrator_core::config::{ConfigSource, LogFormat, Settings};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use web_ui::LogBuffer;
 
 use cli::{Cli, Command, LogFormatArg};
 
 /// Exit code for a configuration or usage problem.
 pub const EXIT_CONFIG: u8 = 2;
+
+/// Recent events kept per mapping for the dashboard's Logs tab.
+const LOG_EVENTS_PER_MAPPING: usize = 500;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,10 +35,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(e) = init_logging(&settings, cli.log_format) {
-        eprintln!("postgres-migrator: {e}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    let logs = match init_logging(&settings, cli.log_format) {
+        Ok(logs) => logs,
+        Err(e) => {
+            eprintln!("postgres-migrator: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -39,17 +49,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(dispatch(cli.command, settings))
+    runtime.block_on(dispatch(cli.command, settings, logs))
 }
 
-async fn dispatch(command: Command, settings: Settings) -> ExitCode {
+async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> ExitCode {
     match command {
         Command::Config => {
             print!("{}", settings.to_redacted_toml());
             ExitCode::SUCCESS
         }
-        Command::Demo => demo::run(settings, shutdown_signal()).await,
-        Command::Run => commands::run(settings, shutdown_signal()).await,
+        Command::Demo { complete } => demo::run(settings, logs, complete, shutdown_signal()).await,
+        Command::Run => commands::run(settings, logs, shutdown_signal()).await,
         Command::Check => commands::check(settings).await,
         Command::Status { json } => commands::status(settings, json).await,
         Command::Instructions { mapping } => commands::instructions(settings, &mapping).await,
@@ -58,8 +68,8 @@ async fn dispatch(command: Command, settings: Settings) -> ExitCode {
 }
 
 /// Logging to stdout: level from RUST_LOG, else `log.level`; format from `--log-format`, else
-/// `log.format`.
-fn init_logging(settings: &Settings, format: Option<LogFormatArg>) -> Result<(), String> {
+/// `log.format`. Events about a mapping are also kept for the dashboard's Logs tab.
+fn init_logging(settings: &Settings, format: Option<LogFormatArg>) -> Result<LogBuffer, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::try_new(&directives)
             .map_err(|e| format!("RUST_LOG `{directives}` is not a valid filter: {e}"))?,
@@ -75,16 +85,21 @@ fn init_logging(settings: &Settings, format: Option<LogFormatArg>) -> Result<(),
         Some(LogFormatArg::Pretty) => false,
         None => settings.log.format == LogFormat::Json,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = LogBuffer::new(LOG_EVENTS_PER_MAPPING);
+    let stdout = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
-    if json {
-        builder.json().flatten_event(true).init();
+    let stdout = if json {
+        stdout.json().flatten_event(true).boxed()
     } else {
-        builder.init();
-    }
-    Ok(())
+        stdout.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stdout)
+        .with(logs.layer())
+        .init();
+    Ok(logs)
 }
 
 /// A token cancelled on SIGINT or SIGTERM; every task watches it and finishes its current step.

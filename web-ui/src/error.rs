@@ -10,6 +10,8 @@ use migrator_core::orchestrator::oneshot::CommandError;
 pub enum AppError {
     /// 401: a command without the right admin token.
     Unauthorized,
+    /// 403: a form POST without this server's anti-CSRF token.
+    Forbidden(String),
     /// 404.
     NotFound(String),
     /// 409: refused in the current state (the reason says why and what to do).
@@ -30,18 +32,26 @@ impl From<CommandError> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (code, message) = match self {
+impl AppError {
+    /// The HTTP status and the message for people.
+    pub fn status_and_message(self) -> (StatusCode, String) {
+        match self {
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "this command needs the admin token: send Authorization: Bearer <server.admin_token>".to_owned(),
             ),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             AppError::Refused(m) => (StatusCode::CONFLICT, m),
             AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             AppError::Failed(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
-        };
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (code, message) = self.status_and_message();
         (code, Json(serde_json::json!({ "error": message }))).into_response()
     }
 }

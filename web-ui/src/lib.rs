@@ -3,24 +3,34 @@
 //! It never opens a database connection: it reads the latest [`Snapshot`] from a `watch`
 //! channel and sends [`Command`]s to the orchestrator through a channel that migrator-core
 //! defines. [`app`] builds the whole router, so tests drive it with `tower::ServiceExt::oneshot`.
+//! Pages are leptos views rendered to HTML on the server (no wasm, no hydration); a few lines of
+//! script re-fetch them, and they work with JavaScript off.
 
 mod api;
+mod csrf;
 mod error;
+mod history;
+mod logs;
 mod metrics;
+mod pages;
+mod router;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{get, post};
+use migrator_core::config::Settings;
 use migrator_core::orchestrator::Command;
 use migrator_core::status::Snapshot;
 use secrecy::SecretString;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use csrf::CsrfToken;
 pub use error::AppError;
+pub use history::{LagHistory, LagSample};
+pub use logs::{LogBuffer, LogEntry, LogLayer};
+pub use router::app;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -29,24 +39,52 @@ pub struct AppState {
     pub status: watch::Receiver<Arc<Snapshot>>,
     /// Commands to the orchestrator.
     pub commands: mpsc::Sender<Command>,
-    /// When set, commands need `Authorization: Bearer <token>`.
+    /// When set, commands need it (`Authorization: Bearer` on the API, a form field on pages).
     pub admin_token: Option<SecretString>,
     /// `/readyz` fails when the last snapshot is older than this (the orchestrator stalled).
     pub stale_after: Duration,
+    /// How often pages re-fetch themselves.
+    pub refresh: Duration,
+    /// Per-client-IP limit on the API and command routes: burst, and time to earn one back.
+    pub rate_limit: (u32, Duration),
+    /// The effective configuration as TOML, every secret already `***`.
+    pub config_toml: Arc<str>,
+    /// Guards the command forms against cross-site requests.
+    pub csrf: CsrfToken,
+    /// Lag over the last hour, per mapping.
+    pub history: LagHistory,
+    /// Recent log events, per mapping.
+    pub logs: LogBuffer,
 }
 
-/// The whole router.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/api/status", get(api::status))
-        .route("/api/mappings/{name}/complete", post(api::complete))
-        .route("/metrics", get(metrics::metrics))
-        .with_state(state)
+impl AppState {
+    /// The state for `settings`; `logs` is the buffer whose layer the process's subscriber feeds.
+    pub fn new(
+        settings: &Settings,
+        status: watch::Receiver<Arc<Snapshot>>,
+        commands: mpsc::Sender<Command>,
+        logs: LogBuffer,
+    ) -> Self {
+        AppState {
+            status,
+            commands,
+            admin_token: settings.server.admin_token.clone(),
+            stale_after: settings.migration.poll_interval * 5 + Duration::from_secs(30),
+            refresh: settings.server.refresh_interval,
+            rate_limit: (
+                settings.server.rate_limit_burst,
+                settings.server.rate_limit_refill,
+            ),
+            config_toml: settings.to_redacted_toml().into(),
+            csrf: CsrfToken::random(),
+            history: LagHistory::default(),
+            logs,
+        }
+    }
 }
 
-/// Serves [`app`] on `listen` until `shutdown`, finishing requests in flight.
+/// Serves [`app`] on `listen` until `shutdown`, finishing requests in flight; records the lag
+/// history meanwhile.
 pub async fn serve(
     listen: SocketAddr,
     state: AppState,
@@ -54,6 +92,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
+    tokio::spawn(
+        state
+            .history
+            .clone()
+            .follow(state.status.clone(), shutdown.clone()),
+    );
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -64,6 +64,18 @@ pub struct ServerSettings {
     #[serde(default, serialize_with = "redact::option")]
     #[schemars(with = "Option<String>")]
     pub admin_token: Option<SecretString>,
+    /// How often the dashboard's pages re-fetch themselves. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_interval: Duration,
+    /// Requests one client IP may send at once to `/api/...` and to the command forms before
+    /// it gets 429. Default `20`.
+    pub rate_limit_burst: u32,
+    /// Time for a client to earn back one request of its burst (so 200ms = 5 a second
+    /// sustained). Default `200ms`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub rate_limit_refill: Duration,
 }
 
 /// Logging.

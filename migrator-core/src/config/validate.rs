@@ -2,6 +2,7 @@
 //! collected; none stops the others from being found.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::{Problem, Settings, connection::read_secret_file};
 
@@ -18,6 +19,25 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
                 "`{}` is not an address and port; write e.g. 0.0.0.0:8080",
                 settings.server.listen
             ),
+        ));
+    }
+    let server = &settings.server;
+    if server.refresh_interval < Duration::from_secs(1) {
+        problems.push(Problem::new(
+            "server.refresh_interval",
+            "must be at least one second, e.g. \"5s\"",
+        ));
+    }
+    if server.rate_limit_burst == 0 {
+        problems.push(Problem::new(
+            "server.rate_limit_burst",
+            "must be at least 1, e.g. 20",
+        ));
+    }
+    if server.rate_limit_refill.is_zero() {
+        problems.push(Problem::new(
+            "server.rate_limit_refill",
+            "must be longer than zero, e.g. \"200ms\"",
         ));
     }
     let m = &settings.migration;

@@ -169,7 +169,11 @@ mod tests {
         let c = compare(&[seq("a", Some(500), 1)], &[seq("a", None, 1)], 100);
         assert_eq!((c.total, c.behind), (1, 1));
         assert_eq!(
-            (c.rows[0].source_value, c.rows[0].destination_value, c.rows[0].behind),
+            (
+                c.rows[0].source_value,
+                c.rows[0].destination_value,
+                c.rows[0].behind
+            ),
             (Some(500), None, true)
         );
         assert_eq!(c.updates, vec![(QualifiedName::new("public", "a"), 600)]);

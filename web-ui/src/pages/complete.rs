@@ -1,0 +1,145 @@
+//! Mark complete from the dashboard: `GET` shows what will be dropped and asks for confirmation,
+//! `POST` (anti-CSRF token, admin token when configured) sends the command to the orchestrator.
+//! The orchestrator refuses unless the mapping is cutover ready, and treats a completed mapping
+//! as done, so a double submit is harmless.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use leptos::prelude::*;
+use migrator_core::orchestrator::Command;
+use migrator_core::phase::Phase;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::PageError;
+use crate::{AppError, AppState};
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let snapshot = state.status.borrow().clone();
+    let mapping = snapshot
+        .mapping(&name)
+        .cloned()
+        .ok_or_else(|| super::unknown_mapping(&name))?;
+    let back = format!("/mappings/{name}");
+    match mapping.phase {
+        Phase::CutoverReady => {}
+        Phase::Completed => {
+            let body = view! {
+                <section class="message completed">
+                    <h1>{format!("{name} is already complete")}</h1>
+                    <p>"Its subscriptions are detached and its slots and publications are gone from the source."</p>
+                    <p><a href=back>"Back to the mapping"</a></p>
+                </section>
+            };
+            return Ok(super::document(name, None, body));
+        }
+        phase => {
+            return Err(PageError(AppError::Refused(format!(
+                "mapping {name} is {phase}, not cutover ready: it can be marked complete once its light is green"
+            ))));
+        }
+    }
+    let steps = mapping
+        .databases
+        .iter()
+        .map(|d| {
+            view! {
+                <li>
+                    <b>{d.name.clone()}</b>": final sequence sync; subscription "
+                    <code>{d.names.subscription.clone()}</code>" disabled and detached on the destination; slot "
+                    <code>{d.names.slot.clone()}</code>" and publication "
+                    <code>{d.names.publication.clone()}</code>" dropped on the source"
+                </li>
+            }
+        })
+        .collect_view();
+    let token_field = state.admin_token.is_some().then(|| {
+        view! {
+            <label>
+                "Admin token "
+                <input type="password" name="admin_token" autocomplete="off" required=true/>
+            </label>
+        }
+    });
+    let action = format!("/mappings/{name}/complete");
+    let body = view! {
+        <section class="confirm">
+            <h1>{format!("Mark {name} complete?")}</h1>
+            <p>{format!("{} → {}", mapping.source, mapping.destination)}</p>
+            <p>"Do this once writes to the source have stopped (see the Instructions tab). It waits for zero lag, then:"</p>
+            <ul>{steps}</ul>
+            <p class="warning-text">
+                "From then on, changes on the source no longer reach the destination. This cannot be \
+                 undone: migrating again means dropping the destination databases and starting over."
+            </p>
+            <form method="post" action=action>
+                <input type="hidden" name="csrf" value=state.csrf.value().to_owned()/>
+                {token_field}
+                <button class="danger" type="submit">{format!("Yes, mark {name} complete")}</button>
+                " "
+                <a class="button" href=back>"Cancel"</a>
+            </form>
+        </section>
+    };
+    Ok(super::document(format!("Complete {name}?"), None, body))
+}
+
+#[derive(Deserialize)]
+pub struct CompleteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    admin_token: String,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Form(form): Form<CompleteForm>,
+) -> Result<Html<String>, PageError> {
+    if !state.csrf.matches(&form.csrf) {
+        return Err(PageError(AppError::Forbidden(
+            "this form is out of date or did not come from this dashboard (the server may have \
+             restarted): go back, reload the page and confirm again"
+                .into(),
+        )));
+    }
+    if let Some(token) = &state.admin_token
+        && !bool::from(
+            form.admin_token
+                .as_bytes()
+                .ct_eq(token.expose_secret().as_bytes()),
+        )
+    {
+        return Err(PageError(AppError::Unauthorized));
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    state
+        .commands
+        .send(Command::Complete {
+            mapping: name.clone(),
+            reply,
+        })
+        .await
+        .map_err(|_| AppError::Unavailable("the orchestrator is not running".into()))?;
+    let done = answer
+        .await
+        .map_err(|_| AppError::Unavailable("the orchestrator stopped".into()))?
+        .map_err(AppError::from)?;
+    tracing::info!(mapping = %name, "marked complete from the dashboard");
+    let back = format!("/mappings/{name}");
+    let body = view! {
+        <section class="message completed">
+            <h1>{format!("{name} is complete")}</h1>
+            <ul>{done.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}</ul>
+            <p>"Repoint the clients at the destination now (step 6 of the instructions)."</p>
+            <p><a href=back>"Back to the mapping"</a></p>
+        </section>
+    };
+    Ok(super::document(format!("{name} complete"), None, body))
+}

@@ -1,0 +1,127 @@
+//! How numbers, times and phases read on the pages.
+
+use std::time::SystemTime;
+
+use migrator_core::phase::Phase;
+use migrator_core::status::{MappingStatus, TableState};
+
+/// `12.3 MB` (MiB, as PostgreSQL's pg_size_pretty counts).
+pub fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1_048_576.0)
+}
+
+/// `0.4 s`, `12 s`, `3 min 20 s`, `2 h 5 min`.
+pub fn duration(seconds: f64) -> String {
+    if seconds < 10.0 {
+        return format!("{seconds:.1} s");
+    }
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// `2026-11-23 14:05:09 UTC`.
+pub fn time(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+/// Seconds from `at` to now (0 if `at` is in the future).
+pub fn age(at: SystemTime) -> f64 {
+    SystemTime::now()
+        .duration_since(at)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Whole percent, rounded down so that 100 % means done.
+pub fn percent(done: u64, total: u64) -> u64 {
+    if total == 0 {
+        100
+    } else {
+        (done.min(total) * 100) / total
+    }
+}
+
+/// The light of a mapping: its CSS class and its words.
+pub fn light(m: &MappingStatus) -> (&'static str, String) {
+    let has_error = m.last_error.is_some() || m.databases.iter().any(|d| d.last_error.is_some());
+    match m.phase {
+        Phase::Completed => ("completed", "COMPLETED".into()),
+        Phase::CutoverReady if !has_error => ("ready", "CUTOVER READY".into()),
+        Phase::Problematic => ("problem", "PROBLEM".into()),
+        _ if has_error => ("problem", "ERROR, RETRYING".into()),
+        phase => ("progress", phase.label().to_uppercase()),
+    }
+}
+
+/// The CSS class of a database's phase badge.
+pub fn phase_class(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Completed => "badge completed",
+        Phase::CutoverReady => "badge ready",
+        Phase::Problematic => "badge problem",
+        _ => "badge progress",
+    }
+}
+
+pub fn table_state(state: TableState) -> &'static str {
+    match state {
+        TableState::Init => "waiting",
+        TableState::Copying => "copying",
+        TableState::FinishedCopy => "copy finished",
+        TableState::Synchronized => "synchronized",
+        TableState::Ready => "ready",
+        TableState::Unknown => "not in subscription",
+    }
+}
+
+/// Lag of a mapping: total bytes and the largest time, over databases that report one.
+pub fn mapping_lag(m: &MappingStatus) -> Option<(u64, f64)> {
+    let lags: Vec<_> = m.databases.iter().filter_map(|d| d.lag).collect();
+    (!lags.is_empty()).then(|| {
+        (
+            lags.iter().map(|l| l.bytes).sum(),
+            lags.iter().map(|l| l.seconds).fold(0.0, f64::max),
+        )
+    })
+}
+
+/// Databases at cutover ready or completed.
+pub fn databases_done(m: &MappingStatus) -> usize {
+    m.databases
+        .iter()
+        .filter(|d| matches!(d.phase, Phase::CutoverReady | Phase::Completed))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_say_them() {
+        assert_eq!(duration(0.44), "0.4 s");
+        assert_eq!(duration(42.0), "42 s");
+        assert_eq!(duration(200.0), "3 min 20 s");
+        assert_eq!(duration(7500.0), "2 h 5 min");
+    }
+
+    #[test]
+    fn percent_is_never_100_before_done() {
+        assert_eq!(percent(999, 1000), 99);
+        assert_eq!(percent(1000, 1000), 100);
+        assert_eq!(percent(0, 0), 100);
+        assert_eq!(percent(2000, 1000), 100);
+    }
+
+    #[test]
+    fn sizes_in_mb() {
+        assert_eq!(mb(33_764_147), "32.2 MB");
+    }
+}

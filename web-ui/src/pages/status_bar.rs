@@ -1,0 +1,40 @@
+//! The bar on top of the live pages: how many mappings are where, and how fresh the status is.
+
+use leptos::prelude::*;
+use migrator_core::phase::Phase;
+use migrator_core::status::Snapshot;
+
+use super::format;
+
+#[component]
+pub fn StatusBar(snapshot: std::sync::Arc<Snapshot>, stale_after: f64) -> impl IntoView {
+    let count = |f: &dyn Fn(Phase) -> bool| snapshot.mappings.iter().filter(|m| f(m.phase)).count();
+    let ready = count(&|p| p == Phase::CutoverReady);
+    let completed = count(&|p| p == Phase::Completed);
+    let problematic = count(&|p| p == Phase::Problematic);
+    let syncing = snapshot.mappings.len() - ready - completed - problematic;
+    let freshness = match snapshot.generated_at {
+        None => view! { <span class="stale">"Waiting for the first status..."</span> }.into_any(),
+        Some(at) => {
+            let age = format::age(at);
+            let class = if age > stale_after { "stale" } else { "fresh" };
+            view! {
+                <span class=class>
+                    "Status of " <time>{format::time(at)}</time>
+                    {format!(" ({} ago)", format::duration(age))}
+                    {(age > stale_after).then_some(": the orchestrator has stopped reporting, see its logs")}
+                </span>
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <div class="status-bar" role="status">
+            <span class="count ready"><b>{ready}</b>" cutover ready"</span>
+            <span class="count progress"><b>{syncing}</b>" in progress"</span>
+            <span class="count problem"><b>{problematic}</b>" problematic"</span>
+            <span class="count completed"><b>{completed}</b>" completed"</span>
+            {freshness}
+        </div>
+    }
+}

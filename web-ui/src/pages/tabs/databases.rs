@@ -1,0 +1,65 @@
+use leptos::prelude::*;
+use migrator_core::status::MappingStatus;
+
+use super::super::format;
+
+/// One row per source database: phase, copy, lag, sequences, deferred objects, readiness.
+#[component]
+pub fn Databases(mapping: MappingStatus) -> impl IntoView {
+    if mapping.databases.is_empty() {
+        return super::empty("No database discovered yet: the instance checks run first.");
+    }
+    let rows = mapping
+        .databases
+        .into_iter()
+        .map(|d| {
+            let ready = d.tables.iter().filter(|t| t.state == migrator_core::status::TableState::Ready).count();
+            let (copied, total) = (d.bytes_copied(), d.bytes_total());
+            let lag = d
+                .lag
+                .map(|l| format!("{} / {}", format::mb(l.bytes), format::duration(l.seconds)))
+                .unwrap_or_else(|| "–".into());
+            let readiness = if d.cutover_conditions_met {
+                format!("conditions held {}", format::duration(d.conditions_held_seconds))
+            } else {
+                "not yet".into()
+            };
+            let trouble = d
+                .last_error
+                .clone()
+                .or_else(|| d.findings.iter().find(|f| f.is_blocking()).map(|f| f.message.clone()));
+            view! {
+                <tr>
+                    <td class="name">{d.name.clone()}</td>
+                    <td><span class=format::phase_class(d.phase)>{d.phase.label()}</span></td>
+                    <td class="num">{format!("{ready} / {}", d.tables.len())}</td>
+                    <td class="num">
+                        {format!("{} / {}", format::mb(copied), format::mb(total))}
+                        <progress max=total.max(1).to_string() value=copied.min(total).to_string()></progress>
+                    </td>
+                    <td class="num">{d.eta_seconds.map(format::duration).unwrap_or_else(|| "–".into())}</td>
+                    <td class="num">{lag}</td>
+                    <td class="num">{format!("{} / {}", d.sequences_behind, d.sequences_total)}</td>
+                    <td class="num">{d.deferred_missing}</td>
+                    <td>{readiness}</td>
+                    <td class="problem-text">{trouble}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="scroll">
+            <table>
+                <thead>
+                    <tr>
+                        <th>"Database"</th><th>"Phase"</th><th>"Tables ready"</th><th>"Copied"</th>
+                        <th>"ETA"</th><th>"Lag"</th><th>"Sequences behind"</th>
+                        <th>"Indexes/FKs to build"</th><th>"Cutover conditions"</th><th>"Problem"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}

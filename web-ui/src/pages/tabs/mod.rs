@@ -1,0 +1,102 @@
+//! The tabs of the mapping page, one component each.
+
+mod databases;
+mod instructions;
+mod logs;
+mod metrics;
+mod partitions;
+mod roles;
+mod sequences;
+mod slot;
+mod tables;
+
+use leptos::prelude::*;
+use migrator_core::status::MappingStatus;
+
+use crate::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Databases,
+    Tables,
+    Partitions,
+    Sequences,
+    Roles,
+    Slot,
+    Metrics,
+    Logs,
+    Instructions,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 9] = [
+        Tab::Databases,
+        Tab::Tables,
+        Tab::Partitions,
+        Tab::Sequences,
+        Tab::Roles,
+        Tab::Slot,
+        Tab::Metrics,
+        Tab::Logs,
+        Tab::Instructions,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Tab::Databases => "databases",
+            Tab::Tables => "tables",
+            Tab::Partitions => "partitions",
+            Tab::Sequences => "sequences",
+            Tab::Roles => "roles",
+            Tab::Slot => "slot",
+            Tab::Metrics => "metrics",
+            Tab::Logs => "logs",
+            Tab::Instructions => "instructions",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Databases => "Databases",
+            Tab::Tables => "Tables",
+            Tab::Partitions => "Partitions",
+            Tab::Sequences => "Sequences",
+            Tab::Roles => "Roles",
+            Tab::Slot => "Replication slot",
+            Tab::Metrics => "Metrics",
+            Tab::Logs => "Logs",
+            Tab::Instructions => "Instructions",
+        }
+    }
+
+    pub fn from_slug(slug: &str) -> Option<Tab> {
+        Tab::ALL.into_iter().find(|t| t.slug() == slug)
+    }
+
+    pub fn render(self, mapping: &MappingStatus, state: &AppState) -> AnyView {
+        let m = mapping.clone();
+        match self {
+            Tab::Databases => view! { <databases::Databases mapping=m/> }.into_any(),
+            Tab::Tables => view! { <tables::Tables mapping=m/> }.into_any(),
+            Tab::Partitions => view! { <partitions::Partitions mapping=m/> }.into_any(),
+            Tab::Sequences => view! { <sequences::Sequences mapping=m/> }.into_any(),
+            Tab::Roles => view! { <roles::Roles mapping=m/> }.into_any(),
+            Tab::Slot => view! { <slot::Slot mapping=m/> }.into_any(),
+            Tab::Metrics => {
+                let samples = state.history.samples(&m.name);
+                let window = state.history.keep();
+                view! { <metrics::Metrics mapping=m samples window/> }.into_any()
+            }
+            Tab::Logs => {
+                let entries = state.logs.recent(&m.name);
+                view! { <logs::Logs entries/> }.into_any()
+            }
+            Tab::Instructions => view! { <instructions::Instructions mapping=m/> }.into_any(),
+        }
+    }
+}
+
+/// A sentence in place of an empty table.
+fn empty(text: &'static str) -> AnyView {
+    view! { <p class="empty">{text}</p> }.into_any()
+}

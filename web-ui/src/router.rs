@@ -1,0 +1,61 @@
+//! The whole router: pages, API, health, metrics, assets; rate limit, tracing, security headers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::{get, post};
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::{AppState, api, metrics, pages};
+
+/// Pages load their style and script from this server only; nothing is inline.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The whole router. The API and the command form are rate limited per client IP, which needs
+/// the peer address: serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn app(state: AppState) -> Router {
+    let (burst, refill) = state.rate_limit;
+    let governor = Arc::new(
+        GovernorConfigBuilder::default()
+            .period(refill)
+            .burst_size(burst)
+            .finish()
+            .expect("server.rate_limit_burst and rate_limit_refill are validated to be non-zero"),
+    );
+    let limited = Router::new()
+        .route("/api/status", get(api::status))
+        .route("/api/mappings/{name}/complete", post(api::complete))
+        .route("/mappings/{name}/complete", post(pages::complete::submit))
+        .layer(GovernorLayer::new(governor));
+    Router::new()
+        .route("/", get(pages::grid::page))
+        .route("/mappings/{name}", get(pages::mapping::page))
+        .route("/mappings/{name}/complete", get(pages::complete::confirm))
+        .route("/config", get(pages::config::page))
+        .route("/assets/style.css", get(pages::assets::style))
+        .route("/assets/refresh.js", get(pages::assets::script))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .merge(limited)
+        .fallback(pages::not_found)
+        .with_state(state)
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(security_header(header::CACHE_CONTROL, "no-store"))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
