@@ -41,11 +41,7 @@ pub fn age(at: SystemTime) -> f64 {
 
 /// Whole percent, rounded down so that 100 % means done.
 pub fn percent(done: u64, total: u64) -> u64 {
-    if total == 0 {
-        100
-    } else {
-        (done.min(total) * 100) / total
-    }
+    (done.min(total) * 100).checked_div(total).unwrap_or(100)
 }
 
 /// The light of a mapping: its CSS class and its words.

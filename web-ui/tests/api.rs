@@ -1,113 +1,15 @@
-//! Every route through `app()` with `oneshot`, over snapshots built here.
+//! The JSON API, health, readiness and metrics routes through `app()` with `oneshot`.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, SystemTime};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use migrator_core::naming::ReplicationNames;
+use axum::http::StatusCode;
+use common::*;
 use migrator_core::orchestrator::Command;
 use migrator_core::orchestrator::oneshot::CommandError;
-use migrator_core::phase::{Lag, Phase};
-use migrator_core::status::{DatabaseStatus, MappingStatus, Snapshot, TableState, TableStatus};
-use tokio::sync::{mpsc, watch};
-use tower::ServiceExt;
-use web_ui::{AppState, app};
-
-fn database(name: &str, phase: Phase) -> DatabaseStatus {
-    DatabaseStatus {
-        name: name.into(),
-        phase,
-        names: (&ReplicationNames::new("prod", name)).into(),
-        findings: vec![],
-        last_error: None,
-        tables: vec![
-            TableStatus {
-                schema: "public".into(),
-                table: "orders".into(),
-                state: TableState::Ready,
-                bytes_copied: 800,
-                bytes_total: 800,
-            },
-            TableStatus {
-                schema: "public".into(),
-                table: "events".into(),
-                state: TableState::Copying,
-                bytes_copied: 100,
-                bytes_total: 400,
-            },
-        ],
-        lag: Some(Lag {
-            bytes: 123,
-            seconds: 0.5,
-        }),
-        slot: None,
-        sequences_total: 2,
-        sequences_behind: 0,
-        deferred_missing: 0,
-        cutover_conditions_met: phase == Phase::CutoverReady,
-        conditions_held_seconds: 0.0,
-        eta_seconds: Some(12.0),
-    }
-}
-
-fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
-    Snapshot {
-        generated_at: at,
-        mappings: vec![MappingStatus {
-            name: "prod".into(),
-            source: "postgres@old:5432/postgres".into(),
-            destination: "postgres@new:5432/postgres".into(),
-            phase,
-            findings: vec![],
-            last_error: None,
-            last_tick: at,
-            databases: vec![database("shop", phase)],
-        }],
-    }
-}
-
-struct Harness {
-    state: AppState,
-    commands: mpsc::Receiver<Command>,
-    /// Kept so that the state's receiver stays connected.
-    _status: watch::Sender<Arc<Snapshot>>,
-}
-
-fn harness(snapshot: Snapshot, token: Option<&str>) -> Harness {
-    let (status_tx, status) = watch::channel(Arc::new(snapshot));
-    let (commands_tx, commands) = mpsc::channel(4);
-    Harness {
-        state: AppState {
-            status,
-            commands: commands_tx,
-            admin_token: token.map(|t| t.to_owned().into()),
-            stale_after: Duration::from_secs(30),
-        },
-        commands,
-        _status: status_tx,
-    }
-}
-
-async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
-    let response = app(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
-fn complete(token: Option<&str>) -> Request<Body> {
-    let mut r = Request::post("/api/mappings/prod/complete");
-    if let Some(t) = token {
-        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    r.body(Body::empty()).unwrap()
-}
+use migrator_core::phase::Phase;
+use migrator_core::status::Snapshot;
 
 #[tokio::test]
 async fn healthz_is_always_ok() {

@@ -1,0 +1,211 @@
+//! Snapshots built by hand and a harness that drives `app()` with `oneshot`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use migrator_core::config::{ConfigSource, Settings};
+use migrator_core::naming::ReplicationNames;
+use migrator_core::orchestrator::Command;
+use migrator_core::phase::{Lag, Phase};
+use migrator_core::status::{
+    DatabaseStatus, MappingStatus, Partition, PartitionedTable, SequenceStatus, SlotStatus,
+    Snapshot, TableState, TableStatus,
+};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+use web_ui::{AppState, LogBuffer, app};
+
+pub fn database(name: &str, phase: Phase) -> DatabaseStatus {
+    DatabaseStatus {
+        name: name.into(),
+        phase,
+        names: (&ReplicationNames::new("prod", name)).into(),
+        findings: vec![],
+        last_error: None,
+        tables: vec![
+            TableStatus {
+                schema: "public".into(),
+                table: "orders".into(),
+                state: TableState::Ready,
+                bytes_copied: 800,
+                bytes_total: 800,
+            },
+            TableStatus {
+                schema: "public".into(),
+                table: "events".into(),
+                state: TableState::Copying,
+                bytes_copied: 100,
+                bytes_total: 400,
+            },
+        ],
+        lag: Some(Lag {
+            bytes: 123,
+            seconds: 0.5,
+        }),
+        slot: Some(SlotStatus {
+            name: ReplicationNames::new("prod", name).slot,
+            active: true,
+            restart_lsn: Some("0/1A2B3C4".into()),
+            confirmed_flush_lsn: Some("0/1A2B3D0".into()),
+            retained_bytes: 5 * 1_048_576,
+        }),
+        sequences_total: 2,
+        sequences_behind: 1,
+        sequences: vec![
+            SequenceStatus {
+                schema: "public".into(),
+                name: "orders_id_seq".into(),
+                source_value: Some(4242),
+                destination_value: Some(5242),
+                on_destination: true,
+                behind: false,
+            },
+            SequenceStatus {
+                schema: "public".into(),
+                name: "new_seq".into(),
+                source_value: Some(7),
+                destination_value: None,
+                on_destination: false,
+                behind: true,
+            },
+        ],
+        partitions: vec![PartitionedTable {
+            schema: "public".into(),
+            table: "events".into(),
+            key: "RANGE (created_at)".into(),
+            partitions: vec![Partition {
+                schema: "public".into(),
+                table: "events_2026".into(),
+                bound: "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')".into(),
+            }],
+        }],
+        deferred_missing: 0,
+        cutover_conditions_met: phase == Phase::CutoverReady,
+        conditions_held_seconds: 0.0,
+        eta_seconds: Some(12.0),
+    }
+}
+
+pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
+    Snapshot {
+        generated_at: at,
+        mappings: vec![MappingStatus {
+            name: "prod".into(),
+            source: "postgres@old:5432/postgres".into(),
+            destination: "postgres@new:5432/postgres".into(),
+            phase,
+            findings: vec![],
+            last_error: None,
+            last_tick: at,
+            databases: vec![database("shop", phase)],
+            instructions: "Cutover of mapping prod\n1. Check it is ready".into(),
+        }],
+    }
+}
+
+/// Settings as a deployment would have them, with secrets that must never be shown.
+pub fn settings(admin_token: Option<&str>) -> Settings {
+    let mut env: HashMap<String, String> = [
+        (
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__URL",
+            format!("postgres://app:{SOURCE_PASSWORD}@old:5432/postgres"),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST",
+            "new".to_owned(),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__DESTINATION__USER",
+            "postgres".to_owned(),
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__DESTINATION__PASSWORD",
+            DESTINATION_PASSWORD.to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(token) = admin_token {
+        env.insert("MIGRATOR__SERVER__ADMIN_TOKEN".into(), token.into());
+    }
+    migrator_core::config::load(&ConfigSource {
+        file: None,
+        env: Some(env),
+    })
+    .expect("test settings are valid")
+}
+
+pub const SOURCE_PASSWORD: &str = "src-Pa55word";
+pub const DESTINATION_PASSWORD: &str = "dst-Pa55word";
+
+pub struct Harness {
+    pub state: AppState,
+    pub commands: mpsc::Receiver<Command>,
+    /// Kept so that the state's receiver stays connected.
+    pub status: watch::Sender<Arc<Snapshot>>,
+}
+
+pub fn harness(snapshot: Snapshot, token: Option<&str>) -> Harness {
+    let (status_tx, status) = watch::channel(Arc::new(snapshot));
+    let (commands_tx, commands) = mpsc::channel(4);
+    let mut state = AppState::new(&settings(token), status, commands_tx, LogBuffer::new(50));
+    state.stale_after = Duration::from_secs(30);
+    Harness {
+        state,
+        commands,
+        status: status_tx,
+    }
+}
+
+/// Sends `request` to a new router over `state`.
+pub async fn call_with_headers(
+    state: &AppState,
+    request: Request<Body>,
+) -> (StatusCode, HeaderMap, String) {
+    send(&app(state.clone()), request).await
+}
+
+/// Sends `request` from 127.0.0.1 (the rate limit keys on the peer address) to `router`.
+pub async fn send(router: &Router, mut request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+pub async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
+    let (status, _, body) = call_with_headers(state, request).await;
+    (status, body)
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+pub fn post_form(uri: &str, form: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap()
+}
+
+pub fn complete(token: Option<&str>) -> Request<Body> {
+    let mut r = Request::post("/api/mappings/prod/complete");
+    if let Some(t) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).unwrap()
+}

@@ -1,0 +1,484 @@
+//! The HTML pages through `app()` with `oneshot`: content for each phase, tabs, secrets absent,
+//! the mark-complete form (CSRF, admin token, refusal), rate limit and security headers.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::http::{StatusCode, header};
+use common::*;
+use migrator_core::findings::Finding;
+use migrator_core::orchestrator::Command;
+use migrator_core::orchestrator::oneshot::CommandError;
+use migrator_core::phase::Phase;
+use migrator_core::status::Snapshot;
+use web_ui::{LagHistory, LogEntry};
+
+fn now() -> Option<SystemTime> {
+    Some(SystemTime::now())
+}
+
+#[tokio::test]
+async fn the_grid_shows_each_phase_with_its_light() {
+    for (phase, class, words) in [
+        (Phase::Preflight, "progress", "PREFLIGHT"),
+        (Phase::InitialSync, "progress", "INITIAL SYNC"),
+        (Phase::CatchUp, "progress", "CATCHING UP"),
+        (Phase::CutoverReady, "ready", "CUTOVER READY"),
+        (Phase::Completed, "completed", "COMPLETED"),
+        (Phase::Problematic, "problem", "PROBLEM"),
+    ] {
+        let h = harness(snapshot(phase, now()), None);
+        let (code, body) = call(&h.state, get("/")).await;
+        assert_eq!(code, StatusCode::OK, "{phase:?}");
+        assert!(
+            body.contains(&format!("class=\"light {class}\"")),
+            "{phase:?}: no {class} light in {body}"
+        );
+        assert!(body.contains(words), "{phase:?}: no {words}");
+        assert!(body.contains("href=\"/mappings/prod\""));
+        assert!(body.contains("postgres@old:5432/postgres"));
+        let done = if matches!(phase, Phase::CutoverReady | Phase::Completed) {
+            1
+        } else {
+            0
+        };
+        assert!(
+            body.contains(&format!("{done} / 1")),
+            "{phase:?}: databases done"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_status_bar_counts_mappings_and_shows_freshness() {
+    let mut s = snapshot(Phase::CutoverReady, now());
+    let mut second = s.mappings[0].clone();
+    second.name = "staging".into();
+    second.phase = Phase::Problematic;
+    let mut third = s.mappings[0].clone();
+    third.name = "archive".into();
+    third.phase = Phase::InitialSync;
+    s.mappings.extend([second, third]);
+    let h = harness(s, None);
+    let (_, body) = call(&h.state, get("/")).await;
+    assert!(body.contains("<b>1</b> cutover ready"), "{body}");
+    assert!(body.contains("<b>1</b> problematic"));
+    assert!(body.contains("<b>1</b> in progress"));
+    assert!(body.contains("<b>0</b> completed"));
+    assert!(body.contains("class=\"fresh\""));
+    assert!(body.contains("UTC"));
+
+    let stale = harness(
+        snapshot(
+            Phase::CatchUp,
+            Some(SystemTime::now() - Duration::from_secs(600)),
+        ),
+        None,
+    );
+    let (_, body) = call(&stale.state, get("/")).await;
+    assert!(body.contains("stopped reporting"), "{body}");
+}
+
+#[tokio::test]
+async fn live_pages_refresh_with_and_without_javascript() {
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    for uri in ["/", "/mappings/prod"] {
+        let (_, body) = call(&h.state, get(uri)).await;
+        assert!(body.starts_with("<!DOCTYPE html>"), "{uri}");
+        assert!(
+            body.contains("<main id=\"live\" data-refresh=\"5\">"),
+            "{uri}: {body}"
+        );
+        assert!(
+            body.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\">"),
+            "{uri}"
+        );
+        assert!(body.contains("src=\"/assets/refresh.js\""), "{uri}");
+    }
+    let (code, script) = call(&h.state, get("/assets/refresh.js")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(script.contains("getElementById(\"live\")"));
+    let (code, css) = call(&h.state, get("/assets/style.css")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(css.contains("@media (max-width: 640px)"));
+}
+
+#[tokio::test]
+async fn every_tab_renders_its_facts() {
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let at = SystemTime::now();
+    let mut s = snapshot(Phase::CatchUp, Some(at - Duration::from_secs(60)));
+    h.state.history.record(&s);
+    s.generated_at = Some(at);
+    s.mappings[0].databases[0].lag.as_mut().unwrap().bytes = 3 * 1_048_576;
+    h.state.history.record(&s);
+    h.state.logs.push(
+        "prod",
+        LogEntry {
+            at,
+            level: tracing::Level::WARN,
+            message: "step failed; retrying".into(),
+            fields: "database=shop".into(),
+        },
+    );
+    for (tab, expected) in [
+        ("databases", vec!["shop", "catching up", "1 / 2", "1 / 2"]),
+        (
+            "tables",
+            vec!["public.orders", "public.events", "copying", "ready", "25 %"],
+        ),
+        (
+            "partitions",
+            vec![
+                "RANGE (created_at)",
+                "public.events_2026",
+                "FOR VALUES FROM",
+            ],
+        ),
+        (
+            "sequences",
+            vec![
+                "public.orders_id_seq",
+                "4242",
+                "5242",
+                "missing on the destination",
+            ],
+        ),
+        ("roles", vec!["does not copy roles"]),
+        (
+            "slot",
+            vec![
+                "0/1A2B3C4",
+                "0/1A2B3D0",
+                "5.0 MB",
+                "active",
+                "pgmig_prod_shop_",
+            ],
+        ),
+        (
+            "metrics",
+            vec![
+                "<svg",
+                "<polyline points=\"",
+                "class=\"series\"",
+                "3.3 MB",
+                "−60 min",
+            ],
+        ),
+        (
+            "logs",
+            vec!["step failed; retrying", "database=shop", "WARN"],
+        ),
+        ("instructions", vec!["Cutover of mapping prod"]),
+    ] {
+        let (code, body) = call(&h.state, get(&format!("/mappings/prod?tab={tab}"))).await;
+        assert_eq!(code, StatusCode::OK, "{tab}");
+        assert!(body.contains(&format!("id=\"tab-{tab}\"")), "{tab}: {body}");
+        assert!(
+            body.contains(&format!(
+                "href=\"/mappings/prod?tab={tab}\" class=\"tab current\""
+            )),
+            "{tab}: {body}"
+        );
+        for text in expected {
+            assert!(body.contains(text), "tab {tab}: no {text:?} in\n{body}");
+        }
+    }
+    let (_, body) = call(&h.state, get("/mappings/prod?tab=nonsense")).await;
+    assert!(body.contains("id=\"tab-databases\""));
+}
+
+#[tokio::test]
+async fn the_lag_history_keeps_one_sample_per_spacing_and_drops_old_ones() {
+    let history = LagHistory::new(Duration::from_secs(60), Duration::from_secs(5));
+    let t0 = SystemTime::now();
+    let mut s = snapshot(Phase::CatchUp, Some(t0));
+    for offset in [0, 2, 5, 30, 70] {
+        s.generated_at = Some(t0 + Duration::from_secs(offset));
+        history.record(&s);
+    }
+    let at: Vec<u64> = history
+        .samples("prod")
+        .iter()
+        .map(|x| x.at.duration_since(t0).unwrap().as_secs())
+        .collect();
+    assert_eq!(
+        at,
+        [30, 70],
+        "0 and 5 are older than 60 s at 70; 2 came too soon after 0"
+    );
+}
+
+#[tokio::test]
+async fn findings_and_errors_are_shown_with_their_fix() {
+    let mut s = snapshot(Phase::Problematic, now());
+    s.mappings[0].findings.push(Finding::blocking(
+        "wal_level",
+        "wal_level is replica on the source",
+        "set wal_level = logical and restart the source",
+    ));
+    s.mappings[0].databases[0].last_error = Some("connection refused".into());
+    let h = harness(s, None);
+    let (_, body) = call(&h.state, get("/mappings/prod")).await;
+    assert!(body.contains("wal_level is replica on the source"));
+    assert!(body.contains("Fix: "));
+    assert!(body.contains("set wal_level = logical"));
+    assert!(body.contains("connection refused"));
+    let (_, grid) = call(&h.state, get("/")).await;
+    assert!(grid.contains("wal_level is replica on the source"));
+}
+
+#[tokio::test]
+async fn names_are_escaped() {
+    let mut s = snapshot(Phase::CatchUp, now());
+    s.mappings[0].databases[0].name = "Café \"CRM\" <script>alert(1)</script>".into();
+    let h = harness(s, None);
+    let (_, body) = call(&h.state, get("/mappings/prod")).await;
+    assert!(!body.contains("<script>alert(1)"), "{body}");
+    assert!(body.contains("Café \"CRM\" &lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[tokio::test]
+async fn config_and_pages_show_no_secret() {
+    let token = "adm1n-T0ken-value";
+    let h = harness(snapshot(Phase::CutoverReady, now()), Some(token));
+    let (code, body) = call(&h.state, get("/config")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(body.contains("[mappings.prod"), "{body}");
+    assert!(body.contains("***"));
+    for uri in [
+        "/config",
+        "/",
+        "/mappings/prod",
+        "/mappings/prod?tab=instructions",
+        "/mappings/prod/complete",
+        "/api/status",
+    ] {
+        let (_, body) = call(&h.state, get(uri)).await;
+        for secret in [token, SOURCE_PASSWORD, DESTINATION_PASSWORD] {
+            assert!(!body.contains(secret), "{uri} shows a secret");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_mappings_and_pages_are_404_pages() {
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    for uri in ["/mappings/nope", "/mappings/nope/complete", "/nowhere"] {
+        let (code, body) = call(&h.state, get(uri)).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{uri}");
+        assert!(body.contains("<!DOCTYPE html>"), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn mark_complete_is_offered_only_when_cutover_ready() {
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let (_, body) = call(&h.state, get("/mappings/prod")).await;
+    assert!(body.contains("disabled"), "{body}");
+    assert!(body.contains(
+        "Available once the light is green; the mapping is catching up (0 of 1 databases ready)"
+    ));
+    let (code, body) = call(&h.state, get("/mappings/prod/complete")).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(body.contains("not cutover ready"), "{body}");
+
+    let ready = harness(snapshot(Phase::CutoverReady, now()), None);
+    let (_, body) = call(&ready.state, get("/mappings/prod")).await;
+    assert!(body.contains("action=\"/mappings/prod/complete\""));
+    assert!(!body.contains("disabled"));
+    let (code, body) = call(&ready.state, get("/mappings/prod/complete")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(body.contains("Mark prod complete?"));
+    let names = migrator_core::naming::ReplicationNames::new("prod", "shop");
+    for name in [&names.slot, &names.publication, &names.subscription] {
+        assert!(
+            body.contains(name.as_str()),
+            "the confirmation names {name}"
+        );
+    }
+    assert!(body.contains(&format!(
+        "name=\"csrf\" value=\"{}\"",
+        ready.state.csrf.value()
+    )));
+    assert!(
+        !body.contains("admin_token"),
+        "no token field without a token"
+    );
+    assert!(
+        !body.contains("data-refresh"),
+        "the confirmation does not refresh under the operator"
+    );
+}
+
+/// Answers commands as the orchestrator would for a cutover-ready mapping; the task ends, with
+/// the number of commands it saw, once the returned state (the last sender) is dropped.
+fn answer_completes(h: Harness) -> (web_ui::AppState, tokio::task::JoinHandle<usize>) {
+    let Harness {
+        state,
+        mut commands,
+        status,
+    } = h;
+    let task = tokio::spawn(async move {
+        let _status = status;
+        let mut n = 0;
+        while let Some(Command::Complete { mapping, reply }) = commands.recv().await {
+            n += 1;
+            let _ = reply.send(if mapping == "prod" {
+                Ok(vec![format!("\"shop\": completed (call {n})")])
+            } else {
+                Err(CommandError::UnknownMapping(mapping))
+            });
+        }
+        n
+    });
+    (state, task)
+}
+
+#[tokio::test]
+async fn the_form_needs_this_servers_csrf_token() {
+    let h = harness(snapshot(Phase::CutoverReady, now()), None);
+    let csrf = h.state.csrf.value().to_owned();
+    let (state, answers) = answer_completes(h);
+    for form in [
+        "",
+        "csrf=",
+        "csrf=0000",
+        &format!("csrf={}", "a".repeat(64)),
+    ] {
+        let (code, body) = call(&state, post_form("/mappings/prod/complete", form)).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{form}");
+        assert!(body.contains("reload the page"), "{body}");
+    }
+    let (code, body) = call(
+        &state,
+        post_form("/mappings/prod/complete", &format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("prod is complete"));
+    assert!(body.contains("completed (call 1)"));
+    // A double submit goes to the orchestrator again, which answers as for a completed mapping.
+    let (code, _) = call(
+        &state,
+        post_form("/mappings/prod/complete", &format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    drop(state);
+    assert_eq!(
+        answers.await.unwrap(),
+        2,
+        "the refused posts never reached the orchestrator"
+    );
+}
+
+#[tokio::test]
+async fn the_form_needs_the_admin_token_when_one_is_set() {
+    let h = harness(snapshot(Phase::CutoverReady, now()), Some("let-me-in"));
+    let csrf = h.state.csrf.value().to_owned();
+    let (_, confirm) = call(&h.state, get("/mappings/prod/complete")).await;
+    assert!(confirm.contains("name=\"admin_token\""));
+    let (state, answers) = answer_completes(h);
+    let (code, _) = call(
+        &state,
+        post_form(
+            "/mappings/prod/complete",
+            &format!("csrf={csrf}&admin_token=wrong"),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = call(
+        &state,
+        post_form(
+            "/mappings/prod/complete",
+            &format!("csrf={csrf}&admin_token=let-me-in"),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    drop(state);
+    assert_eq!(answers.await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_refusal_from_the_orchestrator_is_shown_with_its_reason() {
+    let Harness {
+        state,
+        mut commands,
+        status: _status,
+    } = harness(snapshot(Phase::CutoverReady, now()), None);
+    let csrf = state.csrf.value().to_owned();
+    let answers = tokio::spawn(async move {
+        while let Some(Command::Complete { reply, .. }) = commands.recv().await {
+            let _ = reply.send(Err(CommandError::Refused(
+                "mapping prod is catching up, not cutover ready".into(),
+            )));
+        }
+    });
+    let (code, body) = call(
+        &state,
+        post_form("/mappings/prod/complete", &format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(body.contains("catching up, not cutover ready"), "{body}");
+    drop(state);
+    answers.await.unwrap();
+}
+
+#[tokio::test]
+async fn api_and_commands_are_rate_limited_per_client() {
+    let mut h = harness(snapshot(Phase::CatchUp, now()), None);
+    h.state.rate_limit = (3, Duration::from_secs(60));
+    // One router, as the server has: the limiter's state lives in it.
+    let router = web_ui::app(h.state.clone());
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(send(&router, get("/api/status")).await.0);
+    }
+    assert_eq!(&codes[..3], [StatusCode::OK; 3]);
+    assert_eq!(&codes[3..], [StatusCode::TOO_MANY_REQUESTS; 2]);
+    let (code, headers, _) = send(&router, complete(None)).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER), "{headers:?}");
+    let (code, _, _) = send(&router, post_form("/mappings/prod/complete", "csrf=x")).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    // Pages, health and metrics are not limited (Kubernetes probes, Prometheus, the refresh).
+    for uri in ["/healthz", "/metrics", "/", "/mappings/prod"] {
+        assert_eq!(send(&router, get(uri)).await.0, StatusCode::OK, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let (_, headers, _) = call_with_headers(&h.state, get("/")).await;
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let (_, headers, _) = call_with_headers(&h.state, get("/assets/style.css")).await;
+    assert_eq!(headers[header::CACHE_CONTROL], "max-age=300");
+}
+
+#[tokio::test]
+async fn the_page_follows_the_latest_snapshot() {
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let (_, before) = call(&h.state, get("/")).await;
+    assert!(before.contains("CATCHING UP"));
+    h.status
+        .send_replace(Arc::new(snapshot(Phase::CutoverReady, now())));
+    let (_, after) = call(&h.state, get("/")).await;
+    assert!(after.contains("CUTOVER READY"));
+    h.status.send_replace(Arc::new(Snapshot::default()));
+    let (_, empty) = call(&h.state, get("/")).await;
+    assert!(empty.contains("No mapping reported yet"));
+}
