@@ -130,7 +130,10 @@ async fn viewport(client: &Client, width: u32, height: u32) {
         .execute("return [window.innerWidth, window.innerHeight];", vec![])
         .await
         .unwrap();
-    let (iw, ih) = (inner[0].as_u64().unwrap() as u32, inner[1].as_u64().unwrap() as u32);
+    let (iw, ih) = (
+        inner[0].as_u64().unwrap() as u32,
+        inner[1].as_u64().unwrap() as u32,
+    );
     client
         .set_window_size(2 * width - iw, 2 * height - ih)
         .await
@@ -194,13 +197,17 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
     )
     .unwrap();
     let _migrator = start_migrator(&config, &log);
-    let address = eventually("the HTTP address in the log", Duration::from_secs(30), || {
-        std::fs::read_to_string(&log)
-            .ok()?
-            .lines()
-            .find_map(|l| l.split("HTTP server listening address=").nth(1))
-            .map(|a| a.trim().to_owned())
-    })
+    let address = eventually(
+        "the HTTP address in the log",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&log)
+                .ok()?
+                .lines()
+                .find_map(|l| l.split("HTTP server listening address=").nth(1))
+                .map(|a| a.trim().to_owned())
+        },
+    )
     .await;
     let base = format!("http://{address}");
 
@@ -225,7 +232,10 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
         });
     let grid = client.source().await.unwrap();
     assert!(grid.contains("CUTOVER READY"));
-    assert!(grid.contains("<b>1</b> cutover ready"), "the status bar counts it");
+    assert!(
+        grid.contains("<b>1</b> cutover ready"),
+        "the status bar counts it"
+    );
     assert!(fits_width(&client).await, "the grid fits 1280 px");
     screenshot(&client, "grid-1280x800.png").await;
 
@@ -260,7 +270,10 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
     assert!(fits_width(&client).await, "the grid fits a 390 px phone");
     screenshot(&client, "grid-390.png").await;
     client.goto(&format!("{base}/mappings/prod")).await.unwrap();
-    assert!(fits_width(&client).await, "the detail page fits a 390 px phone");
+    assert!(
+        fits_width(&client).await,
+        "the detail page fits a 390 px phone"
+    );
     screenshot(&client, "detail-390.png").await;
     viewport(&client, 1280, 800).await;
 
@@ -280,7 +293,10 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
         .unwrap();
     let text = confirm.text().await.unwrap();
     assert!(text.contains("Mark prod complete?"), "{text}");
-    assert!(text.contains(&ReplicationNames::new("prod", sample::SHOP).slot), "{text}");
+    assert!(
+        text.contains(&ReplicationNames::new("prod", sample::SHOP).slot),
+        "{text}"
+    );
     screenshot(&client, "confirm-1280x800.png").await;
     confirm
         .find(Locator::Css("button.danger"))
@@ -298,13 +314,19 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
     let text = done.text().await.unwrap();
     assert!(text.contains("prod is complete"), "{text}");
     screenshot(&client, "completed-1280x800.png").await;
-    assert_eq!(slots_on(&source).await, 0, "every slot is gone from the source");
+    assert_eq!(
+        slots_on(&source).await,
+        0,
+        "every slot is gone from the source"
+    );
 
     client.goto(&format!("{base}/")).await.unwrap();
     client
         .wait()
         .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("article[data-mapping='prod'] .light.completed"))
+        .for_element(Locator::Css(
+            "article[data-mapping='prod'] .light.completed",
+        ))
         .await
         .expect("the grid shows the mapping completed");
     screenshot(&client, "grid-completed-1280x800.png").await;

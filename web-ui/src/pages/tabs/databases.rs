@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use migrator_core::status::MappingStatus;
 
 use super::super::format;
+use super::Progress;
 
 /// One row per source database: phase, copy, lag, sequences, deferred objects, readiness.
 #[component]
@@ -35,7 +36,7 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
                     <td class="num">{format!("{ready} / {}", d.tables.len())}</td>
                     <td class="num">
                         {format!("{} / {}", format::mb(copied), format::mb(total))}
-                        <progress max=total.max(1).to_string() value=copied.min(total).to_string()></progress>
+                        <Progress done=copied total/>
                     </td>
                     <td class="num">{d.eta_seconds.map(format::duration).unwrap_or_else(|| "–".into())}</td>
                     <td class="num">{lag}</td>

@@ -100,3 +100,14 @@ impl Tab {
 fn empty(text: &'static str) -> AnyView {
     view! { <p class="empty">{text}</p> }.into_any()
 }
+
+/// A progress bar of bytes copied; an empty table is done.
+#[component]
+fn Progress(done: u64, total: u64) -> impl IntoView {
+    let (value, max) = if total == 0 {
+        (1, 1)
+    } else {
+        (done.min(total), total)
+    };
+    view! { <progress max=max.to_string() value=value.to_string()></progress> }
+}

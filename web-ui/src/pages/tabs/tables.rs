@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use migrator_core::status::{DatabaseStatus, MappingStatus, TableState};
 
 use super::super::format;
+use super::Progress;
 
 /// Per database, every table's copy state and progress.
 #[component]
@@ -61,7 +62,7 @@ fn DatabaseTables(database: DatabaseStatus) -> impl IntoView {
                     <td><span class=class>{format::table_state(t.state)}</span></td>
                     <td class="num">
                         {format!("{} / {}", format::mb(t.bytes_copied), format::mb(t.bytes_total))}
-                        <progress max=t.bytes_total.max(1).to_string() value=t.bytes_copied.min(t.bytes_total).to_string()></progress>
+                        <Progress done=t.bytes_copied total=t.bytes_total/>
                     </td>
                     <td class="num">{format!("{} %", format::percent(t.bytes_copied, t.bytes_total))}</td>
                     <td class="num">{eta}</td>
