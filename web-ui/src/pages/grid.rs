@@ -15,7 +15,7 @@ pub async fn page(State(state): State<AppState>) -> Html<String> {
     let cards = snapshot
         .mappings
         .iter()
-        .map(|m| view! { <MappingCard mapping=m.clone()/> })
+        .map(|m| view! { <MappingCard card=Card::of(m)/> })
         .collect_view();
     let empty = snapshot.mappings.is_empty().then(|| {
         view! {
@@ -34,43 +34,88 @@ pub async fn page(State(state): State<AppState>) -> Html<String> {
     super::document("Mappings".into(), Some(state.refresh.as_secs()), body)
 }
 
+/// What a card shows, taken from a mapping without copying its databases.
+struct Card {
+    name: String,
+    source: String,
+    destination: String,
+    phase: &'static str,
+    light_class: &'static str,
+    light_text: String,
+    done: usize,
+    total: usize,
+    lag: Option<(u64, f64)>,
+    copied: u64,
+    size: u64,
+    problem: Option<String>,
+}
+
+impl Card {
+    fn of(mapping: &MappingStatus) -> Card {
+        let (light_class, light_text) = format::light(mapping);
+        Card {
+            name: mapping.name.clone(),
+            source: mapping.source.clone(),
+            destination: mapping.destination.clone(),
+            phase: mapping.phase.label(),
+            light_class,
+            light_text,
+            done: format::databases_done(mapping),
+            total: mapping.databases.len(),
+            lag: format::mapping_lag(mapping),
+            copied: mapping.databases.iter().map(|d| d.bytes_copied()).sum(),
+            size: mapping.databases.iter().map(|d| d.bytes_total()).sum(),
+            problem: mapping
+                .findings
+                .iter()
+                .chain(mapping.databases.iter().flat_map(|d| d.findings.iter()))
+                .find(|f| f.is_blocking())
+                .map(|f| f.message.clone())
+                .or_else(|| mapping.last_error.clone())
+                .or_else(|| mapping.databases.iter().find_map(|d| d.last_error.clone())),
+        }
+    }
+}
+
 #[component]
-fn MappingCard(mapping: MappingStatus) -> impl IntoView {
-    let (light_class, light_text) = format::light(&mapping);
+fn MappingCard(card: Card) -> impl IntoView {
+    let Card {
+        name,
+        source,
+        destination,
+        phase,
+        light_class,
+        light_text,
+        done,
+        total,
+        lag,
+        copied,
+        size,
+        problem,
+    } = card;
     let light_label = light_text.clone();
-    let href = format!("/mappings/{}", mapping.name);
-    let done = format::databases_done(&mapping);
-    let total = mapping.databases.len();
-    let (lag_mb, lag_time) = match format::mapping_lag(&mapping) {
+    let href = format!("/mappings/{name}");
+    let data_mapping = name.clone();
+    let (lag_mb, lag_time) = match lag {
         Some((bytes, seconds)) => (format::mb(bytes), format::duration(seconds)),
         None => ("–".to_owned(), "–".to_owned()),
     };
-    let copied: u64 = mapping.databases.iter().map(|d| d.bytes_copied()).sum();
-    let size: u64 = mapping.databases.iter().map(|d| d.bytes_total()).sum();
-    let problem = mapping
-        .findings
-        .iter()
-        .chain(mapping.databases.iter().flat_map(|d| d.findings.iter()))
-        .find(|f| f.is_blocking())
-        .map(|f| f.message.clone())
-        .or_else(|| mapping.last_error.clone())
-        .or_else(|| mapping.databases.iter().find_map(|d| d.last_error.clone()));
     view! {
-        <article class=format!("card {light_class}") data-mapping=mapping.name.clone()>
+        <article class=format!("card {light_class}") data-mapping=data_mapping>
             <a class="card-link" href=href.clone()>
                 <div class=format!("light {light_class}") role="img" aria-label=light_label>
                     <span class="lamp"></span>
                     <span class="light-text">{light_text}</span>
                 </div>
-                <h2>{mapping.name.clone()}</h2>
+                <h2>{name}</h2>
             </a>
             <p class="route">
-                <span>{mapping.source.clone()}</span>
+                <span>{source}</span>
                 <span class="arrow">" → "</span>
-                <span>{mapping.destination.clone()}</span>
+                <span>{destination}</span>
             </p>
             <dl class="facts">
-                <div><dt>"Phase"</dt><dd>{mapping.phase.label()}</dd></div>
+                <div><dt>"Phase"</dt><dd>{phase}</dd></div>
                 <div><dt>"Databases ready"</dt><dd>{format!("{done} / {total}")}</dd></div>
                 <div><dt>"Lag"</dt><dd>{lag_mb}</dd></div>
                 <div><dt>"Lag (time)"</dt><dd>{lag_time}</dd></div>
