@@ -20,11 +20,7 @@ pub async fn confirm(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Html<String>, PageError> {
-    let snapshot = state.status.borrow().clone();
-    let mapping = snapshot
-        .mapping(&name)
-        .cloned()
-        .ok_or_else(|| super::unknown_mapping(&name))?;
+    let (_snapshot, mapping) = super::find_mapping(&state, &name)?;
     let back = format!("/mappings/{name}");
     match mapping.phase {
         Phase::CutoverReady => {}

@@ -24,11 +24,7 @@ pub async fn page(
     Path(name): Path<String>,
     Query(query): Query<TabQuery>,
 ) -> Result<Html<String>, PageError> {
-    let snapshot = state.status.borrow().clone();
-    let mapping = snapshot
-        .mapping(&name)
-        .cloned()
-        .ok_or_else(|| super::unknown_mapping(&name))?;
+    let (snapshot, mapping) = super::find_mapping(&state, &name)?;
     let tab = query
         .tab
         .as_deref()

@@ -54,6 +54,25 @@ pub async fn not_found() -> PageError {
     ))
 }
 
+/// The latest snapshot and the mapping `name` in it, or a 404 page.
+fn find_mapping(
+    state: &crate::AppState,
+    name: &str,
+) -> Result<
+    (
+        std::sync::Arc<migrator_core::status::Snapshot>,
+        migrator_core::status::MappingStatus,
+    ),
+    PageError,
+> {
+    let snapshot = state.status.borrow().clone();
+    let mapping = snapshot
+        .mapping(name)
+        .cloned()
+        .ok_or_else(|| unknown_mapping(name))?;
+    Ok((snapshot, mapping))
+}
+
 /// 404 for a mapping that is not configured.
 fn unknown_mapping(name: &str) -> PageError {
     PageError(AppError::NotFound(format!(

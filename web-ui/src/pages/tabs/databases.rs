@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use migrator_core::status::MappingStatus;
 
 use super::super::format;
+use super::DataTable;
 use super::Progress;
 
 /// One row per source database: phase, copy, lag, sequences, deferred objects, readiness.
@@ -49,18 +50,7 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <div class="scroll">
-            <table>
-                <thead>
-                    <tr>
-                        <th>"Database"</th><th>"Phase"</th><th>"Tables ready"</th><th>"Copied"</th>
-                        <th>"ETA"</th><th>"Lag"</th><th>"Sequences behind"</th>
-                        <th>"Indexes/FKs to build"</th><th>"Cutover conditions"</th><th>"Problem"</th>
-                    </tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "Sequences behind", "Indexes/FKs to build", "Cutover conditions", "Problem"]>{rows}</DataTable>
     }
     .into_any()
 }

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 
 use super::super::format;
+use super::DataTable;
 use crate::LogEntry;
 
 /// Recent log events of this mapping, newest first.
@@ -25,12 +26,7 @@ pub fn Logs(entries: Vec<LogEntry>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <div class="scroll">
-            <table class="logs">
-                <thead><tr><th>"Time"</th><th>"Level"</th><th>"Event"</th><th>"Details"</th></tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+        <DataTable headers=&["Time", "Level", "Event", "Details"] class="logs">{rows}</DataTable>
     }
     .into_any()
 }

@@ -111,3 +111,22 @@ fn Progress(done: u64, total: u64) -> impl IntoView {
     };
     view! { <progress max=max.to_string() value=value.to_string()></progress> }
 }
+
+/// A table that scrolls sideways on its own on narrow screens, with a header row.
+#[component]
+fn DataTable(
+    headers: &'static [&'static str],
+    #[prop(optional)] class: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="scroll">
+            <table class=class>
+                <thead>
+                    <tr>{headers.iter().map(|h| view! { <th>{*h}</th> }).collect_view()}</tr>
+                </thead>
+                <tbody>{children()}</tbody>
+            </table>
+        </div>
+    }
+}

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use migrator_core::status::MappingStatus;
 
 use super::super::format;
+use super::DataTable;
 
 /// Partitioned tables and their partitions; each tree replicates through its root.
 #[component]
@@ -44,12 +45,7 @@ pub fn Partitions(mapping: MappingStatus) -> impl IntoView {
                 .collect_view();
             view! {
                 <h2>{d.name.clone()}</h2>
-                <div class="scroll">
-                    <table>
-                        <thead><tr><th>"Partitioned table"</th><th>"Key"</th><th>"State"</th><th>"Size (all partitions)"</th><th>"Partitions"</th></tr></thead>
-                        <tbody>{trees}</tbody>
-                    </table>
-                </div>
+                <DataTable headers=&["Partitioned table", "Key", "State", "Size (all partitions)", "Partitions"]>{trees}</DataTable>
             }
         })
         .collect_view()

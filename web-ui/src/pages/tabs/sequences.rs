@@ -1,3 +1,4 @@
+use super::DataTable;
 use leptos::prelude::*;
 use migrator_core::status::MappingStatus;
 
@@ -36,12 +37,7 @@ pub fn Sequences(mapping: MappingStatus) -> impl IntoView {
                 .collect_view();
             view! {
                 <h2>{format!("{} — {} of {} behind", d.name, d.sequences_behind, d.sequences_total)}</h2>
-                <div class="scroll">
-                    <table>
-                        <thead><tr><th>"Sequence"</th><th>"Source"</th><th>"Destination"</th><th>""</th></tr></thead>
-                        <tbody>{rows}</tbody>
-                    </table>
-                </div>
+                <DataTable headers=&["Sequence", "Source", "Destination", ""]>{rows}</DataTable>
             }
         })
         .collect_view()

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use migrator_core::status::MappingStatus;
 
 use super::super::format;
+use super::DataTable;
 
 /// The source's replication slot of every database, and the names the tool uses.
 #[component]
@@ -33,18 +34,7 @@ pub fn Slot(mapping: MappingStatus) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <div class="scroll">
-            <table>
-                <thead>
-                    <tr>
-                        <th>"Database"</th><th>"Slot"</th><th>"State"</th><th>"Restart LSN"</th>
-                        <th>"Confirmed flush LSN"</th><th>"Retained WAL"</th><th>"Publication"</th>
-                        <th>"Subscription (destination)"</th>
-                    </tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+        <DataTable headers=&["Database", "Slot", "State", "Restart LSN", "Confirmed flush LSN", "Retained WAL", "Publication", "Subscription (destination)"]>{rows}</DataTable>
         <p class="hint">
             "Retained WAL is what the source keeps on disk for the slot; it shrinks as the \
              destination confirms. Mark complete drops the slots."

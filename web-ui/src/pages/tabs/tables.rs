@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use migrator_core::status::{DatabaseStatus, MappingStatus, TableState};
 
 use super::super::format;
+use super::DataTable;
 use super::Progress;
 
 /// Per database, every table's copy state and progress.
@@ -72,13 +73,6 @@ fn DatabaseTables(database: DatabaseStatus) -> impl IntoView {
         .collect_view();
     view! {
         <h2>{heading}</h2>
-        <div class="scroll">
-            <table>
-                <thead>
-                    <tr><th>"Table"</th><th>"State"</th><th>"Copied"</th><th>"%"</th><th>"ETA"</th></tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+        <DataTable headers=&["Table", "State", "Copied", "%", "ETA"]>{rows}</DataTable>
     }
 }
