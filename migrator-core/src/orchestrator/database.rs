@@ -244,8 +244,14 @@ pub async fn act(
                 let objects = ddl::deferred_objects(source_catalog);
                 let existing = sync::existing(dst, &dt).await?;
                 for object in sync::buildable(source_catalog, &objects, &existing, &ready) {
-                    sync::build(dst, &dt, object).await?;
-                    tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
+                    match sync::build(dst, &dt, object).await? {
+                        sync::Built::Done => {
+                            tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
+                        }
+                        sync::Built::Postponed => {
+                            tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "deadlocked with the apply worker; building it next tick");
+                        }
+                    }
                 }
             }
             if phase != Phase::InitialSync {

@@ -170,10 +170,20 @@ pub fn buildable<'a>(
 
 /// Runs a deferred object's statements. A NOT VALID foreign key left by a crash is validated,
 /// not added again.
-pub async fn build(dst: &Client, dst_target: &str, object: &DeferredObject) -> Result<(), PgError> {
+pub async fn build(
+    dst: &Client,
+    dst_target: &str,
+    object: &DeferredObject,
+) -> Result<Built, PgError> {
     for (i, sql) in object.statements.iter().enumerate() {
         match dst.batch_execute(sql).await {
             Ok(()) => {}
+            // 40P01 deadlock_detected: a foreign key locks both of its tables while the apply
+            // worker writes to them in its own order; one of the two is cancelled. Nothing is
+            // wrong, so try again next tick instead of reporting an error.
+            Err(e) if e.code().is_some_and(|c| c.code() == "40P01") => {
+                return Ok(Built::Postponed);
+            }
             // 42710 duplicate_object / 42P07 duplicate_table: an earlier attempt got this far.
             Err(e)
                 if i == 0
@@ -189,5 +199,13 @@ pub async fn build(dst: &Client, dst_target: &str, object: &DeferredObject) -> R
             }
         }
     }
-    Ok(())
+    Ok(Built::Done)
+}
+
+/// What [`build`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Built {
+    Done,
+    /// Lost a deadlock against the apply worker; built on a later tick.
+    Postponed,
 }
