@@ -97,7 +97,7 @@ async fn demo(
         joins: vec![handle.join, progress, server_done(server)],
     };
     let Some(ready) = wait_for(&mut status, &shutdown, &run, Phase::CutoverReady).await else {
-        return Ok(tasks.stop(ExitCode::SUCCESS).await);
+        return interrupted(tasks, &shutdown, &settings).await;
     };
     let to_ready = started.elapsed();
     let mapping = ready.mapping(MAPPING).expect("the demo mapping").clone();
@@ -142,7 +142,7 @@ async fn demo(
         .await
         .is_none()
     {
-        return Ok(tasks.stop(ExitCode::SUCCESS).await);
+        return interrupted(tasks, &shutdown, &settings).await;
     }
 
     println!("Verifying every table on both sides (row count and content digest)...");
@@ -191,6 +191,26 @@ fn server_done(server: tokio::task::JoinHandle<bool>) -> tokio::task::JoinHandle
     tokio::spawn(async move {
         let _ = server.await;
     })
+}
+
+/// Stops the tasks after a wait ended early: by Ctrl-C (success), or because the dashboard could
+/// not listen, which cancels the run (an error that says what to do).
+async fn interrupted(
+    tasks: Tasks,
+    shutdown: &CancellationToken,
+    settings: &Settings,
+) -> Result<ExitCode, String> {
+    let by_operator = shutdown.is_cancelled();
+    tasks.stop(ExitCode::SUCCESS).await;
+    if by_operator {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(format!(
+            "the dashboard could not listen on {} (is the port in use?); pick another with \
+             MIGRATOR__SERVER__LISTEN=127.0.0.1:9090",
+            settings.server.listen
+        ))
+    }
 }
 
 /// Waits until the demo mapping reaches `phase`; `None` when stopped first.
