@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use migrator_core::config::{MappingSettings, Settings};
-use migrator_core::orchestrator::{self, Command};
+use migrator_core::orchestrator;
 use migrator_core::phase::Phase;
 use migrator_core::phases::{DbConn, MappingContext};
 use migrator_core::status::Snapshot;
@@ -117,17 +117,8 @@ async fn demo(
         println!(
             "Marking {MAPPING} complete (waits for zero lag, final sequence sync, drops slots)..."
         );
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        commands
-            .send(Command::Complete {
-                mapping: MAPPING.into(),
-                reply,
-            })
+        let done = orchestrator::request_complete(&commands, MAPPING)
             .await
-            .map_err(|_| "the orchestrator stopped".to_owned())?;
-        let done = answer
-            .await
-            .map_err(|_| "the orchestrator stopped".to_owned())?
             .map_err(|e| e.to_string())?;
         for line in done {
             println!("  {line}");

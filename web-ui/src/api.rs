@@ -6,9 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use migrator_core::orchestrator::Command;
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
+use migrator_core::orchestrator::request_complete;
 
 use crate::{AppError, AppState};
 
@@ -47,35 +45,11 @@ pub async fn complete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
-    authorize(&state, &headers)?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    state
-        .commands
-        .send(Command::Complete {
-            mapping: name,
-            reply,
-        })
-        .await
-        .map_err(|_| AppError::Unavailable("the orchestrator is not running".into()))?;
-    let done = answer
-        .await
-        .map_err(|_| AppError::Unavailable("the orchestrator stopped".into()))??;
-    Ok(Json(serde_json::json!({ "done": done })))
-}
-
-/// Checks the admin token when one is configured.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let Some(token) = &state.admin_token else {
-        return Ok(());
-    };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(given) if bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())) => {
-            Ok(())
-        }
-        _ => Err(AppError::Unauthorized),
-    }
+    state.authorize(given)?;
+    let done = request_complete(&state.commands, &name).await?;
+    Ok(Json(serde_json::json!({ "done": done })))
 }

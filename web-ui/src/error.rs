@@ -27,6 +27,7 @@ impl From<CommandError> for AppError {
         match e {
             CommandError::UnknownMapping(_) => AppError::NotFound(e.to_string()),
             CommandError::Refused(_) => AppError::Refused(e.to_string()),
+            CommandError::Stopped => AppError::Unavailable(e.to_string()),
             CommandError::Config(_) | CommandError::Pg(_) => AppError::Failed(e.to_string()),
         }
     }

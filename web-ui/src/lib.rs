@@ -22,7 +22,8 @@ use std::time::Duration;
 use migrator_core::config::Settings;
 use migrator_core::orchestrator::Command;
 use migrator_core::status::Snapshot;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +80,21 @@ impl AppState {
             csrf: CsrfToken::random(),
             history: LagHistory::default(),
             logs,
+        }
+    }
+}
+
+impl AppState {
+    /// Checks `given` against the admin token, when one is configured (constant time).
+    pub fn authorize(&self, given: Option<&str>) -> Result<(), AppError> {
+        let Some(token) = &self.admin_token else {
+            return Ok(());
+        };
+        match given {
+            Some(given) if bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())) => {
+                Ok(())
+            }
+            _ => Err(AppError::Unauthorized),
         }
     }
 }

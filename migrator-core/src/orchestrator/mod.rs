@@ -43,6 +43,22 @@ pub enum Command {
     },
 }
 
+/// Sends [`Command::Complete`] for `mapping` and waits for the answer: what was done, or why not.
+pub async fn request_complete(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+) -> Result<Vec<String>, oneshot::CommandError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    commands
+        .send(Command::Complete {
+            mapping: mapping.to_owned(),
+            reply,
+        })
+        .await
+        .map_err(|_| oneshot::CommandError::Stopped)?;
+    answer.await.map_err(|_| oneshot::CommandError::Stopped)?
+}
+
 /// A running orchestrator.
 pub struct Handle {
     /// The latest snapshot; `changed()` fires on every new one.

@@ -28,6 +28,9 @@ pub enum CommandError {
     Pg(#[from] PgError),
     #[error("{0}")]
     Refused(String),
+    /// A command sent to a running orchestrator that stopped before answering.
+    #[error("the orchestrator is not running")]
+    Stopped,
 }
 
 async fn instance_report(ctx: &MappingContext) -> Result<InstanceReport, PgError> {

@@ -7,11 +7,9 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Html;
 use leptos::prelude::*;
-use migrator_core::orchestrator::Command;
+use migrator_core::orchestrator::request_complete;
 use migrator_core::phase::Phase;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::PageError;
 use crate::{AppError, AppState};
@@ -105,27 +103,9 @@ pub async fn submit(
                 .into(),
         )));
     }
-    if let Some(token) = &state.admin_token
-        && !bool::from(
-            form.admin_token
-                .as_bytes()
-                .ct_eq(token.expose_secret().as_bytes()),
-        )
-    {
-        return Err(PageError(AppError::Unauthorized));
-    }
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    state
-        .commands
-        .send(Command::Complete {
-            mapping: name.clone(),
-            reply,
-        })
+    state.authorize(Some(&form.admin_token))?;
+    let done = request_complete(&state.commands, &name)
         .await
-        .map_err(|_| AppError::Unavailable("the orchestrator is not running".into()))?;
-    let done = answer
-        .await
-        .map_err(|_| AppError::Unavailable("the orchestrator stopped".into()))?
         .map_err(AppError::from)?;
     tracing::info!(mapping = %name, "marked complete from the dashboard");
     let back = format!("/mappings/{name}");
