@@ -47,6 +47,16 @@ pub struct MappingStatus {
 }
 
 impl MappingStatus {
+    /// The mapping's lag: bytes summed over its databases, time of the slowest one; `None` when
+    /// no database reports a lag (replication not set up yet, or completed).
+    pub fn lag(&self) -> Option<Lag> {
+        let lags: Vec<Lag> = self.databases.iter().filter_map(|d| d.lag).collect();
+        (!lags.is_empty()).then(|| Lag {
+            bytes: lags.iter().map(|l| l.bytes).sum(),
+            seconds: lags.iter().map(|l| l.seconds).fold(0.0, f64::max),
+        })
+    }
+
     /// The phase of a mapping from its databases' phases.
     pub fn aggregate_phase(databases: &[DatabaseStatus], instance_blocked: bool) -> Phase {
         if instance_blocked || databases.iter().any(|d| d.phase == Phase::Problematic) {

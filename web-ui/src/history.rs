@@ -52,14 +52,13 @@ impl LagHistory {
         let at = snapshot.generated_at.unwrap_or_else(SystemTime::now);
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         for mapping in &snapshot.mappings {
-            let lags: Vec<_> = mapping.databases.iter().filter_map(|d| d.lag).collect();
-            if lags.is_empty() {
+            let Some(lag) = mapping.lag() else {
                 continue;
-            }
+            };
             let sample = LagSample {
                 at,
-                bytes: lags.iter().map(|l| l.bytes).sum(),
-                seconds: lags.iter().map(|l| l.seconds).fold(0.0, f64::max),
+                bytes: lag.bytes,
+                seconds: lag.seconds,
             };
             let ring = samples.entry(mapping.name.clone()).or_default();
             let due = ring.back().is_none_or(|last| {

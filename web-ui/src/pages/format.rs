@@ -77,17 +77,6 @@ pub fn table_state(state: TableState) -> &'static str {
     }
 }
 
-/// Lag of a mapping: total bytes and the largest time, over databases that report one.
-pub fn mapping_lag(m: &MappingStatus) -> Option<(u64, f64)> {
-    let lags: Vec<_> = m.databases.iter().filter_map(|d| d.lag).collect();
-    (!lags.is_empty()).then(|| {
-        (
-            lags.iter().map(|l| l.bytes).sum(),
-            lags.iter().map(|l| l.seconds).fold(0.0, f64::max),
-        )
-    })
-}
-
 /// Databases at cutover ready or completed.
 pub fn databases_done(m: &MappingStatus) -> usize {
     m.databases

@@ -62,7 +62,7 @@ impl Card {
             light_text,
             done: format::databases_done(mapping),
             total: mapping.databases.len(),
-            lag: format::mapping_lag(mapping),
+            lag: mapping.lag().map(|l| (l.bytes, l.seconds)),
             copied: mapping.databases.iter().map(|d| d.bytes_copied()).sum(),
             size: mapping.databases.iter().map(|d| d.bytes_total()).sum(),
             problem: mapping

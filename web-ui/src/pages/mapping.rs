@@ -58,7 +58,7 @@ fn Header(mapping: MappingStatus) -> impl IntoView {
     let light_label = light_text.clone();
     let done = format::databases_done(&mapping);
     let total = mapping.databases.len();
-    let (lag_mb, lag_time) = match format::mapping_lag(&mapping) {
+    let (lag_mb, lag_time) = match mapping.lag().map(|l| (l.bytes, l.seconds)) {
         Some((bytes, seconds)) => (format::mb(bytes), format::duration(seconds)),
         None => ("–".to_owned(), "–".to_owned()),
     };

@@ -16,7 +16,7 @@ const BOTTOM: f64 = 22.0;
 #[component]
 pub fn Metrics(mapping: MappingStatus, samples: Vec<LagSample>, window: Duration) -> impl IntoView {
     let now = SystemTime::now();
-    let current = format::mapping_lag(&mapping);
+    let current = mapping.lag().map(|l| (l.bytes, l.seconds));
     let summary = match current {
         Some((bytes, seconds)) => format!(
             "Now: {} behind, {}.",
