@@ -60,11 +60,18 @@ async fn the_status_bar_counts_mappings_and_shows_freshness() {
     let mut third = s.mappings[0].clone();
     third.name = "archive".into();
     third.phase = Phase::InitialSync;
-    s.mappings.extend([second, third]);
+    let mut fourth = s.mappings[0].clone();
+    fourth.name = "erroring".into();
+    fourth.phase = Phase::CatchUp;
+    fourth.last_error = Some("connection refused".into());
+    s.mappings.extend([second, third, fourth]);
     let h = harness(s, None);
     let (_, body) = call(&h.state, get("/")).await;
     assert!(body.contains("<b>1</b> cutover ready"), "{body}");
-    assert!(body.contains("<b>1</b> problematic"));
+    assert!(
+        body.contains("<b>2</b> problematic"),
+        "a failing step is red on its card, so it counts as problematic"
+    );
     assert!(body.contains("<b>1</b> in progress"));
     assert!(body.contains("<b>0</b> completed"));
     assert!(body.contains("class=\"fresh\""));

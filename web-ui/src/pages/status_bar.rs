@@ -1,18 +1,25 @@
 //! The bar on top of the live pages: how many mappings are where, and how fresh the status is.
 
 use leptos::prelude::*;
-use migrator_core::phase::Phase;
 use migrator_core::status::Snapshot;
 
 use super::format;
 
 #[component]
 pub fn StatusBar(snapshot: std::sync::Arc<Snapshot>, stale_after: f64) -> impl IntoView {
-    let count = |f: &dyn Fn(Phase) -> bool| snapshot.mappings.iter().filter(|m| f(m.phase)).count();
-    let ready = count(&|p| p == Phase::CutoverReady);
-    let completed = count(&|p| p == Phase::Completed);
-    let problematic = count(&|p| p == Phase::Problematic);
-    let syncing = snapshot.mappings.len() - ready - completed - problematic;
+    // Counted by the colour of each mapping's light, so the bar agrees with the cards (a mapping
+    // whose last step failed is red, whatever its phase).
+    let count = |class: &str| {
+        snapshot
+            .mappings
+            .iter()
+            .filter(|m| format::light(m).0 == class)
+            .count()
+    };
+    let ready = count("ready");
+    let completed = count("completed");
+    let problematic = count("problem");
+    let syncing = count("progress");
     let freshness = match snapshot.generated_at {
         None => view! { <span class="stale">"Waiting for the first status..."</span> }.into_any(),
         Some(at) => {
