@@ -112,8 +112,8 @@ pub async fn observe(
             has_slot: r.get(1),
         });
         let seqs = sequences::check(src, &st, dst, &dt, ctx.sequence_margin).await?;
-        facts.sequences_behind = seqs.behind;
-        sequences_total = seqs.total;
+        facts.sequences_behind = seqs.behind();
+        sequences_total = seqs.total();
         sequence_rows = seqs.rows;
         if facts.subscription.is_some() {
             let sizes = sync::source_sizes(src, &st).await?;
