@@ -10,6 +10,7 @@ use crate::catalog::model::SchemaCatalog;
 use crate::findings::Finding;
 use crate::naming::ReplicationNames;
 use crate::phase::{Lag, Phase};
+pub use crate::phases::roles::{PasswordOutcome, RoleAction, RoleStatus};
 
 /// Everything known about every mapping at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -41,6 +42,8 @@ pub struct MappingStatus {
     #[serde(serialize_with = "rfc3339_opt")]
     pub last_tick: Option<SystemTime>,
     pub databases: Vec<DatabaseStatus>,
+    /// The source's roles and what was done with each on the destination.
+    pub roles: Vec<RoleStatus>,
     /// The cutover instructions (also `postgres-migrator instructions NAME`); not in the JSON.
     #[serde(skip)]
     pub instructions: String,

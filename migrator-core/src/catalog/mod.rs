@@ -1,4 +1,5 @@
 //! Queries that read catalogs into plain structs. No decisions here.
 
 pub mod model;
+pub mod roles;
 pub mod schema;

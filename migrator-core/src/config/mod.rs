@@ -32,6 +32,7 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use connection::read_secret_file;
 pub use connection::{
     ConnectionSettings, ResolvedConnection, SslMode, describe as connection_target,
 };

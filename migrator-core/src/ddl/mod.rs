@@ -11,6 +11,7 @@
 //!   added `NOT VALID` and then validated, so the long check takes a weaker lock.
 
 pub mod quote;
+pub mod roles;
 
 use crate::catalog::model::*;
 use quote::{ident, literal, qualified};

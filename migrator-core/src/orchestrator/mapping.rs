@@ -11,9 +11,11 @@ use tokio_util::sync::CancellationToken;
 use super::database::{self, Connections};
 use super::{Claims, Update, retry_delays};
 use crate::findings::Finding;
+use crate::pg::PgError;
 use crate::phase::{Phase, derive_phase};
 use crate::phases::cutover;
 use crate::phases::preflight::{self, Claim, InstanceReport};
+use crate::phases::roles;
 use crate::phases::{DbConn, MappingContext};
 use crate::status::DatabaseStatus;
 
@@ -35,26 +37,46 @@ pub(super) async fn run(
         let checked = async {
             let src = source.get().await?;
             let dst = destination.get().await?;
-            preflight::check_instance(&ctx, src, dst).await
+            let report = preflight::check_instance(&ctx, src, dst).await?;
+            let plan = roles::observe(&ctx, src, dst).await?;
+            Ok::<_, PgError>((report, plan))
         }
         .await;
-        let delay = match checked {
-            Ok(mut report) => {
+        let checked = match checked {
+            Ok((mut report, plan)) => {
                 claims.register(Claim {
                     mapping: ctx.name.clone(),
                     destination: ctx.destination_key(),
                     databases: report.databases.clone(),
+                    roles: plan.definitions.clone(),
                 });
                 if first {
                     claims.wait_for_all(poll).await;
                     first = false;
                 }
+                report.findings.extend(plan.findings.iter().cloned());
                 report.findings.extend(claims.conflicts_for(&ctx.name));
+                // Roles first: every database's schema names them as owners and grantees.
+                let applied = if report.blocked() {
+                    Ok(())
+                } else {
+                    match destination.get().await {
+                        Ok(dst) => roles::apply(&ctx, &plan, dst).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                applied.map(|()| (report, plan.roles))
+            }
+            Err(e) => Err(e),
+        };
+        let delay = match checked {
+            Ok((report, roles)) => {
                 let _ = updates.send(Update::Mapping {
                     name: ctx.name.clone(),
                     findings: report.findings.clone(),
                     last_error: None,
                     instructions: Some(cutover::instructions(&ctx, &report.databases)),
+                    roles: Some(roles),
                 });
                 for db in &report.databases {
                     databases.entry(db.clone()).or_insert_with(|| {
@@ -107,6 +129,7 @@ pub(super) async fn run(
                     findings,
                     last_error: Some(e.to_string()),
                     instructions: None,
+                    roles: None,
                 });
                 delays.next().unwrap_or(poll)
             }

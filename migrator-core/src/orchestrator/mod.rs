@@ -29,7 +29,7 @@ use crate::findings::Finding;
 use crate::phase::Phase;
 use crate::phases::MappingContext;
 use crate::phases::preflight::{Claim, name_conflicts};
-use crate::status::{DatabaseStatus, MappingStatus, Snapshot};
+use crate::status::{DatabaseStatus, MappingStatus, RoleStatus, Snapshot};
 
 /// Commands to a running orchestrator (from the dashboard, for instance). They run one at a
 /// time, so a double submit sees the first one's result.
@@ -172,6 +172,7 @@ fn initial_status(ctx: &MappingContext) -> MappingStatus {
         last_error: None,
         last_tick: None,
         databases: Vec::new(),
+        roles: Vec::new(),
         instructions: String::new(),
     }
 }
@@ -185,6 +186,8 @@ enum Update {
         last_error: Option<String>,
         /// Renewed with the list of databases; `None` keeps the last.
         instructions: Option<String>,
+        /// The roles as last planned; `None` keeps the last.
+        roles: Option<Vec<RoleStatus>>,
     },
     Database {
         mapping: String,
@@ -241,8 +244,12 @@ fn apply(
             findings,
             last_error,
             instructions,
+            roles,
         } => {
             if let Some((header, _)) = mappings.get_mut(&name) {
+                if let Some(roles) = roles {
+                    header.roles = roles;
+                }
                 header.findings = findings;
                 header.last_error = last_error;
                 if let Some(instructions) = instructions {

@@ -11,6 +11,7 @@ use crate::findings::Finding;
 use crate::pg::PgError;
 use crate::phase::{Phase, derive_phase};
 use crate::phases::preflight::{self, Claim, InstanceReport, name_conflicts};
+use crate::phases::roles::{self, RolePlan};
 use crate::phases::{DbConn, MappingContext, catchup, complete, cutover};
 
 /// How long `complete` waits for the destination to catch up with what the source wrote.
@@ -33,7 +34,8 @@ pub enum CommandError {
     Stopped,
 }
 
-async fn instance_report(ctx: &MappingContext) -> Result<InstanceReport, PgError> {
+/// The instance checks with the role plan's findings (nothing is applied).
+async fn instance_report(ctx: &MappingContext) -> Result<(InstanceReport, RolePlan), PgError> {
     let mut src = DbConn::new(
         &ctx.source,
         ctx.source.pg.get_dbname().unwrap_or("postgres"),
@@ -44,7 +46,10 @@ async fn instance_report(ctx: &MappingContext) -> Result<InstanceReport, PgError
     );
     let src = src.get().await?;
     let dst = dst.get().await?;
-    preflight::check_instance(ctx, src, dst).await
+    let mut report = preflight::check_instance(ctx, src, dst).await?;
+    let plan = roles::observe(ctx, src, dst).await?;
+    report.findings.extend(plan.findings.iter().cloned());
+    Ok((report, plan))
 }
 
 /// One look at every mapping (or only `only`): phases, lag and findings.
@@ -63,10 +68,11 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
         .iter()
         .zip(&reports)
         .filter_map(|(ctx, r)| {
-            r.as_ref().ok().map(|r| Claim {
+            r.as_ref().ok().map(|(r, plan)| Claim {
                 mapping: ctx.name.clone(),
                 destination: ctx.destination_key(),
                 databases: r.databases.clone(),
+                roles: plan.definitions.clone(),
             })
         })
         .collect();
@@ -85,6 +91,7 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
             last_error: None,
             last_tick: Some(SystemTime::now()),
             databases: Vec::new(),
+            roles: Vec::new(),
             instructions: String::new(),
         };
         match report {
@@ -95,7 +102,8 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
                     "check that the servers are up and the mapping's connection settings are right",
                 ));
             }
-            Ok(report) => {
+            Ok((report, plan)) => {
+                status.roles = plan.roles;
                 status.findings = report.findings.clone();
                 status
                     .findings
@@ -137,7 +145,7 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
 /// The cutover instructions of mapping `name`.
 pub async fn instructions(settings: &Settings, name: &str) -> Result<String, CommandError> {
     let ctx = find(settings, name)?;
-    let report = instance_report(&ctx).await?;
+    let (report, _) = instance_report(&ctx).await?;
     Ok(cutover::instructions(&ctx, &report.databases))
 }
 

@@ -6,14 +6,17 @@ pub mod complete;
 pub mod cutover;
 pub mod preflight;
 pub mod replication;
+pub mod roles;
 pub mod schema;
 pub mod sequences;
 pub mod sync;
 
+use secrecy::SecretString;
 use tokio_postgres::Client;
 
 use crate::config::{
     DatabaseFilter, MappingSettings, MigrationSettings, NoPkRemedy, Problem, ResolvedConnection,
+    RoleConflictStrategy,
 };
 use crate::naming::ReplicationNames;
 use crate::pg::{self, PgError};
@@ -29,6 +32,9 @@ pub struct MappingContext {
     pub no_pk_remedy: NoPkRemedy,
     pub sequence_margin: i64,
     pub thresholds: Thresholds,
+    pub role_conflict_strategy: RoleConflictStrategy,
+    /// Password for copied login roles whose hash cannot be read (`fallback_password[_file]`).
+    pub fallback_password: Option<SecretString>,
 }
 
 impl MappingContext {
@@ -48,8 +54,22 @@ impl MappingContext {
                 return Err(problems);
             }
         };
+        let fallback_password = match (
+            &defaults.fallback_password,
+            &defaults.fallback_password_file,
+        ) {
+            (Some(password), _) => Some(password.clone()),
+            (None, Some(path)) => {
+                Some(crate::config::read_secret_file(path).map_err(|reason| {
+                    vec![Problem::new("migration.fallback_password_file", reason)]
+                })?)
+            }
+            (None, None) => None,
+        };
         Ok(MappingContext {
             name: name.to_owned(),
+            role_conflict_strategy: mapping.role_conflict_strategy(defaults),
+            fallback_password,
             source,
             destination,
             databases: mapping.databases.clone(),

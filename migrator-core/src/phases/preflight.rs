@@ -69,7 +69,8 @@ pub async fn check_instance(
                   AND application_name !~ '^pg_[0-9]+_sync_'), \
                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
                (SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = $2), \
-               current_setting('server_version')",
+               current_setting('server_version'), \
+               (SELECT rolreplication FROM pg_roles WHERE rolname = current_user)",
             &[&our_names(ctx, &databases), &ctx.source.replication_user],
         )
         .await
@@ -83,6 +84,7 @@ pub async fn check_instance(
     let source_super: Option<bool> = row.get(6);
     let replication_ok: Option<bool> = row.get(7);
     let version_text: String = row.get(8);
+    let source_replication: Option<bool> = row.get(9);
 
     let sync_workers = dst
         .query_one(
@@ -125,12 +127,18 @@ pub async fn check_instance(
         wanted,
         sync_workers,
     );
-    if source_super != Some(true) {
-        findings.push(Finding::blocking(
+    match source_super {
+        Some(true) => {}
+        Some(false) if source_replication == Some(true) => findings.push(Finding::warning(
+            "source_not_superuser",
+            format!("the role connecting to the source ({st}) is not a superuser: each database's publication lists its tables (a table created later is reported as drift), and password hashes are copied only if it may read pg_authid"),
+            "nothing to do if that suits you; connect as a superuser for FOR ALL TABLES publications and copied passwords",
+        )),
+        _ => findings.push(Finding::blocking(
             "source_privileges",
-            format!("the role connecting to the source ({st}) is not a superuser; publishing all tables and reading every catalog needs one"),
-            "connect to the source as a superuser (or the managed service's administrator role)",
-        ));
+            format!("the role connecting to the source ({st}) is neither a superuser nor has the REPLICATION attribute, so it cannot create replication slots"),
+            "connect to the source as a superuser, or as a role with REPLICATION that owns (or is a member of the owners of) every table: ALTER ROLE ... REPLICATION",
+        )),
     }
     if replication_ok != Some(true) {
         findings.push(Finding::blocking(
@@ -302,6 +310,69 @@ pub async fn check_database(
         ));
     }
 
+    let row = src
+        .query_one(
+            "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+               has_database_privilege(current_database(), 'CREATE'), \
+               coalesce((SELECT array_agg(format('%I.%I', n.nspname, c.relname) ORDER BY 1) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND NOT c.relispartition \
+                   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+                   AND NOT pg_has_role(current_user, c.relowner, 'USAGE')), '{}'), \
+               coalesce((SELECT array_agg(format('%I.%I', n.nspname, c.relname) ORDER BY 1) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_roles r ON r.rolname = $1 \
+                 WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity \
+                   AND NOT (r.rolsuper OR r.rolbypassrls OR pg_has_role(r.oid, c.relowner, 'USAGE'))), '{}')",
+            &[&ctx.source.replication_user],
+        )
+        .await
+        .map_err(q(&st, "checking the connecting roles' privileges"))?;
+    let superuser: Option<bool> = row.get(0);
+    let can_create: bool = row.get(1);
+    let not_owned: Vec<String> = row.get(2);
+    let rls_hidden: Vec<String> = row.get(3);
+    if superuser == Some(false) {
+        if !can_create {
+            findings.push(Finding::blocking(
+                "source_create_privilege",
+                format!(
+                    "the role connecting to the source cannot create the publication in {db:?}"
+                ),
+                format!(
+                    "on the source: GRANT CREATE ON DATABASE {} TO <the connecting role>",
+                    ident(db)
+                ),
+            ));
+        }
+        if !not_owned.is_empty() {
+            findings.push(Finding::blocking(
+                "source_not_owner",
+                format!(
+                    "the role connecting to the source is not a superuser and does not own {} table(s) in {db:?}, so it cannot publish them: {}",
+                    not_owned.len(),
+                    shorten(&not_owned)
+                ),
+                "grant it each owner's role on the source (GRANT <owner> TO <the connecting role>), or connect as a superuser",
+            ));
+        }
+    }
+    if !rls_hidden.is_empty() {
+        findings.push(Finding::blocking(
+            "replication_role_rls",
+            format!(
+                "row-level security is enabled on {} table(s) in {db:?} and replication_user {} would be subject to it, so the initial copy would fail: {}",
+                rls_hidden.len(),
+                ctx.source.replication_user,
+                shorten(&rls_hidden)
+            ),
+            format!(
+                "on the source: ALTER ROLE {} BYPASSRLS (as a superuser), or use a superuser as replication_user",
+                ident(&ctx.source.replication_user)
+            ),
+        ));
+    }
+
     let unreadable = unreadable_by_replication_role(src, &st, &ctx.source.replication_user).await?;
     if !unreadable.is_empty() {
         let role = ident(&ctx.source.replication_user);
@@ -414,25 +485,35 @@ async fn unreadable_by_replication_role(
         .collect())
 }
 
-fn list(tables: &[QualifiedName]) -> String {
+/// The first few of `names`, and how many more.
+fn shorten(names: &[String]) -> String {
     const SHOWN: usize = 20;
-    let mut text: Vec<String> = tables.iter().take(SHOWN).map(ToString::to_string).collect();
-    if tables.len() > SHOWN {
-        text.push(format!("and {} more", tables.len() - SHOWN));
+    let mut text: Vec<String> = names.iter().take(SHOWN).cloned().collect();
+    if names.len() > SHOWN {
+        text.push(format!("and {} more", names.len() - SHOWN));
     }
     text.join(", ")
 }
 
-/// One mapping's claim on a destination: the databases it will create there.
+fn list(tables: &[QualifiedName]) -> String {
+    shorten(&tables.iter().map(ToString::to_string).collect::<Vec<_>>())
+}
+
+/// One mapping's claim on a destination: the databases it will create there, and the roles it
+/// will copy there with their definitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub mapping: String,
     pub destination: String,
     pub databases: Vec<String>,
+    /// Role name -> one-line definition ([`super::roles::definition`]).
+    pub roles: BTreeMap<String, String>,
 }
 
 /// Blocking findings for every mapping that sends a database to a destination that another
-/// mapping sends a database of the same name to: both are refused, each naming the other.
+/// mapping sends a database of the same name to: both are refused, each naming the other. Also
+/// for mappings that bring roles of one name but different definitions to one destination: both
+/// definitions are shown.
 pub fn name_conflicts(claims: &[Claim]) -> BTreeMap<String, Vec<Finding>> {
     let mut owners: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for claim in claims {
@@ -459,6 +540,35 @@ pub fn name_conflicts(claims: &[Claim]) -> BTreeMap<String, Vec<Finding>> {
             ));
         }
     }
+    let mut definitions: BTreeMap<(&str, &str), Vec<(&str, &str)>> = BTreeMap::new();
+    for claim in claims {
+        for (role, definition) in &claim.roles {
+            definitions
+                .entry((claim.destination.as_str(), role.as_str()))
+                .or_default()
+                .push((claim.mapping.as_str(), definition.as_str()));
+        }
+    }
+    for ((destination, role), defined) in definitions {
+        if defined.iter().all(|(_, d)| *d == defined[0].1) {
+            continue;
+        }
+        let shown: Vec<String> = defined
+            .iter()
+            .map(|(mapping, definition)| format!("mapping {mapping}: {definition}"))
+            .collect();
+        for (mapping, _) in &defined {
+            findings.entry((*mapping).to_owned()).or_default().push(Finding::blocking(
+                "role_definition_conflict",
+                format!(
+                    "role {} is defined differently by the sources of mappings sending it to {destination} ({})",
+                    ident(role),
+                    shown.join("; ")
+                ),
+                "make the role's attributes, memberships and settings the same on every source (or rename it on one), then the tool goes on by itself",
+            ));
+        }
+    }
     findings
 }
 
@@ -471,7 +581,29 @@ mod tests {
             mapping: mapping.into(),
             destination: destination.into(),
             databases: dbs.iter().map(|d| (*d).to_owned()).collect(),
+            roles: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn one_role_defined_differently_for_one_destination_refuses_both_showing_both() {
+        let mut a = claim("a", "new:5432", &["shop"]);
+        let mut b = claim("b", "new:5432", &["crm"]);
+        let mut c = claim("c", "other:5432", &["crm2"]);
+        a.roles.insert("app".into(), "LOGIN".into());
+        b.roles.insert("app".into(), "LOGIN CREATEDB".into());
+        c.roles.insert("app".into(), "NOLOGIN".into());
+        a.roles.insert("same".into(), "LOGIN".into());
+        b.roles.insert("same".into(), "LOGIN".into());
+        let found = name_conflicts(&[a, b, c]);
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(found["a"].len(), 1);
+        let message = &found["b"][0].message;
+        assert!(
+            message.contains("mapping a: LOGIN; mapping b: LOGIN CREATEDB"),
+            "{message}"
+        );
+        assert_eq!(found["a"][0].code, "role_definition_conflict");
     }
 
     #[test]

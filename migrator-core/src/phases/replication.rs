@@ -1,4 +1,5 @@
-//! Replication setup: per source database a publication FOR ALL TABLES (with
+//! Replication setup: per source database a publication FOR ALL TABLES (a list of every table
+//! when the tool connects to the source as a non-superuser, which cannot publish all tables), with
 //! publish_via_partition_root, so partitioned tables replicate whatever the destination's
 //! partition layout), a logical slot, and a subscription on the destination that copies the
 //! data (copy_data) and then streams changes from that slot.
@@ -9,11 +10,17 @@
 //! CREATE SUBSCRIPTION) so that it exists under the deterministic name before the subscription
 //! does; the table sync workers copy each table under their own snapshot and the apply worker
 //! skips, per table, every change before that table's copy: no row is lost or applied twice.
+//!
+//! The subscription runs with `run_as_owner = true`: changes are applied as the subscription's
+//! owner (the role the tool connects to the destination as), not as each table's owner, so
+//! tables owned by application roles, with row-level security forced on their owner, still
+//! receive every row.
 
 use tokio_postgres::Client;
 
-use super::{MappingContext, q};
-use crate::ddl::quote::{conninfo_value, ident, literal};
+use super::{MappingContext, q, roles};
+use crate::catalog::schema as catalog;
+use crate::ddl::quote::{conninfo_value, ident, literal, qualified};
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
 use secrecy::ExposeSecret;
@@ -102,8 +109,26 @@ pub async fn set_up(
     let dt = format!("{} database {db:?}", ctx.destination.describe());
     let present = present(names, src, &st, Some(dst), &dt).await?;
     if !present.publication {
+        let tables = if roles::is_superuser(src, &st).await? {
+            "FOR ALL TABLES".to_owned()
+        } else {
+            // FOR ALL TABLES needs a superuser: list the tables (partitioned tables by their
+            // root, which publishes their partitions).
+            let catalog = catalog::read(src, &st).await?;
+            let roots: Vec<String> = catalog
+                .tables
+                .iter()
+                .filter(|t| t.partition_of.is_none())
+                .map(|t| qualified(&t.name))
+                .collect();
+            if roots.is_empty() {
+                String::new()
+            } else {
+                format!("FOR TABLE {}", roots.join(", "))
+            }
+        };
         src.batch_execute(&format!(
-            "CREATE PUBLICATION {} FOR ALL TABLES WITH (publish_via_partition_root = true)",
+            "CREATE PUBLICATION {} {tables} WITH (publish_via_partition_root = true)",
             ident(&names.publication)
         ))
         .await
@@ -123,7 +148,7 @@ pub async fn set_up(
         let conninfo = subscription_conninfo(ctx, db, &names.subscription);
         let sql = format!(
             "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
-             create_slot = false, copy_data = true, enabled = true)",
+             create_slot = false, copy_data = true, enabled = true, run_as_owner = true)",
             ident(&names.subscription),
             literal(&conninfo),
             ident(&names.publication),

@@ -1,0 +1,495 @@
+//! Roles: copied once per mapping, at the instance level, before any database's schema (whose
+//! owners and grants name them).
+//!
+//! [`plan`] is pure: from the source's roles, the destination's roles and the mapping's
+//! `role_conflict_strategy` it decides, per role, what to do, and which statements and
+//! findings follow. [`observe`] reads both sides and plans; [`apply`] runs the statements.
+//!
+//! How the tool recognises roles it created: their comment carries [`MARKER`] (after the
+//! source role's own comment, if any). A role of the same name without it was there before:
+//! that is a conflict, settled by the strategy (`fail`, `skip`, `merge`). A role with the marker
+//! is brought in line with the source every tick (attributes, memberships, settings, and the
+//! password hash when both sides' hashes can be read), so a change on the source during the
+//! migration reaches the destination.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::{MappingContext, q};
+use crate::catalog::roles::{self as catalog, Password, Role, RoleCatalog};
+use crate::config::RoleConflictStrategy;
+use crate::ddl::quote::ident;
+use crate::ddl::roles as ddl;
+use crate::findings::Finding;
+use crate::pg::PgError;
+
+/// Written into the comment of every role the tool creates.
+pub const MARKER: &str = "postgres-migrator: role copied by mapping ";
+
+/// What happens to one source role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleAction {
+    /// Not on the destination yet: created.
+    Create,
+    /// Created by the tool earlier: kept in line with the source.
+    Copied,
+    /// Already on the destination, not the tool's, strategy `fail`: preflight refuses.
+    Conflict,
+    /// Already on the destination, strategy `skip`: left untouched.
+    Skipped,
+    /// Already on the destination, strategy `merge`: missing memberships (and, per database,
+    /// grants) are added; nothing is removed or weakened.
+    Merged,
+    /// The role the tool connects to the destination as: never touched.
+    Connection,
+}
+
+/// How a copied role's password was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordOutcome {
+    /// The source's SCRAM hash: the same password works on the destination.
+    Copied,
+    /// The source's MD5 hash: works, but PostgreSQL 18 deprecates MD5.
+    CopiedMd5,
+    /// The source role has no password.
+    None,
+    /// Unreadable on the source: the configured fallback password was set.
+    Fallback,
+    /// Unreadable on the source and no fallback: the role has no password on the destination.
+    NeedsPassword,
+    /// Not applicable (the role is not copied, or cannot log in).
+    NotApplicable,
+}
+
+/// One role as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleStatus {
+    pub name: String,
+    pub action: RoleAction,
+    pub login: bool,
+    pub password: PasswordOutcome,
+    /// Groups it belongs to (on the source).
+    pub member_of: Vec<String>,
+}
+
+/// A statement to run on the destination, with what it does (for errors: statements may hold a
+/// password hash, so they are never printed).
+pub struct Statement {
+    pub sql: SecretString,
+    pub what: String,
+}
+
+impl Statement {
+    fn new(sql: String, what: String) -> Self {
+        Statement {
+            sql: SecretString::from(sql),
+            what,
+        }
+    }
+}
+
+/// The outcome of planning.
+pub struct RolePlan {
+    pub statements: Vec<Statement>,
+    pub findings: Vec<Finding>,
+    pub roles: Vec<RoleStatus>,
+    /// Each source role's definition (attributes, groups, settings; no password), for spotting
+    /// two mappings that bring different roles of one name to one destination.
+    pub definitions: BTreeMap<String, String>,
+}
+
+/// What planning needs besides the two catalogs.
+pub struct PlanInput<'a> {
+    pub mapping: &'a str,
+    pub strategy: RoleConflictStrategy,
+    pub fallback_password: Option<&'a SecretString>,
+    /// The role the tool connects to the destination as.
+    pub destination_user: &'a str,
+    pub destination_superuser: bool,
+}
+
+/// A role's definition in one line: what two mappings must agree on.
+pub fn definition(role: &Role, source: &RoleCatalog) -> String {
+    let a = &role.attributes;
+    let mut parts: Vec<String> = [
+        (a.superuser, "SUPERUSER"),
+        (a.login, "LOGIN"),
+        (a.inherit, "INHERIT"),
+        (a.createrole, "CREATEROLE"),
+        (a.createdb, "CREATEDB"),
+        (a.replication, "REPLICATION"),
+        (a.bypassrls, "BYPASSRLS"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| (*name).to_owned())
+    .collect();
+    if a.connection_limit >= 0 {
+        parts.push(format!("CONNECTION LIMIT {}", a.connection_limit));
+    }
+    if let Some(until) = &a.valid_until {
+        parts.push(format!("VALID UNTIL {until}"));
+    }
+    let groups: Vec<&str> = source
+        .memberships
+        .iter()
+        .filter(|m| m.member == role.name)
+        .map(|m| m.group.as_str())
+        .collect();
+    if !groups.is_empty() {
+        parts.push(format!("IN ROLE {}", groups.join(", ")));
+    }
+    for s in source
+        .settings
+        .iter()
+        .filter(|s| s.role.as_deref() == Some(&role.name) && s.database.is_none())
+    {
+        parts.push(format!("SET {}", s.config.join(", ")));
+    }
+    if parts.is_empty() {
+        "NOLOGIN".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+fn is_ours(comment: Option<&str>) -> bool {
+    comment.is_some_and(|c| c.contains(MARKER))
+}
+
+fn list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Decides what to do with every source role. Pure.
+pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) -> RolePlan {
+    let mut statements = Vec::new();
+    let mut roles = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut skipped = Vec::new();
+    let mut merged = Vec::new();
+    let mut not_superuser = Vec::new();
+    let mut needs_password = Vec::new();
+    let mut fallback = Vec::new();
+    let mut md5 = Vec::new();
+    let marker = format!("{MARKER}{}", input.mapping);
+    let mut managed: BTreeSet<&str> = BTreeSet::new();
+
+    for role in source.roles.values() {
+        let existing = destination.roles.get(&role.name);
+        let action = if role.name == input.destination_user {
+            RoleAction::Connection
+        } else {
+            match existing {
+                None => RoleAction::Create,
+                Some(d) if is_ours(d.comment.as_deref()) => RoleAction::Copied,
+                Some(_) => match input.strategy {
+                    RoleConflictStrategy::Fail => RoleAction::Conflict,
+                    RoleConflictStrategy::Skip => RoleAction::Skipped,
+                    RoleConflictStrategy::Merge => RoleAction::Merged,
+                },
+            }
+        };
+        let mut wanted = role.attributes.clone();
+        if wanted.superuser && !input.destination_superuser {
+            wanted.superuser = false;
+            if matches!(action, RoleAction::Create | RoleAction::Copied) {
+                not_superuser.push(role.name.clone());
+            }
+        }
+        let copies = matches!(action, RoleAction::Create | RoleAction::Copied);
+        let mut outcome = PasswordOutcome::NotApplicable;
+        if copies {
+            let name = &role.name;
+            if action == RoleAction::Create {
+                statements.push(Statement::new(
+                    ddl::create_role(name, &wanted),
+                    format!("creating role {name:?}"),
+                ));
+                let comment = match &role.comment {
+                    Some(c) => format!("{c}\n\n{marker}"),
+                    None => marker.clone(),
+                };
+                statements.push(Statement::new(
+                    ddl::comment_on_role(name, &comment),
+                    format!("marking role {name:?} as copied"),
+                ));
+            } else if existing.is_some_and(|d| d.attributes != wanted) {
+                statements.push(Statement::new(
+                    ddl::alter_role(name, &wanted),
+                    format!("updating the attributes of role {name:?}"),
+                ));
+            }
+            let set = |hash: &SecretString| Statement {
+                sql: ddl::set_password(name, hash),
+                what: format!("setting the password of role {name:?}"),
+            };
+            outcome = match &role.password {
+                Password::Hash(hash) => {
+                    let current = existing.map(|d| &d.password);
+                    let same = matches!(current, Some(Password::Hash(h)) if h.expose_secret() == hash.expose_secret());
+                    // A copied role whose destination hash cannot be read is left alone.
+                    let unknown = matches!(current, Some(Password::Unreadable));
+                    if action == RoleAction::Create || !(same || unknown) {
+                        statements.push(set(hash));
+                    }
+                    if role.password.is_md5() {
+                        md5.push(name.clone());
+                        PasswordOutcome::CopiedMd5
+                    } else {
+                        PasswordOutcome::Copied
+                    }
+                }
+                Password::Absent => PasswordOutcome::None,
+                Password::Unreadable if !role.attributes.login => PasswordOutcome::NotApplicable,
+                Password::Unreadable => match input.fallback_password {
+                    Some(password) => {
+                        if action == RoleAction::Create {
+                            statements.push(set(password));
+                        }
+                        fallback.push(name.clone());
+                        PasswordOutcome::Fallback
+                    }
+                    None => {
+                        needs_password.push(name.clone());
+                        PasswordOutcome::NeedsPassword
+                    }
+                },
+            };
+            managed.insert(name);
+        }
+        match action {
+            RoleAction::Conflict => conflicts.push(role.name.clone()),
+            RoleAction::Skipped => skipped.push(role.name.clone()),
+            RoleAction::Merged => {
+                merged.push(role.name.clone());
+                managed.insert(&role.name);
+            }
+            _ => {}
+        }
+        roles.push(RoleStatus {
+            name: role.name.clone(),
+            action,
+            login: role.attributes.login,
+            password: outcome,
+            member_of: source
+                .memberships
+                .iter()
+                .filter(|m| m.member == role.name)
+                .map(|m| m.group.clone())
+                .collect(),
+        });
+    }
+
+    // Memberships of managed members in groups that exist (or are created) there; missing ones
+    // are granted, existing ones left as they are (merge never weakens).
+    let exists = |name: &str| {
+        destination.roles.contains_key(name)
+            || source.roles.contains_key(name)
+            || name.starts_with("pg_")
+    };
+    let present: BTreeSet<(&str, &str)> = destination
+        .memberships
+        .iter()
+        .map(|m| (m.group.as_str(), m.member.as_str()))
+        .collect();
+    for m in &source.memberships {
+        let blocked_group = conflicts.contains(&m.group);
+        if managed.contains(m.member.as_str())
+            && exists(&m.group)
+            && !blocked_group
+            && !present.contains(&(m.group.as_str(), m.member.as_str()))
+        {
+            statements.push(Statement::new(
+                ddl::grant_membership(m),
+                format!("granting role {:?} to {:?}", m.group, m.member),
+            ));
+        }
+    }
+    // Settings of the role everywhere (per-database ones come with the database's schema).
+    for s in &source.settings {
+        let (Some(role), None) = (&s.role, &s.database) else {
+            continue;
+        };
+        if !managed.contains(role.as_str()) {
+            continue;
+        }
+        let current: BTreeSet<&String> = destination
+            .settings
+            .iter()
+            .filter(|d| d.role.as_ref() == Some(role) && d.database.is_none())
+            .flat_map(|d| &d.config)
+            .collect();
+        let merge_only = merged.contains(role);
+        for entry in s.config.iter().filter(|e| !current.contains(e)) {
+            let name = entry.split('=').next().unwrap_or_default();
+            let has_key = current.iter().any(|c| c.split('=').next() == Some(name));
+            if merge_only && has_key {
+                continue;
+            }
+            if let Some(sql) = ddl::set_config(Some(role), None, entry) {
+                statements.push(Statement::new(
+                    sql,
+                    format!("setting {name} for role {role:?}"),
+                ));
+            }
+        }
+    }
+
+    let mut findings = Vec::new();
+    if !conflicts.is_empty() {
+        findings.push(Finding::blocking(
+            "role_conflict",
+            format!(
+                "roles {} already exist on the destination and were not created by postgres-migrator (role_conflict_strategy = fail)",
+                list(&conflicts)
+            ),
+            "drop or rename them on the destination, or set role_conflict_strategy to skip (leave them as they are) or merge (add the source's memberships and grants to them)",
+        ));
+    }
+    if !skipped.is_empty() {
+        findings.push(Finding::warning(
+            "role_skipped",
+            format!(
+                "roles {} already exist on the destination and were left as they are (role_conflict_strategy = skip); their attributes, password and memberships may differ from the source",
+                list(&skipped)
+            ),
+            "compare them with the source (\\du on both sides) and align them by hand if applications need it",
+        ));
+    }
+    if !merged.is_empty() {
+        findings.push(Finding::warning(
+            "role_merged",
+            format!(
+                "roles {} already existed on the destination: the source's memberships and grants were added to them, their attributes and passwords left as they were (role_conflict_strategy = merge)",
+                list(&merged)
+            ),
+            "check that their passwords on the destination are the ones applications use",
+        ));
+    }
+    if !not_superuser.is_empty() {
+        findings.push(Finding::warning(
+            "role_not_superuser",
+            format!(
+                "roles {} are superusers on the source but were created without SUPERUSER: the role connecting to the destination is not a superuser",
+                list(&not_superuser)
+            ),
+            "grant SUPERUSER by hand as a superuser of the destination if they need it (ALTER ROLE ... SUPERUSER)",
+        ));
+    }
+    if !needs_password.is_empty() {
+        findings.push(Finding::warning(
+            "role_needs_password",
+            format!(
+                "password hashes cannot be read on the source (the connecting role cannot read pg_authid), so login roles {} have no password on the destination",
+                list(&needs_password)
+            ),
+            format!(
+                "before cutover set each one's password on the destination (ALTER ROLE {} PASSWORD '...'), or set migration.fallback_password_file so new roles get one",
+                ident(&needs_password[0])
+            ),
+        ));
+    }
+    if !fallback.is_empty() {
+        findings.push(Finding::warning(
+            "role_fallback_password",
+            format!(
+                "password hashes cannot be read on the source, so login roles {} were given the configured fallback password",
+                list(&fallback)
+            ),
+            format!(
+                "before cutover set each one's real password on the destination (ALTER ROLE {} PASSWORD '...'), or connect to the source as a role that can read pg_authid",
+                ident(&fallback[0])
+            ),
+        ));
+    }
+    if !md5.is_empty() {
+        findings.push(Finding::warning(
+            "role_md5_password",
+            format!(
+                "roles {} have MD5 password hashes, which PostgreSQL 18 deprecates (they still work, with a warning at each login)",
+                list(&md5)
+            ),
+            "have each role set its password again with password_encryption = 'scram-sha-256' (\\password in psql), and change md5 lines in pg_hba.conf to scram-sha-256",
+        ));
+    }
+
+    let definitions = source
+        .roles
+        .values()
+        .filter(|r| r.name != input.destination_user)
+        .map(|r| (r.name.clone(), definition(r, source)))
+        .collect();
+    RolePlan {
+        statements,
+        findings,
+        roles,
+        definitions,
+    }
+}
+
+/// Whether the role connecting to `client` is a superuser.
+pub async fn is_superuser(client: &Client, target: &str) -> Result<bool, PgError> {
+    Ok(client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(q(
+            target,
+            "checking whether the connecting role is a superuser",
+        ))?
+        .get(0))
+}
+
+/// Reads the roles of both instances (maintenance databases) and plans.
+pub async fn observe(
+    ctx: &MappingContext,
+    src: &Client,
+    dst: &Client,
+) -> Result<RolePlan, PgError> {
+    let st = ctx.source.describe();
+    let dt = ctx.destination.describe();
+    let source = catalog::read(src, &st, true).await?;
+    let destination = catalog::read(dst, &dt, true).await?;
+    let destination_superuser = is_superuser(dst, &dt).await?;
+    let destination_user = ctx.destination.pg.get_user().unwrap_or_default();
+    Ok(plan(
+        &source,
+        &destination,
+        &PlanInput {
+            mapping: &ctx.name,
+            strategy: ctx.role_conflict_strategy,
+            fallback_password: ctx.fallback_password.as_ref(),
+            destination_user,
+            destination_superuser,
+        },
+    ))
+}
+
+/// Runs the plan's statements on the destination, in order.
+pub async fn apply(ctx: &MappingContext, plan: &RolePlan, dst: &Client) -> Result<(), PgError> {
+    let dt = ctx.destination.describe();
+    for statement in &plan.statements {
+        dst.batch_execute(statement.sql.expose_secret())
+            .await
+            .map_err(|e| PgError::query(&dt, statement.what.clone(), e))?;
+    }
+    if !plan.statements.is_empty() {
+        tracing::info!(mapping = %ctx.name, statements = plan.statements.len(), "roles brought in line with the source");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
