@@ -10,6 +10,7 @@
 //!   built after the table's copy (faster than maintaining them row by row). Foreign keys are
 //!   added `NOT VALID` and then validated, so the long check takes a weaker lock.
 
+pub mod objects;
 pub mod quote;
 pub mod roles;
 
@@ -145,6 +146,33 @@ fn add_constraint(table: &QualifiedName, c: &Constraint) -> String {
 
 /// Everything that must exist on the destination before any row arrives, in dependency order.
 pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
+    let mut sql = namespaces(catalog);
+    sql.extend(types(catalog));
+    sql.extend(tables(catalog));
+    sql
+}
+
+/// The whole schema of a database in one list: [`early_statements`] with
+/// [`objects`](objects::before_tables) woven in where they depend, then owners and grants.
+/// Returns the roles that grants or owners name but the destination lacks (`present`).
+pub fn schema_statements(
+    catalog: &SchemaCatalog,
+    objects: &crate::catalog::objects::ObjectCatalog,
+    present: &std::collections::BTreeSet<String>,
+) -> (Vec<String>, std::collections::BTreeSet<String>) {
+    let mut sql = namespaces(catalog);
+    sql.extend(objects::text_search_and_collations(objects));
+    sql.extend(types(catalog));
+    sql.extend(objects::early_functions(objects));
+    sql.extend(tables(catalog));
+    sql.extend(objects::after_tables(objects));
+    let (privileges, missing) = objects::privileges(objects, present);
+    sql.extend(privileges);
+    (sql, missing)
+}
+
+/// Schemas and extensions.
+fn namespaces(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = Vec::new();
     for schema in &catalog.schemas {
         sql.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)));
@@ -156,6 +184,12 @@ pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
             ident(&ext.schema)
         ));
     }
+    sql
+}
+
+/// Enums, domains, composite types and sequences.
+fn types(catalog: &SchemaCatalog) -> Vec<String> {
+    let mut sql = Vec::new();
     for e in &catalog.enums {
         let labels: Vec<String> = e.labels.iter().map(|l| literal(l)).collect();
         sql.push(format!(
@@ -201,6 +235,12 @@ pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
             sequence_options(&s.options, true)
         ));
     }
+    sql
+}
+
+/// Tables, primary keys, replica identities, sequence ownership.
+fn tables(catalog: &SchemaCatalog) -> Vec<String> {
+    let mut sql = Vec::new();
     for t in &catalog.tables {
         sql.push(create_table(t));
     }

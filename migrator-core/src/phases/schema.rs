@@ -1,4 +1,7 @@
-//! Schema phase: create the destination database and every object data needs before it arrives.
+//! Schema phase: create the destination database and its whole schema (types, tables with
+//! primary keys, functions, views, triggers, rules, policies, comments, owners and grants; see
+//! [`ddl::schema_statements`]) in one transaction. Secondary indexes and foreign keys come
+//! after each table's copy (phases::sync); materialized views are refreshed after the copy.
 //!
 //! How the tool recognises its own databases: a comment on the destination database,
 //! `postgres-migrator: mapping <m>, source database <db>, <state>`, where state is `created`
@@ -10,6 +13,7 @@ use tokio_postgres::Client;
 
 use super::{DbConn, MappingContext, q};
 use crate::catalog::schema as catalog;
+use crate::catalog::{objects, roles};
 use crate::ddl;
 use crate::pg::PgError;
 use crate::phase::DestinationDatabase;
@@ -141,7 +145,27 @@ pub async fn apply(
         .transaction()
         .await
         .map_err(q(&target, "starting the schema transaction"))?;
-    let statements = ddl::early_statements(&source_catalog);
+    let objects = objects::read(src, &ctx.source.describe()).await?;
+    let present = roles::names(dst_admin, &dt).await?;
+    let (mut statements, missing) = ddl::schema_statements(&source_catalog, &objects, &present);
+    // Settings of roles in this database, and of the database itself.
+    let role_catalog = roles::read(src, &ctx.source.describe(), false).await?;
+    for setting in role_catalog
+        .settings
+        .iter()
+        .filter(|s| s.database.as_deref() == Some(db))
+        .filter(|s| s.role.as_ref().is_none_or(|r| present.contains(r)))
+    {
+        statements.extend(
+            setting
+                .config
+                .iter()
+                .filter_map(|entry| ddl::roles::set_config(setting.role.as_deref(), Some(db), entry)),
+        );
+    }
+    if !missing.is_empty() {
+        tracing::warn!(mapping = %ctx.name, database = db, roles = ?missing, "owners and grants naming roles the destination lacks were left out");
+    }
     for sql in &statements {
         tx.batch_execute(sql)
             .await

@@ -1,0 +1,492 @@
+//! Everything besides tables as SQL, woven around the tables by [`super::schema_statements`]:
+//!
+//! * [`text_search_and_collations`] before types; [`early_functions`] after types, before
+//!   tables: the functions tables may call in defaults, checks and generated columns (created
+//!   with `check_function_bodies = off`, so a body may name a table created later).
+//! * [`after_tables`]: functions whose signature names a table's row type, views and
+//!   materialized views (`WITH NO DATA`: refreshed after the initial sync), triggers, rules,
+//!   row-level security and policies, comments.
+//! * [`privileges`]: owners, grants (objects and columns) and default privileges, last, so that
+//!   sequences owned by columns follow their table's new owner.
+//!
+//! Triggers: the apply worker runs with `session_replication_role = replica`, so ordinary
+//! triggers (and foreign-key triggers) do not fire while changes stream in; they are created
+//! enabled, as on the source. Triggers set to `ENABLE REPLICA` or `ENABLE ALWAYS` do fire during
+//! apply, and would act a second time on rows whose effects replicate anyway: they are created
+//! disabled, reported, and the cutover instructions enable them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::quote::{ident, literal, qualified};
+use crate::catalog::objects::*;
+
+/// Collations and text search objects: types and columns may use them.
+pub fn text_search_and_collations(o: &ObjectCatalog) -> Vec<String> {
+    let mut sql = Vec::new();
+    for c in &o.collations {
+        let mut options = vec![format!("provider = {}", c.provider)];
+        if c.provider == "libc" {
+            if let Some(collate) = &c.collate {
+                options.push(format!("lc_collate = {}", literal(collate)));
+            }
+            if let Some(ctype) = &c.ctype {
+                options.push(format!("lc_ctype = {}", literal(ctype)));
+            }
+        } else if let Some(locale) = &c.locale {
+            options.push(format!("locale = {}", literal(locale)));
+        }
+        if !c.deterministic {
+            options.push("deterministic = false".to_owned());
+        }
+        sql.push(format!(
+            "CREATE COLLATION {} ({})",
+            qualified(&c.name),
+            options.join(", ")
+        ));
+    }
+    for d in &o.ts_dictionaries {
+        let mut options = format!("TEMPLATE = {}", d.template);
+        if let Some(extra) = d.options.as_deref().filter(|s| !s.is_empty()) {
+            options.push_str(&format!(", {extra}"));
+        }
+        sql.push(format!(
+            "CREATE TEXT SEARCH DICTIONARY {} ({options})",
+            qualified(&d.name)
+        ));
+    }
+    for c in &o.ts_configs {
+        sql.push(format!(
+            "CREATE TEXT SEARCH CONFIGURATION {} (PARSER = {})",
+            qualified(&c.name),
+            c.parser
+        ));
+        for (token, dictionaries) in &c.mappings {
+            sql.push(format!(
+                "ALTER TEXT SEARCH CONFIGURATION {} ADD MAPPING FOR {} WITH {}",
+                qualified(&c.name),
+                ident(token),
+                dictionaries.join(", ")
+            ));
+        }
+    }
+    sql
+}
+
+/// Functions tables may call (after the types their signatures use).
+pub fn early_functions(o: &ObjectCatalog) -> Vec<String> {
+    let mut sql = Vec::new();
+    if !o.early_functions.is_empty() {
+        sql.push("SET LOCAL check_function_bodies = off".to_owned());
+        sql.extend(o.early_functions.iter().map(|f| f.sql.clone()));
+    }
+    sql
+}
+
+fn create_view(v: &View) -> Vec<String> {
+    let with = if v.options.is_empty() {
+        String::new()
+    } else {
+        // reloptions are `name=value` with simple names and values (booleans, local/cascaded).
+        let options: Vec<String> = v
+            .options
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .map(|(k, val)| format!("{} = {}", ident(k), literal(val)))
+            .collect();
+        format!(" WITH ({})", options.join(", "))
+    };
+    let query = v.query.trim().trim_end_matches(';');
+    if v.materialized {
+        let mut sql = vec![format!(
+            "CREATE MATERIALIZED VIEW {}{with} AS {query} WITH NO DATA",
+            qualified(&v.name)
+        )];
+        sql.extend(v.indexes.iter().cloned());
+        sql
+    } else {
+        vec![format!(
+            "CREATE VIEW {}{with} AS {query}",
+            qualified(&v.name)
+        )]
+    }
+}
+
+/// Triggers that fire during apply on the destination (`ENABLE REPLICA`, `ENABLE ALWAYS`).
+pub fn held_back_triggers(o: &ObjectCatalog) -> Vec<&Trigger> {
+    o.triggers
+        .iter()
+        .filter(|t| matches!(t.enabled, 'R' | 'A'))
+        .collect()
+}
+
+/// The statement that gives a trigger its source state back (at cutover for held-back ones).
+pub fn trigger_state(t: &Trigger) -> Option<String> {
+    let state = match t.enabled {
+        'D' => "DISABLE TRIGGER",
+        'R' => "ENABLE REPLICA TRIGGER",
+        'A' => "ENABLE ALWAYS TRIGGER",
+        _ => return None,
+    };
+    Some(format!(
+        "ALTER TABLE {} {state} {}",
+        qualified(&t.table),
+        ident(&t.name)
+    ))
+}
+
+fn create_policy(p: &Policy) -> String {
+    let roles: Vec<String> = if p.roles.is_empty() {
+        vec!["PUBLIC".to_owned()]
+    } else {
+        p.roles
+            .iter()
+            .map(|r| r.as_deref().map_or("PUBLIC".to_owned(), ident))
+            .collect()
+    };
+    let mut sql = format!(
+        "CREATE POLICY {} ON {} AS {} FOR {} TO {}",
+        ident(&p.name),
+        qualified(&p.table),
+        if p.permissive {
+            "PERMISSIVE"
+        } else {
+            "RESTRICTIVE"
+        },
+        p.command,
+        roles.join(", ")
+    );
+    if let Some(using) = &p.using {
+        sql.push_str(&format!(" USING ({using})"));
+    }
+    if let Some(check) = &p.with_check {
+        sql.push_str(&format!(" WITH CHECK ({check})"));
+    }
+    sql
+}
+
+/// The second group: what reads or acts on tables.
+pub fn after_tables(o: &ObjectCatalog) -> Vec<String> {
+    let mut sql = Vec::new();
+    if !o.late_functions.is_empty() {
+        sql.push("SET LOCAL check_function_bodies = off".to_owned());
+        sql.extend(o.late_functions.iter().map(|f| f.sql.clone()));
+    }
+    for v in &o.views {
+        sql.extend(create_view(v));
+    }
+    for t in &o.triggers {
+        sql.push(t.sql.clone());
+        let state = if matches!(t.enabled, 'R' | 'A') {
+            Some(format!(
+                "ALTER TABLE {} DISABLE TRIGGER {}",
+                qualified(&t.table),
+                ident(&t.name)
+            ))
+        } else {
+            trigger_state(t)
+        };
+        sql.extend(state);
+    }
+    sql.extend(o.rules.iter().map(|r| r.sql.clone()));
+    for r in &o.row_security {
+        sql.push(format!(
+            "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
+            qualified(&r.table)
+        ));
+        if r.forced {
+            sql.push(format!(
+                "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
+                qualified(&r.table)
+            ));
+        }
+    }
+    sql.extend(o.policies.iter().map(create_policy));
+    for c in &o.comments {
+        sql.push(format!("COMMENT ON {} IS {}", c.target, literal(&c.text)));
+    }
+    sql
+}
+
+fn grantee(g: &Option<String>) -> String {
+    g.as_deref().map_or("PUBLIC".to_owned(), ident)
+}
+
+/// `GRANT a, b ON <on> TO x [WITH GRANT OPTION]`, one statement per grantee and option.
+fn grant_statements(prefix: &str, on: &str, grants: &[Grant], column: Option<&str>) -> Vec<String> {
+    let mut grouped: BTreeMap<(Option<String>, bool), Vec<String>> = BTreeMap::new();
+    for g in grants {
+        let privilege = match column {
+            Some(c) => format!("{} ({})", g.privilege, ident(c)),
+            None => g.privilege.clone(),
+        };
+        grouped
+            .entry((g.grantee.clone(), g.grantable))
+            .or_default()
+            .push(privilege);
+    }
+    grouped
+        .into_iter()
+        .map(|((to, grantable), privileges)| {
+            format!(
+                "{prefix}GRANT {} ON {on} TO {}{}",
+                privileges.join(", "),
+                grantee(&to),
+                if grantable { " WITH GRANT OPTION" } else { "" }
+            )
+        })
+        .collect()
+}
+
+/// The third group: owners, grants, default privileges. Statements naming a role that does not
+/// exist on the destination (`present`) are left out; those roles are returned.
+pub fn privileges(
+    o: &ObjectCatalog,
+    present: &BTreeSet<String>,
+) -> (Vec<String>, BTreeSet<String>) {
+    let mut sql = Vec::new();
+    let mut missing = BTreeSet::new();
+    let mut known = |role: &str| {
+        let ok = present.contains(role);
+        if !ok {
+            missing.insert(role.to_owned());
+        }
+        ok
+    };
+    for p in &o.privileges {
+        if let Some(kind) = &p.owner_kind
+            && p.column.is_none()
+            && known(&p.owner)
+        {
+            sql.push(format!(
+                "ALTER {kind} {} OWNER TO {}",
+                p.reference,
+                ident(&p.owner)
+            ));
+        }
+    }
+    for p in &o.privileges {
+        let Some(acl) = &p.acl else { continue };
+        let grants: Vec<Grant> = acl
+            .iter()
+            .filter(|g| g.grantee.as_deref().is_none_or(&mut known))
+            .cloned()
+            .collect();
+        let on = format!("{} {}", p.grant_kind, p.reference);
+        if p.column.is_none() {
+            sql.push(format!("REVOKE ALL ON {on} FROM PUBLIC"));
+            if known(&p.owner) {
+                sql.push(format!("REVOKE ALL ON {on} FROM {}", ident(&p.owner)));
+            }
+        }
+        sql.extend(grant_statements("", &on, &grants, p.column.as_deref()));
+    }
+    for d in &o.default_privileges {
+        if !known(&d.role) {
+            continue;
+        }
+        let mut prefix = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {} ", ident(&d.role));
+        match &d.schema {
+            Some(schema) => prefix.push_str(&format!("IN SCHEMA {} ", ident(schema))),
+            None => {
+                // A global entry replaces the built-in defaults: start from nothing.
+                sql.push(format!("{prefix}REVOKE ALL ON {} FROM PUBLIC", d.kind));
+                sql.push(format!(
+                    "{prefix}REVOKE ALL ON {} FROM {}",
+                    d.kind,
+                    ident(&d.role)
+                ));
+            }
+        }
+        let grants: Vec<Grant> = d
+            .acl
+            .iter()
+            .filter(|g| g.grantee.as_deref().is_none_or(&mut known))
+            .cloned()
+            .collect();
+        // `ALTER DEFAULT PRIVILEGES ... GRANT x ON TABLES TO ...`
+        sql.extend(grant_statements(&prefix, &d.kind, &grants, None));
+    }
+    (sql, missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::model::QualifiedName;
+
+    fn grant(to: Option<&str>, privilege: &str, grantable: bool) -> Grant {
+        Grant {
+            grantee: to.map(Into::into),
+            privilege: privilege.into(),
+            grantable,
+        }
+    }
+
+    #[test]
+    fn privileges_set_owner_then_exact_acl_and_skip_missing_roles() {
+        let o = ObjectCatalog {
+            privileges: vec![
+                Privileges {
+                    owner_kind: Some("TABLE".into()),
+                    grant_kind: "TABLE".into(),
+                    reference: "app.accounts".into(),
+                    owner: "app".into(),
+                    column: None,
+                    acl: Some(vec![
+                        grant(Some("app"), "SELECT", false),
+                        grant(Some("app"), "INSERT", false),
+                        grant(Some("gone"), "SELECT", false),
+                        grant(None, "SELECT", true),
+                    ]),
+                },
+                Privileges {
+                    owner_kind: None,
+                    grant_kind: "TABLE".into(),
+                    reference: "app.accounts".into(),
+                    owner: "app".into(),
+                    column: Some("e\"mail".into()),
+                    acl: Some(vec![grant(Some("reader"), "SELECT", false)]),
+                },
+                Privileges {
+                    owner_kind: Some("SEQUENCE".into()),
+                    grant_kind: "SEQUENCE".into(),
+                    reference: "app.s".into(),
+                    owner: "app".into(),
+                    column: None,
+                    acl: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let present: BTreeSet<String> = ["app", "reader"].iter().map(|s| s.to_string()).collect();
+        let (sql, missing) = privileges(&o, &present);
+        assert_eq!(
+            sql,
+            vec![
+                "ALTER TABLE app.accounts OWNER TO \"app\"",
+                "ALTER SEQUENCE app.s OWNER TO \"app\"",
+                "REVOKE ALL ON TABLE app.accounts FROM PUBLIC",
+                "REVOKE ALL ON TABLE app.accounts FROM \"app\"",
+                "GRANT SELECT ON TABLE app.accounts TO PUBLIC WITH GRANT OPTION",
+                "GRANT SELECT, INSERT ON TABLE app.accounts TO \"app\"",
+                "GRANT SELECT (\"e\"\"mail\") ON TABLE app.accounts TO \"reader\"",
+            ]
+        );
+        assert_eq!(missing.into_iter().collect::<Vec<_>>(), ["gone"]);
+    }
+
+    #[test]
+    fn default_privileges_global_start_from_nothing_schema_ones_add() {
+        let o = ObjectCatalog {
+            default_privileges: vec![
+                DefaultPrivileges {
+                    role: "app".into(),
+                    schema: Some("app".into()),
+                    kind: "TABLES".into(),
+                    acl: vec![grant(Some("reader"), "SELECT", false)],
+                },
+                DefaultPrivileges {
+                    role: "app".into(),
+                    schema: None,
+                    kind: "FUNCTIONS".into(),
+                    acl: vec![grant(Some("app"), "EXECUTE", false)],
+                },
+            ],
+            ..Default::default()
+        };
+        let present: BTreeSet<String> = ["app", "reader"].iter().map(|s| s.to_string()).collect();
+        let (sql, _) = privileges(&o, &present);
+        assert_eq!(
+            sql,
+            vec![
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"app\" IN SCHEMA \"app\" GRANT SELECT ON TABLES TO \"reader\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"app\" REVOKE ALL ON FUNCTIONS FROM PUBLIC",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"app\" REVOKE ALL ON FUNCTIONS FROM \"app\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"app\" GRANT EXECUTE ON FUNCTIONS TO \"app\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn replica_and_always_triggers_are_created_disabled() {
+        let table = QualifiedName::new("app", "t");
+        let trigger = |name: &str, enabled: char| Trigger {
+            table: table.clone(),
+            name: name.into(),
+            sql: format!("CREATE TRIGGER {name} ..."),
+            enabled,
+        };
+        let o = ObjectCatalog {
+            triggers: vec![trigger("o", 'O'), trigger("d", 'D'), trigger("a", 'A')],
+            ..Default::default()
+        };
+        let sql = after_tables(&o);
+        assert_eq!(
+            sql,
+            vec![
+                "CREATE TRIGGER o ...",
+                "CREATE TRIGGER d ...",
+                "ALTER TABLE \"app\".\"t\" DISABLE TRIGGER \"d\"",
+                "CREATE TRIGGER a ...",
+                "ALTER TABLE \"app\".\"t\" DISABLE TRIGGER \"a\"",
+            ]
+        );
+        let held = held_back_triggers(&o);
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            trigger_state(held[0]).unwrap(),
+            "ALTER TABLE \"app\".\"t\" ENABLE ALWAYS TRIGGER \"a\""
+        );
+    }
+
+    #[test]
+    fn views_follow_their_dependencies_and_matviews_start_empty() {
+        let view = |name: &str, deps: &[&str], materialized: bool| View {
+            name: QualifiedName::new("s", name),
+            materialized,
+            query: format!(" SELECT 1 AS {name};"),
+            options: vec!["security_barrier=true".into()],
+            indexes: if materialized {
+                vec![format!("CREATE UNIQUE INDEX i ON s.{name} USING btree (x)")]
+            } else {
+                vec![]
+            },
+            depends_on: deps.iter().map(|d| QualifiedName::new("s", *d)).collect(),
+        };
+        let mut views = vec![
+            view("top", &["mid"], false),
+            view("mid", &["base"], true),
+            view("base", &[], false),
+        ];
+        dependencies_first(&mut views);
+        let order: Vec<&str> = views.iter().map(|v| v.name.name.as_str()).collect();
+        assert_eq!(order, ["base", "mid", "top"]);
+        let o = ObjectCatalog {
+            views,
+            ..Default::default()
+        };
+        let sql = after_tables(&o);
+        assert_eq!(
+            sql[1],
+            "CREATE MATERIALIZED VIEW \"s\".\"mid\" WITH (\"security_barrier\" = 'true') AS SELECT 1 AS mid WITH NO DATA"
+        );
+        assert_eq!(sql[2], "CREATE UNIQUE INDEX i ON s.mid USING btree (x)");
+    }
+
+    #[test]
+    fn policies_name_roles_or_public() {
+        let p = Policy {
+            table: QualifiedName::new("app", "notes"),
+            name: "own rows".into(),
+            permissive: false,
+            command: "SELECT".into(),
+            roles: vec![Some("app".into()), None],
+            using: Some("(owner = CURRENT_USER)".into()),
+            with_check: None,
+        };
+        assert_eq!(
+            create_policy(&p),
+            "CREATE POLICY \"own rows\" ON \"app\".\"notes\" AS RESTRICTIVE FOR SELECT TO \"app\", PUBLIC USING ((owner = CURRENT_USER))"
+        );
+    }
+}
