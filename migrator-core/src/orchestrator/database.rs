@@ -12,7 +12,8 @@ use crate::findings::Finding;
 use crate::pg::PgError;
 use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts};
 use crate::phases::{
-    DbConn, MappingContext, catchup, preflight, replication, schema, sequences, sync,
+    DbConn, MappingContext, catchup, drift, preflight, replication, schema, sequences, sync,
+    triggers,
 };
 use crate::status::{DatabaseStatus, PartitionedTable, TableState};
 
@@ -129,6 +130,15 @@ pub async fn observe(
                 .iter()
                 .filter(|o| !existing.has(o))
                 .count();
+            if facts.tables_ready == facts.tables_total {
+                facts.deferred_missing +=
+                    sync::matviews_to_refresh(src, &st, dst, &dt).await?.len();
+            }
+            if facts.subscription.is_some_and(|s| s.enabled) {
+                let on_destination = catalog::read(dst, &dt).await?;
+                findings.extend(drift::finding(db, &drift::compare(&read, &on_destination)));
+                findings.extend(triggers::held_back(src, &st, db).await?);
+            }
             partitions = PartitionedTable::from_catalog(&read);
             source_catalog = Some(read);
         }
@@ -255,6 +265,12 @@ pub async fn act(
                 }
             }
             if phase != Phase::InitialSync {
+                if status.deferred_missing > 0 {
+                    for view in sync::matviews_to_refresh(src, &st, dst, &dt).await? {
+                        sync::refresh(dst, &dt, &view).await?;
+                        tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
+                    }
+                }
                 sequences::sync(src, &st, dst, &dt, ctx.sequence_margin).await?;
                 catchup::heartbeat(src, &st).await?;
             }

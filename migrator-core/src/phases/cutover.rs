@@ -53,7 +53,11 @@ pub fn instructions(ctx: &MappingContext, databases: &[String]) -> String {
     );
     let _ = writeln!(
         text,
-        "6. Repoint clients at the destination ({destination}): connection strings, DNS or the\n   pooler's configuration. Then allow writes there. Keep the source read-only until you\n   are sure; it is your way back."
+        "6. Give the destination what replication does not carry: run the statements of any\n   `triggers_held_back` finding (triggers set to ENABLE ALWAYS/REPLICA on the source are\n   disabled on the destination so they do not fire twice during replication), refresh\n   materialized views whose data must be current (REFRESH MATERIALIZED VIEW ...; they were\n   filled once after the initial copy), and set the passwords a `role_needs_password` or\n   `role_fallback_password` finding names."
+    );
+    let _ = writeln!(
+        text,
+        "7. Repoint clients at the destination ({destination}): connection strings, DNS or the\n   pooler's configuration. Then allow writes there. Keep the source read-only until you\n   are sure; it is your way back."
     );
     text
 }

@@ -4,12 +4,14 @@
 pub mod catchup;
 pub mod complete;
 pub mod cutover;
+pub mod drift;
 pub mod preflight;
 pub mod replication;
 pub mod roles;
 pub mod schema;
 pub mod sequences;
 pub mod sync;
+pub mod triggers;
 
 use secrecy::SecretString;
 use tokio_postgres::Client;

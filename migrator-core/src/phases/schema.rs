@@ -157,10 +157,9 @@ pub async fn apply(
         .filter(|s| s.role.as_ref().is_none_or(|r| present.contains(r)))
     {
         statements.extend(
-            setting
-                .config
-                .iter()
-                .filter_map(|entry| ddl::roles::set_config(setting.role.as_deref(), Some(db), entry)),
+            setting.config.iter().filter_map(|entry| {
+                ddl::roles::set_config(setting.role.as_deref(), Some(db), entry)
+            }),
         );
     }
     if !missing.is_empty() {

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use super::q;
 use crate::catalog::model::{QualifiedName, SchemaCatalog};
+use crate::ddl::quote::qualified;
 use crate::ddl::{DeferredKind, DeferredObject};
 use crate::pg::PgError;
 use crate::status::{TableState, TableStatus};
@@ -136,6 +137,51 @@ pub async fn existing(dst: &Client, dst_target: &str) -> Result<Existing, PgErro
         indexes,
         constraints,
     })
+}
+
+/// Materialized views populated on the source but not yet on the destination (they are created
+/// `WITH NO DATA`; refreshed once the tables are copied), in creation order.
+pub async fn matviews_to_refresh(
+    src: &Client,
+    src_target: &str,
+    dst: &Client,
+    dst_target: &str,
+) -> Result<Vec<QualifiedName>, PgError> {
+    const MATVIEWS: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND c.relispopulated = $1 \
+         ORDER BY c.oid";
+    let unpopulated: Vec<(String, String)> = dst
+        .query(MATVIEWS, &[&false])
+        .await
+        .map_err(q(dst_target, "listing materialized views"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    if unpopulated.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(src
+        .query(MATVIEWS, &[&true])
+        .await
+        .map_err(q(src_target, "listing materialized views"))?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|name| unpopulated.contains(name))
+        .map(|(schema, name)| QualifiedName::new(schema, name))
+        .collect())
+}
+
+/// `REFRESH MATERIALIZED VIEW` on the destination.
+pub async fn refresh(dst: &Client, dst_target: &str, view: &QualifiedName) -> Result<(), PgError> {
+    dst.batch_execute(&format!("REFRESH MATERIALIZED VIEW {}", qualified(view)))
+        .await
+        .map_err(|e| {
+            PgError::query(
+                dst_target,
+                format!("refreshing materialized view {view}"),
+                e,
+            )
+        })
 }
 
 /// The table whose subscription state governs `table`: its topmost partitioned ancestor (with

@@ -113,7 +113,7 @@ pub async fn submit(
         <section class="message completed">
             <h1>{format!("{name} is complete")}</h1>
             <ul>{done.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}</ul>
-            <p>"Repoint the clients at the destination now (step 6 of the instructions)."</p>
+            <p>"Repoint the clients at the destination now (steps 6 and 7 of the instructions)."</p>
             <p><a href=back>"Back to the mapping"</a></p>
         </section>
     };

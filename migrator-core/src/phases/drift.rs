@@ -1,0 +1,274 @@
+//! Schema drift: DDL run on the source after the schema phase. Logical replication carries no
+//! DDL, so a column added on the source stops the apply worker ("logical replication target
+//! relation is missing replicated columns") and a table created there never reaches the
+//! destination. Every tick of a replicating database compares the source's tables and columns
+//! with the destination's ([`compare`], pure); each difference is a blocking finding naming the
+//! object, what changed and the statements that resolve it, so Cutover ready waits until the
+//! operator has run them (the tool re-checks every tick and goes on by itself).
+
+use std::collections::BTreeMap;
+
+use crate::catalog::model::{Column, QualifiedName, SchemaCatalog, Table};
+use crate::ddl::quote::{ident, qualified};
+use crate::findings::Finding;
+
+/// One difference between the source and the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    TableAdded {
+        table: QualifiedName,
+    },
+    TableDropped {
+        table: QualifiedName,
+    },
+    ColumnAdded {
+        table: QualifiedName,
+        column: Column,
+    },
+    ColumnDropped {
+        table: QualifiedName,
+        column: String,
+    },
+    ColumnTypeChanged {
+        table: QualifiedName,
+        column: String,
+        source: String,
+        destination: String,
+    },
+}
+
+fn by_name(catalog: &SchemaCatalog) -> BTreeMap<&QualifiedName, &Table> {
+    catalog.tables.iter().map(|t| (&t.name, t)).collect()
+}
+
+/// Tables and columns that differ. Partitions compare by their parent's columns, so only
+/// tables with local columns are compared column by column.
+pub fn compare(source: &SchemaCatalog, destination: &SchemaCatalog) -> Vec<Drift> {
+    let src = by_name(source);
+    let dst = by_name(destination);
+    let mut drift = Vec::new();
+    for (name, table) in &src {
+        let Some(theirs) = dst.get(name) else {
+            drift.push(Drift::TableAdded {
+                table: (*name).clone(),
+            });
+            continue;
+        };
+        let columns: BTreeMap<&str, &Column> = theirs
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        for c in &table.columns {
+            match columns.get(c.name.as_str()) {
+                None => drift.push(Drift::ColumnAdded {
+                    table: (*name).clone(),
+                    column: c.clone(),
+                }),
+                Some(d) if d.data_type != c.data_type => drift.push(Drift::ColumnTypeChanged {
+                    table: (*name).clone(),
+                    column: c.name.clone(),
+                    source: c.data_type.clone(),
+                    destination: d.data_type.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for d in &theirs.columns {
+            if !table.columns.iter().any(|c| c.name == d.name) {
+                drift.push(Drift::ColumnDropped {
+                    table: (*name).clone(),
+                    column: d.name.clone(),
+                });
+            }
+        }
+    }
+    for name in dst.keys() {
+        if !src.contains_key(name) {
+            drift.push(Drift::TableDropped {
+                table: (*name).clone(),
+            });
+        }
+    }
+    drift
+}
+
+impl Drift {
+    /// What changed, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Drift::TableAdded { table } => format!("table {table} was created on the source"),
+            Drift::TableDropped { table } => format!("table {table} was dropped on the source"),
+            Drift::ColumnAdded { table, column } => format!(
+                "column {} ({}) was added to {table} on the source",
+                column.name, column.data_type
+            ),
+            Drift::ColumnDropped { table, column } => {
+                format!("column {column} was dropped from {table} on the source")
+            }
+            Drift::ColumnTypeChanged {
+                table,
+                column,
+                source,
+                destination,
+            } => format!(
+                "column {column} of {table} is {source} on the source but {destination} on the destination"
+            ),
+        }
+    }
+
+    /// The statement to run on the destination database, where one is safe to suggest.
+    pub fn remedy(&self) -> String {
+        match self {
+            Drift::TableAdded { table } => format!(
+                "create {} on the destination as on the source (pg_dump --schema-only --table), add it to the publication if the source's is a table list (ALTER PUBLICATION ... ADD TABLE), then ALTER SUBSCRIPTION ... REFRESH PUBLICATION copies its rows",
+                qualified(table)
+            ),
+            Drift::TableDropped { table } => format!("DROP TABLE {}", qualified(table)),
+            Drift::ColumnAdded { table, column } => {
+                let mut sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    qualified(table),
+                    ident(&column.name),
+                    column.data_type
+                );
+                if let Some(default) = &column.default {
+                    sql.push_str(&format!(" DEFAULT {default}"));
+                }
+                if column.not_null {
+                    sql.push_str(" NOT NULL");
+                }
+                sql
+            }
+            Drift::ColumnDropped { table, column } => format!(
+                "ALTER TABLE {} DROP COLUMN {}",
+                qualified(table),
+                ident(column)
+            ),
+            Drift::ColumnTypeChanged {
+                table,
+                column,
+                source,
+                ..
+            } => format!(
+                "ALTER TABLE {} ALTER COLUMN {} TYPE {source}",
+                qualified(table),
+                ident(column)
+            ),
+        }
+    }
+}
+
+/// One blocking finding for all drift of a database.
+pub fn finding(db: &str, drift: &[Drift]) -> Option<Finding> {
+    if drift.is_empty() {
+        return None;
+    }
+    let what: Vec<String> = drift.iter().map(Drift::describe).collect();
+    let fix: Vec<String> = drift.iter().map(Drift::remedy).collect();
+    Some(Finding::blocking(
+        "schema_drift",
+        format!(
+            "the schema of {db:?} changed on the source after it was copied: {}",
+            what.join("; ")
+        ),
+        format!(
+            "run on the destination database {db:?}: {}; the tool checks again every tick and goes on by itself",
+            fix.join("; ")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, ty: &str) -> Column {
+        Column {
+            name: name.into(),
+            data_type: ty.into(),
+            not_null: false,
+            default: None,
+            identity: None,
+            generated: None,
+            collation: None,
+        }
+    }
+
+    fn table(name: &str, columns: Vec<Column>) -> Table {
+        Table {
+            name: QualifiedName::new("app", name),
+            partition_key: None,
+            partition_of: None,
+            columns,
+            constraints: vec![],
+            indexes: vec![],
+            replica_identity: 'd',
+        }
+    }
+
+    fn catalog(tables: Vec<Table>) -> SchemaCatalog {
+        SchemaCatalog {
+            tables,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn equal_schemas_have_no_drift() {
+        let a = catalog(vec![table("t", vec![column("id", "bigint")])]);
+        assert!(compare(&a, &a.clone()).is_empty());
+        assert!(finding("db", &[]).is_none());
+    }
+
+    #[test]
+    fn every_kind_of_change_is_found_with_its_remedy() {
+        let mut added = column("Note \"x\"", "text");
+        added.default = Some("'n/a'::text".into());
+        added.not_null = true;
+        let source = catalog(vec![
+            table(
+                "t",
+                vec![column("id", "bigint"), added, column("v", "numeric")],
+            ),
+            table("new", vec![column("id", "int")]),
+        ]);
+        let destination = catalog(vec![
+            table(
+                "t",
+                vec![
+                    column("id", "bigint"),
+                    column("old", "int"),
+                    column("v", "integer"),
+                ],
+            ),
+            table("gone", vec![]),
+        ]);
+        let drift = compare(&source, &destination);
+        assert_eq!(drift.len(), 5, "{drift:?}");
+        let f = finding("shop", &drift).unwrap();
+        assert!(f.is_blocking());
+        assert!(
+            f.message
+                .contains("column Note \"x\" (text) was added to app.t"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("table app.new was created"));
+        assert!(f.message.contains("table app.gone was dropped"));
+        assert!(f.message.contains("column old was dropped from app.t"));
+        assert!(
+            f.message
+                .contains("column v of app.t is numeric on the source but integer")
+        );
+        assert!(
+            f.fix.contains("ALTER TABLE \"app\".\"t\" ADD COLUMN \"Note \"\"x\"\"\" text DEFAULT 'n/a'::text NOT NULL"),
+            "{}",
+            f.fix
+        );
+        assert!(
+            f.fix
+                .contains("ALTER TABLE \"app\".\"t\" ALTER COLUMN \"v\" TYPE numeric")
+        );
+    }
+}
