@@ -23,7 +23,7 @@ pub enum Drift {
     },
     ColumnAdded {
         table: QualifiedName,
-        column: Column,
+        column: Box<Column>,
     },
     ColumnDropped {
         table: QualifiedName,
@@ -63,7 +63,7 @@ pub fn compare(source: &SchemaCatalog, destination: &SchemaCatalog) -> Vec<Drift
             match columns.get(c.name.as_str()) {
                 None => drift.push(Drift::ColumnAdded {
                     table: (*name).clone(),
-                    column: c.clone(),
+                    column: Box::new(c.clone()),
                 }),
                 Some(d) if d.data_type != c.data_type => drift.push(Drift::ColumnTypeChanged {
                     table: (*name).clone(),
