@@ -98,7 +98,9 @@ impl Drift {
     pub fn describe(&self) -> String {
         match self {
             Drift::TableAdded { table } => format!("table {table} was created on the source"),
-            Drift::TableDropped { table } => format!("table {table} was dropped on the source"),
+            Drift::TableDropped { table } => format!(
+                "table {table} is on the destination but no longer on the source (dropped there?)"
+            ),
             Drift::ColumnAdded { table, column } => format!(
                 "column {} ({}) was added to {table} on the source",
                 column.name, column.data_type
@@ -255,7 +257,10 @@ mod tests {
             f.message
         );
         assert!(f.message.contains("table app.new was created"));
-        assert!(f.message.contains("table app.gone was dropped"));
+        assert!(
+            f.message
+                .contains("table app.gone is on the destination but no longer on the source")
+        );
         assert!(f.message.contains("column old was dropped from app.t"));
         assert!(
             f.message

@@ -1,0 +1,517 @@
+//! Roles, permissions and the rest of the schema, PostgreSQL 15 -> 18: after the migration the
+//! application's roles log in to the destination with their source passwords and can do exactly
+//! what they could on the source.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use migrator_core::config::Settings;
+use migrator_core::orchestrator;
+use migrator_core::phase::Phase;
+use migrator_core::status::{MappingStatus, RoleAction, Snapshot};
+use migrator_core::testkit::Cluster;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+const DB: &str = "app db";
+
+/// Roles of the application, created on the source as a superuser.
+const ROLES: &str = r#"
+    CREATE ROLE app_owner LOGIN PASSWORD 'owner-pw' CONNECTION LIMIT 20;
+    CREATE ROLE readonly LOGIN PASSWORD 'ro-pw';
+    CREATE ROLE "Audit ""Team""" NOLOGIN;
+    GRANT "Audit ""Team""" TO readonly;
+    ALTER ROLE app_owner SET statement_timeout = '5s';
+    ALTER ROLE readonly SET search_path = app, public;
+"#;
+
+/// The application's schema, objects owned by app_owner.
+const SCHEMA: &str = r#"
+    CREATE SCHEMA app AUTHORIZATION app_owner;
+    SET ROLE app_owner;
+    ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO readonly;
+    GRANT USAGE ON SCHEMA app TO readonly;
+    CREATE TABLE app.accounts (
+        id bigserial PRIMARY KEY,
+        email text NOT NULL,
+        balance numeric NOT NULL DEFAULT 0,
+        updated_at timestamptz
+    );
+    REVOKE SELECT ON app.accounts FROM readonly;
+    GRANT SELECT (id, email) ON app.accounts TO readonly;
+    CREATE TABLE app.audit (id bigserial PRIMARY KEY, note text NOT NULL);
+    ALTER TABLE app.audit ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY no_secrets ON app.audit FOR SELECT TO readonly USING (note NOT LIKE 'secret%');
+    CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN NEW.updated_at := '2000-01-01'; RETURN NEW; END $$;
+    CREATE TRIGGER accounts_touch BEFORE UPDATE ON app.accounts
+        FOR EACH ROW EXECUTE FUNCTION app.touch();
+    CREATE FUNCTION app.log_insert() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN INSERT INTO app.audit (note) VALUES ('inserted ' || NEW.email); RETURN NEW; END $$;
+    CREATE TRIGGER accounts_log AFTER INSERT ON app.accounts
+        FOR EACH ROW EXECUTE FUNCTION app.log_insert();
+    ALTER TABLE app.accounts ENABLE ALWAYS TRIGGER accounts_log;
+    CREATE VIEW app.rich AS SELECT id, email FROM app.accounts WHERE balance > 100;
+    CREATE MATERIALIZED VIEW app.totals AS SELECT count(*) AS n, sum(balance) AS total FROM app.accounts;
+    COMMENT ON TABLE app.accounts IS 'customer accounts';
+    INSERT INTO app.accounts (email, balance) VALUES ('a@x', 50), ('b@x', 500), ('c@x', 1000);
+    INSERT INTO app.audit (note) VALUES ('hello'), ('secret plan');
+    REFRESH MATERIALIZED VIEW app.totals;
+    RESET ROLE;
+"#;
+
+/// What each role tries; run on both sides, every statement rolled back.
+const ATTEMPTS: &[(&str, &str)] = &[
+    ("app_owner", "SELECT count(*) FROM app.accounts"),
+    ("app_owner", "INSERT INTO app.audit (note) VALUES ('x')"),
+    ("app_owner", "UPDATE app.accounts SET balance = balance + 1"),
+    ("app_owner", "SELECT * FROM app.totals"),
+    ("app_owner", "CREATE TABLE app.scratch (x int)"),
+    ("readonly", "SELECT id, email FROM accounts"),
+    ("readonly", "SELECT balance FROM app.accounts"),
+    ("readonly", "SELECT note FROM app.audit ORDER BY id"),
+    ("readonly", "INSERT INTO app.audit (note) VALUES ('x')"),
+    ("readonly", "SELECT * FROM app.rich"),
+    ("readonly", "UPDATE app.accounts SET email = 'z'"),
+    ("readonly", "CREATE TABLE app.scratch (x int)"),
+    (
+        "readonly",
+        "SELECT pg_has_role('readonly', 'Audit \"Team\"', 'MEMBER')",
+    ),
+    ("readonly", "SHOW search_path"),
+    ("app_owner", "SHOW statement_timeout"),
+];
+
+fn password(role: &str) -> &'static str {
+    match role {
+        "app_owner" => "owner-pw",
+        _ => "ro-pw",
+    }
+}
+
+/// Connects as `role` with `password` over TCP (SCRAM, as the clusters' pg_hba wants).
+async fn login(
+    cluster: &Cluster,
+    role: &str,
+    password: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut config = cluster.pg_config(DB);
+    config.user(role).password(password);
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// The outcome of every attempt: the rows as text, or the SQLSTATE of the refusal.
+async fn abilities(cluster: &Cluster) -> Vec<String> {
+    let mut out = Vec::new();
+    for (role, sql) in ATTEMPTS {
+        let client = login(cluster, role, password(role))
+            .await
+            .unwrap_or_else(|e| panic!("{role} cannot log in on port {}: {e}", cluster.port()));
+        client.batch_execute("BEGIN").await.unwrap();
+        let outcome = match client.simple_query(sql).await {
+            Ok(messages) => {
+                let rows: Vec<String> = messages
+                    .iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                            (0..r.len())
+                                .map(|i| r.get(i).unwrap_or("NULL").to_owned())
+                                .collect::<Vec<_>>()
+                                .join("|"),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                format!("ok [{}]", rows.join(", "))
+            }
+            Err(e) => format!("refused {}", e.code().map(|c| c.code()).unwrap_or("?")),
+        };
+        let _ = client.batch_execute("ROLLBACK").await;
+        out.push(format!("{role}: {sql} -> {outcome}"));
+    }
+    out
+}
+
+async fn wait_for_phase(
+    handle: &orchestrator::Handle,
+    name: &str,
+    phase: Phase,
+    secs: u64,
+) -> MappingStatus {
+    let mut status = handle.status.clone();
+    wait_until(
+        &format!("{name} {phase}"),
+        Duration::from_secs(secs),
+        || {
+            let snapshot: std::sync::Arc<Snapshot> = status.borrow_and_update().clone();
+            let name = name.to_owned();
+            async move {
+                let m = snapshot.mapping(&name).ok_or("no mapping yet")?;
+                if m.phase == phase && !m.databases.is_empty() {
+                    Ok(m.clone())
+                } else {
+                    Err(serde_json::to_string_pretty(m).unwrap())
+                }
+            }
+        },
+    )
+    .await
+}
+
+fn with_app_db(extra: &[(&str, &str)], mapping: &str) -> Vec<(String, String)> {
+    let mut env = vec![(
+        format!(
+            "MIGRATOR__MAPPINGS__{}__DATABASES__INCLUDE",
+            mapping.to_uppercase()
+        ),
+        DB.to_owned(),
+    )];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
+fn settings_for(
+    source: &Cluster,
+    destination: &Cluster,
+    mapping: &str,
+    extra: &[(&str, &str)],
+) -> Settings {
+    let env = with_app_db(extra, mapping);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    settings(&[(mapping, source, destination)], &env)
+}
+
+async fn set_up_source(source: &Cluster) {
+    let admin = connect(source, "postgres").await;
+    admin.batch_execute(ROLES).await.unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{DB}\" OWNER app_owner"))
+        .await
+        .unwrap();
+    connect(source, DB)
+        .await
+        .batch_execute(SCHEMA)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn application_roles_log_in_with_their_passwords_and_can_do_exactly_what_they_could() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    set_up_source(&source).await;
+    let before = abilities(&source).await;
+
+    let settings = settings_for(&source, &destination, "app", &[]);
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let ready = wait_for_phase(&handle, "app", Phase::CutoverReady, 90).await;
+
+    // Roles: created, passwords copied (SCRAM), nothing to report but the held-back trigger.
+    for role in ["app_owner", "readonly", "Audit \"Team\""] {
+        let r = ready
+            .roles
+            .iter()
+            .find(|r| r.name == role)
+            .unwrap_or_else(|| panic!("{role}: {:?}", ready.roles));
+        assert!(
+            matches!(r.action, RoleAction::Create | RoleAction::Copied),
+            "{r:?}"
+        );
+    }
+    assert!(ready.findings.is_empty(), "{:?}", ready.findings);
+    let db = &ready.databases[0];
+    let held: Vec<_> = db
+        .findings
+        .iter()
+        .filter(|f| f.code == "triggers_held_back")
+        .collect();
+    assert_eq!(held.len(), 1, "{:?}", db.findings);
+    assert!(
+        held[0]
+            .fix
+            .contains("ENABLE ALWAYS TRIGGER \"accounts_log\""),
+        "{}",
+        held[0].fix
+    );
+
+    // The contents are equal: the ENABLE ALWAYS trigger did not fire a second time on the
+    // destination (the audit rows it wrote on the source arrived once, by replication).
+    assert_same_contents(&source, &destination, DB).await;
+
+    // Each role can do exactly what it could on the source, and no more.
+    let after = abilities(&destination).await;
+    assert_eq!(before, after);
+    assert!(
+        before
+            .iter()
+            .any(|a| a.contains("SELECT balance") && a.contains("refused 42501")),
+        "{before:#?}"
+    );
+    let notes = before.iter().find(|a| a.contains("SELECT note")).unwrap();
+    assert!(
+        notes.contains("hello") && !notes.contains("secret"),
+        "the policy hides secrets: {notes}"
+    );
+    assert!(
+        before
+            .iter()
+            .any(|a| a.contains("app.totals") && a.contains("ok [3|1550]")),
+        "{before:#?}"
+    );
+    assert!(
+        before
+            .iter()
+            .any(|a| a.contains("SHOW search_path") && a.contains("ok [app, public]")),
+        "{before:#?}"
+    );
+
+    // Owners, comments, the view's definition, the trigger's state.
+    let dst = connect(&destination, DB).await;
+    let row = dst
+        .query_one(
+            "SELECT pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class'), \
+               (SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'accounts_log'), \
+               (SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'accounts_touch'), \
+               (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'app') \
+             FROM pg_class c WHERE c.oid = 'app.accounts'::regclass",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "app_owner");
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("customer accounts")
+    );
+    assert_eq!(row.get::<_, String>(2), "D", "held back until cutover");
+    assert_eq!(row.get::<_, String>(3), "O");
+    assert_eq!(row.get::<_, String>(4), "app_owner");
+
+    // Default privileges: a table app_owner creates on the destination is readable by readonly.
+    let owner = login(&destination, "app_owner", "owner-pw").await.unwrap();
+    owner
+        .batch_execute("CREATE TABLE app.later (x int); INSERT INTO app.later VALUES (7)")
+        .await
+        .unwrap();
+    let reader = login(&destination, "readonly", "ro-pw").await.unwrap();
+    let x: i32 = reader
+        .query_one("SELECT x FROM app.later", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(x, 7);
+    owner.batch_execute("DROP TABLE app.later").await.unwrap();
+    // A wrong password is refused: the hash, not trust, let them in.
+    assert!(login(&destination, "readonly", "wrong").await.is_err());
+
+    // Drift: a column added on the source during catch-up blocks Cutover ready.
+    connect(&source, DB)
+        .await
+        .batch_execute("ALTER TABLE app.accounts ADD COLUMN nickname text")
+        .await
+        .unwrap();
+    let blocked = wait_for_phase(&handle, "app", Phase::Problematic, 30).await;
+    let drift = blocked.databases[0]
+        .findings
+        .iter()
+        .find(|f| f.code == "schema_drift")
+        .expect("drift reported");
+    assert!(
+        drift
+            .message
+            .contains("column nickname (text) was added to app.accounts"),
+        "{}",
+        drift.message
+    );
+    assert!(
+        drift
+            .fix
+            .contains("ALTER TABLE \"app\".\"accounts\" ADD COLUMN \"nickname\" text"),
+        "{}",
+        drift.fix
+    );
+    // Running the suggested statement resolves it and the mapping goes on by itself.
+    dst.batch_execute("ALTER TABLE app.accounts ADD COLUMN nickname text")
+        .await
+        .unwrap();
+    wait_for_phase(&handle, "app", Phase::CutoverReady, 60).await;
+
+    shutdown.cancel();
+    handle.join.await.unwrap();
+}
+
+/// Source role `app` (LOGIN, member of `readers`); the destination has its own `app` already.
+async fn conflict(strategy: &str) -> (Cluster, Cluster, MappingStatus) {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    let admin = connect(&source, "postgres").await;
+    admin
+        .batch_execute(
+            "CREATE ROLE readers NOLOGIN; CREATE ROLE app LOGIN PASSWORD 'src-pw' IN ROLE readers",
+        )
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{DB}\""))
+        .await
+        .unwrap();
+    connect(&destination, "postgres")
+        .await
+        .batch_execute("CREATE ROLE app LOGIN PASSWORD 'dst-pw' CONNECTION LIMIT 3")
+        .await
+        .unwrap();
+    let settings = settings_for(
+        &source,
+        &destination,
+        "c",
+        &[("MIGRATOR__MIGRATION__ROLE_CONFLICT_STRATEGY", strategy)],
+    );
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let phase = if strategy == "fail" {
+        Phase::Problematic
+    } else {
+        Phase::CutoverReady
+    };
+    let status = wait_for_phase(&handle, "c", phase, 60).await;
+    shutdown.cancel();
+    handle.join.await.unwrap();
+    (source, destination, status)
+}
+
+async fn destination_app(destination: &Cluster) -> (i32, bool, bool) {
+    let row = connect(destination, "postgres")
+        .await
+        .query_one(
+            "SELECT r.rolconnlimit, EXISTS (SELECT 1 FROM pg_auth_members am \
+                 JOIN pg_roles g ON g.oid = am.roleid WHERE g.rolname = 'readers' AND am.member = r.oid), \
+               EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) \
+             FROM pg_roles r WHERE r.rolname = 'app'",
+            &[&DB],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_conflict_fail_refuses_in_preflight_and_creates_nothing() {
+    let (_source, destination, status) = conflict("fail").await;
+    let finding = status
+        .findings
+        .iter()
+        .find(|f| f.code == "role_conflict")
+        .expect("refused");
+    assert!(finding.is_blocking());
+    assert!(finding.message.contains("\"app\""), "{}", finding.message);
+    let readers: i64 = connect(&destination, "postgres")
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'readers'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        readers, 0,
+        "nothing is created while a role conflict stands"
+    );
+    let (limit, member, db_exists) = destination_app(&destination).await;
+    assert_eq!((limit, member, db_exists), (3, false, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_conflict_skip_leaves_the_existing_role_untouched() {
+    let (_source, destination, status) = conflict("skip").await;
+    assert!(
+        status
+            .findings
+            .iter()
+            .any(|f| f.code == "role_skipped" && f.message.contains("\"app\"")),
+        "{:?}",
+        status.findings
+    );
+    let (limit, member, db_exists) = destination_app(&destination).await;
+    assert_eq!((limit, member, db_exists), (3, false, true));
+    // Its own password still works; the source's does not.
+    assert!(login(&destination, "app", "dst-pw").await.is_ok());
+    assert!(login(&destination, "app", "src-pw").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_conflict_merge_adds_memberships_and_weakens_nothing() {
+    let (_source, destination, status) = conflict("merge").await;
+    assert!(
+        status.findings.iter().any(|f| f.code == "role_merged"),
+        "{:?}",
+        status.findings
+    );
+    let (limit, member, db_exists) = destination_app(&destination).await;
+    assert_eq!((limit, member, db_exists), (3, true, true));
+    assert!(login(&destination, "app", "dst-pw").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_role_that_cannot_read_pg_authid_gets_the_fallback_password() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    set_up_source(&source).await;
+    // The tool connects as a non-superuser: REPLICATION, member of the tables' owner.
+    connect(&source, "postgres")
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE migrator LOGIN REPLICATION PASSWORD 'm-pw' IN ROLE app_owner; \
+             GRANT CREATE ON DATABASE \"{DB}\" TO migrator"
+        ))
+        .await
+        .unwrap();
+    let fallback = "fallback-Secret-9";
+    let settings = settings_for(
+        &source,
+        &destination,
+        "fb",
+        &[
+            ("MIGRATOR__MAPPINGS__FB__SOURCE__USER", "migrator"),
+            ("MIGRATOR__MAPPINGS__FB__SOURCE__PASSWORD", "m-pw"),
+            ("MIGRATOR__MIGRATION__FALLBACK_PASSWORD", fallback),
+        ],
+    );
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let ready = wait_for_phase(&handle, "fb", Phase::CutoverReady, 90).await;
+    let json = serde_json::to_string(&*handle.status.borrow().clone()).unwrap();
+    shutdown.cancel();
+    handle.join.await.unwrap();
+
+    let finding = ready
+        .findings
+        .iter()
+        .find(|f| f.code == "role_fallback_password")
+        .unwrap_or_else(|| panic!("{:?}", ready.findings));
+    assert!(
+        finding.message.contains("\"app_owner\"") && finding.message.contains("\"readonly\""),
+        "{}",
+        finding.message
+    );
+    assert!(
+        !json.contains(fallback),
+        "the fallback password leaked into the status"
+    );
+    assert!(
+        ready
+            .findings
+            .iter()
+            .any(|f| f.code == "source_not_superuser")
+    );
+    assert_same_contents(&source, &destination, DB).await;
+    // The roles log in with the fallback password (their source hashes were unreadable).
+    assert!(login(&destination, "app_owner", fallback).await.is_ok());
+    assert!(login(&destination, "app_owner", "owner-pw").await.is_err());
+}
