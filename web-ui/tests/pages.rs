@@ -153,7 +153,15 @@ async fn every_tab_renders_its_facts() {
                 "missing on the destination",
             ],
         ),
-        ("roles", vec!["does not copy roles"]),
+        (
+            "roles",
+            vec![
+                "app_owner",
+                "copied",
+                "none: set one before cutover",
+                "readers",
+            ],
+        ),
         (
             "slot",
             vec![

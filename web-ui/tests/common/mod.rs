@@ -16,8 +16,8 @@ use migrator_core::naming::ReplicationNames;
 use migrator_core::orchestrator::Command;
 use migrator_core::phase::{Lag, Phase};
 use migrator_core::status::{
-    DatabaseStatus, MappingStatus, Partition, PartitionedTable, SequenceStatus, SlotStatus,
-    Snapshot, TableState, TableStatus,
+    DatabaseStatus, MappingStatus, Partition, PartitionedTable, PasswordOutcome, RoleAction,
+    RoleStatus, SequenceStatus, SlotStatus, Snapshot, TableState, TableStatus,
 };
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
@@ -106,6 +106,13 @@ pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
             last_error: None,
             last_tick: at,
             databases: vec![database("shop", phase)],
+            roles: vec![RoleStatus {
+                name: "app_owner".into(),
+                action: RoleAction::Copied,
+                login: true,
+                password: PasswordOutcome::NeedsPassword,
+                member_of: vec!["readers".into()],
+            }],
             instructions: "Cutover of mapping prod\n1. Check it is ready".into(),
         }],
     }
