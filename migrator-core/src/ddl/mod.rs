@@ -366,4 +366,4 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

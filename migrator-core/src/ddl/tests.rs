@@ -12,7 +12,7 @@ fn opts() -> SequenceOptions {
     }
 }
 
-fn col(name: &str, ty: &str) -> Column {
+pub(crate) fn col(name: &str, ty: &str) -> Column {
     Column {
         name: name.into(),
         data_type: ty.into(),
@@ -24,7 +24,7 @@ fn col(name: &str, ty: &str) -> Column {
     }
 }
 
-fn table(schema: &str, name: &str) -> Table {
+pub(crate) fn table(schema: &str, name: &str) -> Table {
     Table {
         name: QualifiedName::new(schema, name),
         partition_key: None,

@@ -185,27 +185,12 @@ pub fn finding(db: &str, drift: &[Drift]) -> Option<Finding> {
 mod tests {
     use super::*;
 
-    fn column(name: &str, ty: &str) -> Column {
-        Column {
-            name: name.into(),
-            data_type: ty.into(),
-            not_null: false,
-            default: None,
-            identity: None,
-            generated: None,
-            collation: None,
-        }
-    }
+    use crate::ddl::tests::col as column;
 
     fn table(name: &str, columns: Vec<Column>) -> Table {
         Table {
-            name: QualifiedName::new("app", name),
-            partition_key: None,
-            partition_of: None,
             columns,
-            constraints: vec![],
-            indexes: vec![],
-            replica_identity: 'd',
+            ..crate::ddl::tests::table("app", name)
         }
     }
 
