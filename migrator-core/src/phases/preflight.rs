@@ -390,26 +390,53 @@ pub async fn check_database(
         ));
     }
 
-    let extensions: Vec<String> = src
-        .query("SELECT extname::text FROM pg_extension ORDER BY 1", &[])
+    // Extension name -> version on the source, and -> default version on the destination (what
+    // CREATE EXTENSION without VERSION installs there).
+    let extensions: BTreeMap<String, String> = src
+        .query(
+            "SELECT extname::text, extversion FROM pg_extension ORDER BY 1",
+            &[],
+        )
         .await
         .map_err(q(&st, "listing extensions"))?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let available: Vec<String> = dst_admin
-        .query("SELECT name::text FROM pg_available_extensions", &[])
+    let available: BTreeMap<String, Option<String>> = dst_admin
+        .query(
+            "SELECT name::text, default_version FROM pg_available_extensions",
+            &[],
+        )
         .await
         .map_err(q(
             &ctx.destination.describe(),
             "listing available extensions",
         ))?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let missing_ext: Vec<&String> = extensions
+    let other_versions: Vec<String> = extensions
         .iter()
-        .filter(|e| !available.contains(e))
+        .filter_map(|(name, version)| match available.get(name) {
+            Some(Some(default)) if default != version => Some(format!(
+                "{name} {version} on the source, {default} on the destination"
+            )),
+            _ => None,
+        })
+        .collect();
+    if !other_versions.is_empty() {
+        findings.push(Finding::warning(
+            "extension_version",
+            format!(
+                "{db:?} uses extensions whose version differs on the destination, which creates its default version: {}",
+                other_versions.join("; ")
+            ),
+            "test the applications against the destination's versions before cutover (release notes of each extension); nothing to do if they work",
+        ));
+    }
+    let missing_ext: Vec<&String> = extensions
+        .keys()
+        .filter(|e| !available.contains_key(*e))
         .collect();
     if !missing_ext.is_empty() {
         findings.push(Finding::blocking(
