@@ -556,6 +556,18 @@ pub async fn read(client: &Client, target: &str) -> Result<ObjectCatalog, PgErro
                  LEFT JOIN pg_class tc ON tc.oid = t.typrelid \
                  WHERE t.typtype IN ('e', 'd', 'c') AND (t.typrelid = 0 OR tc.relkind = 'c') AND {typ} \
                  UNION ALL \
+                 SELECT 'COLLATION', 'COLLATION', format('%I.%I', n.nspname, co.collname), \
+                   pg_get_userbyid(co.collowner), NULL, NULL, co.oid::bigint \
+                 FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE {coll} \
+                 UNION ALL \
+                 SELECT 'TEXT SEARCH DICTIONARY', 'TEXT SEARCH DICTIONARY', format('%I.%I', n.nspname, td.dictname), \
+                   pg_get_userbyid(td.dictowner), NULL, NULL, td.oid::bigint \
+                 FROM pg_ts_dict td JOIN pg_namespace n ON n.oid = td.dictnamespace WHERE {dict} \
+                 UNION ALL \
+                 SELECT 'TEXT SEARCH CONFIGURATION', 'TEXT SEARCH CONFIGURATION', format('%I.%I', n.nspname, tc.cfgname), \
+                   pg_get_userbyid(tc.cfgowner), NULL, NULL, tc.oid::bigint \
+                 FROM pg_ts_config tc JOIN pg_namespace n ON n.oid = tc.cfgnamespace WHERE {cfg} \
+                 UNION ALL \
                  SELECT 'DATABASE', 'DATABASE', format('%I', d.datname), pg_get_userbyid(d.datdba), NULL, {datacl}, 0 \
                  FROM pg_database d WHERE d.datname = current_database() \
                  ORDER BY 7, 5 NULLS FIRST",
@@ -569,6 +581,9 @@ pub async fn read(client: &Client, target: &str) -> Result<ObjectCatalog, PgErro
                 nsp = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
                 proc = user_object("pg_proc", "p.oid"),
                 typ = user_object("pg_type", "t.oid"),
+                coll = user_object("pg_collation", "co.oid"),
+                dict = user_object("pg_ts_dict", "td.oid"),
+                cfg = user_object("pg_ts_config", "tc.oid"),
             ),
             &[],
         )
