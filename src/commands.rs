@@ -208,6 +208,19 @@ pub async fn complete(settings: Settings, mapping: &str, force: bool) -> ExitCod
     }
 }
 
+/// `resync`: applies the safe part of the schema drift, prints each change and what is left.
+pub async fn resync(settings: Settings, mapping: &str) -> ExitCode {
+    match oneshot::resync(&settings, mapping).await {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// A plain-text table of every mapping and database.
 pub fn render_status(snapshot: &Snapshot) -> String {
     use std::fmt::Write as _;

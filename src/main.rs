@@ -64,6 +64,7 @@ async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> Exit
         Command::Status { json } => commands::status(settings, json).await,
         Command::Instructions { mapping } => commands::instructions(settings, &mapping).await,
         Command::Complete { mapping, force } => commands::complete(settings, &mapping, force).await,
+        Command::Resync { mapping } => commands::resync(settings, &mapping).await,
     }
 }
 

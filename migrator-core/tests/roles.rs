@@ -413,12 +413,16 @@ async fn application_roles_log_in_with_their_passwords_and_can_do_exactly_what_t
     // A wrong password is refused: the hash, not trust, let them in.
     assert!(login(&destination, "readonly", "wrong").await.is_err());
 
-    // Drift: a column added on the source during catch-up blocks Cutover ready.
-    connect(&source, DB)
-        .await
-        .batch_execute("ALTER TABLE app.accounts ADD COLUMN nickname text")
-        .await
-        .unwrap();
+    // Drift: a column and a table added on the source during catch-up block Cutover ready.
+    let src = connect(&source, DB).await;
+    src.batch_execute(
+        "SET ROLE app_owner; ALTER TABLE app.accounts ADD COLUMN nickname text DEFAULT 'none'; \
+         UPDATE app.accounts SET nickname = 'big' WHERE balance > 600; \
+         CREATE TABLE app.invoices (id serial PRIMARY KEY, account_id bigint, total numeric); \
+         INSERT INTO app.invoices (account_id, total) SELECT id, balance FROM app.accounts;",
+    )
+    .await
+    .unwrap();
     let blocked = wait_for_phase(&handle, "app", Phase::Problematic, 30).await;
     let drift = blocked.databases[0]
         .findings
@@ -428,22 +432,44 @@ async fn application_roles_log_in_with_their_passwords_and_can_do_exactly_what_t
     assert!(
         drift
             .message
-            .contains("column nickname (text) was added to app.accounts"),
+            .contains("column nickname (text) was added to app.accounts")
+            && drift
+                .message
+                .contains("table app.invoices was created on the source"),
         "{}",
         drift.message
     );
     assert!(
-        drift
-            .fix
-            .contains("ALTER TABLE \"app\".\"accounts\" ADD COLUMN \"nickname\" text"),
+        drift.fix.contains(
+            "ALTER TABLE \"app\".\"accounts\" ADD COLUMN \"nickname\" text DEFAULT 'none'::text"
+        ),
         "{}",
         drift.fix
     );
-    // Running the suggested statement resolves it and the mapping goes on by itself.
-    dst.batch_execute("ALTER TABLE app.accounts ADD COLUMN nickname text")
+    // The tool applies the safe changes itself when asked, and the mapping goes on by itself.
+    let done = orchestrator::request_resync(&handle.commands, "app")
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 2, "{done:#?}");
+    assert!(
+        done.iter().all(|line| !line.contains("left for you")),
+        "{done:#?}"
+    );
+    src.batch_execute("INSERT INTO app.invoices (account_id, total) VALUES (1, 1); UPDATE app.accounts SET nickname = 'late'")
         .await
         .unwrap();
     wait_for_phase(&handle, "app", Phase::CutoverReady, 60).await;
+    wait_until_replicated(&source, Duration::from_secs(30)).await;
+    assert_same_contents(&source, &destination, DB).await;
+    let owner: String = dst
+        .query_one(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'app.invoices'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "app_owner");
 
     shutdown.cancel();
     handle.join.await.unwrap();

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use migrator_core::orchestrator::request_complete;
+use migrator_core::orchestrator::{request_complete, request_resync};
 
 use crate::{AppError, AppState};
 
@@ -39,17 +39,32 @@ pub async fn status(State(state): State<AppState>) -> Response {
     Json(&*snapshot).into_response()
 }
 
+/// The bearer token of an API command request.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// `POST /api/mappings/{name}/complete`: marks a cutover-ready mapping complete.
 pub async fn complete(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    state.authorize(given)?;
+    state.authorize(bearer(&headers))?;
     let done = request_complete(&state.commands, &name).await?;
+    Ok(Json(serde_json::json!({ "done": done })))
+}
+
+/// `POST /api/mappings/{name}/resync`: applies the safe part of the mapping's schema drift.
+pub async fn resync(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    state.authorize(bearer(&headers))?;
+    let done = request_resync(&state.commands, &name).await?;
     Ok(Json(serde_json::json!({ "done": done })))
 }

@@ -31,6 +31,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/status", get(api::status))
         .route("/api/mappings/{name}/complete", post(api::complete))
         .route("/mappings/{name}/complete", post(pages::complete::submit))
+        .route("/api/mappings/{name}/resync", post(api::resync))
+        .route("/mappings/{name}/resync", post(pages::resync::submit))
         .layer(GovernorLayer::new(governor));
     Router::new()
         .route("/", get(pages::grid::page))

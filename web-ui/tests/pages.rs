@@ -497,3 +497,70 @@ async fn the_page_follows_the_latest_snapshot() {
     let (_, empty) = call(&h.state, get("/")).await;
     assert!(empty.contains("No mapping reported yet"));
 }
+
+#[tokio::test]
+async fn schema_drift_offers_the_safe_changes_behind_a_checked_form() {
+    let mut s = snapshot(Phase::Problematic, now());
+    s.mappings[0].databases[0].findings.push(Finding::blocking(
+        "schema_drift",
+        "the schema of \"shop\" changed on the source after it was copied: column nickname (text) was added to app.accounts",
+        "press \"Apply safe schema changes\" on the dashboard or run `postgres-migrator resync MAPPING` (new tables and columns), or run on the destination database ...",
+    ));
+    let Harness {
+        state,
+        mut commands,
+        status: _status,
+    } = harness(s, Some("let-me-in"));
+    let csrf = state.csrf.value().to_owned();
+    let (_, page) = call(&state, get("/mappings/prod")).await;
+    assert!(page.contains("action=\"/mappings/prod/resync\""), "{page}");
+    assert!(page.contains("Apply safe schema changes"));
+    assert!(page.contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
+    assert!(page.contains("name=\"admin_token\""));
+
+    let answers = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(command) = commands.recv().await {
+            match command {
+                Command::Resync { mapping, reply } => {
+                    seen.push(mapping);
+                    let _ = reply.send(Ok(vec![
+                        "\"shop\": column nickname (text) was added to app.accounts -> added on the destination".into(),
+                    ]));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen
+    });
+    for (form, code) in [
+        (
+            "csrf=forged&admin_token=let-me-in".to_owned(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!("csrf={csrf}&admin_token=wrong"),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let (got, _) = call(&state, post_form("/mappings/prod/resync", &form)).await;
+        assert_eq!(got, code, "{form}");
+    }
+    let (code, body) = call(
+        &state,
+        post_form(
+            "/mappings/prod/resync",
+            &format!("csrf={csrf}&admin_token=let-me-in"),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("added on the destination"), "{body}");
+    drop(state);
+    assert_eq!(answers.await.unwrap(), vec!["prod".to_owned()]);
+
+    // Without drift, no button.
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let (_, page) = call(&h.state, get("/mappings/prod")).await;
+    assert!(!page.contains("/resync"));
+}

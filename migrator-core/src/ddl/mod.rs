@@ -67,7 +67,9 @@ fn sequence_options(o: &SequenceOptions, with_type: bool) -> String {
     )
 }
 
-fn column_definition(c: &Column) -> String {
+/// One column as in `CREATE TABLE` / `ADD COLUMN`: type, collation, identity, generated
+/// expression, default, NOT NULL.
+pub fn column_definition(c: &Column) -> String {
     let mut sql = format!("{} {}", ident(&c.name), c.data_type);
     if let Some(collation) = &c.collation {
         sql.push_str(&format!(" COLLATE {}", qualified(collation)));
@@ -235,6 +237,13 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
             sequence_options(&s.options, true)
         ));
     }
+    sql
+}
+
+/// Tables added later (drift re-sync): their sequences, then [`tables`]' statements for them.
+pub fn added_tables(catalog: &SchemaCatalog) -> Vec<String> {
+    let mut sql = types(catalog);
+    sql.extend(tables(catalog));
     sql
 }
 

@@ -37,10 +37,35 @@ use crate::status::{DatabaseStatus, MappingStatus, RoleStatus, Snapshot};
 pub enum Command {
     /// Mark a mapping complete. Refused unless the mapping is cutover ready (or completed, which
     /// makes it a no-op); the reply says what was done or why not.
-    Complete {
-        mapping: String,
-        reply: tokio::sync::oneshot::Sender<Result<Vec<String>, oneshot::CommandError>>,
-    },
+    Complete { mapping: String, reply: Reply },
+    /// Apply the safe part of a mapping's schema drift (new tables and columns); the reply lists
+    /// what was done and what is left to the operator.
+    Resync { mapping: String, reply: Reply },
+}
+
+/// Where a command's answer goes: what was done, or why not.
+pub type Reply = tokio::sync::oneshot::Sender<Result<Vec<String>, oneshot::CommandError>>;
+
+/// Sends the command `make` builds and waits for its answer.
+async fn request(
+    commands: &mpsc::Sender<Command>,
+    make: impl FnOnce(Reply) -> Command,
+) -> Result<Vec<String>, oneshot::CommandError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    commands
+        .send(make(reply))
+        .await
+        .map_err(|_| oneshot::CommandError::Stopped)?;
+    answer.await.map_err(|_| oneshot::CommandError::Stopped)?
+}
+
+/// Sends [`Command::Resync`] for `mapping` and waits for the answer.
+pub async fn request_resync(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+) -> Result<Vec<String>, oneshot::CommandError> {
+    let mapping = mapping.to_owned();
+    request(commands, |reply| Command::Resync { mapping, reply }).await
 }
 
 /// Sends [`Command::Complete`] for `mapping` and waits for the answer: what was done, or why not.
@@ -48,15 +73,8 @@ pub async fn request_complete(
     commands: &mpsc::Sender<Command>,
     mapping: &str,
 ) -> Result<Vec<String>, oneshot::CommandError> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    commands
-        .send(Command::Complete {
-            mapping: mapping.to_owned(),
-            reply,
-        })
-        .await
-        .map_err(|_| oneshot::CommandError::Stopped)?;
-    answer.await.map_err(|_| oneshot::CommandError::Stopped)?
+    let mapping = mapping.to_owned();
+    request(commands, |reply| Command::Complete { mapping, reply }).await
 }
 
 /// A running orchestrator.
@@ -155,6 +173,15 @@ async fn run_commands(
                     Some(other) => Err(oneshot::CommandError::Refused(format!(
                         "mapping {mapping} is {other}, not cutover ready: it can be marked complete once the light is green"
                     ))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Resync { mapping, reply } => {
+                let result = if status.borrow().mapping(&mapping).is_none() {
+                    Err(oneshot::CommandError::UnknownMapping(mapping.clone()))
+                } else {
+                    tracing::info!(mapping = %mapping, "schema re-sync requested");
+                    oneshot::resync(&settings, &mapping).await
                 };
                 let _ = reply.send(result);
             }

@@ -12,7 +12,7 @@ use crate::pg::PgError;
 use crate::phase::{Phase, derive_phase};
 use crate::phases::preflight::{self, Claim, InstanceReport, name_conflicts};
 use crate::phases::roles::{self, RolePlan};
-use crate::phases::{DbConn, MappingContext, catchup, complete, cutover};
+use crate::phases::{DbConn, MappingContext, catchup, complete, cutover, drift, schema};
 
 /// How long `complete` waits for the destination to catch up with what the source wrote.
 const LAG_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -147,6 +147,34 @@ pub async fn instructions(settings: &Settings, name: &str) -> Result<String, Com
     let ctx = find(settings, name)?;
     let (report, _) = instance_report(&ctx).await?;
     Ok(cutover::instructions(&ctx, &report.databases))
+}
+
+/// Resolves the safe part of every database's schema drift (new tables and columns, see
+/// [`drift::resync`]); returns one line per change made or left to the operator.
+pub async fn resync(settings: &Settings, name: &str) -> Result<Vec<String>, CommandError> {
+    let ctx = find(settings, name)?;
+    let (report, _) = instance_report(&ctx).await?;
+    let mut done = Vec::new();
+    for db in &report.databases {
+        let Connections {
+            mut source,
+            mut destination,
+            mut destination_admin,
+        } = Connections::new(&ctx, db);
+        let state = schema::destination_state(&ctx, db, destination_admin.get().await?).await?;
+        if state
+            != (schema::DestinationState::Ours {
+                schema_applied: true,
+            })
+        {
+            continue;
+        }
+        done.extend(drift::resync(&ctx, db, source.get().await?, destination.get().await?).await?);
+    }
+    if done.is_empty() {
+        done.push(format!("mapping {name}: no schema drift to resolve"));
+    }
+    Ok(done)
 }
 
 /// Marks mapping `name` complete (see [`complete::complete_database`]). Refused unless every

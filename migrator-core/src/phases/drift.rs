@@ -4,13 +4,21 @@
 //! destination. Every tick of a replicating database compares the source's tables and columns
 //! with the destination's ([`compare`], pure); each difference is a blocking finding naming the
 //! object, what changed and the statements that resolve it, so Cutover ready waits until the
-//! operator has run them (the tool re-checks every tick and goes on by itself).
+//! operator has run them (the tool re-checks every tick and goes on by itself), or has let the
+//! tool apply the safe part ([`resync`]: new tables and columns).
 
 use std::collections::BTreeMap;
 
+use tokio_postgres::Client;
+
+use super::{MappingContext, q};
 use crate::catalog::model::{Column, QualifiedName, SchemaCatalog, Table};
+use crate::catalog::{roles, schema as catalog};
+use crate::ddl;
+use crate::ddl::column_definition;
 use crate::ddl::quote::{ident, qualified};
 use crate::findings::Finding;
+use crate::pg::PgError;
 
 /// One difference between the source and the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,21 +135,11 @@ impl Drift {
                 qualified(table)
             ),
             Drift::TableDropped { table } => format!("DROP TABLE {}", qualified(table)),
-            Drift::ColumnAdded { table, column } => {
-                let mut sql = format!(
-                    "ALTER TABLE {} ADD COLUMN {} {}",
-                    qualified(table),
-                    ident(&column.name),
-                    column.data_type
-                );
-                if let Some(default) = &column.default {
-                    sql.push_str(&format!(" DEFAULT {default}"));
-                }
-                if column.not_null {
-                    sql.push_str(" NOT NULL");
-                }
-                sql
-            }
+            Drift::ColumnAdded { table, column } => format!(
+                "ALTER TABLE {} ADD COLUMN {}",
+                qualified(table),
+                column_definition(column)
+            ),
             Drift::ColumnDropped { table, column } => format!(
                 "ALTER TABLE {} DROP COLUMN {}",
                 qualified(table),
@@ -161,6 +159,139 @@ impl Drift {
     }
 }
 
+impl Drift {
+    /// Whether the tool may resolve it by itself (`resync`): a new table (created on the
+    /// destination and copied by refreshing the subscription), or a new column whose value on
+    /// existing rows the destination computes the same way (no default, a constant default, or a
+    /// generated expression). Dropped objects and type changes are left to the operator.
+    pub fn is_safe(&self) -> bool {
+        match self {
+            Drift::TableAdded { .. } => true,
+            Drift::ColumnAdded { column, .. } => {
+                column.identity.is_none()
+                    && column.default.as_deref().is_none_or(|d| !d.contains('('))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Resolves the safe part of database `db`'s drift ([`Drift::is_safe`]) and returns, one line
+/// each, what it did and what it left to the operator. New columns are added as on the source.
+/// New tables are created with their sequences, primary keys and owner, added to the publication
+/// when it is a table list, and the subscription is refreshed, which copies their rows (changes
+/// the apply worker skipped while the table was unknown to it are in that copy: nothing is lost).
+/// Their grants, indexes and foreign keys: indexes and foreign keys are built by the next ticks;
+/// grants are not copied (reported).
+pub async fn resync(
+    ctx: &MappingContext,
+    db: &str,
+    src: &Client,
+    dst: &Client,
+) -> Result<Vec<String>, PgError> {
+    let st = format!("{} database {db:?}", ctx.source.describe());
+    let dt = format!("{} database {db:?}", ctx.destination.describe());
+    let source = catalog::read(src, &st).await?;
+    let destination = catalog::read(dst, &dt).await?;
+    let drift = compare(&source, &destination);
+    let mut report = Vec::new();
+    for d in drift.iter().filter(|d| d.is_safe()) {
+        if let Drift::ColumnAdded { .. } = d {
+            dst.batch_execute(&d.remedy())
+                .await
+                .map_err(|e| PgError::query(&dt, format!("resolving drift ({})", d.remedy()), e))?;
+            report.push(format!(
+                "{db:?}: {} -> added on the destination",
+                d.describe()
+            ));
+        }
+    }
+    let added: Vec<&QualifiedName> = drift
+        .iter()
+        .filter_map(|d| match d {
+            Drift::TableAdded { table } => Some(table),
+            _ => None,
+        })
+        .collect();
+    if !added.is_empty() {
+        let new = SchemaCatalog {
+            sequences: source
+                .sequences
+                .iter()
+                .filter(|s| s.owned_by.as_ref().is_some_and(|(t, _)| added.contains(&t)))
+                .cloned()
+                .collect(),
+            tables: source
+                .tables
+                .iter()
+                .filter(|t| added.contains(&&t.name))
+                .cloned()
+                .collect(),
+            ..Default::default()
+        };
+        let mut statements = ddl::added_tables(&new);
+        let present = roles::names(dst, &dt).await?;
+        for table in &added {
+            let owner: Option<String> = src
+                .query_one(
+                    "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1)",
+                    &[&qualified(table)],
+                )
+                .await
+                .map_err(q(&st, "reading the owner of a new table"))?
+                .get(0);
+            if let Some(owner) = owner.filter(|o| present.contains(o)) {
+                statements.push(format!(
+                    "ALTER TABLE {} OWNER TO {}",
+                    qualified(table),
+                    ident(&owner)
+                ));
+            }
+        }
+        // One simple query: one implicit transaction, all or nothing.
+        dst.batch_execute(&statements.join(";\n"))
+            .await
+            .map_err(q(&dt, "creating the tables added on the source"))?;
+        let names = ctx.names(db);
+        if !super::roles::is_superuser(src, &st).await? {
+            let roots: Vec<String> = new
+                .tables
+                .iter()
+                .filter(|t| t.partition_of.is_none())
+                .map(|t| qualified(&t.name))
+                .collect();
+            if !roots.is_empty() {
+                src.batch_execute(&format!(
+                    "ALTER PUBLICATION {} ADD TABLE {}",
+                    ident(&names.publication),
+                    roots.join(", ")
+                ))
+                .await
+                .map_err(q(&st, "adding the new tables to the publication"))?;
+            }
+        }
+        dst.batch_execute(&format!(
+            "ALTER SUBSCRIPTION {} REFRESH PUBLICATION",
+            ident(&names.subscription)
+        ))
+        .await
+        .map_err(q(&dt, "refreshing the subscription"))?;
+        for table in &added {
+            report.push(format!(
+                "{db:?}: table {table} created on the destination and copying (grants on it are not copied: GRANT them by hand)"
+            ));
+        }
+    }
+    for d in drift.iter().filter(|d| !d.is_safe()) {
+        report.push(format!(
+            "{db:?}: {} -> left for you: {}",
+            d.describe(),
+            d.remedy()
+        ));
+    }
+    Ok(report)
+}
+
 /// One blocking finding for all drift of a database.
 pub fn finding(db: &str, drift: &[Drift]) -> Option<Finding> {
     if drift.is_empty() {
@@ -175,7 +306,12 @@ pub fn finding(db: &str, drift: &[Drift]) -> Option<Finding> {
             what.join("; ")
         ),
         format!(
-            "run on the destination database {db:?}: {}; the tool checks again every tick and goes on by itself",
+            "{}run on the destination database {db:?}: {}; the tool checks again every tick and goes on by itself",
+            if drift.iter().any(Drift::is_safe) {
+                "press \"Apply safe schema changes\" on the dashboard or run `postgres-migrator resync MAPPING` (new tables and columns), or "
+            } else {
+                ""
+            },
             fix.join("; ")
         ),
     ))

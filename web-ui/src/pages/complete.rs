@@ -52,14 +52,7 @@ pub async fn confirm(
             }
         })
         .collect_view();
-    let token_field = state.admin_token.is_some().then(|| {
-        view! {
-            <label>
-                "Admin token "
-                <input type="password" name="admin_token" autocomplete="off" required=true/>
-            </label>
-        }
-    });
+    let fields = command_fields(&state);
     let action = format!("/mappings/{name}/complete");
     let body = view! {
         <section class="confirm">
@@ -72,8 +65,7 @@ pub async fn confirm(
                  undone: migrating again means dropping the destination databases and starting over."
             </p>
             <form method="post" action=action>
-                <input type="hidden" name="csrf" value=state.csrf.value().to_owned()/>
-                {token_field}
+                {fields}
                 <button class="danger" type="submit">{format!("Yes, mark {name} complete")}</button>
                 " "
                 <a class="button" href=back>"Cancel"</a>
@@ -83,27 +75,52 @@ pub async fn confirm(
     Ok(super::document(format!("Complete {name}?"), None, body))
 }
 
+/// The fields of every command form: the anti-CSRF token and, when configured, the admin token.
 #[derive(Deserialize)]
-pub struct CompleteForm {
+pub struct CommandForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
     admin_token: String,
 }
 
+impl CommandForm {
+    /// Refuses a form that did not come from this dashboard, or lacks the admin token.
+    pub fn check(&self, state: &AppState) -> Result<(), PageError> {
+        if !state.csrf.matches(&self.csrf) {
+            return Err(PageError(AppError::Forbidden(
+                "this form is out of date or did not come from this dashboard (the server may have \
+                 restarted): go back, reload the page and confirm again"
+                    .into(),
+            )));
+        }
+        state.authorize(Some(&self.admin_token))?;
+        Ok(())
+    }
+}
+
+/// The hidden CSRF field and, when an admin token is configured, its password field.
+pub fn command_fields(state: &AppState) -> impl IntoView + use<> {
+    let token_field = state.admin_token.is_some().then(|| {
+        view! {
+            <label>
+                "Admin token "
+                <input type="password" name="admin_token" autocomplete="off" required=true/>
+            </label>
+        }
+    });
+    view! {
+        <input type="hidden" name="csrf" value=state.csrf.value().to_owned()/>
+        {token_field}
+    }
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Form(form): Form<CompleteForm>,
+    Form(form): Form<CommandForm>,
 ) -> Result<Html<String>, PageError> {
-    if !state.csrf.matches(&form.csrf) {
-        return Err(PageError(AppError::Forbidden(
-            "this form is out of date or did not come from this dashboard (the server may have \
-             restarted): go back, reload the page and confirm again"
-                .into(),
-        )));
-    }
-    state.authorize(Some(&form.admin_token))?;
+    form.check(&state)?;
     let done = request_complete(&state.commands, &name)
         .await
         .map_err(AppError::from)?;

@@ -44,7 +44,7 @@ pub async fn page(
     let body = view! {
         <StatusBar snapshot=snapshot.clone() stale_after/>
         <p class="crumbs"><a href="/">"Mappings"</a>" / "{mapping.name.clone()}</p>
-        <Header mapping=mapping.clone()/>
+        <Header mapping=mapping.clone() state=state.clone()/>
         <nav class="tabs" aria-label="Sections">{tab_links}</nav>
         <section class="tab-content" id=format!("tab-{}", tab.slug())>{content}</section>
     };
@@ -53,7 +53,7 @@ pub async fn page(
 
 /// Name, light, key figures, findings and the Mark complete button.
 #[component]
-fn Header(mapping: MappingStatus) -> impl IntoView {
+fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
     let (light_class, light_text) = format::light(&mapping);
     let light_label = light_text.clone();
     let done = format::databases_done(&mapping);
@@ -113,12 +113,27 @@ fn Header(mapping: MappingStatus) -> impl IntoView {
                 <ul>{errors.into_iter().map(|e| view! { <li>{e}</li> }).collect_view()}</ul>
             </div>
         })}
-        {(!findings.is_empty()).then(|| view! { <Findings findings/> })}
+        {(!findings.is_empty()).then(|| view! { <Findings findings mapping=mapping.name.clone() state/> })}
     }
 }
 
 #[component]
-fn Findings(findings: Vec<Finding>) -> impl IntoView {
+fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl IntoView {
+    // Drift the tool can resolve by itself gets a button (the fix names the command).
+    let resync = findings
+        .iter()
+        .any(|f| f.code == "schema_drift" && f.fix.contains("resync"))
+        .then(|| {
+            let action = format!("/mappings/{mapping}/resync");
+            let fields = super::complete::command_fields(&state);
+            view! {
+                <form class="resync" method="post" action=action>
+                    {fields}
+                    <button type="submit">"Apply safe schema changes"</button>
+                    <span class="hint">" Creates the tables and adds the columns added on the source; lists the rest."</span>
+                </form>
+            }
+        });
     view! {
         <div class="message findings">
             <h2>"Findings"</h2>
@@ -134,6 +149,7 @@ fn Findings(findings: Vec<Finding>) -> impl IntoView {
                     }
                 }).collect_view()}
             </ul>
+            {resync}
         </div>
     }
 }
