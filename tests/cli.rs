@@ -30,6 +30,7 @@ fn help_explains_every_subcommand() {
         "check",
         "status",
         "instructions",
+        "resync",
         "complete",
     ] {
         assert!(
