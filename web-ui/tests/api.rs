@@ -122,3 +122,31 @@ async fn complete_without_a_running_orchestrator_is_503() {
     let (code, _) = call(&state, complete(None)).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn resync_needs_the_admin_token_and_forwards_to_the_orchestrator() {
+    let Harness {
+        state,
+        mut commands,
+        status: _status,
+    } = harness(
+        snapshot(Phase::Problematic, Some(SystemTime::now())),
+        Some("tok"),
+    );
+    let answers = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(Command::Resync { mapping, reply }) = commands.recv().await {
+            assert_eq!(mapping, "prod");
+            n += 1;
+            let _ = reply.send(Ok(vec!["table app.t created".into()]));
+        }
+        n
+    });
+    let (code, _) = call(&state, api_command("resync", Some("wrong"))).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = call(&state, api_command("resync", Some("tok"))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"done":["table app.t created"]}"#);
+    drop(state);
+    assert_eq!(answers.await.unwrap(), 1);
+}

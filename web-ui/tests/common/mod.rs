@@ -210,7 +210,12 @@ pub fn post_form(uri: &str, form: &str) -> Request<Body> {
 }
 
 pub fn complete(token: Option<&str>) -> Request<Body> {
-    let mut r = Request::post("/api/mappings/prod/complete");
+    api_command("complete", token)
+}
+
+/// `POST /api/mappings/prod/{command}` with the bearer `token`, if any.
+pub fn api_command(command: &str, token: Option<&str>) -> Request<Body> {
+    let mut r = Request::post(format!("/api/mappings/prod/{command}"));
     if let Some(t) = token {
         r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
