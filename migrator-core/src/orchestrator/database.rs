@@ -136,7 +136,12 @@ pub async fn observe(
             }
             if facts.subscription.is_some_and(|s| s.enabled) {
                 let on_destination = catalog::read(dst, &dt).await?;
-                findings.extend(drift::finding(db, &drift::compare(&read, &on_destination)));
+                let mut changes = drift::compare(&read, &on_destination);
+                changes.extend(drift::compare_objects(
+                    &drift::signatures(src, &st).await?,
+                    &drift::signatures(dst, &dt).await?,
+                ));
+                findings.extend(drift::finding(db, &changes));
                 findings.extend(triggers::held_back(src, &st, db).await?);
             }
             partitions = PartitionedTable::from_catalog(&read);

@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 
 use super::{MappingContext, q};
 use crate::catalog::model::{Column, QualifiedName, SchemaCatalog, Table};
-use crate::catalog::{roles, schema as catalog};
+use crate::catalog::{objects, roles, schema as catalog};
 use crate::ddl;
 use crate::ddl::column_definition;
 use crate::ddl::quote::{ident, qualified};
@@ -43,6 +43,103 @@ pub enum Drift {
         source: String,
         destination: String,
     },
+    /// Another object (function, view, trigger, policy, schema) or the owner, privileges or
+    /// row-level security of a table differs.
+    ObjectChanged {
+        kind: String,
+        name: String,
+        change: ObjectChange,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectChange {
+    Added,
+    Dropped,
+    Changed,
+}
+
+/// One object as [`SIGNATURES`] describes it: kind, name, and what must be equal on both sides.
+pub type Signature = (String, String, String);
+
+/// Every object the schema phase copies besides columns, with what identifies its definition in
+/// a form both versions print alike (function source and owner, view columns, trigger type and
+/// function, policy command and roles, owners, ACLs with their entries sorted (the order of
+/// entries depends on the order of the grants), row-level security flags). Deparsed view
+/// text and trigger conditions are left out: PostgreSQL 16+ prints them differently.
+pub const SIGNATURES: &str = "
+    SELECT 'function', format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+           md5(coalesce(p.prosrc, '')) || ' ' || pg_get_userbyid(p.proowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), '')
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.prokind IN ('f', 'p', 'w') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass AND x.objid = p.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'table' END,
+           format('%I.%I', n.nspname, c.relname),
+           pg_get_userbyid(c.relowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(c.relacl) x), '') || ' ' || c.relrowsecurity || c.relforcerowsecurity
+           || CASE WHEN c.relkind IN ('v', 'm') THEN ' ' || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ELSE '' END
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p'
+       AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass AND x.objid = c.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT 'trigger', format('%I on %I.%I', t.tgname, n.nspname, c.relname), t.tgtype || ' ' || t.tgfoid::regproc::text
+      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+    UNION ALL
+    SELECT 'policy', format('%I on %I.%I', p.polname, n.nspname, c.relname),
+           p.polcmd::text || ' ' || p.polpermissive || ' ' || p.polroles::regrole[]::text
+      FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    UNION ALL
+    SELECT 'schema', format('%I', n.nspname), pg_get_userbyid(n.nspowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(n.nspacl) x), '')
+      FROM pg_namespace n
+     WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_namespace'::regclass AND x.objid = n.oid AND x.deptype = 'e')";
+
+/// Reads [`SIGNATURES`] of the database `client` is connected to.
+pub async fn signatures(client: &Client, target: &str) -> Result<Vec<Signature>, PgError> {
+    Ok(client
+        .query(SIGNATURES, &[])
+        .await
+        .map_err(q(target, "reading object signatures"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Objects that differ. Tables present on one side only are left to [`compare`].
+pub fn compare_objects(source: &[Signature], destination: &[Signature]) -> Vec<Drift> {
+    let index = |list: &[Signature]| -> BTreeMap<(String, String), String> {
+        list.iter()
+            .map(|(k, n, s)| ((k.clone(), n.clone()), s.clone()))
+            .collect()
+    };
+    let (src, dst) = (index(source), index(destination));
+    let mut drift = Vec::new();
+    for ((kind, name), signature) in &src {
+        let change = match dst.get(&(kind.clone(), name.clone())) {
+            None if kind == "table" => continue,
+            None => ObjectChange::Added,
+            Some(theirs) if theirs != signature => ObjectChange::Changed,
+            Some(_) => continue,
+        };
+        drift.push(Drift::ObjectChanged {
+            kind: kind.clone(),
+            name: name.clone(),
+            change,
+        });
+    }
+    for (kind, name) in dst.keys() {
+        if kind != "table" && !src.contains_key(&(kind.clone(), name.clone())) {
+            drift.push(Drift::ObjectChanged {
+                kind: kind.clone(),
+                name: name.clone(),
+                change: ObjectChange::Dropped,
+            });
+        }
+    }
+    drift
 }
 
 fn by_name(catalog: &SchemaCatalog) -> BTreeMap<&QualifiedName, &Table> {
@@ -124,6 +221,15 @@ impl Drift {
             } => format!(
                 "column {column} of {table} is {source} on the source but {destination} on the destination"
             ),
+            Drift::ObjectChanged { kind, name, change } => match change {
+                ObjectChange::Added => format!("{kind} {name} was created on the source"),
+                ObjectChange::Dropped => {
+                    format!("{kind} {name} is on the destination but no longer on the source")
+                }
+                ObjectChange::Changed => format!(
+                    "{kind} {name} differs (definition, owner, privileges or row-level security)"
+                ),
+            },
         }
     }
 
@@ -155,6 +261,12 @@ impl Drift {
                 qualified(table),
                 ident(column)
             ),
+            Drift::ObjectChanged { kind, name, change } => match change {
+                ObjectChange::Dropped => format!("drop {kind} {name} on the destination"),
+                _ => format!(
+                    "make {kind} {name} on the destination as it is on the source (pg_dump --schema-only of the source shows its definition, \\dp its privileges)"
+                ),
+            },
         }
     }
 }
@@ -178,11 +290,11 @@ impl Drift {
 
 /// Resolves the safe part of database `db`'s drift ([`Drift::is_safe`]) and returns, one line
 /// each, what it did and what it left to the operator. New columns are added as on the source.
-/// New tables are created with their sequences, primary keys and owner, added to the publication
+/// New tables are created with their sequences, primary keys, owner and grants, added to the publication
 /// when it is a table list, and the subscription is refreshed, which copies their rows (changes
 /// the apply worker skipped while the table was unknown to it are in that copy: nothing is lost).
-/// Their grants, indexes and foreign keys: indexes and foreign keys are built by the next ticks;
-/// grants are not copied (reported).
+/// Their owner and grants are set as on the source; indexes and foreign keys are built by the
+/// next ticks like every deferred object.
 pub async fn resync(
     ctx: &MappingContext,
     db: &str,
@@ -230,24 +342,31 @@ pub async fn resync(
             ..Default::default()
         };
         let mut statements = ddl::added_tables(&new);
-        let present = roles::names(dst, &dt).await?;
+        // Owners and privileges of the new tables (and their columns), as the schema phase
+        // sets them; references are matched in the server's quoting.
+        let mut references = Vec::new();
         for table in &added {
-            let owner: Option<String> = src
-                .query_one(
-                    "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1)",
-                    &[&qualified(table)],
+            references.push(
+                src.query_one(
+                    "SELECT format('%I.%I', $1::text, $2::text)",
+                    &[&table.schema, &table.name],
                 )
                 .await
-                .map_err(q(&st, "reading the owner of a new table"))?
-                .get(0);
-            if let Some(owner) = owner.filter(|o| present.contains(o)) {
-                statements.push(format!(
-                    "ALTER TABLE {} OWNER TO {}",
-                    qualified(table),
-                    ident(&owner)
-                ));
-            }
+                .map_err(q(&st, "quoting a table name"))?
+                .get::<_, String>(0),
+            );
         }
+        let objects = objects::read(src, &st).await?;
+        let theirs = objects::ObjectCatalog {
+            privileges: objects
+                .privileges
+                .into_iter()
+                .filter(|p| references.contains(&p.reference))
+                .collect(),
+            ..Default::default()
+        };
+        let (privileges, _) = ddl::objects::privileges(&theirs, &roles::names(dst, &dt).await?);
+        statements.extend(privileges);
         // One simple query: one implicit transaction, all or nothing.
         dst.batch_execute(&statements.join(";\n"))
             .await
@@ -278,7 +397,7 @@ pub async fn resync(
         .map_err(q(&dt, "refreshing the subscription"))?;
         for table in &added {
             report.push(format!(
-                "{db:?}: table {table} created on the destination and copying (grants on it are not copied: GRANT them by hand)"
+                "{db:?}: table {table} created on the destination (owner and grants as on the source) and copying"
             ));
         }
     }
@@ -335,6 +454,38 @@ mod tests {
             tables,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn objects_added_dropped_or_changed_are_drift_but_tables_only_when_on_both_sides() {
+        let sig = |k: &str, n: &str, s: &str| (k.to_owned(), n.to_owned(), s.to_owned());
+        let source = vec![
+            sig("function", "app.f()", "abc owner"),
+            sig("function", "app.g()", "x"),
+            sig("table", "app.t", "owner {reader=r/owner}"),
+            sig("table", "app.new", "owner"),
+            sig("view", "app.v", "owner id bigint"),
+        ];
+        let destination = vec![
+            sig("function", "app.f()", "abd owner"),
+            sig("table", "app.t", "owner "),
+            sig("table", "app.old", "owner"),
+            sig("view", "app.v", "owner id bigint"),
+            sig("trigger", "tr on app.t", "7 app.touch"),
+        ];
+        let drift = compare_objects(&source, &destination);
+        let described: Vec<String> = drift.iter().map(Drift::describe).collect();
+        assert_eq!(
+            described,
+            [
+                "function app.f() differs (definition, owner, privileges or row-level security)",
+                "function app.g() was created on the source",
+                "table app.t differs (definition, owner, privileges or row-level security)",
+                "trigger tr on app.t is on the destination but no longer on the source",
+            ]
+        );
+        assert!(drift.iter().all(|d| !d.is_safe()));
+        assert!(drift[3].remedy().starts_with("drop trigger tr on app.t"));
     }
 
     #[test]
