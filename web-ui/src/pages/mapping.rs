@@ -113,7 +113,7 @@ fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
                 <ul>{errors.into_iter().map(|e| view! { <li>{e}</li> }).collect_view()}</ul>
             </div>
         })}
-        {(!findings.is_empty()).then(|| view! { <Findings findings mapping=mapping.name.clone() state/> })}
+        {(!findings.is_empty()).then(|| view! { <Findings findings mapping=mapping.name.clone() state/> }.into_any())}
     }
 }
 
@@ -133,6 +133,7 @@ fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl In
                     <span class="hint">" Creates the tables and adds the columns added on the source; lists the rest."</span>
                 </form>
             }
+            .into_any()
         });
     view! {
         <div class="message findings">
