@@ -253,15 +253,24 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
         .unwrap();
     assert!(fits_width(&client).await, "the detail page fits 1280 px");
     screenshot(&client, "detail-1280x800.png").await;
-    for tab in ["tables", "slot", "metrics", "instructions"] {
+    for tab in ["tables", "roles", "slot", "metrics", "instructions"] {
         client
             .goto(&format!("{base}/mappings/prod?tab={tab}"))
             .await
             .unwrap();
-        client
+        let content = client
             .find(Locator::Css(&format!("#tab-{tab}")))
             .await
             .unwrap();
+        if tab == "roles" {
+            let text = content.text().await.unwrap();
+            for expected in ["shop_app", "analyst", "reporting", "copied (SCRAM)"] {
+                assert!(
+                    text.contains(expected),
+                    "roles tab: no {expected:?} in {text}"
+                );
+            }
+        }
         screenshot(&client, &format!("detail-{tab}-1280x800.png")).await;
     }
 

@@ -1,7 +1,9 @@
 //! Sample data for tests and the demo: three databases that exercise what bites in a migration
 //! (partitions, identity, serial and unowned sequences, generated columns, enums, domains,
-//! foreign keys, quoted mixed-case names, a 63-byte database name, a non-ASCII one), and a write
-//! load that keeps changing them.
+//! foreign keys, quoted mixed-case names, a 63-byte database name, a non-ASCII one), the roles
+//! and permissions of an application (an owner with a password, a read-only group, column and
+//! default privileges, a row-level security policy, a view, a function and a trigger), and a
+//! write load that keeps changing them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +59,28 @@ CREATE TABLE "Sales ""Dept"""."Mixed Case ""Quoted"" Table" (
     "Some Value" text,
     "Größe" integer
 );
+CREATE VIEW order_totals AS SELECT customer_id, sum(total) AS spent FROM orders GROUP BY customer_id;
+CREATE FUNCTION touch_customer() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN NEW.name := coalesce(NEW.name, 'unnamed'); RETURN NEW; END $$;
+CREATE TRIGGER customers_name BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION touch_customer();
+ALTER TABLE customers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY reporting_sees_examples ON customers FOR SELECT TO reporting USING (email LIKE '%@example.com');
+ALTER TABLE customers OWNER TO shop_app;
+ALTER TABLE orders OWNER TO shop_app;
+ALTER VIEW order_totals OWNER TO shop_app;
+GRANT USAGE ON SCHEMA public TO reporting;
+GRANT SELECT (id, name) ON customers TO reporting;
+GRANT SELECT ON orders, order_totals TO reporting;
+ALTER DEFAULT PRIVILEGES FOR ROLE shop_app IN SCHEMA public GRANT SELECT ON TABLES TO reporting;
+"#;
+
+/// The application's roles (instance level): an owner that logs in with a password, and a
+/// read-only group with a member.
+const ROLES: &str = r#"
+CREATE ROLE shop_app LOGIN PASSWORD 'shop-app-demo' CONNECTION LIMIT 50;
+CREATE ROLE reporting NOLOGIN;
+CREATE ROLE analyst LOGIN PASSWORD 'analyst-demo' IN ROLE reporting;
+ALTER ROLE analyst SET statement_timeout = '30s';
 "#;
 
 const ANALYTICS_SCHEMA: &str = r#"
@@ -79,6 +103,7 @@ CREATE TABLE "Contacts" (
 /// Creates the sample databases on `source` and fills them with `rows` rows per main table.
 pub async fn load(source: &Cluster, rows: i64) -> Result<(), tokio_postgres::Error> {
     let admin = connect(source, "postgres").await?;
+    admin.batch_execute(ROLES).await?;
     for db in DATABASES {
         admin
             .batch_execute(&format!("CREATE DATABASE {}", crate::ddl::quote::ident(db)))
