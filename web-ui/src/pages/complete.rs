@@ -125,14 +125,32 @@ pub async fn submit(
         .await
         .map_err(AppError::from)?;
     tracing::info!(mapping = %name, "marked complete from the dashboard");
-    let back = format!("/mappings/{name}");
+    Ok(outcome(
+        &name,
+        "completed",
+        format!("{name} is complete"),
+        done,
+        "Repoint the clients at the destination now (steps 6 and 7 of the instructions).",
+    ))
+}
+
+/// The page after a command: what was done, one line each, a note, and the way back.
+pub fn outcome(
+    mapping: &str,
+    class: &'static str,
+    heading: String,
+    lines: Vec<String>,
+    note: &'static str,
+) -> Html<String> {
+    let back = format!("/mappings/{mapping}");
+    let title = heading.clone();
     let body = view! {
-        <section class="message completed">
-            <h1>{format!("{name} is complete")}</h1>
-            <ul>{done.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}</ul>
-            <p>"Repoint the clients at the destination now (steps 6 and 7 of the instructions)."</p>
+        <section class=format!("message {class}")>
+            <h1>{heading}</h1>
+            <ul>{lines.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}</ul>
+            <p>{note}</p>
             <p><a href=back>"Back to the mapping"</a></p>
         </section>
     };
-    Ok(super::document(format!("{name} complete"), None, body))
+    super::document(title, None, body)
 }

@@ -5,7 +5,6 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Html;
-use leptos::prelude::*;
 use migrator_core::orchestrator::request_resync;
 
 use super::PageError;
@@ -22,18 +21,11 @@ pub async fn submit(
         .await
         .map_err(AppError::from)?;
     tracing::info!(mapping = %name, "schema re-sync from the dashboard");
-    let back = format!("/mappings/{name}");
-    let body = view! {
-        <section class="message">
-            <h1>{format!("Schema changes of {name}")}</h1>
-            <ul>{done.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}</ul>
-            <p>"The drift finding clears at the next tick once nothing is left."</p>
-            <p><a href=back>"Back to the mapping"</a></p>
-        </section>
-    };
-    Ok(super::document(
-        format!("{name} schema changes"),
-        None,
-        body,
+    Ok(super::complete::outcome(
+        &name,
+        "",
+        format!("Schema changes of {name}"),
+        done,
+        "The drift finding clears at the next tick once nothing is left.",
     ))
 }
