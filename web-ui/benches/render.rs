@@ -6,6 +6,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../benches/report.rs"]
+mod report;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -121,31 +123,15 @@ fn main() {
     write_report(&figures);
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
-}
-
-/// Replaces the render section of docs/BENCHMARKS.md (between its markers), or appends it.
+/// Rewrites the render section of docs/BENCHMARKS.md.
 fn write_report(figures: &[Figures]) {
-    const START: &str = "<!-- bench:render -->";
-    const END: &str = "<!-- /bench:render -->";
     let mut section = format!(
-        "{START}\n## Dashboard render time\n\n`cargo bench -p web-ui --bench render` on {} ({}), \
+        "## Dashboard render time\n\n`cargo bench -p web-ui --bench render` on {} ({}), \
          release build: {MAPPINGS} mappings x {DATABASES} databases x {TABLES} tables in the snapshot; each \
          page requested {ROUNDS} times through the whole router (routing, leptos SSR, security \
          headers), one at a time, after 20 warm-up requests.\n\n\
          | page | p50 | p99 | HTML size |\n|---|---:|---:|---:|\n",
-        machine(),
+        report::machine(),
         humantime::format_rfc3339_seconds(SystemTime::now())
     );
     for f in figures {
@@ -157,17 +143,9 @@ fn write_report(figures: &[Figures]) {
             f.bytes / 1024
         ));
     }
-    section.push_str(END);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md");
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nFigures measured by the bench harnesses; each section is rewritten by the \
-         command it names.\n"
-            .to_owned()
-    });
-    let updated = match (existing.find(START), existing.find(END)) {
-        (Some(s), Some(e)) => format!("{}{section}{}", &existing[..s], &existing[e + END.len()..]),
-        _ => format!("{}\n{section}\n", existing.trim_end()),
-    };
-    std::fs::write(path, updated).unwrap();
-    println!("written to docs/BENCHMARKS.md");
+    report::write_section(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
+        "render",
+        &section,
+    );
 }
