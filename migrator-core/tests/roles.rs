@@ -255,6 +255,30 @@ async fn wait_for_phase(
     .await
 }
 
+/// Waits until a database of mapping `name` reports a `schema_drift` finding mentioning `needle`
+/// (an earlier, unrelated Problematic state does not count); returns its message and fix.
+async fn wait_for_drift(handle: &orchestrator::Handle, name: &str, needle: &str) -> String {
+    let mut status = handle.status.clone();
+    wait_until(
+        &format!("drift about {needle}"),
+        Duration::from_secs(30),
+        || {
+            let snapshot: std::sync::Arc<Snapshot> = status.borrow_and_update().clone();
+            let (name, needle) = (name.to_owned(), needle.to_owned());
+            async move {
+                let m = snapshot.mapping(&name).ok_or("no mapping yet")?;
+                m.databases
+                    .iter()
+                    .flat_map(|d| &d.findings)
+                    .find(|f| f.code == "schema_drift" && f.message.contains(&needle))
+                    .map(|f| format!("{}\nFix: {}", f.message, f.fix))
+                    .ok_or_else(|| serde_json::to_string_pretty(m).unwrap())
+            }
+        },
+    )
+    .await
+}
+
 fn with_app_db(extra: &[(&str, &str)], mapping: &str) -> Vec<(String, String)> {
     let mut env = vec![(
         format!(
@@ -423,28 +447,17 @@ async fn application_roles_log_in_with_their_passwords_and_can_do_exactly_what_t
     )
     .await
     .unwrap();
-    let blocked = wait_for_phase(&handle, "app", Phase::Problematic, 30).await;
-    let drift = blocked.databases[0]
-        .findings
-        .iter()
-        .find(|f| f.code == "schema_drift")
-        .expect("drift reported");
+    let drift = wait_for_drift(&handle, "app", "table app.invoices was created").await;
     assert!(
-        drift
-            .message
-            .contains("column nickname (text) was added to app.accounts")
-            && drift
-                .message
-                .contains("table app.invoices was created on the source"),
-        "{}",
-        drift.message
+        drift.contains("column nickname (text) was added to app.accounts")
+            && drift.contains("table app.invoices was created on the source"),
+        "{drift}"
     );
     assert!(
-        drift.fix.contains(
+        drift.contains(
             "ALTER TABLE \"app\".\"accounts\" ADD COLUMN \"nickname\" text DEFAULT 'none'::text"
         ),
-        "{}",
-        drift.fix
+        "{drift}"
     );
     // The tool applies the safe changes itself when asked, and the mapping goes on by itself.
     let done = orchestrator::request_resync(&handle.commands, "app")
@@ -461,15 +474,39 @@ async fn application_roles_log_in_with_their_passwords_and_can_do_exactly_what_t
     wait_for_phase(&handle, "app", Phase::CutoverReady, 60).await;
     wait_until_replicated(&source, Duration::from_secs(30)).await;
     assert_same_contents(&source, &destination, DB).await;
-    let owner: String = dst
+    let row = dst
         .query_one(
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'app.invoices'::regclass",
+            "SELECT pg_get_userbyid(relowner), relacl::text FROM pg_class WHERE oid = 'app.invoices'::regclass",
             &[],
         )
         .await
-        .unwrap()
-        .get(0);
-    assert_eq!(owner, "app_owner");
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "app_owner");
+    let acl: Option<String> = row.get(1);
+    assert!(
+        acl.as_deref()
+            .unwrap_or_default()
+            .contains("readonly=r/app_owner"),
+        "the default privileges gave readonly SELECT on the source: {acl:?}"
+    );
+
+    // Other DDL (a function's body, a grant) is drift too, with nothing the tool applies itself.
+    const OTHER_DDL: &str = "SET ROLE app_owner; \
+        CREATE OR REPLACE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS \
+            $$ BEGIN NEW.updated_at := '2001-01-01'; RETURN NEW; END $$; \
+        GRANT SELECT ON app.audit TO \"Audit \"\"Team\"\"\"; RESET ROLE";
+    src.batch_execute(OTHER_DDL).await.unwrap();
+    let drift = wait_for_drift(&handle, "app", "function app.touch() differs").await;
+    assert!(drift.contains("table app.audit differs"), "{drift}");
+    let done = orchestrator::request_resync(&handle.commands, "app")
+        .await
+        .unwrap();
+    assert!(
+        !done.is_empty() && done.iter().all(|line| line.contains("left for you")),
+        "{done:#?}"
+    );
+    dst.batch_execute(OTHER_DDL).await.unwrap();
+    wait_for_phase(&handle, "app", Phase::CutoverReady, 60).await;
 
     shutdown.cancel();
     handle.join.await.unwrap();

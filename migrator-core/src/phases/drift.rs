@@ -345,7 +345,8 @@ pub async fn resync(
         // Owners and privileges of the new tables (and their columns), as the schema phase
         // sets them; references are matched in the server's quoting.
         let mut references = Vec::new();
-        for table in &added {
+        let owned_sequences: Vec<&QualifiedName> = new.sequences.iter().map(|s| &s.name).collect();
+        for table in added.iter().chain(&owned_sequences) {
             references.push(
                 src.query_one(
                     "SELECT format('%I.%I', $1::text, $2::text)",
@@ -401,7 +402,15 @@ pub async fn resync(
             ));
         }
     }
-    for d in drift.iter().filter(|d| !d.is_safe()) {
+    // What still differs once the safe changes are made is left to the operator.
+    let source = catalog::read(src, &st).await?;
+    let destination = catalog::read(dst, &dt).await?;
+    let mut left = compare(&source, &destination);
+    left.extend(compare_objects(
+        &signatures(src, &st).await?,
+        &signatures(dst, &dt).await?,
+    ));
+    for d in &left {
         report.push(format!(
             "{db:?}: {} -> left for you: {}",
             d.describe(),
