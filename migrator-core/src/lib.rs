@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod ddl;
 pub mod findings;
+pub mod limiter;
 pub mod naming;
 pub mod orchestrator;
 pub mod pg;
@@ -15,3 +16,4 @@ pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verify;
+pub mod walsender;

@@ -112,6 +112,10 @@ pub struct DatabaseFacts {
     pub sequences_behind: usize,
     /// Replication lag, when it could be measured.
     pub lag: Option<Lag>,
+    /// This process is copying the tables itself (fast copy mode) and has not yet created the
+    /// subscription. Not discoverable after a restart, by design: a copy without its process is
+    /// lost, and the next copy starts over.
+    pub copying: bool,
 }
 
 /// The limits a database must be within to be cutover ready.
@@ -179,6 +183,7 @@ pub fn derive_phase(facts: &DatabaseFacts, limits: &Thresholds, held_for: Durati
         } => {}
     }
     match facts.subscription {
+        None if facts.copying => Phase::InitialSync,
         None if facts.sequences_behind > 0 => Phase::Sequences,
         None => Phase::ReplicationSetup,
         // Disabled but still attached to its slot: someone disabled it by hand. The
@@ -224,6 +229,7 @@ mod tests {
                 bytes: 10,
                 seconds: 0.0,
             }),
+            copying: false,
         }
     }
 
@@ -251,6 +257,17 @@ mod tests {
         assert_eq!(phase(&f, 0), Phase::Sequences);
         f.sequences_behind = 0;
         assert_eq!(phase(&f, 0), Phase::ReplicationSetup);
+    }
+
+    #[test]
+    fn a_running_fast_copy_is_initial_sync_even_when_sequences_move() {
+        let mut f = ready();
+        f.subscription = None;
+        f.copying = true;
+        f.sequences_behind = 3;
+        assert_eq!(phase(&f, 0), Phase::InitialSync);
+        f.blocked = true;
+        assert_eq!(phase(&f, 0), Phase::Problematic);
     }
 
     #[test]

@@ -119,8 +119,26 @@ pub struct MigrationSettings {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub stable_for: Duration,
-    /// Most MB per second read from a source during the initial copy; 0 = no limit. Default `0`.
+    /// Most MB per second read from a source during the initial copy; 0 = no limit. Can be
+    /// changed while running from the dashboard or API. Default `0`.
     pub rate_limit_mb_per_s: u64,
+    /// Who copies the tables: `fast` (the tool, in parallel, from the replication slot's
+    /// exported snapshot) or `native` (the subscription's `copy_data`). Default `fast`.
+    pub copy_mode: CopyMode,
+    /// Parallel copy sessions per database in fast mode; 0 = as many as this machine has
+    /// cores, at least 2 and at most 8. Default `0`.
+    pub copy_workers: usize,
+    /// In fast mode, tables larger than this many MB are copied in ranges of about this size by
+    /// several workers at once; 0 = never split. Default `128`.
+    pub copy_chunk_mb: u64,
+    /// Health guard: while a standby or another subscriber of the source is more than this many
+    /// MB behind, the copy slows down; 0 = not watched. Default `512`.
+    pub health_max_standby_lag_mb: u64,
+    /// Health guard: while a trivial query on the source takes longer than this, the copy slows
+    /// down; 0s = not watched. Default `500ms`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub health_max_latency: Duration,
     /// What to do with a role that already exists on the destination. Default `fail`.
     pub role_conflict_strategy: RoleConflictStrategy,
     /// Password given to copied login roles whose password hash cannot be read from the source.
@@ -138,6 +156,17 @@ pub struct MigrationSettings {
     /// Sequences on the destination are set this many increments ahead of the source, so values
     /// handed out between a sync and the cutover cannot collide. Default `1000`.
     pub sequence_margin: i64,
+}
+
+/// Who copies the tables' existing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyMode {
+    /// The tool: parallel binary COPY from the slot's exported snapshot, ranges of large
+    /// tables at once, indexes built afterwards in parallel.
+    Fast,
+    /// The subscription (`copy_data = true`): one table sync worker per table.
+    Native,
 }
 
 /// What to do with a table that has neither a primary key nor a replica identity.

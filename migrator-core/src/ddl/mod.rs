@@ -308,8 +308,10 @@ fn tables(catalog: &SchemaCatalog) -> Vec<String> {
 pub enum DeferredKind {
     /// An index; found on the destination by schema and name.
     Index,
-    /// A constraint; found on the destination by table and name.
+    /// A unique or exclusion constraint; found on the destination by table and name.
     Constraint,
+    /// A foreign key: built after every unique constraint it may reference.
+    ForeignKey,
 }
 
 /// One object built after its table's copy.
@@ -360,7 +362,11 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
             let object = DeferredObject {
                 table: t.name.clone(),
                 name: c.name.clone(),
-                kind: DeferredKind::Constraint,
+                kind: if c.kind == ConstraintKind::ForeignKey {
+                    DeferredKind::ForeignKey
+                } else {
+                    DeferredKind::Constraint
+                },
                 statements,
             };
             if c.kind == ConstraintKind::ForeignKey {

@@ -12,7 +12,7 @@ use crate::findings::Finding;
 use crate::pg::PgError;
 use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts};
 use crate::phases::{
-    DbConn, MappingContext, catchup, drift, preflight, replication, schema, sequences, sync,
+    DbConn, MappingContext, catchup, copy, drift, preflight, replication, schema, sequences, sync,
     triggers,
 };
 use crate::status::{DatabaseStatus, PartitionedTable, TableState};
@@ -64,6 +64,7 @@ pub async fn observe(
     db: &str,
     instance_blocked: bool,
     conns: &mut Connections,
+    copy: Option<&copy::Progress>,
 ) -> Result<Observation, PgError> {
     let names = ctx.names(db);
     let st = conns.source.target();
@@ -89,6 +90,7 @@ pub async fn observe(
         deferred_missing: 0,
         sequences_behind: 0,
         lag: replication.lag,
+        copying: false,
     };
     let mut tables = Vec::new();
     let mut sequences_total = 0;
@@ -112,6 +114,11 @@ pub async fn observe(
             enabled: r.get(0),
             has_slot: r.get(1),
         });
+        if let Some(progress) = copy.filter(|_| facts.subscription.is_none()) {
+            facts.copying = true;
+            tables = progress.tables();
+            facts.tables_total = tables.len();
+        }
         let seqs = sequences::check(src, &st, dst, &dt, ctx.sequence_margin).await?;
         facts.sequences_behind = seqs.behind();
         sequences_total = seqs.total();
@@ -216,6 +223,7 @@ pub async fn act(
     status: &DatabaseStatus,
     source_catalog: Option<&SchemaCatalog>,
     conns: &mut Connections,
+    copy_job: &mut Option<copy::Job>,
 ) -> Result<(), PgError> {
     let names = ctx.names(db);
     let st = conns.source.target();
@@ -242,7 +250,12 @@ pub async fn act(
         Phase::ReplicationSetup => {
             let src = source.get().await?;
             let dst = destination.get().await?;
-            replication::set_up(ctx, db, &names, src, dst).await
+            replication::set_up(ctx, db, &names, src, dst).await?;
+            if ctx.copy.fast && copy_job.is_none() {
+                tracing::info!(mapping = %ctx.name, database = db, workers = ctx.copy.workers, "starting the fast copy");
+                *copy_job = Some(copy::Job::start(ctx, db));
+            }
+            Ok(())
         }
         Phase::InitialSync | Phase::CatchUp | Phase::CutoverReady => {
             let src = source.get().await?;

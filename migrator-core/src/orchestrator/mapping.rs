@@ -13,10 +13,10 @@ use super::{Claims, Update, retry_delays};
 use crate::findings::Finding;
 use crate::pg::PgError;
 use crate::phase::{Phase, derive_phase};
-use crate::phases::cutover;
 use crate::phases::preflight::{self, Claim, InstanceReport};
 use crate::phases::roles;
 use crate::phases::{DbConn, MappingContext};
+use crate::phases::{copy, cutover};
 use crate::status::DatabaseStatus;
 
 /// Runs mapping `ctx` until `shutdown`.
@@ -194,6 +194,7 @@ async fn run_database(
     shutdown: CancellationToken,
 ) {
     let mut conns = Connections::new(&ctx, &db);
+    let mut copy_job = None;
     let mut clocks = Clocks::default();
     let mut delays = retry_delays(poll);
     let mut last: Option<DatabaseStatus> = None;
@@ -204,7 +205,15 @@ async fn run_database(
     }
     loop {
         let instance_blocked = report.borrow().as_ref().is_some_and(|r| r.blocked());
-        let outcome = tick(&ctx, &db, instance_blocked, &mut conns, &mut clocks).await;
+        let outcome = tick(
+            &ctx,
+            &db,
+            instance_blocked,
+            &mut conns,
+            &mut clocks,
+            &mut copy_job,
+        )
+        .await;
         let delay = match outcome {
             Ok((status, stepped)) => {
                 let _ = updates.send(Update::Database {
@@ -246,10 +255,22 @@ async fn tick(
     instance_blocked: bool,
     conns: &mut Connections,
     clocks: &mut Clocks,
+    copy_job: &mut Option<copy::Job>,
 ) -> Result<(DatabaseStatus, bool), TickError> {
-    let observation = database::observe(ctx, db, instance_blocked, conns)
-        .await
-        .map_err(|e| (None, e))?;
+    // A finished copy either created the subscription (seen below) or failed: then the next
+    // tick starts it over.
+    if let Some(job) = copy_job.take_if(|job| job.is_finished()) {
+        job.outcome().await.map_err(|e| (None, e))?;
+    }
+    let observation = database::observe(
+        ctx,
+        db,
+        instance_blocked,
+        conns,
+        copy_job.as_ref().map(|job| &*job.progress),
+    )
+    .await
+    .map_err(|e| (None, e))?;
     let mut status = observation.status;
     let held = clocks.held_for(status.cutover_conditions_met);
     status.phase = derive_phase(&observation.facts, &ctx.thresholds, held);
@@ -262,6 +283,7 @@ async fn tick(
         &status,
         observation.source_catalog.as_ref(),
         conns,
+        copy_job,
     )
     .await
     .map_err(|e| (Some(status.clone()), e))?;

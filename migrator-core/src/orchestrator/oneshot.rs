@@ -111,7 +111,7 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
                 let blocked = status.findings.iter().any(Finding::is_blocking);
                 for db in &report.databases {
                     let mut conns = Connections::new(ctx, db);
-                    match database::observe(ctx, db, blocked, &mut conns).await {
+                    match database::observe(ctx, db, blocked, &mut conns, None).await {
                         Ok(obs) => {
                             let mut db_status = obs.status;
                             db_status.phase = derive_phase(

@@ -3,6 +3,7 @@
 
 pub mod catchup;
 pub mod complete;
+pub mod copy;
 pub mod cutover;
 pub mod drift;
 pub mod preflight;
@@ -13,13 +14,16 @@ pub mod sequences;
 pub mod sync;
 pub mod triggers;
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use tokio_postgres::Client;
 
 use crate::config::{
-    DatabaseFilter, MappingSettings, MigrationSettings, NoPkRemedy, Problem, ResolvedConnection,
-    RoleConflictStrategy,
+    CopyMode, DatabaseFilter, MappingSettings, MigrationSettings, NoPkRemedy, Problem,
+    ResolvedConnection, RoleConflictStrategy,
 };
+use crate::limiter::RateLimiter;
 use crate::naming::ReplicationNames;
 use crate::pg::{self, PgError};
 use crate::phase::Thresholds;
@@ -37,6 +41,11 @@ pub struct MappingContext {
     pub role_conflict_strategy: RoleConflictStrategy,
     /// Password for copied login roles whose hash cannot be read (`fallback_password[_file]`).
     pub fallback_password: Option<SecretString>,
+    /// How the initial copy is done.
+    pub copy: copy::CopySettings,
+    /// Caps the bytes read from the source during the copy; shared by every database's copy
+    /// (and by clones of this context), adjustable while running.
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl MappingContext {
@@ -77,6 +86,19 @@ impl MappingContext {
             databases: mapping.databases.clone(),
             no_pk_remedy: mapping.no_pk_remedy(defaults),
             sequence_margin: defaults.sequence_margin,
+            copy: copy::CopySettings {
+                fast: defaults.copy_mode == CopyMode::Fast,
+                workers: match defaults.copy_workers {
+                    0 => std::thread::available_parallelism()
+                        .map_or(2, |n| n.get())
+                        .clamp(2, 8),
+                    n => n,
+                },
+                chunk_bytes: defaults.copy_chunk_mb * 1024 * 1024,
+                max_standby_lag_bytes: defaults.health_max_standby_lag_mb * 1024 * 1024,
+                max_latency: defaults.health_max_latency,
+            },
+            limiter: Arc::new(RateLimiter::new(mapping.rate_limit_mb_per_s(defaults))),
             thresholds: Thresholds {
                 max_lag_bytes: defaults.lag_threshold_mb * 1024 * 1024,
                 max_lag_seconds: defaults.lag_threshold_time.as_secs_f64(),

@@ -97,7 +97,8 @@ pub fn subscription_conninfo(ctx: &MappingContext, db: &str, application_name: &
     parts.join(" ")
 }
 
-/// Creates whatever is missing of publication, slot and subscription.
+/// Creates whatever is missing of publication, slot and subscription (in fast copy mode only the
+/// publication: the copy job creates slot and subscription, see [`super::copy`]).
 pub async fn set_up(
     ctx: &MappingContext,
     db: &str,
@@ -108,32 +109,15 @@ pub async fn set_up(
     let st = format!("{} database {db:?}", ctx.source.describe());
     let dt = format!("{} database {db:?}", ctx.destination.describe());
     let present = present(names, src, &st, Some(dst), &dt).await?;
+    if ctx.copy.fast && !present.subscription {
+        // Fast copy: the copy job creates the slot (with its snapshot) and the subscription.
+        if !present.publication {
+            create_publication(ctx, db, names, src, &st).await?;
+        }
+        return Ok(());
+    }
     if !present.publication {
-        let tables = if roles::is_superuser(src, &st).await? {
-            "FOR ALL TABLES".to_owned()
-        } else {
-            // FOR ALL TABLES needs a superuser: list the tables (partitioned tables by their
-            // root, which publishes their partitions).
-            let catalog = catalog::read(src, &st).await?;
-            let roots: Vec<String> = catalog
-                .tables
-                .iter()
-                .filter(|t| t.partition_of.is_none())
-                .map(|t| qualified(&t.name))
-                .collect();
-            if roots.is_empty() {
-                String::new()
-            } else {
-                format!("FOR TABLE {}", roots.join(", "))
-            }
-        };
-        src.batch_execute(&format!(
-            "CREATE PUBLICATION {} {tables} WITH (publish_via_partition_root = true)",
-            ident(&names.publication)
-        ))
-        .await
-        .map_err(q(&st, "creating the publication"))?;
-        tracing::info!(mapping = %ctx.name, database = db, publication = %names.publication, "publication created");
+        create_publication(ctx, db, names, src, &st).await?;
     }
     if !present.slot {
         src.execute(
@@ -145,20 +129,73 @@ pub async fn set_up(
         tracing::info!(mapping = %ctx.name, database = db, slot = %names.slot, "replication slot created");
     }
     if !present.subscription {
-        let conninfo = subscription_conninfo(ctx, db, &names.subscription);
-        let sql = format!(
-            "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
-             create_slot = false, copy_data = true, enabled = true, run_as_owner = true)",
-            ident(&names.subscription),
-            literal(&conninfo),
-            ident(&names.publication),
-            literal(&names.slot)
-        );
-        // The statement holds a password: errors name the step, never the statement.
-        dst.batch_execute(&sql)
-            .await
-            .map_err(q(&dt, "creating the subscription"))?;
-        tracing::info!(mapping = %ctx.name, database = db, subscription = %names.subscription, "subscription created");
+        // Whatever an interrupted fast copy left would collide with the subscription's copy.
+        super::copy::empty_destination(src, &st, dst, &dt, &names.publication).await?;
+        create_subscription(ctx, db, names, dst, &dt, true).await?;
     }
+    Ok(())
+}
+
+/// The publication: FOR ALL TABLES, or a list of the tables when the tool is not a superuser on
+/// the source.
+async fn create_publication(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    src: &Client,
+    st: &str,
+) -> Result<(), PgError> {
+    let tables = if roles::is_superuser(src, st).await? {
+        "FOR ALL TABLES".to_owned()
+    } else {
+        // FOR ALL TABLES needs a superuser: list the tables (partitioned tables by their
+        // root, which publishes their partitions).
+        let catalog = catalog::read(src, st).await?;
+        let roots: Vec<String> = catalog
+            .tables
+            .iter()
+            .filter(|t| t.partition_of.is_none())
+            .map(|t| qualified(&t.name))
+            .collect();
+        if roots.is_empty() {
+            String::new()
+        } else {
+            format!("FOR TABLE {}", roots.join(", "))
+        }
+    };
+    src.batch_execute(&format!(
+        "CREATE PUBLICATION {} {tables} WITH (publish_via_partition_root = true)",
+        ident(&names.publication)
+    ))
+    .await
+    .map_err(q(st, "creating the publication"))?;
+    tracing::info!(mapping = %ctx.name, database = db, publication = %names.publication, "publication created");
+    Ok(())
+}
+
+/// The subscription on the existing slot: `copy_data` when the subscription copies the
+/// tables, without when the tool has copied them from the slot's snapshot.
+pub async fn create_subscription(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    dst: &Client,
+    dt: &str,
+    copy_data: bool,
+) -> Result<(), PgError> {
+    let conninfo = subscription_conninfo(ctx, db, &names.subscription);
+    let sql = format!(
+        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
+         create_slot = false, copy_data = {copy_data}, enabled = true, run_as_owner = true)",
+        ident(&names.subscription),
+        literal(&conninfo),
+        ident(&names.publication),
+        literal(&names.slot)
+    );
+    // The statement holds a password: errors name the step, never the statement.
+    dst.batch_execute(&sql)
+        .await
+        .map_err(q(dt, "creating the subscription"))?;
+    tracing::info!(mapping = %ctx.name, database = db, subscription = %names.subscription, copy_data, "subscription created");
     Ok(())
 }

@@ -98,7 +98,7 @@ impl Existing {
             DeferredKind::Index => self
                 .indexes
                 .contains(&(object.table.schema.clone(), object.name.clone())),
-            DeferredKind::Constraint => self.constraints.contains(&(
+            DeferredKind::Constraint | DeferredKind::ForeignKey => self.constraints.contains(&(
                 object.table.schema.clone(),
                 object.table.name.clone(),
                 object.name.clone(),

@@ -1,0 +1,703 @@
+//! Fast initial copy: the tool copies the tables itself instead of the subscription.
+//!
+//! 1. A replication connection creates the slot with `(SNAPSHOT 'export')`: the slot streams
+//!    every change after its consistent point, and the exported snapshot sees every change
+//!    before it.
+//! 2. `workers` pairs of connections import that snapshot on the source (REPEATABLE READ, READ
+//!    ONLY) and stream `COPY ... TO STDOUT` straight into `COPY ... FROM STDIN` on the
+//!    destination, binary when every column has a built-in type (binary arrays and composites
+//!    carry type OIDs, which differ between servers for user-defined types), text otherwise,
+//!    without decoding a row. Tables larger than `chunk` are split into ctid ranges (TID range
+//!    scans), so one big table keeps every worker busy; work goes largest first. Destination
+//!    sessions use `synchronous_commit = off` and `session_replication_role = replica` (no
+//!    trigger fires, as with the subscription's own copy). Primary keys exist already;
+//!    secondary indexes and constraints are built afterwards, in parallel on the same sessions,
+//!    foreign keys last.
+//! 3. The subscription is created on the existing slot with `copy_data = false` and enabled:
+//!    it starts at the consistent point, so no row is lost and none applied twice.
+//!
+//! Stateless on purpose: a slot without a subscription means a copy was interrupted (the
+//! snapshot died with its connection), so a new copy drops that slot, truncates the
+//! destination's tables and starts over.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, TryStreamExt, future};
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use super::{MappingContext, q, replication};
+use crate::catalog::model::QualifiedName;
+use crate::catalog::schema as catalog;
+use crate::ddl::quote::{ident, literal, qualified};
+use crate::ddl::{self, DeferredKind, DeferredObject};
+use crate::pg::{self, PgError};
+use crate::status::{TableState, TableStatus};
+use crate::walsender::ReplicationConnection;
+
+/// PostgreSQL's first OID for user-defined objects: types below it are built in.
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+/// Bytes streamed between two calls to the limiter.
+const LIMITER_STEP: u64 = 256 * 1024;
+
+/// How the initial copy is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySettings {
+    /// The tool copies (true) or the subscription does (`copy_data = true`).
+    pub fast: bool,
+    /// Parallel copy sessions per database.
+    pub workers: usize,
+    /// Tables larger than this many bytes are split into ranges of about this size; 0 = never.
+    pub chunk_bytes: u64,
+    /// Health guard: slow down when another replica's or slot's lag on the source exceeds
+    /// this many bytes (0 = not watched) ...
+    pub max_standby_lag_bytes: u64,
+    /// ... or a trivial query on the source takes longer than this (zero = not watched).
+    pub max_latency: Duration,
+}
+
+/// One published table as the copy sees it.
+#[derive(Debug, Clone)]
+struct CopyTable {
+    /// The published table (partition root): where rows go on the destination.
+    root: QualifiedName,
+    /// A leaf holding the rows on the source (the root itself when not partitioned).
+    leaf: QualifiedName,
+    columns: Vec<String>,
+    binary: bool,
+    bytes: u64,
+    blocks: u64,
+}
+
+/// A piece of work: one leaf, or one ctid range of it.
+#[derive(Debug, Clone)]
+struct Chunk {
+    table: Arc<CopyTable>,
+    /// Block range `[from, to)`; `None` bounds are open.
+    range: Option<(Option<u64>, Option<u64>)>,
+    bytes: u64,
+}
+
+impl Chunk {
+    fn copy_out(&self) -> String {
+        let t = &self.table;
+        let columns = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>();
+        let format = if t.binary { " (FORMAT binary)" } else { "" };
+        match self.range {
+            None => format!(
+                "COPY {} ({}) TO STDOUT{format}",
+                qualified(&t.leaf),
+                columns.join(", ")
+            ),
+            Some((from, to)) => {
+                let mut bounds = Vec::new();
+                if let Some(from) = from {
+                    bounds.push(format!("ctid >= '({from},0)'::tid"));
+                }
+                if let Some(to) = to {
+                    bounds.push(format!("ctid < '({to},0)'::tid"));
+                }
+                format!(
+                    "COPY (SELECT {} FROM ONLY {} WHERE {}) TO STDOUT{format}",
+                    columns.join(", "),
+                    qualified(&t.leaf),
+                    bounds.join(" AND ")
+                )
+            }
+        }
+    }
+
+    fn copy_in(&self) -> String {
+        let t = &self.table;
+        let columns = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>();
+        let format = if t.binary { " (FORMAT binary)" } else { "" };
+        format!(
+            "COPY {} ({}) FROM STDIN{format}",
+            qualified(&t.root),
+            columns.join(", ")
+        )
+    }
+}
+
+/// Splits the tables into chunks of about `chunk_bytes`, largest first.
+fn plan(tables: Vec<CopyTable>, chunk_bytes: u64) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    for table in tables.into_iter().map(Arc::new) {
+        let pieces = if chunk_bytes == 0 || table.bytes <= chunk_bytes || table.blocks < 2 {
+            1
+        } else {
+            table.bytes.div_ceil(chunk_bytes).min(table.blocks)
+        };
+        if pieces == 1 {
+            chunks.push(Chunk {
+                bytes: table.bytes,
+                table,
+                range: None,
+            });
+            continue;
+        }
+        let step = table.blocks.div_ceil(pieces);
+        for i in 0..pieces {
+            let from = (i > 0).then_some(i * step);
+            // The last range is open: rows the snapshot sees cannot lie past the blocks that
+            // exist now, but an open end costs nothing and needs no such argument.
+            let to = (i + 1 < pieces).then_some((i + 1) * step);
+            chunks.push(Chunk {
+                table: table.clone(),
+                range: Some((from, to)),
+                bytes: table.bytes / pieces,
+            });
+        }
+    }
+    chunks.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    chunks
+}
+
+/// Copy progress of one database, shared between the job and the status.
+#[derive(Debug, Default)]
+pub struct Progress {
+    tables: Mutex<BTreeMap<QualifiedName, TableProgress>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct TableProgress {
+    total: u64,
+    copied: u64,
+    chunks_left: usize,
+    started: bool,
+}
+
+impl Progress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<QualifiedName, TableProgress>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn plan(&self, chunks: &[Chunk]) {
+        let mut tables = self.lock();
+        tables.clear();
+        for chunk in chunks {
+            let entry = tables.entry(chunk.table.root.clone()).or_default();
+            entry.total += chunk.bytes;
+            entry.chunks_left += 1;
+        }
+    }
+
+    fn started(&self, root: &QualifiedName) {
+        if let Some(t) = self.lock().get_mut(root) {
+            t.started = true;
+        }
+    }
+
+    fn copied(&self, root: &QualifiedName, bytes: u64) {
+        if let Some(t) = self.lock().get_mut(root) {
+            t.copied += bytes;
+        }
+    }
+
+    fn finished(&self, root: &QualifiedName) {
+        if let Some(t) = self.lock().get_mut(root) {
+            t.chunks_left -= 1;
+        }
+    }
+
+    /// Per-table rows for the status: queued, copying, or copied (shown as "copy done").
+    pub fn tables(&self) -> Vec<TableStatus> {
+        self.lock()
+            .iter()
+            .map(|(name, t)| {
+                let state = match (t.chunks_left, t.started) {
+                    (0, _) => TableState::FinishedCopy,
+                    (_, true) => TableState::Copying,
+                    (_, false) => TableState::Init,
+                };
+                TableStatus {
+                    schema: name.schema.clone(),
+                    table: name.name.clone(),
+                    state,
+                    bytes_copied: if t.chunks_left == 0 {
+                        t.total
+                    } else {
+                        t.copied.min(t.total)
+                    },
+                    bytes_total: t.total,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A copy running in the background for one database. Dropping it stops the copy.
+pub struct Job {
+    handle: JoinHandle<Result<(), PgError>>,
+    pub progress: Arc<Progress>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl Job {
+    /// Starts copying database `db` of `ctx`'s mapping.
+    pub fn start(ctx: &MappingContext, db: &str) -> Job {
+        let progress = Arc::new(Progress::default());
+        let handle = tokio::spawn(run(ctx.clone(), db.to_owned(), progress.clone()));
+        Job { handle, progress }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// The outcome of a finished job.
+    pub async fn outcome(mut self) -> Result<(), PgError> {
+        match (&mut self.handle).await {
+            Ok(result) => result,
+            Err(e) => Err(PgError::Query {
+                target: String::new(),
+                context: "copying the tables".into(),
+                message: format!("the copy task ended abnormally: {e}"),
+                transient: true,
+            }),
+        }
+    }
+}
+
+async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result<(), PgError> {
+    let started = Instant::now();
+    let names = ctx.names(&db);
+    let src = pg::connect(&ctx.source, &db).await?;
+    let dst = pg::connect(&ctx.destination, &db).await?;
+    let st = crate::config::connection_target(&ctx.source.for_database(&db));
+    let dt = crate::config::connection_target(&ctx.destination.for_database(&db));
+
+    drop_leftover_slot(&src, &st, &names.slot).await?;
+    let tables = published_tables(&src, &st, &names.publication).await?;
+    truncate(&dst, &dt, &tables).await?;
+    let chunks = plan(tables, ctx.copy.chunk_bytes);
+    progress.plan(&chunks);
+    let total: u64 = chunks.iter().map(|c| c.bytes).sum();
+
+    // The slot and its snapshot; every worker imports the snapshot before the walsender goes.
+    let mut walsender = ReplicationConnection::connect(&ctx.source, &db).await?;
+    let exported = walsender
+        .create_slot_exporting_snapshot(&names.slot)
+        .await?;
+    tracing::info!(mapping = %ctx.name, database = %db, slot = %names.slot, consistent_point = %exported.consistent_point, "replication slot created with an exported snapshot");
+    let workers = ctx.copy.workers.clamp(1, chunks.len().max(1));
+    let sessions = future::try_join_all(
+        (0..workers).map(|_| open_session(&ctx, &db, &st, &dt, &exported.snapshot)),
+    )
+    .await?;
+    walsender.close().await;
+
+    let queue = Mutex::new(VecDeque::from(chunks));
+    let guard = health_guard(&ctx, &db);
+    let copied = future::try_join_all(
+        sessions
+            .iter()
+            .map(|(s, d)| worker(&ctx, s, &st, d, &dt, &queue, &progress)),
+    );
+    tokio::select! {
+        result = copied => { result?; }
+        error = guard => return Err(error),
+    }
+    let copy_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(mapping = %ctx.name, database = %db, mb = total / (1024 * 1024), seconds = copy_seconds, "tables copied");
+    for (s, _) in &sessions {
+        s.batch_execute("COMMIT")
+            .await
+            .map_err(q(&st, "ending the snapshot transaction"))?;
+    }
+
+    let source_catalog = catalog::read(&src, &st).await?;
+    let objects = ddl::deferred_objects(&source_catalog);
+    let existing = super::sync::existing(&dst, &dt).await?;
+    let missing: Vec<&DeferredObject> = objects.iter().filter(|o| !existing.has(o)).collect();
+    let (foreign_keys, others): (Vec<_>, Vec<_>) = missing
+        .into_iter()
+        .partition(|o| o.kind == DeferredKind::ForeignKey);
+    let destinations: Vec<&Client> = sessions.iter().map(|(_, d)| d).collect();
+    build_in_parallel(&destinations, &dt, others).await?;
+    build_in_parallel(&destinations, &dt, foreign_keys).await?;
+    drop(sessions);
+    tracing::info!(mapping = %ctx.name, database = %db, objects = objects.len(), seconds = started.elapsed().as_secs_f64() - copy_seconds, "indexes and constraints built");
+
+    replication::create_subscription(&ctx, &db, &names, &dst, &dt, false).await?;
+    tracing::info!(mapping = %ctx.name, database = %db, seconds = started.elapsed().as_secs_f64(), "fast copy done; the subscription streams from the snapshot's point");
+    Ok(())
+}
+
+/// A slot left by an interrupted copy is useless (its snapshot is gone): drop it.
+async fn drop_leftover_slot(src: &Client, st: &str, slot: &str) -> Result<(), PgError> {
+    let active: Option<bool> = src
+        .query_opt(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(q(st, "looking for the replication slot"))?
+        .map(|r| r.get(0));
+    match active {
+        None => Ok(()),
+        Some(true) => Err(PgError::Query {
+            target: st.to_owned(),
+            context: "starting the copy".into(),
+            message: format!(
+                "the replication slot {slot} is in use by another connection; stop whatever \
+                 reads it (SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}')"
+            ),
+            transient: true,
+        }),
+        Some(false) => {
+            src.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                .await
+                .map_err(q(st, "dropping the slot of an interrupted copy"))?;
+            tracing::info!(
+                slot,
+                "dropped the slot of an interrupted copy; copying again"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Every table in the publication with its leaves, copyable columns and size.
+async fn published_tables(
+    src: &Client,
+    st: &str,
+    publication: &str,
+) -> Result<Vec<CopyTable>, PgError> {
+    let rows = src
+        .query(
+            "SELECT rn.nspname::text, rc.relname::text, ln.nspname::text, lc.relname::text, \
+                    pg_relation_size(lc.oid)::bigint, \
+                    (pg_relation_size(lc.oid) / current_setting('block_size')::bigint)::bigint, \
+                    ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = rc.oid \
+                          AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+                          ORDER BY a.attnum), \
+                    NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rc.oid \
+                          AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+                          AND a.atttypid >= $2) \
+             FROM pg_publication_tables pt \
+             JOIN pg_namespace rn ON rn.nspname = pt.schemaname \
+             JOIN pg_class rc ON rc.relnamespace = rn.oid AND rc.relname = pt.tablename \
+             CROSS JOIN LATERAL ( \
+                 SELECT t.relid FROM pg_partition_tree(rc.oid) t WHERE rc.relkind = 'p' AND t.isleaf \
+                 UNION ALL SELECT rc.oid WHERE rc.relkind = 'r') leaf \
+             JOIN pg_class lc ON lc.oid = leaf.relid AND lc.relkind = 'r' \
+             JOIN pg_namespace ln ON ln.oid = lc.relnamespace \
+             WHERE pt.pubname = $1",
+            &[&publication, &FIRST_NORMAL_OBJECT_ID],
+        )
+        .await
+        .map_err(q(st, "listing the published tables"))?;
+    Ok(rows
+        .iter()
+        .map(|r| CopyTable {
+            root: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            leaf: QualifiedName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+            bytes: r.get::<_, i64>(4).max(0) as u64,
+            blocks: r.get::<_, i64>(5).max(0) as u64,
+            columns: r.get(6),
+            binary: r.get(7),
+        })
+        .collect())
+}
+
+/// Empties the destination's copies of the tables (whatever an interrupted copy left).
+async fn truncate(dst: &Client, dt: &str, tables: &[CopyTable]) -> Result<(), PgError> {
+    let mut roots: Vec<&QualifiedName> = tables.iter().map(|t| &t.root).collect();
+    roots.sort();
+    roots.dedup();
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = roots.into_iter().map(qualified).collect();
+    dst.batch_execute(&format!("TRUNCATE {}", list.join(", ")))
+        .await
+        .map_err(q(dt, "emptying the destination tables before the copy"))
+}
+
+/// Empties the destination tables of `publication` (before a subscription copies them).
+pub(crate) async fn empty_destination(
+    src: &Client,
+    st: &str,
+    dst: &Client,
+    dt: &str,
+    publication: &str,
+) -> Result<(), PgError> {
+    truncate(dst, dt, &published_tables(src, st, publication).await?).await
+}
+
+/// A source session in the exported snapshot and a destination session tuned for loading.
+async fn open_session(
+    ctx: &MappingContext,
+    db: &str,
+    st: &str,
+    dt: &str,
+    snapshot: &str,
+) -> Result<(Client, Client), PgError> {
+    let src = pg::connect(&ctx.source, db).await?;
+    src.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        literal(snapshot)
+    ))
+    .await
+    .map_err(q(st, "importing the slot's snapshot"))?;
+    let dst = pg::connect(&ctx.destination, db).await?;
+    dst.batch_execute(
+        "SET synchronous_commit = off; SET session_replication_role = replica; \
+         SET maintenance_work_mem = '256MB'",
+    )
+    .await
+    .map_err(q(dt, "preparing a copy session"))?;
+    Ok((src, dst))
+}
+
+/// Takes chunks off the queue until it is empty, streaming each from source to destination.
+async fn worker(
+    ctx: &MappingContext,
+    src: &Client,
+    st: &str,
+    dst: &Client,
+    dt: &str,
+    queue: &Mutex<VecDeque<Chunk>>,
+    progress: &Progress,
+) -> Result<(), PgError> {
+    loop {
+        let Some(chunk) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+            return Ok(());
+        };
+        let root = &chunk.table.root;
+        progress.started(root);
+        let context = |what: &str| format!("{what} {}", chunk.table.leaf);
+        let out = src
+            .copy_out(chunk.copy_out().as_str())
+            .await
+            .map_err(|e| PgError::query(st, context("copying out"), e))?;
+        let sink = dst
+            .copy_in::<_, Bytes>(chunk.copy_in().as_str())
+            .await
+            .map_err(|e| PgError::query(dt, context("copying into the destination from"), e))?;
+        futures_util::pin_mut!(out, sink);
+        let mut unpaid = 0u64;
+        while let Some(data) = out
+            .try_next()
+            .await
+            .map_err(|e| PgError::query(st, context("copying out"), e))?
+        {
+            unpaid += data.len() as u64;
+            if unpaid >= LIMITER_STEP {
+                ctx.limiter.take(unpaid).await;
+                progress.copied(root, unpaid);
+                unpaid = 0;
+            }
+            sink.feed(data)
+                .await
+                .map_err(|e| PgError::query(dt, context("copying into the destination from"), e))?;
+        }
+        ctx.limiter.take(unpaid).await;
+        progress.copied(root, unpaid);
+        sink.as_mut()
+            .finish()
+            .await
+            .map_err(|e| PgError::query(dt, context("copying into the destination from"), e))?;
+        progress.finished(root);
+    }
+}
+
+/// Runs each object's statements, one object per session at a time.
+async fn build_in_parallel(
+    sessions: &[&Client],
+    dt: &str,
+    objects: Vec<&DeferredObject>,
+) -> Result<(), PgError> {
+    let queue = Mutex::new(VecDeque::from(objects));
+    future::try_join_all(sessions.iter().map(|dst| async {
+        loop {
+            let Some(object) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                return Ok::<_, PgError>(());
+            };
+            // Nothing else writes yet, so a deadlock (Postponed) cannot happen; if it did, the
+            // catch-up ticks build what is missing.
+            super::sync::build(dst, dt, object).await?;
+        }
+    }))
+    .await
+    .map(|_| ())
+}
+
+/// Watches the source while the copy runs and lowers the limiter's cap when another standby or
+/// slot falls behind, or a trivial query gets slow; lifts it step by step once healthy. Only
+/// returns on an error of its own connection.
+async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
+    let settings = ctx.copy;
+    if settings.max_standby_lag_bytes == 0 && settings.max_latency.is_zero() {
+        return future::pending().await;
+    }
+    let probe = match pg::connect(&ctx.source, db).await {
+        Ok(client) => client,
+        Err(e) => return e,
+    };
+    let st = crate::config::connection_target(&ctx.source.for_database(db));
+    let prefix = format!("{}{}_", crate::naming::PREFIX, ctx.name);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticker.tick().await;
+        let asked = Instant::now();
+        let lag: i64 = match probe
+            .query_one(
+                "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint \
+                 FROM pg_stat_replication WHERE application_name NOT LIKE $1 || '%'",
+                &[&prefix],
+            )
+            .await
+        {
+            Ok(row) => row.get(0),
+            Err(e) => return PgError::query(&st, "watching the source's health", e),
+        };
+        let latency = asked.elapsed();
+        let reason = if settings.max_standby_lag_bytes > 0
+            && lag.max(0) as u64 > settings.max_standby_lag_bytes
+        {
+            Some(format!(
+                "a standby or another subscriber of the source is {} MB behind (limit {} MB)",
+                lag / (1024 * 1024),
+                settings.max_standby_lag_bytes / (1024 * 1024)
+            ))
+        } else if !settings.max_latency.is_zero() && latency > settings.max_latency {
+            Some(format!(
+                "a trivial query on the source took {} ms (limit {} ms)",
+                latency.as_millis(),
+                settings.max_latency.as_millis()
+            ))
+        } else {
+            None
+        };
+        adjust(&ctx.limiter, reason);
+    }
+}
+
+/// Halves the cap (from what is read now) while unhealthy, raises it by a quarter while healthy,
+/// and lifts it when it no longer holds anything back.
+fn adjust(limiter: &crate::limiter::RateLimiter, unhealthy: Option<String>) {
+    const FLOOR: f64 = 1024.0 * 1024.0;
+    let measured = limiter.measured();
+    match (unhealthy, limiter.health_cap()) {
+        (Some(reason), cap) => {
+            let base = cap.map_or(measured, |c| c.min(measured.max(FLOOR)));
+            limiter.set_health_cap(Some(((base / 2.0).max(FLOOR), reason)));
+        }
+        (None, Some(cap)) => {
+            let limit = limiter.limit_mb() as f64 * FLOOR;
+            let raised = cap * 1.25;
+            if (limit > 0.0 && raised >= limit) || raised > 4.0 * measured.max(FLOOR) {
+                limiter.set_health_cap(None);
+            } else {
+                let reason = limiter.snapshot().health_reason.unwrap_or_default();
+                limiter.set_health_cap(Some((raised, reason)));
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(bytes: u64, blocks: u64) -> CopyTable {
+        CopyTable {
+            root: QualifiedName::new("public", "big \"one\""),
+            leaf: QualifiedName::new("public", "big \"one\""),
+            columns: vec!["id".into(), "Naïve col".into()],
+            binary: true,
+            bytes,
+            blocks,
+        }
+    }
+
+    #[test]
+    fn large_tables_split_into_contiguous_ranges_with_open_ends() {
+        let chunks = plan(vec![table(1000, 100), table(50, 5)], 300);
+        let ranges: Vec<_> = chunks.iter().filter_map(|c| c.range).collect();
+        assert_eq!(
+            ranges,
+            vec![
+                (None, Some(25)),
+                (Some(25), Some(50)),
+                (Some(50), Some(75)),
+                (Some(75), None)
+            ]
+        );
+        // The small table is one chunk, queued after the large table's pieces (largest first).
+        assert_eq!(chunks.len(), 5);
+        assert!(chunks.last().unwrap().range.is_none());
+        assert_eq!(
+            chunks[1].copy_out(),
+            "COPY (SELECT \"id\", \"Naïve col\" FROM ONLY \"public\".\"big \"\"one\"\"\" \
+             WHERE ctid >= '(25,0)'::tid AND ctid < '(50,0)'::tid) TO STDOUT (FORMAT binary)"
+        );
+        assert_eq!(
+            chunks[4].copy_in(),
+            "COPY \"public\".\"big \"\"one\"\"\" (\"id\", \"Naïve col\") FROM STDIN (FORMAT binary)"
+        );
+    }
+
+    #[test]
+    fn no_split_when_disabled_or_small_and_text_for_user_types() {
+        assert_eq!(plan(vec![table(1000, 100)], 0).len(), 1);
+        assert_eq!(plan(vec![table(1000, 1)], 10).len(), 1);
+        let mut t = table(10, 1);
+        t.binary = false;
+        let chunk = &plan(vec![t], 0)[0];
+        assert!(!chunk.copy_out().contains("binary"));
+        assert!(
+            chunk
+                .copy_out()
+                .starts_with("COPY \"public\".\"big \"\"one\"\"\" (\"id\"")
+        );
+    }
+
+    #[test]
+    fn progress_reports_queued_copying_and_done() {
+        let chunks = plan(vec![table(1000, 100)], 500);
+        let progress = Progress::default();
+        progress.plan(&chunks);
+        assert_eq!(progress.tables()[0].state, TableState::Init);
+        let root = &chunks[0].table.root;
+        progress.started(root);
+        progress.copied(root, 300);
+        let row = &progress.tables()[0];
+        assert_eq!(
+            (row.state, row.bytes_copied, row.bytes_total),
+            (TableState::Copying, 300, 1000)
+        );
+        progress.finished(root);
+        progress.finished(root);
+        let row = &progress.tables()[0];
+        assert_eq!(
+            (row.state, row.bytes_copied),
+            (TableState::FinishedCopy, 1000)
+        );
+    }
+
+    #[test]
+    fn the_health_guard_halves_and_then_lifts_the_cap() {
+        let limiter = crate::limiter::RateLimiter::new(0);
+        adjust(&limiter, Some("standby 900 MB behind".into()));
+        let cap = limiter.health_cap().expect("capped");
+        assert_eq!(cap, 1024.0 * 1024.0, "floor when nothing was measured yet");
+        adjust(&limiter, None);
+        assert_eq!(limiter.health_cap(), Some(cap * 1.25));
+        for _ in 0..10 {
+            adjust(&limiter, None);
+        }
+        assert_eq!(limiter.health_cap(), None);
+    }
+}

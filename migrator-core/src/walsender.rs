@@ -1,0 +1,330 @@
+//! A replication-protocol connection to one source database (`replication=database`), for the
+//! one thing tokio-postgres cannot do: `CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`, which
+//! creates the logical slot and exports a snapshot of exactly the slot's starting point.
+//!
+//! Why by hand: tokio-postgres 0.7 has no way to send the `replication` startup parameter, and
+//! the crates that speak the replication protocol bring a TLS stack and a WAL-streaming client
+//! this tool never uses (the destination's subscription streams the WAL). What is needed here is
+//! the startup packet, authentication and one simple query; the message encoding, parsing and
+//! SCRAM come from `postgres-protocol`, the crate tokio-postgres itself is built on.
+//!
+//! The exported snapshot lives as long as the connection stays idle after the command, so the
+//! caller keeps the [`ReplicationConnection`] until every copy worker has imported it, then drops
+//! it (which ends the walsender).
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::{backend::Message, frontend};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::config::Host;
+
+use crate::config::{ResolvedConnection, connection_target};
+use crate::ddl::quote::ident;
+use crate::pg::PgError;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// An open walsender connection.
+pub struct ReplicationConnection {
+    io: Box<dyn Io>,
+    buf: BytesMut,
+    target: String,
+}
+
+/// What `CREATE_REPLICATION_SLOT` answered.
+#[derive(Debug, Clone)]
+pub struct ExportedSlot {
+    /// The WAL position from which the slot streams changes: everything before it is in the
+    /// snapshot, everything after it comes through the slot.
+    pub consistent_point: String,
+    /// The snapshot to `SET TRANSACTION SNAPSHOT` to.
+    pub snapshot: String,
+}
+
+impl ReplicationConnection {
+    /// Opens a logical replication connection to database `dbname` of `conn`'s instance, as the
+    /// tool's own user (which needs REPLICATION or superuser).
+    pub async fn connect(conn: &ResolvedConnection, dbname: &str) -> Result<Self, PgError> {
+        let pg = conn.for_database(dbname);
+        let target = connection_target(&pg);
+        let fail = |message: String, transient: bool| PgError::Connect {
+            target: target.clone(),
+            message,
+            hint: "",
+            transient,
+        };
+        if !matches!(
+            conn.sslmode,
+            crate::config::SslMode::Disable | crate::config::SslMode::Prefer
+        ) {
+            return Err(PgError::TlsUnavailable {
+                target,
+                sslmode: conn.sslmode.as_str(),
+            });
+        }
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let timeout = pg
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(30));
+        let opened = tokio::time::timeout(timeout, async {
+            let io: Box<dyn Io> = match pg.get_hosts().first() {
+                Some(Host::Unix(dir)) => Box::new(
+                    tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?,
+                ),
+                Some(Host::Tcp(host)) => {
+                    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                    stream.set_nodelay(true)?;
+                    Box::new(stream)
+                }
+                None => Box::new(tokio::net::TcpStream::connect(("localhost", port)).await?),
+            };
+            Ok::<_, std::io::Error>(io)
+        })
+        .await
+        .map_err(|_| fail(format!("no answer within {timeout:?}"), true))?
+        .map_err(|e| fail(format!("{e} (is the server running?)"), true))?;
+        let mut this = ReplicationConnection {
+            io: opened,
+            buf: BytesMut::with_capacity(8192),
+            target: target.clone(),
+        };
+        let user = pg.get_user().unwrap_or("postgres").to_owned();
+        let mut out = BytesMut::new();
+        let application = pg
+            .get_application_name()
+            .unwrap_or("postgres-migrator")
+            .to_owned();
+        frontend::startup_message(
+            [
+                ("user", user.as_str()),
+                ("database", dbname),
+                ("replication", "database"),
+                ("application_name", application.as_str()),
+                ("client_encoding", "UTF8"),
+            ],
+            &mut out,
+        )
+        .map_err(|e| fail(e.to_string(), false))?;
+        this.send(&mut out).await?;
+        this.authenticate(&user, pg.get_password()).await?;
+        Ok(this)
+    }
+
+    async fn authenticate(&mut self, user: &str, password: Option<&[u8]>) -> Result<(), PgError> {
+        let target = self.target.clone();
+        let needs_password = || PgError::Connect {
+            target: target.clone(),
+            message: "the server asks for a password and none is configured".into(),
+            hint: " (set the mapping's source password or password_file)",
+            transient: false,
+        };
+        let mut scram: Option<sasl::ScramSha256> = None;
+        let mut out = BytesMut::new();
+        loop {
+            match self.receive().await? {
+                Message::AuthenticationOk => {}
+                Message::AuthenticationCleartextPassword => {
+                    let password = password.ok_or_else(needs_password)?;
+                    frontend::password_message(password, &mut out).map_err(|e| self.io_error(e))?;
+                    self.send(&mut out).await?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    let password = password.ok_or_else(needs_password)?;
+                    let hash = md5_hash(user.as_bytes(), password, body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut out)
+                        .map_err(|e| self.io_error(e))?;
+                    self.send(&mut out).await?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    let password = password.ok_or_else(needs_password)?;
+                    let mut mechanisms = body.mechanisms();
+                    let mut offered = false;
+                    while let Some(m) = mechanisms.next().map_err(|e| self.io_error(e))? {
+                        offered |= m == sasl::SCRAM_SHA_256;
+                    }
+                    if !offered {
+                        return Err(self.protocol("the server offers no SASL mechanism but SCRAM-SHA-256-PLUS, which needs TLS"));
+                    }
+                    let state =
+                        sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
+                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, state.message(), &mut out)
+                        .map_err(|e| self.io_error(e))?;
+                    scram = Some(state);
+                    self.send(&mut out).await?;
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    let state = scram
+                        .as_mut()
+                        .ok_or_else(|| self.protocol("SASL continue before SASL start"))?;
+                    state.update(body.data()).map_err(|e| self.io_error(e))?;
+                    frontend::sasl_response(state.message(), &mut out)
+                        .map_err(|e| self.io_error(e))?;
+                    self.send(&mut out).await?;
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    let state = scram
+                        .as_mut()
+                        .ok_or_else(|| self.protocol("SASL final before SASL start"))?;
+                    state.finish(body.data()).map_err(|e| self.io_error(e))?;
+                }
+                Message::ParameterStatus(_) | Message::BackendKeyData(_) => {}
+                Message::ReadyForQuery(_) => return Ok(()),
+                Message::ErrorResponse(body) => {
+                    let (code, message) = error_fields(body.fields());
+                    let hint = if code == "28P01" || code == "28000" {
+                        " (the tool's source user needs the REPLICATION attribute, a right password, and pg_hba.conf must allow it)"
+                    } else {
+                        ""
+                    };
+                    return Err(PgError::Connect {
+                        target: self.target.clone(),
+                        message,
+                        hint,
+                        transient: code.starts_with("57P") || code.starts_with("53"),
+                    });
+                }
+                _ => return Err(self.protocol("an unsupported authentication request")),
+            }
+        }
+    }
+
+    /// Creates the logical slot `slot` with the pgoutput plugin and exports its snapshot.
+    pub async fn create_slot_exporting_snapshot(
+        &mut self,
+        slot: &str,
+    ) -> Result<ExportedSlot, PgError> {
+        let rows = self
+            .simple_query(
+                &format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                    ident(slot)
+                ),
+                "creating the replication slot with an exported snapshot",
+            )
+            .await?;
+        // Columns: slot_name, consistent_point, snapshot_name, output_plugin.
+        match rows.first().map(Vec::as_slice) {
+            Some([_, Some(consistent_point), Some(snapshot), ..]) => Ok(ExportedSlot {
+                consistent_point: consistent_point.clone(),
+                snapshot: snapshot.clone(),
+            }),
+            _ => Err(self.protocol("CREATE_REPLICATION_SLOT returned no snapshot")),
+        }
+    }
+
+    /// Runs one command with the simple query protocol; returns its rows as text.
+    async fn simple_query(
+        &mut self,
+        sql: &str,
+        context: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, PgError> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out).map_err(|e| self.io_error(e))?;
+        self.send(&mut out).await?;
+        let mut rows = Vec::new();
+        let mut failed = None;
+        loop {
+            match self.receive().await? {
+                Message::DataRow(row) => {
+                    let buffer = row.buffer();
+                    let mut values = Vec::new();
+                    let mut ranges = row.ranges();
+                    while let Some(range) = ranges.next().map_err(|e| self.io_error(e))? {
+                        values
+                            .push(range.map(|r| String::from_utf8_lossy(&buffer[r]).into_owned()));
+                    }
+                    rows.push(values);
+                }
+                Message::ErrorResponse(body) => {
+                    let (code, message) = error_fields(body.fields());
+                    failed = Some((code, message));
+                }
+                Message::ReadyForQuery(_) => break,
+                _ => {}
+            }
+        }
+        match failed {
+            None => Ok(rows),
+            Some((code, message)) => Err(PgError::Query {
+                target: self.target.clone(),
+                context: context.to_owned(),
+                message,
+                transient: code.starts_with("57P") || code.starts_with("53") || code == "55006",
+            }),
+        }
+    }
+
+    /// Ends the session politely (the walsender also ends when the connection drops).
+    pub async fn close(mut self) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        let _ = self.send(&mut out).await;
+    }
+
+    async fn send(&mut self, out: &mut BytesMut) -> Result<(), PgError> {
+        let result = async {
+            self.io.write_all(out).await?;
+            self.io.flush().await
+        }
+        .await;
+        out.clear();
+        result.map_err(|e| self.io_error(e))
+    }
+
+    async fn receive(&mut self) -> Result<Message, PgError> {
+        loop {
+            if let Some(message) = Message::parse(&mut self.buf).map_err(|e| self.io_error(e))? {
+                return Ok(message);
+            }
+            let read = self
+                .io
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| self.io_error(e))?;
+            if read == 0 {
+                return Err(self.io_error(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)));
+            }
+        }
+    }
+
+    fn io_error(&self, e: std::io::Error) -> PgError {
+        PgError::Connect {
+            target: self.target.clone(),
+            message: format!("replication connection lost: {e}"),
+            hint: "",
+            transient: true,
+        }
+    }
+
+    fn protocol(&self, what: &str) -> PgError {
+        PgError::Connect {
+            target: self.target.clone(),
+            message: format!("unexpected answer on the replication connection: {what}"),
+            hint: "",
+            transient: false,
+        }
+    }
+}
+
+/// SQLSTATE and "message (detail)" of an ErrorResponse.
+fn error_fields(
+    mut fields: postgres_protocol::message::backend::ErrorFields<'_>,
+) -> (String, String) {
+    let (mut code, mut message, mut detail) = (String::new(), String::new(), String::new());
+    while let Ok(Some(field)) = fields.next() {
+        let value = || String::from_utf8_lossy(field.value_bytes()).into_owned();
+        match field.type_() {
+            b'C' => code = value(),
+            b'M' => message = value(),
+            b'D' => detail = value(),
+            _ => {}
+        }
+    }
+    if !detail.is_empty() {
+        message = format!("{message} ({detail})");
+    }
+    (code, message)
+}
