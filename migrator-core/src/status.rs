@@ -44,6 +44,8 @@ pub struct MappingStatus {
     pub databases: Vec<DatabaseStatus>,
     /// The source's roles and what was done with each on the destination.
     pub roles: Vec<RoleStatus>,
+    /// How fast the initial copy reads from the source now, against the limit.
+    pub copy: crate::limiter::CopyRate,
     /// The cutover instructions (also `postgres-migrator instructions NAME`); not in the JSON.
     #[serde(skip)]
     pub instructions: String,

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use migrator_core::orchestrator::{request_complete, request_resync};
+use migrator_core::orchestrator::{request_complete, request_rate_limit, request_resync};
+use serde::Deserialize;
 
 use crate::{AppError, AppState};
 
@@ -66,5 +67,25 @@ pub async fn resync(
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(bearer(&headers))?;
     let done = request_resync(&state.commands, &name).await?;
+    Ok(Json(serde_json::json!({ "done": done })))
+}
+
+/// Body of `POST /api/mappings/{name}/rate-limit`.
+#[derive(Deserialize)]
+pub struct RateLimit {
+    /// MB per second, 0 for none.
+    mb_per_s: u64,
+}
+
+/// `POST /api/mappings/{name}/rate-limit` with `{"mb_per_s": N}`: changes the copy rate limit
+/// until the next restart.
+pub async fn rate_limit(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<RateLimit>,
+) -> Result<impl IntoResponse, AppError> {
+    state.authorize(bearer(&headers))?;
+    let done = request_rate_limit(&state.commands, &name, body.mb_per_s).await?;
     Ok(Json(serde_json::json!({ "done": done })))
 }

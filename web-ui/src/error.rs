@@ -8,6 +8,8 @@ use migrator_core::orchestrator::oneshot::CommandError;
 /// What can go wrong in a handler.
 #[derive(Debug)]
 pub enum AppError {
+    /// 400: a value that cannot be used (the message says what is expected).
+    BadRequest(String),
     /// 401: a command without the right admin token.
     Unauthorized,
     /// 403: a form POST without this server's anti-CSRF token.
@@ -41,6 +43,7 @@ impl AppError {
                 StatusCode::UNAUTHORIZED,
                 "this command needs the admin token: send Authorization: Bearer <server.admin_token>".to_owned(),
             ),
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             AppError::Refused(m) => (StatusCode::CONFLICT, m),

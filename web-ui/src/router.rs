@@ -33,6 +33,11 @@ pub fn app(state: AppState) -> Router {
         .route("/mappings/{name}/complete", post(pages::complete::submit))
         .route("/api/mappings/{name}/resync", post(api::resync))
         .route("/mappings/{name}/resync", post(pages::resync::submit))
+        .route("/api/mappings/{name}/rate-limit", post(api::rate_limit))
+        .route(
+            "/mappings/{name}/rate-limit",
+            post(pages::rate_limit::submit),
+        )
         .layer(GovernorLayer::new(governor));
     Router::new()
         .route("/", get(pages::grid::page))

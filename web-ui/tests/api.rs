@@ -150,3 +150,44 @@ async fn resync_needs_the_admin_token_and_forwards_to_the_orchestrator() {
     drop(state);
     assert_eq!(answers.await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn rate_limit_takes_json_needs_the_admin_token_and_forwards_the_limit() {
+    let Harness {
+        state,
+        mut commands,
+        status: _status,
+    } = harness(
+        snapshot(Phase::InitialSync, Some(SystemTime::now())),
+        Some("tok"),
+    );
+    let answers = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(Command::SetRateLimit {
+            mapping,
+            mb_per_s,
+            reply,
+        }) = commands.recv().await
+        {
+            seen.push((mapping, mb_per_s));
+            let _ = reply.send(Ok(vec!["set".into()]));
+        }
+        seen
+    });
+    let request = |token: &str, body: &str| {
+        axum::http::Request::post("/api/mappings/prod/rate-limit")
+            .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (code, _) = call(&state, request("wrong", r#"{"mb_per_s": 5}"#)).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = call(&state, request("tok", r#"{"mb_per_s": "fast"}"#)).await;
+    assert!(code.is_client_error(), "{code} {body}");
+    let (code, body) = call(&state, request("tok", r#"{"mb_per_s": 25}"#)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"done":["set"]}"#);
+    drop(state);
+    assert_eq!(answers.await.unwrap(), vec![("prod".to_owned(), 25)]);
+}

@@ -564,3 +564,75 @@ async fn schema_drift_offers_the_safe_changes_behind_a_checked_form() {
     let (_, page) = call(&h.state, get("/mappings/prod")).await;
     assert!(!page.contains("/resync"));
 }
+
+#[tokio::test]
+async fn the_copy_rate_shows_with_its_limit_and_a_checked_form_changes_it() {
+    let Harness {
+        state,
+        mut commands,
+        status: _status,
+    } = harness(snapshot(Phase::InitialSync, now()), Some("let-me-in"));
+    let csrf = state.csrf.value().to_owned();
+    let (_, page) = call(&state, get("/mappings/prod")).await;
+    assert!(
+        page.contains("12.5 MB/s (limit 50 MB/s; held to 20.0 MB/s: a standby of the source is 600 MB behind (limit 512 MB))"),
+        "{page}"
+    );
+    assert!(
+        page.contains("action=\"/mappings/prod/rate-limit\""),
+        "{page}"
+    );
+    assert!(page.contains("name=\"mb_per_s\""));
+
+    let answers = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(command) = commands.recv().await {
+            match command {
+                Command::SetRateLimit {
+                    mapping,
+                    mb_per_s,
+                    reply,
+                } => {
+                    seen.push((mapping, mb_per_s));
+                    let _ = reply.send(Ok(vec![format!(
+                        "copy rate limit of prod: {mb_per_s} MB/s"
+                    )]));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen
+    });
+    for (form, code) in [
+        (
+            "csrf=forged&admin_token=let-me-in&mb_per_s=5".to_owned(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!("csrf={csrf}&admin_token=wrong&mb_per_s=5"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            format!("csrf={csrf}&admin_token=let-me-in&mb_per_s=-3"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (got, body) = call(&state, post_form("/mappings/prod/rate-limit", &form)).await;
+        assert_eq!(got, code, "{form}: {body}");
+        if code == StatusCode::BAD_REQUEST {
+            assert!(body.contains("whole MB per second"), "{body}");
+        }
+    }
+    let (code, body) = call(
+        &state,
+        post_form(
+            "/mappings/prod/rate-limit",
+            &format!("csrf={csrf}&admin_token=let-me-in&mb_per_s=+7+"),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("copy rate limit of prod: 7 MB/s"), "{body}");
+    drop(state);
+    assert_eq!(answers.await.unwrap(), vec![("prod".to_owned(), 7)]);
+}

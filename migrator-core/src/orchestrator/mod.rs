@@ -41,6 +41,12 @@ pub enum Command {
     /// Apply the safe part of a mapping's schema drift (new tables and columns); the reply lists
     /// what was done and what is left to the operator.
     Resync { mapping: String, reply: Reply },
+    /// Change a mapping's copy rate limit (MB/s, 0 = none) while it runs.
+    SetRateLimit {
+        mapping: String,
+        mb_per_s: u64,
+        reply: Reply,
+    },
 }
 
 /// Where a command's answer goes: what was done, or why not.
@@ -66,6 +72,21 @@ pub async fn request_resync(
 ) -> Result<Vec<String>, oneshot::CommandError> {
     let mapping = mapping.to_owned();
     request(commands, |reply| Command::Resync { mapping, reply }).await
+}
+
+/// Sends [`Command::SetRateLimit`] for `mapping` and waits for the answer.
+pub async fn request_rate_limit(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+    mb_per_s: u64,
+) -> Result<Vec<String>, oneshot::CommandError> {
+    let mapping = mapping.to_owned();
+    request(commands, |reply| Command::SetRateLimit {
+        mapping,
+        mb_per_s,
+        reply,
+    })
+    .await
 }
 
 /// Sends [`Command::Complete`] for `mapping` and waits for the answer: what was done, or why not.
@@ -111,7 +132,11 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     let (status_tx, status_rx) = watch::channel(Arc::new(Snapshot::default()));
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
     let headers: Vec<MappingStatus> = contexts.iter().map(initial_status).collect();
-    let publisher = tokio::spawn(publish(headers, updates_rx, status_tx));
+    let limiters: Limiters = contexts
+        .iter()
+        .map(|ctx| (ctx.name.clone(), ctx.limiter.clone()))
+        .collect();
+    let publisher = tokio::spawn(publish(headers, limiters.clone(), updates_rx, status_tx));
     let claims = Claims::new(contexts.len());
     let mut tasks = Vec::new();
     for ctx in contexts {
@@ -127,6 +152,7 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     let (commands, command_rx) = mpsc::channel(16);
     tasks.push(tokio::spawn(run_commands(
         settings.clone(),
+        limiters,
         status_rx.clone(),
         command_rx,
         shutdown,
@@ -149,6 +175,7 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
 /// Runs commands one at a time until `shutdown` or until every sender is gone.
 async fn run_commands(
     settings: Settings,
+    limiters: Limiters,
     status: watch::Receiver<Arc<Snapshot>>,
     mut commands: mpsc::Receiver<Command>,
     shutdown: CancellationToken,
@@ -185,6 +212,30 @@ async fn run_commands(
                 };
                 let _ = reply.send(result);
             }
+            Command::SetRateLimit {
+                mapping,
+                mb_per_s,
+                reply,
+            } => {
+                let result = match limiters.get(&mapping) {
+                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    Some(limiter) => {
+                        let was = limiter.limit_mb();
+                        limiter.set_limit_mb(mb_per_s);
+                        tracing::info!(mapping = %mapping, was, now = mb_per_s, "copy rate limit changed");
+                        let show = |mb: u64| match mb {
+                            0 => "no limit".to_owned(),
+                            mb => format!("{mb} MB/s"),
+                        };
+                        Ok(vec![format!(
+                            "copy rate limit of {mapping}: {} (was {}); until restart, then rate_limit_mb_per_s applies again",
+                            show(mb_per_s),
+                            show(was)
+                        )])
+                    }
+                };
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -200,9 +251,13 @@ fn initial_status(ctx: &MappingContext) -> MappingStatus {
         last_tick: None,
         databases: Vec::new(),
         roles: Vec::new(),
+        copy: ctx.limiter.snapshot(),
         instructions: String::new(),
     }
 }
+
+/// Each mapping's copy rate limiter, by mapping name.
+type Limiters = BTreeMap<String, Arc<crate::limiter::RateLimiter>>;
 
 /// What tasks tell the publisher.
 #[derive(Debug)]
@@ -229,6 +284,7 @@ enum Update {
 /// Folds updates into snapshots; all pending updates are applied before one is published.
 async fn publish(
     headers: Vec<MappingStatus>,
+    limiters: Limiters,
     mut updates: mpsc::UnboundedReceiver<Update>,
     status: watch::Sender<Arc<Snapshot>>,
 ) {
@@ -249,6 +305,9 @@ async fn publish(
                 .map(|(header, dbs)| {
                     let mut m = header.clone();
                     m.databases = dbs.values().cloned().collect();
+                    if let Some(limiter) = limiters.get(&m.name) {
+                        m.copy = limiter.snapshot();
+                    }
                     m.phase = MappingStatus::aggregate_phase(
                         &m.databases,
                         m.findings.iter().any(Finding::is_blocking),

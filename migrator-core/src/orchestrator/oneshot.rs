@@ -92,6 +92,7 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
             last_tick: Some(SystemTime::now()),
             databases: Vec::new(),
             roles: Vec::new(),
+            copy: ctx.limiter.snapshot(),
             instructions: String::new(),
         };
         match report {

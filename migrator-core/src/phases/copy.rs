@@ -152,7 +152,7 @@ fn plan(tables: Vec<CopyTable>, chunk_bytes: u64) -> Vec<Chunk> {
             });
         }
     }
-    chunks.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    chunks.sort_by_key(|c| std::cmp::Reverse(c.bytes));
     chunks
 }
 

@@ -103,7 +103,9 @@ fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
                     <div><dt>"Databases ready"</dt><dd>{format!("{done} / {total}")}</dd></div>
                     <div><dt>"Lag"</dt><dd>{lag_mb}</dd></div>
                     <div><dt>"Lag (time)"</dt><dd>{lag_time}</dd></div>
+                    <div class="copy-rate"><dt>"Copy rate"</dt><dd>{super::rate_limit::describe(&mapping.copy)}</dd></div>
                 </dl>
+                <super::rate_limit::LimitForm mapping=mapping.name.clone() rate=mapping.copy.clone() state=state.clone()/>
             </div>
             <CompleteButton mapping=mapping.clone()/>
         </div>

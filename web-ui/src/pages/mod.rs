@@ -6,6 +6,7 @@ pub mod config;
 mod format;
 pub mod grid;
 pub mod mapping;
+pub mod rate_limit;
 pub mod resync;
 mod shell;
 mod status_bar;

@@ -113,6 +113,14 @@ pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
                 password: PasswordOutcome::NeedsPassword,
                 member_of: vec!["readers".into()],
             }],
+            copy: migrator_core::limiter::CopyRate {
+                bytes_per_second: 12.5 * 1024.0 * 1024.0,
+                limit_mb_per_s: 50,
+                health_cap_mb_per_s: Some(20.0),
+                health_reason: Some(
+                    "a standby of the source is 600 MB behind (limit 512 MB)".into(),
+                ),
+            },
             instructions: "Cutover of mapping prod\n1. Check it is ready".into(),
         }],
     }
