@@ -1,5 +1,6 @@
-//! The tool killed (SIGKILL) during the initial sync and again during catch-up resumes from what
-//! the databases show, and the result is the same: no row lost or doubled.
+//! The tool killed (SIGKILL) in the middle of the fast copy and again during catch-up resumes from
+//! what the databases show (the interrupted copy starts over), and the result is the same: no row
+//! lost or doubled.
 
 use std::io::Write;
 use std::path::Path;
@@ -129,7 +130,7 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
     let mut file = std::fs::File::create(&config).unwrap();
     write!(
         file,
-        "[server]\nlisten = \"127.0.0.1:0\"\n[migration]\npoll_interval = \"500ms\"\nstable_for = \"2s\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\n[migration]\npoll_interval = \"500ms\"\nstable_for = \"2s\"\nrate_limit_mb_per_s = 10\n\
          [mappings.k.source]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n\
          [mappings.k.destination]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n",
         source.port(),
@@ -139,33 +140,46 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
     )
     .unwrap();
 
-    // 1. Kill as soon as the first subscription exists: tables are being copied.
+    // 1. Kill in the middle of the fast copy: the slot exists, the tool's COPY sessions are
+    //    streaming, no subscription yet.
     let mut run = start(&config, &log);
-    let mut syncing = 0;
-    let end = Instant::now() + Duration::from_secs(40);
-    while syncing == 0 {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
         if Instant::now() > end {
             panic!(
-                "no subscription appeared; source:\n{}\ndestination:\n{}\nlog:\n{}",
+                "no copy was seen running; source:\n{}\ndestination:\n{}\nlog:\n{}",
                 activity(&source).await,
                 activity(&destination).await,
                 std::fs::read_to_string(&log).unwrap()
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        syncing = try_query_i64(
-            &destination,
-            sample::SHOP,
-            "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
+        let copying = try_query_i64(
+            &source,
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shop' AND query LIKE 'COPY %TO STDOUT%'",
         )
         .await;
+        let copied = try_query_i64(
+            &destination,
+            sample::SHOP,
+            "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders)",
+        )
+        .await;
+        if copying > 0 && copied > 0 {
+            break;
+        }
     }
     run.kill().unwrap();
     run.wait().unwrap();
-    assert!(
-        syncing > 0,
-        "killed while {syncing} table(s) were still being copied"
-    );
+    let subscriptions = try_query_i64(
+        &destination,
+        sample::SHOP,
+        "SELECT count(*) FROM pg_subscription \
+         WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .await;
+    assert_eq!(subscriptions, 0, "killed after shop's copy had finished");
 
     // 2. Restart; kill again once every database streams (catch-up).
     let mut run = start(&config, &log);
@@ -184,6 +198,11 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
     .await;
     run.kill().unwrap();
     run.wait().unwrap();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("dropped the slot of an interrupted copy"),
+        "the second run did not start the interrupted copy over:\n{log_text}"
+    );
 
     // 3. Restart; wait until every cutover condition holds everywhere.
     let mut run = start(&config, &log);
