@@ -1,14 +1,19 @@
-//! Initial copy, PostgreSQL 15 -> 18: this tool's native mode (CREATE SUBSCRIPTION with
-//! copy_data, deferred indexes) against a raw `COPY ... TO STDOUT | COPY ... FROM STDIN` pipe
-//! (schema first, indexes after, built in parallel) and `pg_dump -Fd -j N` + `pg_restore -j N`, interleaved over
-//! several rounds on the same data. Prints each method's median and its ratio to the raw pipe,
-//! and writes them to docs/BENCHMARKS.md. Not a test: nothing here passes or fails.
+//! Initial copy, PostgreSQL 15 -> 18: this tool's fast mode (parallel COPY from the slot's
+//! exported snapshot) and native mode (CREATE SUBSCRIPTION with copy_data, deferred indexes)
+//! against a raw `COPY ... TO STDOUT | COPY ... FROM STDIN` pipe (schema first, indexes after,
+//! built in parallel) and `pg_dump -Fd -j N` + `pg_restore -j N`, interleaved over several rounds
+//! on the same data. Prints each method's median and its ratio to the raw pipe, and writes them
+//! to docs/BENCHMARKS.md. Then, on the same data: the rate limiter holding a set MB/s, catch-up
+//! lag under a pgbench write load, and this process's memory while the tool runs. Not a test:
+//! nothing here passes or fails.
 //!
 //!     BENCH_SCALE=20 BENCH_ROUNDS=3 cargo bench -p migrator-core --bench copy
 //!
+//! `BENCH_LIMIT_MB` (default 20) is the rate limit measured; `BENCH_EXTRAS=0` skips the limiter,
+//! lag and memory measurements.
+//!
 //! The data: `pgbench -i -s SCALE`, a wide jsonb table (20,000 x SCALE rows of ~1 KB) and a
 //! partitioned table (100,000 x SCALE rows over four partitions), with secondary indexes.
-//! Fast mode (issue 7) joins the table once it exists.
 
 #[path = "../../benches/report.rs"]
 mod report;
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::{SinkExt, StreamExt};
 use migrator_core::config::{ConfigSource, Settings, load};
 use migrator_core::orchestrator::{self, oneshot};
-use migrator_core::status::TableState;
+use migrator_core::status::{Snapshot, TableState};
 use migrator_core::testkit::{Cluster, PgBinaries, SOURCE_MAJOR};
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
@@ -227,7 +232,7 @@ fn dump_restore(source: &Cluster, destination: &Cluster, jobs: usize) {
     );
 }
 
-fn settings(source: &Cluster, destination: &Cluster) -> Settings {
+fn settings(source: &Cluster, destination: &Cluster, extra: &[(&str, String)]) -> Settings {
     let mut env: HashMap<String, String> = HashMap::new();
     for (side, cluster) in [("SOURCE", source), ("DESTINATION", destination)] {
         let prefix = format!("MIGRATOR__MAPPINGS__BENCH__{side}");
@@ -245,6 +250,9 @@ fn settings(source: &Cluster, destination: &Cluster) -> Settings {
         "MIGRATOR__MIGRATION__NO_PK_REMEDY".into(),
         "replica_identity_full".into(),
     );
+    for (key, value) in extra {
+        env.insert((*key).to_owned(), value.clone());
+    }
     load(&ConfigSource {
         file: None,
         env: Some(env),
@@ -252,30 +260,169 @@ fn settings(source: &Cluster, destination: &Cluster) -> Settings {
     .unwrap()
 }
 
-/// The tool's native mode, from start until every table is copied and every deferred index and
-/// constraint is built; then its replication objects are removed again.
-async fn native(settings: &Settings) {
+/// Every table of the bench database ready (copied, subscription streaming) and every deferred
+/// index and constraint built.
+fn synchronised(snapshot: &Snapshot) -> bool {
+    snapshot.mapping("bench").is_some_and(|m| {
+        !m.databases.is_empty()
+            && m.databases.iter().all(|d| {
+                !d.tables.is_empty()
+                    && d.tables.iter().all(|t| t.state == TableState::Ready)
+                    && d.deferred_missing == 0
+            })
+    })
+}
+
+/// The tool (in the mode `settings` say), from start until [`synchronised`]; then its
+/// replication objects are removed again.
+async fn run_tool(settings: &Settings) {
     let shutdown = CancellationToken::new();
     let handle = orchestrator::start(settings, shutdown.clone()).unwrap();
     let mut status = handle.status.clone();
     loop {
         status.changed().await.unwrap();
-        let snapshot = status.borrow_and_update().clone();
-        let done = snapshot.mapping("bench").is_some_and(|m| {
-            !m.databases.is_empty()
-                && m.databases.iter().all(|d| {
-                    !d.tables.is_empty()
-                        && d.tables.iter().all(|t| t.state == TableState::Ready)
-                        && d.deferred_missing == 0
-                })
-        });
-        if done {
+        if synchronised(&status.borrow_and_update()) {
             break;
         }
     }
     shutdown.cancel();
     handle.join.await.unwrap();
     oneshot::complete(settings, "bench", true).await.unwrap();
+}
+
+/// This process's resident memory in bytes (VmRSS).
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The `p`-quantile (0..=1) of `values`.
+fn quantile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Fast mode with `rate_limit_mb_per_s = limit`: the measured copy rate, sampled every 250 ms
+/// while the copy runs (after the limiter's 3 s window has filled).
+async fn limiter(source: &Cluster, destination: &Cluster, limit: u64) -> String {
+    reset_destination(destination).await;
+    let settings = settings(
+        source,
+        destination,
+        &[("MIGRATOR__MAPPINGS__BENCH__RATE_LIMIT_MB_PER_S", limit.to_string())],
+    );
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let status = handle.status.clone();
+    let mut samples = Vec::new();
+    let mut copying_since = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let snapshot = status.borrow().clone();
+        let Some(m) = snapshot.mapping("bench") else { continue };
+        let copying = m.databases.iter().any(|d| {
+            d.tables
+                .iter()
+                .any(|t| matches!(t.state, TableState::Copying | TableState::Init))
+        });
+        if copying {
+            let since = *copying_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(3) {
+                samples.push(m.copy.bytes_per_second / 1_048_576.0);
+            }
+        } else if copying_since.is_some() {
+            break;
+        }
+    }
+    let copy_seconds = copying_since.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    shutdown.cancel();
+    handle.join.await.unwrap();
+    oneshot::complete(&settings, "bench", true).await.unwrap();
+    let (p10, p50, p90) = (
+        quantile(&samples, 0.1),
+        quantile(&samples, 0.5),
+        quantile(&samples, 0.9),
+    );
+    let line = format!(
+        "| rate_limit_mb_per_s = {limit} | {p50:.1} MB/s | {p10:.1} - {p90:.1} MB/s | {:+.1} % | {} samples over {copy_seconds:.0} s |\n",
+        (p50 - limit as f64) / limit as f64 * 100.0,
+        samples.len()
+    );
+    print!("{line}");
+    line
+}
+
+/// Fast mode without a limit, then a pgbench write load during catch-up: replication lag
+/// sampled every 250 ms, and this process's memory throughout.
+async fn lag_and_memory(source: &Cluster, destination: &Cluster, seconds: u64) -> String {
+    reset_destination(destination).await;
+    let settings = settings(source, destination, &[]);
+    let baseline = rss();
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let status = handle.status.clone();
+    let mut peak = baseline;
+    while !synchronised(&status.borrow()) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak = peak.max(rss());
+    }
+    let copy_peak = peak;
+    let pgbench = {
+        let source_port = source.port();
+        let password = source.password().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let bin = PgBinaries::find(SOURCE_MAJOR).unwrap().bin_dir.join("pgbench");
+            let out = Command::new(bin)
+                .args(["-h", "127.0.0.1", "-p", &source_port.to_string(), "-U", "postgres"])
+                .args(["-n", "-c", "4", "-j", "2", "-T", &seconds.to_string(), DB])
+                .env("PGPASSWORD", password)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .find(|l| l.starts_with("tps"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .and_then(|t| t.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+    };
+    let (mut lag_seconds, mut lag_mb) = (Vec::new(), Vec::new());
+    while !pgbench.is_finished() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak = peak.max(rss());
+        if let Some(lag) = status.borrow().mapping("bench").and_then(|m| m.lag()) {
+            lag_seconds.push(lag.seconds);
+            lag_mb.push(lag.bytes as f64 / 1_048_576.0);
+        }
+    }
+    let tps = pgbench.await.unwrap();
+    shutdown.cancel();
+    handle.join.await.unwrap();
+    oneshot::complete(&settings, "bench", true).await.unwrap();
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    let text = format!(
+        "Catch-up under `pgbench -n -c 4 -j 2 -T {seconds}` on the source ({tps:.0} TPS), lag          sampled every 250 ms ({} samples): p50 {:.2} s / {:.1} MB, **p95 {:.2} s / {:.1} MB**,          max {:.2} s / {:.1} MB.\n\n         Memory (VmRSS of this bench process, which runs the tool in-process): {:.0} MB before,          peak {:.0} MB during the fast copy, peak {:.0} MB during catch-up.\n",
+        lag_seconds.len(),
+        quantile(&lag_seconds, 0.5),
+        quantile(&lag_mb, 0.5),
+        quantile(&lag_seconds, 0.95),
+        quantile(&lag_mb, 0.95),
+        quantile(&lag_seconds, 1.0),
+        quantile(&lag_mb, 1.0),
+        mb(baseline),
+        mb(copy_peak),
+        mb(peak),
+    );
+    print!("{text}");
+    text
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -298,8 +445,18 @@ fn main() {
             "data: pgbench scale {scale} + docs + measurements = {:.0} MB; {rounds} rounds, {workers} workers",
             bytes as f64 / 1_048_576.0
         );
-        let settings = settings(&source, &destination);
-        let methods = ["raw COPY pipe", "postgres-migrator native", "pg_dump -Fd + pg_restore -j"];
+        let fast = settings(&source, &destination, &[]);
+        let native = settings(
+            &source,
+            &destination,
+            &[("MIGRATOR__MIGRATION__COPY_MODE", "native".to_owned())],
+        );
+        let methods = [
+            "raw COPY pipe",
+            "postgres-migrator fast (default)",
+            "postgres-migrator native",
+            "pg_dump -Fd + pg_restore -j",
+        ];
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); methods.len()];
         for round in 1..=rounds {
             for (i, method) in methods.iter().enumerate() {
@@ -307,7 +464,8 @@ fn main() {
                 let start = Instant::now();
                 match i {
                     0 => raw_pipe(&source, &destination, workers).await,
-                    1 => native(&settings).await,
+                    1 => run_tool(&fast).await,
+                    2 => run_tool(&native).await,
                     _ => dump_restore(&source, &destination, workers),
                 }
                 let took = start.elapsed();
@@ -318,7 +476,7 @@ fn main() {
         let medians: Vec<Duration> = times.into_iter().map(median).collect();
         let raw = medians[0].as_secs_f64();
         let mut section = format!(
-            "## Initial copy at pgbench scale {scale} (issue 7 baseline)\n\n`BENCH_SCALE={scale} BENCH_ROUNDS={rounds} cargo bench -p migrator-core --bench copy` \
+            "## Initial copy at pgbench scale {scale}\n\n`BENCH_SCALE={scale} BENCH_ROUNDS={rounds} cargo bench -p migrator-core --bench copy` \
              on {} ({}): PostgreSQL 15 -> 18 test clusters on one machine (fsync off), {:.0} MB \
              (pgbench scale {scale}, a jsonb table, a partitioned table, secondary indexes), methods \
              interleaved, {workers} workers/jobs where a method has them. Time from an empty \
@@ -336,6 +494,18 @@ fn main() {
             );
             print!("{line}");
             section.push_str(&line);
+        }
+        if env_number("BENCH_EXTRAS", 1) == 1 {
+            let limit = env_number("BENCH_LIMIT_MB", 20);
+            section.push_str(
+                "\nThe limiter: fast mode with a rate limit, the copy rate the status reports \
+                 (bytes read from the source over the last 3 s) sampled every 250 ms while the \
+                 copy runs.\n\n| setting | median | p10 - p90 | median vs limit | samples |\n\
+                 |---|---:|---:|---:|---|\n",
+            );
+            section.push_str(&limiter(&source, &destination, limit).await);
+            section.push('\n');
+            section.push_str(&lag_and_memory(&source, &destination, 30).await);
         }
         report::write_section(
             Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
