@@ -253,6 +253,10 @@ fn settings(source: &Cluster, destination: &Cluster, extra: &[(&str, String)]) -
     for (key, value) in extra {
         env.insert((*key).to_owned(), value.clone());
     }
+    // Settings to try (MIGRATOR__MIGRATION__COPY_CHUNK_MB=0, ...) pass through from the shell.
+    for (key, value) in std::env::vars().filter(|(k, _)| k.starts_with("MIGRATOR__MIGRATION__")) {
+        env.entry(key).or_insert(value);
+    }
     load(&ConfigSource {
         file: None,
         env: Some(env),
@@ -276,14 +280,31 @@ fn synchronised(snapshot: &Snapshot) -> bool {
 /// The tool (in the mode `settings` say), from start until [`synchronised`]; then its
 /// replication objects are removed again.
 async fn run_tool(settings: &Settings) {
+    let start = Instant::now();
     let shutdown = CancellationToken::new();
     let handle = orchestrator::start(settings, shutdown.clone()).unwrap();
     let mut status = handle.status.clone();
+    let mut copy_started = None;
     loop {
         status.changed().await.unwrap();
-        if synchronised(&status.borrow_and_update()) {
+        let snapshot = status.borrow_and_update().clone();
+        if synchronised(&snapshot) {
             break;
         }
+        let copying = snapshot.mapping("bench").is_some_and(|m| {
+            m.databases
+                .iter()
+                .any(|d| d.tables.iter().any(|t| t.bytes_copied > 0))
+        });
+        if copying && copy_started.is_none() {
+            copy_started = Some(start.elapsed());
+        }
+    }
+    if let Some(at) = copy_started {
+        println!(
+            "    first bytes copied after {:.2} s (preflight, roles, schema, sequences, setup)",
+            at.as_secs_f64()
+        );
     }
     shutdown.cancel();
     handle.join.await.unwrap();
@@ -292,11 +313,16 @@ async fn run_tool(settings: &Settings) {
 
 /// This process's resident memory in bytes (VmRSS).
 fn rss() -> u64 {
+    proc_status("VmRSS:")
+}
+
+/// A `kB` line of /proc/self/status, in bytes (`VmRSS:`, `VmHWM:`).
+fn proc_status(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
@@ -317,7 +343,10 @@ async fn limiter(source: &Cluster, destination: &Cluster, limit: u64) -> String 
     let settings = settings(
         source,
         destination,
-        &[("MIGRATOR__MAPPINGS__BENCH__RATE_LIMIT_MB_PER_S", limit.to_string())],
+        &[(
+            "MIGRATOR__MAPPINGS__BENCH__RATE_LIMIT_MB_PER_S",
+            limit.to_string(),
+        )],
     );
     let shutdown = CancellationToken::new();
     let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
@@ -327,7 +356,9 @@ async fn limiter(source: &Cluster, destination: &Cluster, limit: u64) -> String 
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let snapshot = status.borrow().clone();
-        let Some(m) = snapshot.mapping("bench") else { continue };
+        let Some(m) = snapshot.mapping("bench") else {
+            continue;
+        };
         let copying = m.databases.iter().any(|d| {
             d.tables
                 .iter()
@@ -379,9 +410,19 @@ async fn lag_and_memory(source: &Cluster, destination: &Cluster, seconds: u64) -
         let source_port = source.port();
         let password = source.password().to_owned();
         tokio::task::spawn_blocking(move || {
-            let bin = PgBinaries::find(SOURCE_MAJOR).unwrap().bin_dir.join("pgbench");
+            let bin = PgBinaries::find(SOURCE_MAJOR)
+                .unwrap()
+                .bin_dir
+                .join("pgbench");
             let out = Command::new(bin)
-                .args(["-h", "127.0.0.1", "-p", &source_port.to_string(), "-U", "postgres"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &source_port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
                 .args(["-n", "-c", "4", "-j", "2", "-T", &seconds.to_string(), DB])
                 .env("PGPASSWORD", password)
                 .output()
@@ -409,7 +450,12 @@ async fn lag_and_memory(source: &Cluster, destination: &Cluster, seconds: u64) -
     oneshot::complete(&settings, "bench", true).await.unwrap();
     let mb = |b: u64| b as f64 / 1_048_576.0;
     let text = format!(
-        "Catch-up under `pgbench -n -c 4 -j 2 -T {seconds}` on the source ({tps:.0} TPS), lag          sampled every 250 ms ({} samples): p50 {:.2} s / {:.1} MB, **p95 {:.2} s / {:.1} MB**,          max {:.2} s / {:.1} MB.\n\n         Memory (VmRSS of this bench process, which runs the tool in-process): {:.0} MB before,          peak {:.0} MB during the fast copy, peak {:.0} MB during catch-up.\n",
+        "Catch-up under `pgbench -n -c 4 -j 2 -T {seconds}` on the source ({tps:.0} TPS), lag \
+         sampled every 250 ms ({} samples): p50 {:.2} s / {:.1} MB, **p95 {:.2} s / {:.1} MB**, \
+         max {:.2} s / {:.1} MB.\n\nMemory (VmRSS of this bench process, which runs the tool \
+         in-process): {:.0} MB before, peak {:.0} MB during the fast copy, peak {:.0} MB during \
+         catch-up (sampled every 250 ms); high-water mark of the whole bench process (VmHWM, \
+         the raw pipe's buffers included) {:.0} MB.\n",
         lag_seconds.len(),
         quantile(&lag_seconds, 0.5),
         quantile(&lag_mb, 0.5),
@@ -420,6 +466,7 @@ async fn lag_and_memory(source: &Cluster, destination: &Cluster, seconds: u64) -
         mb(baseline),
         mb(copy_peak),
         mb(peak),
+        mb(proc_status("VmHWM:")),
     );
     print!("{text}");
     text

@@ -66,6 +66,8 @@ pub fn render(snapshot: &Snapshot) -> String {
     let ready = Family::<Db, Gauge>::default();
     let mapping_ready = Family::<Mapping, Gauge>::default();
     let last_tick = Family::<Mapping, FloatGauge>::default();
+    let copy_rate = Family::<Mapping, FloatGauge>::default();
+    let copy_limit = Family::<Mapping, FloatGauge>::default();
     registry.register(
         "database_phase",
         "Phase of each database (1 for the current phase)",
@@ -107,10 +109,29 @@ pub fn render(snapshot: &Snapshot) -> String {
         "When the mapping last checked its instances",
         last_tick.clone(),
     );
+    registry.register(
+        "copy_read_bytes_per_second",
+        "Bytes per second the initial copy reads from the source (last 3 s)",
+        copy_rate.clone(),
+    );
+    registry.register(
+        "copy_limit_bytes_per_second",
+        "The copy rate limit in force, the health guard's cap included (0 = none)",
+        copy_limit.clone(),
+    );
     for m in &snapshot.mappings {
         let mapping = Mapping {
             mapping: m.name.clone(),
         };
+        copy_rate
+            .get_or_create(&mapping)
+            .set(m.copy.bytes_per_second);
+        let configured = (m.copy.limit_mb_per_s > 0).then_some(m.copy.limit_mb_per_s as f64);
+        let limit = match (configured, m.copy.health_cap_mb_per_s) {
+            (Some(l), Some(c)) => l.min(c),
+            (l, c) => l.or(c).unwrap_or(0.0),
+        };
+        copy_limit.get_or_create(&mapping).set(limit * 1_048_576.0);
         mapping_ready
             .get_or_create(&mapping)
             .set(i64::from(m.phase == Phase::CutoverReady));

@@ -70,6 +70,9 @@ async fn metrics_show_phase_lag_tables_and_readiness() {
         "pgmigrator_tables{mapping=\"prod\",database=\"shop\",state=\"copying\"} 1",
         "pgmigrator_copied_bytes{mapping=\"prod\",database=\"shop\"} 900",
         "pgmigrator_mapping_cutover_ready{mapping=\"prod\"} 1",
+        // 12.5 MB/s read; limit 50 MB/s held to 20 MB/s by the health guard.
+        "pgmigrator_copy_read_bytes_per_second{mapping=\"prod\"} 13107200.0",
+        "pgmigrator_copy_limit_bytes_per_second{mapping=\"prod\"} 20971520.0",
     ] {
         assert!(body.contains(line), "missing `{line}` in:\n{body}");
     }

@@ -233,6 +233,8 @@ impl Progress {
 pub struct Job {
     handle: JoinHandle<Result<(), PgError>>,
     pub progress: Arc<Progress>,
+    /// The source database, for an error of the task itself.
+    target: String,
 }
 
 impl Drop for Job {
@@ -246,7 +248,11 @@ impl Job {
     pub fn start(ctx: &MappingContext, db: &str) -> Job {
         let progress = Arc::new(Progress::default());
         let handle = tokio::spawn(run(ctx.clone(), db.to_owned(), progress.clone()));
-        Job { handle, progress }
+        Job {
+            handle,
+            progress,
+            target: crate::config::connection_target(&ctx.source.for_database(db)),
+        }
     }
 
     pub fn is_finished(&self) -> bool {
@@ -258,7 +264,7 @@ impl Job {
         match (&mut self.handle).await {
             Ok(result) => result,
             Err(e) => Err(PgError::Query {
-                target: String::new(),
+                target: self.target.clone(),
                 context: "copying the tables".into(),
                 message: format!("the copy task ended abnormally: {e}"),
                 transient: true,
@@ -268,18 +274,29 @@ impl Job {
 }
 
 async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result<(), PgError> {
-    let started = Instant::now();
     let names = ctx.names(&db);
-    let src = pg::connect(&ctx.source, &db).await?;
-    let dst = pg::connect(&ctx.destination, &db).await?;
     let st = crate::config::connection_target(&ctx.source.for_database(&db));
     let dt = crate::config::connection_target(&ctx.destination.for_database(&db));
-
-    drop_leftover_slot(&src, &st, &names.slot).await?;
-    let tables = published_tables(&src, &st, &names.publication).await?;
-    truncate(&dst, &dt, &tables).await?;
-    let chunks = plan(tables, ctx.copy.chunk_bytes);
+    let chunks = {
+        let src = pg::connect(&ctx.source, &db).await?;
+        plan(
+            published_tables(&src, &st, &names.publication).await?,
+            ctx.copy.chunk_bytes,
+        )
+    };
     progress.plan(&chunks);
+    // One database of a mapping copies at a time: each copy has `workers` sessions already, and
+    // more copies at once would multiply the connections to the source and share its disks.
+    let _turn = ctx
+        .copy_turn
+        .acquire()
+        .await
+        .expect("the copy semaphore is never closed");
+    let started = Instant::now();
+    let src = pg::connect(&ctx.source, &db).await?;
+    let dst = pg::connect(&ctx.destination, &db).await?;
+    drop_leftover_slot(&src, &st, &names.slot).await?;
+    truncate(&dst, &dt, chunks.iter().map(|c| &c.table.root).collect()).await?;
     let total: u64 = chunks.iter().map(|c| c.bytes).sum();
 
     // The slot and its snapshot; every worker imports the snapshot before the walsender goes.
@@ -410,8 +427,7 @@ async fn published_tables(
 }
 
 /// Empties the destination's copies of the tables (whatever an interrupted copy left).
-async fn truncate(dst: &Client, dt: &str, tables: &[CopyTable]) -> Result<(), PgError> {
-    let mut roots: Vec<&QualifiedName> = tables.iter().map(|t| &t.root).collect();
+async fn truncate(dst: &Client, dt: &str, mut roots: Vec<&QualifiedName>) -> Result<(), PgError> {
     roots.sort();
     roots.dedup();
     if roots.is_empty() {
@@ -431,7 +447,8 @@ pub(crate) async fn empty_destination(
     dt: &str,
     publication: &str,
 ) -> Result<(), PgError> {
-    truncate(dst, dt, &published_tables(src, st, publication).await?).await
+    let tables = published_tables(src, st, publication).await?;
+    truncate(dst, dt, tables.iter().map(|t| &t.root).collect()).await
 }
 
 /// A source session in the exported snapshot and a destination session tuned for loading.

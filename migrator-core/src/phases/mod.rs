@@ -46,6 +46,8 @@ pub struct MappingContext {
     /// Caps the bytes read from the source during the copy; shared by every database's copy
     /// (and by clones of this context), adjustable while running.
     pub limiter: Arc<RateLimiter>,
+    /// One database of the mapping copies at a time (fast mode).
+    pub copy_turn: Arc<tokio::sync::Semaphore>,
 }
 
 impl MappingContext {
@@ -99,6 +101,7 @@ impl MappingContext {
                 max_latency: defaults.health_max_latency,
             },
             limiter: Arc::new(RateLimiter::new(mapping.rate_limit_mb_per_s(defaults))),
+            copy_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             thresholds: Thresholds {
                 max_lag_bytes: defaults.lag_threshold_mb * 1024 * 1024,
                 max_lag_seconds: defaults.lag_threshold_time.as_secs_f64(),
