@@ -186,3 +186,55 @@ async fn fast_copy_under_write_load_splits_a_big_table_and_ends_equal() {
         .get(0);
     assert_eq!(slots, 4);
 }
+
+/// The health guard, wired end to end: with a latency limit no query can meet, it holds the
+/// copy back, says why on the status, and the copy still finishes with equal contents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_health_guard_slows_the_copy_and_says_why() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    sample::load(&source, 20_000).await.unwrap();
+    let settings = settings(
+        &[("guarded", &source, &destination)],
+        &[("MIGRATOR__MIGRATION__HEALTH_MAX_LATENCY", "1us")],
+    );
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    let held = wait_until(
+        "the guard to hold the copy back",
+        Duration::from_secs(60),
+        || {
+            let snapshot = status.borrow_and_update().clone();
+            async move {
+                let m = snapshot.mapping("guarded").ok_or("no mapping yet")?;
+                match (&m.copy.health_reason, m.copy.health_cap_mb_per_s) {
+                    (Some(reason), Some(cap)) => Ok((reason.clone(), cap)),
+                    _ => Err(serde_json::to_string_pretty(&m.copy).unwrap()),
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        held.0.contains("trivial query on the source took"),
+        "{held:?}"
+    );
+    assert!(held.1 >= 1.0, "the cap never goes below 1 MB/s: {held:?}");
+    wait_until("cutover ready", Duration::from_secs(120), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let m = snapshot.mapping("guarded").ok_or("no mapping yet")?;
+            if m.phase == Phase::CutoverReady {
+                Ok(())
+            } else {
+                Err(serde_json::to_string_pretty(m).unwrap())
+            }
+        }
+    })
+    .await;
+    shutdown.cancel();
+    handle.join.await.unwrap();
+    for db in sample::DATABASES {
+        assert_same_contents(&source, &destination, db).await;
+    }
+}

@@ -128,8 +128,11 @@ pub struct MigrationSettings {
     /// Parallel copy sessions per database in fast mode; 0 = as many as this machine has
     /// cores, at least 2 and at most 8. Default `0`.
     pub copy_workers: usize,
-    /// In fast mode, tables larger than this many MB are copied in ranges of about this size by
-    /// several workers at once; 0 = never split. Default `128`.
+    /// In fast mode, split large tables into ranges that several workers copy at once.
+    /// Default `true`.
+    pub copy_split_tables: bool,
+    /// Size of those ranges in MB; 0 = automatic: a worker's fair share of the database's data,
+    /// at least 64 MB, so only a table that would outlast the others is split. Default `0`.
     pub copy_chunk_mb: u64,
     /// Health guard: while a standby or another subscriber of the source is more than this many
     /// MB behind, the copy slows down; 0 = not watched. Default `512`.

@@ -50,7 +50,9 @@ pub struct CopySettings {
     pub fast: bool,
     /// Parallel copy sessions per database.
     pub workers: usize,
-    /// Tables larger than this many bytes are split into ranges of about this size; 0 = never.
+    /// Whether large tables are split into ranges copied at once.
+    pub split: bool,
+    /// The range size in bytes; 0 = automatic (see [`chunk_size`]).
     pub chunk_bytes: u64,
     /// Health guard: slow down when another replica's or slot's lag on the source exceeds
     /// this many bytes (0 = not watched) ...
@@ -122,9 +124,28 @@ impl Chunk {
     }
 }
 
-/// Splits the tables into chunks of about `chunk_bytes`, largest first.
-fn plan(tables: Vec<CopyTable>, chunk_bytes: u64) -> Vec<Chunk> {
+/// Smallest range the automatic chunk size makes.
+const MIN_AUTO_CHUNK: u64 = 64 * 1024 * 1024;
+
+/// The range size tables are split into, or `None` for no splitting. Automatic (`chunk_bytes`
+/// 0): a worker's fair share of all the data, so only a table that would outlast the others is
+/// split. Splitting has a price (two writers into one table share its last page and its primary
+/// key's right edge), so it only pays where a worker would otherwise sit idle.
+fn chunk_size(settings: &CopySettings, tables: &[CopyTable]) -> Option<u64> {
+    if !settings.split {
+        return None;
+    }
+    if settings.chunk_bytes > 0 {
+        return Some(settings.chunk_bytes);
+    }
+    let total: u64 = tables.iter().map(|t| t.bytes).sum();
+    Some((total / settings.workers.max(1) as u64).max(MIN_AUTO_CHUNK))
+}
+
+/// Splits the tables into ranges of about `chunk` bytes (none when `None`), largest first.
+fn plan(tables: Vec<CopyTable>, chunk: Option<u64>) -> Vec<Chunk> {
     let mut chunks = Vec::new();
+    let chunk_bytes = chunk.unwrap_or(0);
     for table in tables.into_iter().map(Arc::new) {
         let pieces = if chunk_bytes == 0 || table.bytes <= chunk_bytes || table.blocks < 2 {
             1
@@ -279,10 +300,9 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     let dt = crate::config::connection_target(&ctx.destination.for_database(&db));
     let chunks = {
         let src = pg::connect(&ctx.source, &db).await?;
-        plan(
-            published_tables(&src, &st, &names.publication).await?,
-            ctx.copy.chunk_bytes,
-        )
+        let tables = published_tables(&src, &st, &names.publication).await?;
+        let chunk = chunk_size(&ctx.copy, &tables);
+        plan(tables, chunk)
     };
     progress.plan(&chunks);
     // One database of a mapping copies at a time: each copy has `workers` sessions already, and
@@ -314,6 +334,8 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
 
     let queue = Mutex::new(VecDeque::from(chunks));
     let guard = health_guard(&ctx, &db);
+    // Whatever the guard held the rate to ends with this copy (or its failure).
+    let lift = LiftCap(&ctx.limiter);
     let copied = future::try_join_all(
         sessions
             .iter()
@@ -323,6 +345,7 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
         result = copied => { result?; }
         error = guard => return Err(error),
     }
+    drop(lift);
     let copy_seconds = started.elapsed().as_secs_f64();
     tracing::info!(mapping = %ctx.name, database = %db, mb = total / (1024 * 1024), seconds = copy_seconds, "tables copied");
     for (s, _) in &sessions {
@@ -600,6 +623,15 @@ async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
     }
 }
 
+/// Lifts the health guard's cap when dropped.
+struct LiftCap<'a>(&'a crate::limiter::RateLimiter);
+
+impl Drop for LiftCap<'_> {
+    fn drop(&mut self) {
+        self.0.set_health_cap(None);
+    }
+}
+
 /// Halves the cap (from what is read now) while unhealthy, raises it by a quarter while healthy,
 /// and lifts it when it no longer holds anything back.
 fn adjust(limiter: &crate::limiter::RateLimiter, unhealthy: Option<String>) {
@@ -641,7 +673,7 @@ mod tests {
 
     #[test]
     fn large_tables_split_into_contiguous_ranges_with_open_ends() {
-        let chunks = plan(vec![table(1000, 100), table(50, 5)], 300);
+        let chunks = plan(vec![table(1000, 100), table(50, 5)], Some(300));
         let ranges: Vec<_> = chunks.iter().filter_map(|c| c.range).collect();
         assert_eq!(
             ranges,
@@ -668,11 +700,11 @@ mod tests {
 
     #[test]
     fn no_split_when_disabled_or_small_and_text_for_user_types() {
-        assert_eq!(plan(vec![table(1000, 100)], 0).len(), 1);
-        assert_eq!(plan(vec![table(1000, 1)], 10).len(), 1);
+        assert_eq!(plan(vec![table(1000, 100)], None).len(), 1);
+        assert_eq!(plan(vec![table(1000, 1)], Some(10)).len(), 1);
         let mut t = table(10, 1);
         t.binary = false;
-        let chunk = &plan(vec![t], 0)[0];
+        let chunk = &plan(vec![t], None)[0];
         assert!(!chunk.copy_out().contains("binary"));
         assert!(
             chunk
@@ -682,8 +714,44 @@ mod tests {
     }
 
     #[test]
+    fn automatic_chunks_split_only_what_would_outlast_the_other_workers() {
+        const MB: u64 = 1024 * 1024;
+        let settings = CopySettings {
+            fast: true,
+            workers: 2,
+            split: true,
+            chunk_bytes: 0,
+            max_standby_lag_bytes: 0,
+            max_latency: Duration::ZERO,
+        };
+        // 900 MB over 2 workers: a 450 MB share; the 600 MB table is split in two, the
+        // 300 MB one is not.
+        let tables = vec![table(600 * MB, 600 * 128), table(300 * MB, 300 * 128)];
+        let chunk = chunk_size(&settings, &tables);
+        assert_eq!(chunk, Some(450 * MB));
+        let chunks = plan(tables.clone(), chunk);
+        assert_eq!(chunks.iter().filter(|c| c.range.is_some()).count(), 2);
+        assert_eq!(chunks.len(), 3);
+        // Small data is never split below 64 MB ranges; an explicit size wins; off is off.
+        assert_eq!(
+            chunk_size(&settings, &[table(10 * MB, 1280)]),
+            Some(64 * MB)
+        );
+        let explicit = CopySettings {
+            chunk_bytes: MB,
+            ..settings
+        };
+        assert_eq!(chunk_size(&explicit, &tables), Some(MB));
+        let off = CopySettings {
+            split: false,
+            ..explicit
+        };
+        assert_eq!(chunk_size(&off, &tables), None);
+    }
+
+    #[test]
     fn progress_reports_queued_copying_and_done() {
-        let chunks = plan(vec![table(1000, 100)], 500);
+        let chunks = plan(vec![table(1000, 100)], Some(500));
         let progress = Progress::default();
         progress.plan(&chunks);
         assert_eq!(progress.tables()[0].state, TableState::Init);

@@ -96,6 +96,7 @@ impl MappingContext {
                         .clamp(2, 8),
                     n => n,
                 },
+                split: defaults.copy_split_tables,
                 chunk_bytes: defaults.copy_chunk_mb * 1024 * 1024,
                 max_standby_lag_bytes: defaults.health_max_standby_lag_mb * 1024 * 1024,
                 max_latency: defaults.health_max_latency,
