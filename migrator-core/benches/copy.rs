@@ -264,13 +264,8 @@ fn dump_restore(source: &Cluster, destination: &Cluster, jobs: usize) {
 
 fn settings(source: &Cluster, destination: &Cluster, extra: &[(&str, String)]) -> Settings {
     let mut env: HashMap<String, String> = HashMap::new();
-    for (side, cluster) in [("SOURCE", source), ("DESTINATION", destination)] {
-        let prefix = format!("MIGRATOR__MAPPINGS__BENCH__{side}");
-        env.insert(format!("{prefix}__HOST"), "127.0.0.1".into());
-        env.insert(format!("{prefix}__PORT"), cluster.port().to_string());
-        env.insert(format!("{prefix}__USER"), "postgres".into());
-        env.insert(format!("{prefix}__PASSWORD"), cluster.password().into());
-    }
+    env.extend(source.mapping_env("bench", "source"));
+    env.extend(destination.mapping_env("bench", "destination"));
     env.insert(
         "MIGRATOR__MAPPINGS__BENCH__DATABASES__INCLUDE".into(),
         DB.into(),

@@ -95,13 +95,8 @@ fn main() {
         );
 
         let mut env: HashMap<String, String> = HashMap::new();
-        for (side, cluster) in [("SOURCE", &source), ("DESTINATION", &destination)] {
-            let prefix = format!("MIGRATOR__MAPPINGS__TICK__{side}");
-            env.insert(format!("{prefix}__HOST"), "127.0.0.1".into());
-            env.insert(format!("{prefix}__PORT"), cluster.port().to_string());
-            env.insert(format!("{prefix}__USER"), "postgres".into());
-            env.insert(format!("{prefix}__PASSWORD"), cluster.password().into());
-        }
+        env.extend(source.mapping_env("tick", "source"));
+        env.extend(destination.mapping_env("tick", "destination"));
         env.insert(
             "MIGRATOR__MAPPINGS__TICK__DATABASES__INCLUDE".into(),
             names.join(","),

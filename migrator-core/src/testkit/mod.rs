@@ -235,6 +235,22 @@ impl Cluster {
         }
     }
 
+    /// Environment variables (`MIGRATOR__MAPPINGS__<MAPPING>__<SIDE>__...`) that make this
+    /// cluster the `side` ("source" or "destination") of mapping `mapping`, as the superuser.
+    pub fn mapping_env(&self, mapping: &str, side: &str) -> Vec<(String, String)> {
+        let prefix = format!(
+            "MIGRATOR__MAPPINGS__{}__{}",
+            mapping.to_uppercase(),
+            side.to_uppercase()
+        );
+        vec![
+            (format!("{prefix}__HOST"), "127.0.0.1".to_owned()),
+            (format!("{prefix}__PORT"), self.port.to_string()),
+            (format!("{prefix}__USER"), SUPERUSER.to_owned()),
+            (format!("{prefix}__PASSWORD"), self.password.clone()),
+        ]
+    }
+
     /// tokio-postgres settings for database `dbname` as the superuser.
     pub fn pg_config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut pg = tokio_postgres::Config::new();

@@ -24,13 +24,8 @@ pub async fn connect(cluster: &Cluster, db: &str) -> Client {
 pub fn settings(mappings: &[(&str, &Cluster, &Cluster)], extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = HashMap::new();
     for (name, source, destination) in mappings {
-        for (side, cluster) in [("SOURCE", source), ("DESTINATION", destination)] {
-            let prefix = format!("MIGRATOR__MAPPINGS__{}__{side}", name.to_uppercase());
-            env.insert(format!("{prefix}__HOST"), "127.0.0.1".into());
-            env.insert(format!("{prefix}__PORT"), cluster.port().to_string());
-            env.insert(format!("{prefix}__USER"), "postgres".into());
-            env.insert(format!("{prefix}__PASSWORD"), cluster.password().into());
-        }
+        env.extend(source.mapping_env(name, "source"));
+        env.extend(destination.mapping_env(name, "destination"));
     }
     env.insert("MIGRATOR__MIGRATION__POLL_INTERVAL".into(), "500ms".into());
     env.insert("MIGRATOR__MIGRATION__STABLE_FOR".into(), "2s".into());
