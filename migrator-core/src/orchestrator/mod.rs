@@ -8,8 +8,9 @@
 //!
 //! Failure isolation: an error in one database or mapping is shown in its status and retried
 //! with exponential backoff and jitter (`backon`); other tasks never wait for it. Nothing is kept
-//! but the connections and two clocks (how long the cutover conditions have held, and copy
-//! progress for the ETA), which a restart forgets safely.
+//! but the connections, two clocks (how long the cutover conditions have held, and copy progress
+//! for the ETA) and, in fast copy mode, the running copy job, which a restart forgets safely (the
+//! interrupted copy starts over).
 
 pub mod database;
 mod mapping;
