@@ -87,15 +87,33 @@ impl RateLimiter {
         self.lock().health.as_ref().map(|(cap, _)| *cap)
     }
 
+    /// One health probe's verdict (`Some(why)` when the source suffers): halves the cap (from
+    /// what is read now, never below 1 MB/s) while unhealthy, raises it by a quarter while
+    /// healthy, and lifts it once it no longer holds anything back.
+    pub fn health_verdict(&self, unhealthy: Option<String>) {
+        let mut state = self.lock();
+        let measured = measured(&state, Instant::now());
+        state.health = match (unhealthy, state.health.take()) {
+            (Some(reason), cap) => {
+                let base = cap.map_or(measured, |(c, _)| c.min(measured.max(MB)));
+                Some(((base / 2.0).max(MB), reason))
+            }
+            (None, Some((cap, reason))) => {
+                let limit = self.limit_mb() as f64 * MB;
+                let raised = cap * 1.25;
+                let lifted = (limit > 0.0 && raised >= limit) || raised > 4.0 * measured.max(MB);
+                (!lifted).then_some((raised, reason))
+            }
+            (None, None) => None,
+        };
+    }
+
     /// The rate in force in bytes per second, or `None` for unlimited.
     fn effective(&self, state: &State) -> Option<f64> {
-        let limit = self.limit_mb() as f64 * MB;
-        match (limit > 0.0, &state.health) {
-            (true, Some((cap, _))) => Some(limit.min(*cap)),
-            (true, None) => Some(limit),
-            (false, Some((cap, _))) => Some(*cap),
-            (false, None) => None,
-        }
+        in_force(
+            self.limit_mb() as f64 * MB,
+            state.health.as_ref().map(|(cap, _)| *cap),
+        )
     }
 
     /// Accounts for `bytes` read, sleeping as long as the limit needs.
@@ -145,24 +163,7 @@ impl RateLimiter {
 
     /// Bytes per second over the last few seconds (0 when nothing was read lately).
     pub fn measured(&self) -> f64 {
-        let state = self.lock();
-        let now = Instant::now();
-        match (state.samples.front(), state.samples.back()) {
-            (Some((first, from)), Some((_, to))) if now.duration_since(*first) <= WINDOW * 2 => {
-                let seconds = now.duration_since(*first).as_secs_f64();
-                if seconds > 0.0 {
-                    (to - from) as f64 / seconds
-                } else {
-                    0.0
-                }
-            }
-            _ => 0.0,
-        }
-    }
-
-    /// Bytes read through this limiter since it was made.
-    pub fn total(&self) -> u64 {
-        self.lock().total
+        measured(&self.lock(), Instant::now())
     }
 
     pub fn snapshot(&self) -> CopyRate {
@@ -178,6 +179,38 @@ impl RateLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl CopyRate {
+    /// The limit in force in MB/s (the configured one or the health guard's cap, the lower),
+    /// `None` for none.
+    pub fn in_force_mb_per_s(&self) -> Option<f64> {
+        in_force(self.limit_mb_per_s as f64, self.health_cap_mb_per_s)
+    }
+}
+
+/// The lower of a configured limit (0 = none) and a health cap, in the same unit.
+fn in_force(limit: f64, cap: Option<f64>) -> Option<f64> {
+    match (limit > 0.0, cap) {
+        (true, Some(cap)) => Some(limit.min(cap)),
+        (true, None) => Some(limit),
+        (false, cap) => cap,
+    }
+}
+
+/// Bytes per second over the samples of the last few seconds, as of `now`.
+fn measured(state: &State, now: Instant) -> f64 {
+    match (state.samples.front(), state.samples.back()) {
+        (Some((first, from)), Some((_, to))) if now.duration_since(*first) <= WINDOW * 2 => {
+            let seconds = now.duration_since(*first).as_secs_f64();
+            if seconds > 0.0 {
+                (to - from) as f64 / seconds
+            } else {
+                0.0
+            }
+        }
+        _ => 0.0,
     }
 }
 
@@ -220,6 +253,37 @@ mod tests {
         let snapshot = limiter.snapshot();
         assert_eq!(snapshot.health_cap_mb_per_s, Some(1.0));
         assert_eq!(snapshot.health_reason.as_deref(), Some("standby lag"));
+    }
+
+    #[test]
+    fn the_health_guard_halves_and_then_lifts_the_cap() {
+        let limiter = RateLimiter::new(0);
+        limiter.health_verdict(Some("standby 900 MB behind".into()));
+        let cap = limiter.health_cap().expect("capped");
+        assert_eq!(cap, MB, "floor when nothing was measured yet");
+        limiter.health_verdict(None);
+        assert_eq!(limiter.health_cap(), Some(cap * 1.25));
+        assert_eq!(
+            limiter.snapshot().health_reason.as_deref(),
+            Some("standby 900 MB behind")
+        );
+        for _ in 0..10 {
+            limiter.health_verdict(None);
+        }
+        assert_eq!(limiter.health_cap(), None);
+    }
+
+    #[test]
+    fn the_limit_in_force_is_the_lower_of_limit_and_cap() {
+        let rate = |limit, cap| CopyRate {
+            limit_mb_per_s: limit,
+            health_cap_mb_per_s: cap,
+            ..CopyRate::default()
+        };
+        assert_eq!(rate(50, Some(20.0)).in_force_mb_per_s(), Some(20.0));
+        assert_eq!(rate(10, Some(20.0)).in_force_mb_per_s(), Some(10.0));
+        assert_eq!(rate(0, Some(2.0)).in_force_mb_per_s(), Some(2.0));
+        assert_eq!(rate(0, None).in_force_mb_per_s(), None);
     }
 
     #[tokio::test(start_paused = true)]

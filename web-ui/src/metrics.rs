@@ -126,11 +126,7 @@ pub fn render(snapshot: &Snapshot) -> String {
         copy_rate
             .get_or_create(&mapping)
             .set(m.copy.bytes_per_second);
-        let configured = (m.copy.limit_mb_per_s > 0).then_some(m.copy.limit_mb_per_s as f64);
-        let limit = match (configured, m.copy.health_cap_mb_per_s) {
-            (Some(l), Some(c)) => l.min(c),
-            (l, c) => l.or(c).unwrap_or(0.0),
-        };
+        let limit = m.copy.in_force_mb_per_s().unwrap_or(0.0);
         copy_limit.get_or_create(&mapping).set(limit * 1_048_576.0);
         mapping_ready
             .get_or_create(&mapping)

@@ -619,7 +619,7 @@ async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
         } else {
             None
         };
-        adjust(&ctx.limiter, reason);
+        ctx.limiter.health_verdict(reason);
     }
 }
 
@@ -629,30 +629,6 @@ struct LiftCap<'a>(&'a crate::limiter::RateLimiter);
 impl Drop for LiftCap<'_> {
     fn drop(&mut self) {
         self.0.set_health_cap(None);
-    }
-}
-
-/// Halves the cap (from what is read now) while unhealthy, raises it by a quarter while healthy,
-/// and lifts it when it no longer holds anything back.
-fn adjust(limiter: &crate::limiter::RateLimiter, unhealthy: Option<String>) {
-    const FLOOR: f64 = 1024.0 * 1024.0;
-    let measured = limiter.measured();
-    match (unhealthy, limiter.health_cap()) {
-        (Some(reason), cap) => {
-            let base = cap.map_or(measured, |c| c.min(measured.max(FLOOR)));
-            limiter.set_health_cap(Some(((base / 2.0).max(FLOOR), reason)));
-        }
-        (None, Some(cap)) => {
-            let limit = limiter.limit_mb() as f64 * FLOOR;
-            let raised = cap * 1.25;
-            if (limit > 0.0 && raised >= limit) || raised > 4.0 * measured.max(FLOOR) {
-                limiter.set_health_cap(None);
-            } else {
-                let reason = limiter.snapshot().health_reason.unwrap_or_default();
-                limiter.set_health_cap(Some((raised, reason)));
-            }
-        }
-        (None, None) => {}
     }
 }
 
@@ -770,19 +746,5 @@ mod tests {
             (row.state, row.bytes_copied),
             (TableState::FinishedCopy, 1000)
         );
-    }
-
-    #[test]
-    fn the_health_guard_halves_and_then_lifts_the_cap() {
-        let limiter = crate::limiter::RateLimiter::new(0);
-        adjust(&limiter, Some("standby 900 MB behind".into()));
-        let cap = limiter.health_cap().expect("capped");
-        assert_eq!(cap, 1024.0 * 1024.0, "floor when nothing was measured yet");
-        adjust(&limiter, None);
-        assert_eq!(limiter.health_cap(), Some(cap * 1.25));
-        for _ in 0..10 {
-            adjust(&limiter, None);
-        }
-        assert_eq!(limiter.health_cap(), None);
     }
 }
