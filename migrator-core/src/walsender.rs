@@ -126,16 +126,16 @@ impl ReplicationConnection {
         loop {
             match self.receive().await? {
                 Message::AuthenticationOk => {}
-                Message::AuthenticationCleartextPassword => {
+                m @ (Message::AuthenticationCleartextPassword
+                | Message::AuthenticationMd5Password(_)) => {
                     let password = password.ok_or_else(needs_password)?;
-                    frontend::password_message(password, &mut out).map_err(|e| self.io_error(e))?;
-                    self.send(&mut out).await?;
-                }
-                Message::AuthenticationMd5Password(body) => {
-                    let password = password.ok_or_else(needs_password)?;
-                    let hash = md5_hash(user.as_bytes(), password, body.salt());
-                    frontend::password_message(hash.as_bytes(), &mut out)
-                        .map_err(|e| self.io_error(e))?;
+                    let answer = match m {
+                        Message::AuthenticationMd5Password(body) => {
+                            md5_hash(user.as_bytes(), password, body.salt()).into_bytes()
+                        }
+                        _ => password.to_vec(),
+                    };
+                    frontend::password_message(&answer, &mut out).map_err(|e| self.io_error(e))?;
                     self.send(&mut out).await?;
                 }
                 Message::AuthenticationSasl(body) => {

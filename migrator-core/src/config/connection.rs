@@ -127,6 +127,11 @@ impl ResolvedConnection {
         describe(&self.pg)
     }
 
+    /// `user@host:port/dbname` of database `dbname` of this instance, for messages.
+    pub fn target(&self, dbname: &str) -> String {
+        describe(&self.for_database(dbname))
+    }
+
     /// A copy of the connection settings aimed at another database of the same instance.
     pub fn for_database(&self, dbname: &str) -> tokio_postgres::Config {
         let mut pg = self.pg.clone();

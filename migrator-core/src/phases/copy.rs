@@ -272,7 +272,7 @@ impl Job {
         Job {
             handle,
             progress,
-            target: crate::config::connection_target(&ctx.source.for_database(db)),
+            target: ctx.source.target(db),
         }
     }
 
@@ -296,8 +296,8 @@ impl Job {
 
 async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result<(), PgError> {
     let names = ctx.names(&db);
-    let st = crate::config::connection_target(&ctx.source.for_database(&db));
-    let dt = crate::config::connection_target(&ctx.destination.for_database(&db));
+    let st = ctx.source.target(&db);
+    let dt = ctx.destination.target(&db);
     let chunks = {
         let src = pg::connect(&ctx.source, &db).await?;
         let tables = published_tables(&src, &st, &names.publication).await?;
@@ -584,7 +584,7 @@ async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
         Ok(client) => client,
         Err(e) => return e,
     };
-    let st = crate::config::connection_target(&ctx.source.for_database(db));
+    let st = ctx.source.target(db);
     let prefix = format!("{}{}_", crate::naming::PREFIX, ctx.name);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -593,7 +593,7 @@ async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
         let lag: i64 = match probe
             .query_one(
                 "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint \
-                 FROM pg_stat_replication WHERE application_name NOT LIKE $1 || '%'",
+                 FROM pg_stat_replication WHERE NOT starts_with(application_name, $1)",
                 &[&prefix],
             )
             .await

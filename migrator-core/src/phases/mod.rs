@@ -150,7 +150,7 @@ impl DbConn {
 
     /// `user@host:port/db`, for messages.
     pub fn target(&self) -> String {
-        crate::config::connection_target(&self.conn.for_database(&self.database))
+        self.conn.target(&self.database)
     }
 
     /// Forgets the connection (after an error that may have broken it).
