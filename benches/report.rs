@@ -1,7 +1,16 @@
-//! Shared by the bench harnesses (included with `#[path]`): the machine description and the
-//! rewrite of one marked section of docs/BENCHMARKS.md.
+//! Shared by the bench harnesses (included with `#[path]`): settings from the environment, the
+//! machine description and the rewrite of one marked section of docs/BENCHMARKS.md.
 
 use std::path::Path;
+
+/// The number in environment variable `name` (a bench's shape), or `default`.
+#[allow(dead_code)] // not every harness has settings
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// `N cores, <CPU model>`.
 pub fn machine() -> String {

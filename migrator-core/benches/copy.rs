@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use migrator_core::config::{ConfigSource, Settings, load};
+use migrator_core::ddl::quote::ident;
 use migrator_core::orchestrator::{self, oneshot};
 use migrator_core::status::{Snapshot, TableState};
 use migrator_core::testkit::{Cluster, PgBinaries, SOURCE_MAJOR};
@@ -33,17 +34,22 @@ use tokio_util::sync::CancellationToken;
 
 const DB: &str = "bench";
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn connect(cluster: &Cluster, db: &str) -> Client {
     let (client, connection) = cluster.pg_config(db).connect(NoTls).await.unwrap();
     tokio::spawn(connection);
     client
+}
+
+/// The first column of every row `sql` returns in the bench database of `cluster`.
+async fn texts(cluster: &Cluster, sql: &str) -> Vec<String> {
+    connect(cluster, DB)
+        .await
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// Runs a PostgreSQL 15 client tool (pgbench, pg_dump, pg_restore, psql) against `cluster`.
@@ -73,7 +79,7 @@ fn tool(name: &str, cluster: &Cluster, args: &[&str]) -> std::process::Output {
 async fn build_data(source: &Cluster, scale: u64) -> i64 {
     connect(source, "postgres")
         .await
-        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .batch_execute(&format!("CREATE DATABASE {}", ident(DB)))
         .await
         .unwrap();
     tool(
@@ -130,14 +136,15 @@ async fn reset_destination(destination: &Cluster) {
         {
             let name: String = row.get(0);
             db.batch_execute(&format!(
-                "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
+                "ALTER SUBSCRIPTION {name} DISABLE; ALTER SUBSCRIPTION {name} SET (slot_name = NONE); DROP SUBSCRIPTION {name}",
+                name = ident(&name)
             ))
             .await
             .unwrap();
         }
         drop(db);
         admin
-            .batch_execute(&format!("DROP DATABASE {DB} WITH (FORCE)"))
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", ident(DB)))
             .await
             .unwrap();
     }
@@ -152,7 +159,7 @@ async fn reset_destination(destination: &Cluster) {
 async fn raw_pipe(source: &Cluster, destination: &Cluster, workers: usize, keys_first: bool) {
     connect(destination, "postgres")
         .await
-        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .batch_execute(&format!("CREATE DATABASE {}", ident(DB)))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -173,20 +180,14 @@ async fn raw_pipe(source: &Cluster, destination: &Cluster, workers: usize, keys_
     let list = dir.path().join("list");
     let list = list.to_str().unwrap();
     if keys_first {
-        let keys: Vec<String> = connect(source, DB)
-            .await
-            .query(
-                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, \
-                        pg_get_constraintdef(oid)) \
-                 FROM pg_constraint WHERE contype = 'p' AND conparentid = 0 \
-                   AND connamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let keys = texts(
+            source,
+            "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, \
+                    pg_get_constraintdef(oid)) \
+             FROM pg_constraint WHERE contype = 'p' AND conparentid = 0 \
+               AND connamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)",
+        )
+        .await;
         connect(destination, DB)
             .await
             .batch_execute(&keys.join(";\n"))
@@ -200,19 +201,13 @@ async fn raw_pipe(source: &Cluster, destination: &Cluster, workers: usize, keys_
         post_data.extend(["-L", list]);
     }
     post_data.push(schema);
-    let tables: Vec<String> = connect(source, DB)
-        .await
-        .query(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' \
-             AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY c.relpages",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tables = texts(
+        source,
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' \
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY c.relpages",
+    )
+    .await;
     let queue = std::sync::Arc::new(tokio::sync::Mutex::new(tables));
     let mut tasks = Vec::new();
     for _ in 0..workers {
@@ -503,8 +498,8 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let scale = env_number("BENCH_SCALE", 5);
-    let rounds = env_number("BENCH_ROUNDS", 3) as usize;
+    let scale = report::env_number("BENCH_SCALE", 5);
+    let rounds = report::env_number("BENCH_ROUNDS", 3) as usize;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -569,8 +564,8 @@ fn main() {
             print!("{line}");
             section.push_str(&line);
         }
-        if env_number("BENCH_EXTRAS", 1) == 1 {
-            let limit = env_number("BENCH_LIMIT_MB", 20);
+        if report::env_number("BENCH_EXTRAS", 1) == 1 {
+            let limit = report::env_number("BENCH_LIMIT_MB", 20);
             section.push_str(
                 "\nThe limiter: fast mode with a rate limit, the copy rate the status reports \
                  (bytes read from the source over the last 3 s) sampled every 250 ms while the \

@@ -17,19 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use migrator_core::config::{ConfigSource, load};
+use migrator_core::ddl::quote::ident;
 use migrator_core::orchestrator::{self, contexts, database};
 use migrator_core::phase::{Phase, derive_phase};
 use migrator_core::phases::MappingContext;
 use migrator_core::testkit::Cluster;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One tick of database `db`: observe, derive, act. Returns how long it took.
 async fn tick(ctx: &MappingContext, db: &str, conns: &mut database::Connections) -> Duration {
@@ -59,9 +53,9 @@ fn quantile(values: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let databases = env_number("BENCH_DATABASES", 20) as usize;
-    let tables = env_number("BENCH_TABLES", 500);
-    let ticks = env_number("BENCH_TICKS", 10) as usize;
+    let databases = report::env_number("BENCH_DATABASES", 20) as usize;
+    let tables = report::env_number("BENCH_TABLES", 500);
+    let ticks = report::env_number("BENCH_TICKS", 10) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,7 +68,7 @@ fn main() {
         let built = Instant::now();
         for name in &names {
             admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .batch_execute(&format!("CREATE DATABASE {}", ident(name)))
                 .await
                 .unwrap();
             let (db, connection) = source.pg_config(name).connect(NoTls).await.unwrap();
