@@ -200,7 +200,7 @@ pub async fn complete(settings: Settings, mapping: &str, force: bool) -> ExitCod
             println!("mapping {mapping} is complete.");
             ExitCode::SUCCESS
         }
-        Err(e @ oneshot::CommandError::Refused(_)) => {
+        Err(e @ (oneshot::CommandError::Refused(_) | oneshot::CommandError::Held { .. })) => {
             eprintln!("postgres-migrator: {e}");
             ExitCode::from(EXIT_BLOCKED)
         }
@@ -216,6 +216,10 @@ pub async fn resync(settings: Settings, mapping: &str) -> ExitCode {
                 println!("{line}");
             }
             ExitCode::SUCCESS
+        }
+        Err(e @ oneshot::CommandError::Held { .. }) => {
+            eprintln!("postgres-migrator: {e}");
+            ExitCode::from(EXIT_BLOCKED)
         }
         Err(e) => fail(e),
     }

@@ -20,6 +20,9 @@ use cli::{Cli, Command, LogFormatArg};
 /// Exit code for a configuration or usage problem.
 pub const EXIT_CONFIG: u8 = 2;
 
+/// How long the process waits at exit for its database connections to close cleanly.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Recent events kept per mapping for the dashboard's Logs tab.
 const LOG_EVENTS_PER_MAPPING: usize = 500;
 
@@ -49,7 +52,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(dispatch(cli.command, settings, logs))
+    runtime.block_on(async {
+        let code = dispatch(cli.command, settings, logs).await;
+        // Every client is dropped by now: let each connection say Terminate to its server
+        // before the runtime, and with it the connection tasks, goes away.
+        let open = migrator_core::pg::wait_until_closed(CLOSE_TIMEOUT).await;
+        if open > 0 {
+            tracing::debug!(open, "database connections still open at exit");
+        }
+        code
+    })
 }
 
 async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> ExitCode {

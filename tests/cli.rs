@@ -157,3 +157,95 @@ fn check_exits_3_naming_a_table_without_primary_key() {
         text(&out.stderr)
     );
 }
+
+/// Sessions of the tool (application_name `postgres-migrator`) still open on `cluster`.
+async fn tool_sessions(cluster: &migrator_core::testkit::Cluster) -> i64 {
+    let (client, connection) = cluster
+        .pg_config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'postgres-migrator'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn one_look_commands_end_their_sessions_cleanly() {
+    use migrator_core::testkit::{Cluster, ClusterOptions};
+    use std::time::{Duration, Instant};
+    let options = |o: ClusterOptions| o.with("log_disconnections", "on");
+    let source = std::thread::spawn(move || Cluster::start(&options(ClusterOptions::source())));
+    let destination = Cluster::start(&options(ClusterOptions::destination())).unwrap();
+    let source = source.join().unwrap().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = source
+            .pg_config("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.batch_execute("CREATE DATABASE shop").await.unwrap();
+    });
+    let mut env = source.mapping_env("prod", "source");
+    env.extend(destination.mapping_env("prod", "destination"));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let commands = [
+        &["status"][..],
+        &["status", "--json"],
+        &["check"],
+        &["instructions", "prod"],
+    ];
+    // Whether a command's last sockets are closed with a reply unread is a race, lost or won in
+    // microseconds: run each command a few times.
+    for args in commands.iter().cycle().take(12) {
+        let out = migrator(args, &env);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    // A server logs a broken session when its backend sees the socket fail, which may come a
+    // moment after our process ended: wait until every session of the tool is gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    runtime.block_on(async {
+        loop {
+            let left = tool_sessions(&source).await + tool_sessions(&destination).await;
+            if left == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{left} session(s) of the tool still open after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    for (side, cluster) in [("source", &source), ("destination", &destination)] {
+        let log = cluster.server_log();
+        let sessions = log.matches("disconnection: session time").count();
+        assert!(
+            sessions >= 12,
+            "{side}: the commands' sessions should have ended ({sessions} logged):\n{log}"
+        );
+        for broken in [
+            "Connection reset by peer",
+            "unexpected EOF",
+            "could not receive data",
+        ] {
+            assert!(
+                !log.contains(broken),
+                "{side} logged `{broken}`: a command left without ending its session:\n{log}"
+            );
+        }
+    }
+}

@@ -1,37 +1,20 @@
-//! The tool killed (SIGKILL) in the middle of the fast copy and again during catch-up resumes from
-//! what the databases show (the interrupted copy starts over), and the result is the same: no row
-//! lost or doubled.
+//! The tool killed (SIGKILL) in the middle of the fast copy, again during catch-up, and `complete`
+//! killed in the middle of mark complete: each time the tool resumes from what the databases show
+//! (the interrupted copy starts over, the begun completion is finished), and the result is the
+//! same: no row lost or doubled, nothing left on the source.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::*;
 
 use migrator_core::phases::{DbConn, MappingContext};
 use migrator_core::testkit::{Cluster, sample};
 use migrator_core::verify;
 use tokio_postgres::NoTls;
-
-fn binary() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_postgres-migrator"));
-    cmd.env_remove("MIGRATOR_CONFIG").env("RUST_LOG", "info");
-    cmd
-}
-
-fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    binary()
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start postgres-migrator run")
-}
 
 fn status_json(config: &Path) -> serde_json::Value {
     let out = binary()
@@ -54,31 +37,25 @@ fn databases(status: &serde_json::Value) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-async fn wait_until(what: &str, deadline: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let end = Instant::now() + deadline;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(state) if Instant::now() > end => {
-                panic!("timed out waiting for {what}; last state: {state}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-        }
-    }
-}
-
-/// A plain HTTP/1.1 GET, whole response as text.
-fn http_get(address: &str, path: &str) -> String {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+/// Source databases whose subscription on `destination` is disabled.
+async fn disabled_subscriptions(destination: &Cluster) -> Vec<String> {
+    let (client, connection) = destination
+        .pg_config("postgres")
+        .connect(NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query(
+            "SELECT d.datname::text FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid \
+             WHERE NOT s.subenabled",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// Non-idle sessions of a cluster, for failure messages.
@@ -112,12 +89,6 @@ async fn try_query_i64(cluster: &Cluster, db: &str, sql: &str) -> i64 {
         .unwrap_or(0)
 }
 
-async fn query_i64(cluster: &Cluster, db: &str, sql: &str) -> i64 {
-    let (client, connection) = cluster.pg_config(db).connect(NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss() {
     let (source, destination) = Cluster::start_pair().unwrap();
@@ -127,18 +98,7 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("migrator.toml");
     let log = dir.path().join("run.log");
-    let mut file = std::fs::File::create(&config).unwrap();
-    write!(
-        file,
-        "[server]\nlisten = \"127.0.0.1:0\"\n[migration]\npoll_interval = \"500ms\"\nstable_for = \"2s\"\nrate_limit_mb_per_s = 10\n\
-         [mappings.k.source]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n\
-         [mappings.k.destination]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{}\"\n",
-        source.port(),
-        source.password(),
-        destination.port(),
-        destination.password()
-    )
-    .unwrap();
+    write_config(&config, &source, &destination);
 
     // 1. Kill in the middle of the fast copy: the slot exists, the tool's COPY sessions are
     //    streaming, no subscription yet.
@@ -249,6 +209,68 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
         "run did not stop cleanly on SIGTERM: {exit:?}"
     );
 
+    // 4. SIGKILL `complete` right after it has disabled a subscription: the databases it had
+    //    begun show "completing" (never "disabled by hand"), and `run` alone finishes them.
+    let mut complete = binary()
+        .args(["complete", "k", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(90);
+    while query_i64(
+        &destination,
+        "postgres",
+        "SELECT count(*) FROM pg_subscription WHERE NOT subenabled",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            Instant::now() < end,
+            "complete never disabled a subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    complete.kill().unwrap();
+    complete.wait().unwrap();
+    let begun = disabled_subscriptions(&destination).await;
+    assert!(!begun.is_empty());
+    let look = status_json(&config);
+    for d in databases(&look) {
+        let name = d["name"].as_str().unwrap().to_owned();
+        if begun.contains(&name) {
+            assert!(
+                matches!(d["phase"].as_str(), Some("completing" | "completed")),
+                "{name}: {d}"
+            );
+            assert!(
+                !d["findings"].to_string().contains("subscription_disabled"),
+                "{d}"
+            );
+        }
+    }
+    let mut run = start(&config, &log);
+    wait_until(
+        "run to finish the begun completions",
+        Duration::from_secs(120),
+        || {
+            let s = status_json(&config);
+            let done = databases(&s).iter().all(|d| {
+                !begun.contains(&d["name"].as_str().unwrap_or_default().to_owned())
+                    || d["phase"] == "completed"
+            });
+            if done { Ok(()) } else { Err(s.to_string()) }
+        },
+    )
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    run.wait().unwrap();
+
+    // 5. `complete` again finishes the rest.
     let out = binary()
         .args(["complete", "k", "--config"])
         .arg(&config)
@@ -297,4 +319,11 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
         .await,
         0
     );
+    for db in sample::DATABASES {
+        assert_eq!(
+            query_i64(&source, db, "SELECT count(*) FROM pg_publication").await,
+            0,
+            "{db}"
+        );
+    }
 }

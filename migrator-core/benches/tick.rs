@@ -38,6 +38,7 @@ async fn tick(ctx: &MappingContext, db: &str, conns: &mut database::Connections)
         phase,
         &observation.status,
         observation.source_catalog.as_ref(),
+        migrator_core::phases::sequences::Lead::margin(ctx.sequence_margin),
         conns,
         &mut None,
     )

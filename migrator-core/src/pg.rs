@@ -1,11 +1,28 @@
 //! Connections to PostgreSQL: the one `connect` function every part of the tool uses, and pools.
 //!
+//! Every connection is opened from the instance's resolved `tokio_postgres::Config`, which
+//! carries the TCP keepalives and `TCP_USER_TIMEOUT` of the configuration (see
+//! [`crate::config::tcp`]), so a server that vanishes is noticed within a minute by default.
+//!
+//! A client's connection runs on a task of its own. When the client is dropped, that task reads
+//! what the server still sends, says Terminate and closes the socket; a process that ends before
+//! the tasks have done so closes sockets with unread replies in them, which the server logs as
+//! "could not receive data from client: Connection reset by peer". So the tasks are tracked, and
+//! a command that is about to end waits for them ([`wait_until_closed`]).
+//!
 //! Errors say which server (`user@host:port/db`, never a password) and whether trying again can
 //! help ([`PgError::is_transient`]): a server that is restarting or unreachable is transient, a
 //! refused password is not.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{Client, NoTls, error::SqlState};
+use tokio_util::task::TaskTracker;
+
+/// The connection task of every client [`connect`] handed out, until it ends.
+static CONNECTIONS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
 
 use crate::config::{ResolvedConnection, SslMode, connection_target};
 
@@ -71,7 +88,7 @@ pub async fn connect(conn: &ResolvedConnection, dbname: &str) -> Result<Client, 
         .connect(NoTls)
         .await
         .map_err(|e| connect_error(&target, &e))?;
-    tokio::spawn(async move {
+    CONNECTIONS.spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(%target, error = %error_text(&e), "connection closed with an error");
         }
@@ -79,7 +96,20 @@ pub async fn connect(conn: &ResolvedConnection, dbname: &str) -> Result<Client, 
     Ok(client)
 }
 
-/// A pool of at most `max_size` connections to database `dbname` of `conn`'s instance.
+/// Waits, at most `timeout`, until the connection of every client [`connect`] handed out has
+/// ended; each ends once its client is dropped (after saying Terminate to its server), or when
+/// its server goes away. Call it after dropping every client, before the process exits. Returns
+/// how many connections were still open at the deadline (clients still held somewhere).
+pub async fn wait_until_closed(timeout: Duration) -> usize {
+    CONNECTIONS.close();
+    let _ = tokio::time::timeout(timeout, CONNECTIONS.wait()).await;
+    CONNECTIONS.reopen();
+    CONNECTIONS.len()
+}
+
+/// A pool of at most `max_size` connections to database `dbname` of `conn`'s instance. Its
+/// connections have the same TCP settings as [`connect`]'s; deadpool ends a connection's task
+/// when it drops the client, so they are not waited for by [`wait_until_closed`].
 pub fn pool(conn: &ResolvedConnection, dbname: &str, max_size: usize) -> Result<Pool, PgError> {
     let pg = conn.for_database(dbname);
     let target = connection_target(&pg);
@@ -168,7 +198,9 @@ fn is_transient(error: &tokio_postgres::Error) -> bool {
         Some(code) => {
             let class = &code.code()[..2];
             class == "08" // connection exception
-                || class == "53" // insufficient resources (too many connections)
+                // Of the insufficient resources, only "too many connections" passes by itself:
+                // a full disk (53100) or exhausted memory does not.
+                || *code == SqlState::TOO_MANY_CONNECTIONS
                 || class == "57" // operator intervention (admin shutdown, starting up)
                 || *code == SqlState::T_R_SERIALIZATION_FAILURE
                 || *code == SqlState::T_R_DEADLOCK_DETECTED

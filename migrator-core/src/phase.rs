@@ -33,6 +33,10 @@ pub enum Phase {
     /// no findings, all of it held for `stable_for`. The operator may cut over. Next: Completed
     /// (mark complete), or back to CatchUp when a condition stops holding.
     CutoverReady,
+    /// Mark complete has begun (the subscription carries the completion marker) or was left
+    /// half-done (detached while the slot or publication is still on the source): the tool
+    /// finishes it every tick (see `phases::complete`). Next: Completed.
+    Completing,
     /// Marked complete: the subscription is disabled and detached from its slot, and the slot and
     /// publication are gone from the source. Final.
     Completed,
@@ -52,6 +56,7 @@ impl Phase {
             Phase::InitialSync => "initial sync",
             Phase::CatchUp => "catching up",
             Phase::CutoverReady => "cutover ready",
+            Phase::Completing => "completing",
             Phase::Completed => "completed",
             Phase::Problematic => "problematic",
         }
@@ -83,6 +88,8 @@ pub struct SubscriptionFacts {
     pub enabled: bool,
     /// `pg_subscription.subslotname IS NOT NULL`.
     pub has_slot: bool,
+    /// It carries the tool's completion marker: mark complete has begun.
+    pub completing: bool,
 }
 
 /// Replication lag of one database.
@@ -108,10 +115,16 @@ pub struct DatabaseFacts {
     pub tables_ready: usize,
     /// Secondary indexes and constraints still to be built on the destination.
     pub deferred_missing: usize,
-    /// Sequences whose destination value trails the source's.
+    /// Sequences whose destination value trails the source's (the next sync corrects them).
     pub sequences_behind: usize,
+    /// Source sequences missing on the destination (schema drift: no sync can correct them).
+    pub sequences_missing: usize,
     /// Replication lag, when it could be measured.
     pub lag: Option<Lag>,
+    /// The source still has this database's replication slot.
+    pub source_slot: bool,
+    /// The source database still has this database's publication.
+    pub publication: bool,
     /// This process is copying the tables itself (fast copy mode) and has not yet created the
     /// subscription. Not discoverable after a restart, by design: a copy without its process is
     /// lost, and the next copy starts over.
@@ -126,25 +139,43 @@ pub struct Thresholds {
     pub stable_for: Duration,
 }
 
-/// Whether a database is completed: its subscription exists, disabled and detached from its slot.
-/// This is the marker `complete` leaves behind, so completion is discoverable after a restart.
+/// Whether a database is completed: its subscription exists, disabled and detached from its slot,
+/// and neither the slot nor the publication is left on the source. This is what `complete` leaves
+/// behind, so completion is discoverable after a restart.
 pub fn is_completed(facts: &DatabaseFacts) -> bool {
+    is_detached(facts) && !facts.source_slot && !facts.publication
+}
+
+/// The subscription exists, disabled and detached from its slot.
+fn is_detached(facts: &DatabaseFacts) -> bool {
     matches!(
         facts.subscription,
         Some(SubscriptionFacts {
             enabled: false,
-            has_slot: false
+            has_slot: false,
+            ..
         })
     )
 }
 
+/// Whether mark complete has begun and is not finished: the subscription carries the completion
+/// marker, or it is detached while the slot or publication is still on the source.
+pub fn is_completing(facts: &DatabaseFacts) -> bool {
+    !is_completed(facts) && (facts.subscription.is_some_and(|s| s.completing) || is_detached(facts))
+}
+
 /// Whether every cutover-ready condition holds right now (before the `stable_for` wait).
+///
+/// Sequences that trail the source do not count: every catch-up tick moves them ahead again, and
+/// the final sync at mark complete (after writes stop) is exact. Only a sequence that no sync
+/// can correct (missing on the destination) does.
 pub fn cutover_conditions_met(facts: &DatabaseFacts, limits: &Thresholds) -> bool {
     let replicating = matches!(
         facts.subscription,
         Some(SubscriptionFacts {
             enabled: true,
-            has_slot: true
+            has_slot: true,
+            completing: false,
         })
     );
     let lag_ok = facts.lag.is_some_and(|lag| {
@@ -158,7 +189,7 @@ pub fn cutover_conditions_met(facts: &DatabaseFacts, limits: &Thresholds) -> boo
             })
         && facts.tables_ready == facts.tables_total
         && facts.deferred_missing == 0
-        && facts.sequences_behind == 0
+        && facts.sequences_missing == 0
         && lag_ok
 }
 
@@ -167,6 +198,10 @@ pub fn cutover_conditions_met(facts: &DatabaseFacts, limits: &Thresholds) -> boo
 pub fn derive_phase(facts: &DatabaseFacts, limits: &Thresholds, held_for: Duration) -> Phase {
     if is_completed(facts) {
         return Phase::Completed;
+    }
+    // The operator's decision to complete outranks any finding: finish it.
+    if is_completing(facts) {
+        return Phase::Completing;
     }
     if facts.blocked {
         return Phase::Problematic;
@@ -220,17 +255,33 @@ mod tests {
             subscription: Some(SubscriptionFacts {
                 enabled: true,
                 has_slot: true,
+                completing: false,
             }),
             tables_total: 4,
             tables_ready: 4,
             deferred_missing: 0,
             sequences_behind: 0,
+            sequences_missing: 0,
             lag: Some(Lag {
                 bytes: 10,
                 seconds: 0.0,
             }),
+            source_slot: true,
+            publication: true,
             copying: false,
         }
+    }
+
+    fn detached(mut f: DatabaseFacts) -> DatabaseFacts {
+        f.subscription = Some(SubscriptionFacts {
+            enabled: false,
+            has_slot: false,
+            completing: true,
+        });
+        f.source_slot = false;
+        f.publication = false;
+        f.lag = None;
+        f
     }
 
     fn phase(f: &DatabaseFacts, held: u64) -> Phase {
@@ -287,7 +338,8 @@ mod tests {
 
     #[test]
     fn each_unmet_condition_keeps_catch_up() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut DatabaseFacts)>)> = vec![
+        type Change = Box<dyn Fn(&mut DatabaseFacts)>;
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "lag bytes",
                 Box::new(|f| {
@@ -308,7 +360,7 @@ mod tests {
             ),
             ("lag unknown", Box::new(|f| f.lag = None)),
             ("deferred", Box::new(|f| f.deferred_missing = 1)),
-            ("sequences", Box::new(|f| f.sequences_behind = 1)),
+            ("missing sequence", Box::new(|f| f.sequences_missing = 1)),
         ];
         for (what, change) in cases {
             let mut f = ready();
@@ -316,6 +368,14 @@ mod tests {
             assert!(!cutover_conditions_met(&f, &LIMITS), "{what}");
             assert_eq!(phase(&f, 1000), Phase::CatchUp, "{what}");
         }
+    }
+
+    #[test]
+    fn a_sequence_the_next_sync_corrects_does_not_break_the_conditions() {
+        let mut f = ready();
+        f.sequences_behind = 2;
+        assert!(cutover_conditions_met(&f, &LIMITS));
+        assert_eq!(phase(&f, 30), Phase::CutoverReady);
     }
 
     #[test]
@@ -332,32 +392,62 @@ mod tests {
             assert_eq!(phase(&f, 1000), Phase::Problematic);
             assert!(!cutover_conditions_met(&f, &LIMITS));
         }
-        let mut f = ready();
+        let mut f = detached(ready());
         f.blocked = true;
-        f.subscription = Some(SubscriptionFacts {
-            enabled: false,
-            has_slot: false,
-        });
         assert_eq!(phase(&f, 0), Phase::Completed);
     }
 
     #[test]
-    fn completion_is_a_disabled_detached_subscription() {
-        let mut f = ready();
-        f.subscription = Some(SubscriptionFacts {
-            enabled: false,
-            has_slot: false,
-        });
-        f.lag = None;
+    fn completion_is_a_detached_subscription_with_nothing_left_on_the_source() {
+        let f = detached(ready());
         assert!(is_completed(&f));
         assert_eq!(phase(&f, 0), Phase::Completed);
+        for (slot, publication) in [(true, false), (false, true), (true, true)] {
+            let mut f = detached(ready());
+            f.source_slot = slot;
+            f.publication = publication;
+            f.blocked = true;
+            assert!(!is_completed(&f), "{slot} {publication}");
+            assert_eq!(phase(&f, 0), Phase::Completing, "{slot} {publication}");
+        }
+    }
+
+    #[test]
+    fn every_state_a_killed_completion_leaves_is_completing() {
+        // (enabled, has_slot, slot on the source, publication on the source), in step order.
+        for (enabled, has_slot, slot, publication) in [
+            (true, true, true, true),    // marked
+            (false, true, true, true),   // disabled
+            (false, true, false, true),  // slot dropped
+            (false, true, false, false), // publication dropped
+        ] {
+            let mut f = ready();
+            f.subscription = Some(SubscriptionFacts {
+                enabled,
+                has_slot,
+                completing: true,
+            });
+            f.source_slot = slot;
+            f.publication = publication;
+            assert_eq!(
+                phase(&f, 1000),
+                Phase::Completing,
+                "{enabled} {has_slot} {slot}"
+            );
+            assert!(!cutover_conditions_met(&f, &LIMITS));
+        }
     }
 
     #[test]
     fn a_hand_altered_subscription_is_problematic() {
         for (enabled, has_slot) in [(false, true), (true, false)] {
             let mut f = ready();
-            f.subscription = Some(SubscriptionFacts { enabled, has_slot });
+            f.subscription = Some(SubscriptionFacts {
+                enabled,
+                has_slot,
+                completing: false,
+            });
+            f.blocked = true; // the orchestrator's finding
             assert_eq!(phase(&f, 1000), Phase::Problematic, "{enabled} {has_slot}");
         }
     }

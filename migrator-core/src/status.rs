@@ -46,6 +46,13 @@ pub struct MappingStatus {
     pub roles: Vec<RoleStatus>,
     /// How fast the initial copy reads from the source now, against the limit.
     pub copy: crate::limiter::CopyRate,
+    /// WAL our slots hold on the source, how fast it grows, and when it would reach
+    /// `max_slot_wal_keep_size`.
+    pub wal: Option<crate::phases::retention::WalForecast>,
+    /// This instance holds the mapping's lease and acts for it.
+    pub acting_here: bool,
+    /// Another instance holds the mapping's lease: this one only watches.
+    pub held_by: Option<LeaseHolder>,
     /// The cutover instructions (also `postgres-migrator instructions NAME`); not in the JSON.
     #[serde(skip)]
     pub instructions: String,
@@ -72,6 +79,27 @@ impl MappingStatus {
             .map(|d| d.phase)
             .min()
             .unwrap_or(Phase::Preflight)
+    }
+}
+
+/// Who holds a mapping's lease, from the source's `pg_stat_activity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseHolder {
+    /// The holder's address as the source sees it (`local` for a Unix socket).
+    pub client: String,
+    /// The holder's `application_name`: the tool, its host and process id.
+    pub application_name: String,
+    /// When the holder's connection began (UTC, the source's clock).
+    pub since: String,
+}
+
+impl std::fmt::Display for LeaseHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}), since {}",
+            self.client, self.application_name, self.since
+        )
     }
 }
 
@@ -249,6 +277,11 @@ pub struct SlotStatus {
     pub confirmed_flush_lsn: Option<String>,
     /// WAL the source keeps for this slot.
     pub retained_bytes: u64,
+    /// `pg_replication_slots.wal_status`: reserved, extended, unreserved or lost.
+    pub wal_status: Option<String>,
+    /// `pg_replication_slots.safe_wal_size`: WAL that can still be written before the slot is
+    /// at risk of being invalidated (`max_slot_wal_keep_size`); `None` when there is no limit.
+    pub safe_wal_bytes: Option<i64>,
 }
 
 fn rfc3339_opt<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {

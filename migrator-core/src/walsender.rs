@@ -45,7 +45,8 @@ pub struct ExportedSlot {
 
 impl ReplicationConnection {
     /// Opens a logical replication connection to database `dbname` of `conn`'s instance, as the
-    /// tool's own user (which needs REPLICATION or superuser).
+    /// tool's own user (which needs REPLICATION or superuser). A TCP socket gets the instance's
+    /// keepalives and `TCP_USER_TIMEOUT`, as every connection of [`crate::pg`] does.
     pub async fn connect(conn: &ResolvedConnection, dbname: &str) -> Result<Self, PgError> {
         let pg = conn.for_database(dbname);
         let target = connection_target(&pg);
@@ -74,12 +75,8 @@ impl ReplicationConnection {
                 Some(Host::Unix(dir)) => Box::new(
                     tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?,
                 ),
-                Some(Host::Tcp(host)) => {
-                    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-                    stream.set_nodelay(true)?;
-                    Box::new(stream)
-                }
-                None => Box::new(tokio::net::TcpStream::connect(("localhost", port)).await?),
+                Some(Host::Tcp(host)) => Box::new(tcp_connect(host, port, &pg).await?),
+                None => Box::new(tcp_connect("localhost", port, &pg).await?),
             };
             Ok::<_, std::io::Error>(io)
         })
@@ -307,6 +304,32 @@ impl ReplicationConnection {
             transient: false,
         }
     }
+}
+
+/// A TCP connection with the keepalives and `TCP_USER_TIMEOUT` of `pg`, as tokio-postgres sets
+/// them on the sockets of every other connection.
+async fn tcp_connect(
+    host: &str,
+    port: u16,
+    pg: &tokio_postgres::Config,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(true)?;
+    let socket = socket2::SockRef::from(&stream);
+    if pg.get_keepalives() {
+        let mut keepalive = socket2::TcpKeepalive::new().with_time(pg.get_keepalives_idle());
+        if let Some(interval) = pg.get_keepalives_interval() {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(retries) = pg.get_keepalives_retries() {
+            keepalive = keepalive.with_retries(retries);
+        }
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    if let Some(timeout) = pg.get_tcp_user_timeout() {
+        socket.set_tcp_user_timeout(Some(*timeout))?;
+    }
+    Ok(stream)
 }
 
 /// SQLSTATE and "message (detail)" of an ErrorResponse.

@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use migrator_core::config::{
     ConfigError, ConfigSource, LogFormat, RoleConflictStrategy, Settings, load,
 };
+use migrator_core::phases::MappingContext;
+use migrator_core::phases::replication::subscription_conninfo;
 use secrecy::ExposeSecret;
 
 fn file(text: &str) -> tempfile::NamedTempFile {
@@ -323,4 +326,287 @@ fn a_missing_config_file_is_a_clear_error() {
     let text = err.to_string();
     assert!(text.contains("/nonexistent/migrator.toml"), "{text}");
     assert!(text.contains("--config"), "{text}");
+}
+
+#[test]
+fn tcp_keepalives_give_up_within_a_minute_unless_fields_or_the_url_say_otherwise() {
+    let settings = load_with(
+        None,
+        &[
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__HOST", "old-db"),
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__KEEPALIVES", "false"),
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__KEEPALIVES_IDLE", "20s"),
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__KEEPALIVES_COUNT", "2"),
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__TCP_USER_TIMEOUT", "0s"),
+            (
+                "MIGRATOR__MAPPINGS__PROD__DESTINATION__URL",
+                "postgres://u:p@new-db/postgres?keepalives_idle=45&keepalives_interval=5\
+                 &keepalives_count=4&tcp_user_timeout=1500&application_name=x",
+            ),
+            (
+                "MIGRATOR__MAPPINGS__PROD__DESTINATION__KEEPALIVES_INTERVAL",
+                "6s",
+            ),
+        ],
+    )
+    .unwrap();
+    let prod = &settings.mappings["prod"];
+    let source = prod.source.resolve("s").unwrap().pg;
+    assert!(!source.get_keepalives());
+    assert_eq!(source.get_keepalives_idle(), Duration::from_secs(20));
+    assert_eq!(
+        source.get_keepalives_interval(),
+        Some(Duration::from_secs(10)),
+        "default"
+    );
+    assert_eq!(source.get_keepalives_retries(), Some(2));
+    assert_eq!(source.get_tcp_user_timeout(), Some(&Duration::ZERO));
+
+    // libpq's names and units in the url (tcp_user_timeout in milliseconds); a field wins.
+    let destination = prod.destination.resolve("d").unwrap().pg;
+    assert!(destination.get_keepalives());
+    assert_eq!(destination.get_keepalives_idle(), Duration::from_secs(45));
+    assert_eq!(
+        destination.get_keepalives_interval(),
+        Some(Duration::from_secs(6))
+    );
+    assert_eq!(destination.get_keepalives_retries(), Some(4));
+    assert_eq!(
+        destination.get_tcp_user_timeout(),
+        Some(&Duration::from_millis(1500))
+    );
+    assert_eq!(
+        destination.get_application_name(),
+        Some("x"),
+        "other url parameters are kept"
+    );
+
+    let defaults = load_with(
+        None,
+        &[
+            ("MIGRATOR__MAPPINGS__M__SOURCE__HOST", "a"),
+            ("MIGRATOR__MAPPINGS__M__DESTINATION__HOST", "b"),
+        ],
+    )
+    .unwrap();
+    let pg = defaults.mappings["m"].source.resolve("s").unwrap().pg;
+    assert!(pg.get_keepalives());
+    assert_eq!(pg.get_keepalives_idle(), Duration::from_secs(30));
+    assert_eq!(pg.get_keepalives_interval(), Some(Duration::from_secs(10)));
+    assert_eq!(pg.get_keepalives_retries(), Some(3));
+    assert_eq!(pg.get_tcp_user_timeout(), Some(&Duration::from_secs(60)));
+}
+
+#[test]
+fn bad_tcp_settings_are_reported_with_their_keys_and_no_password() {
+    let f = file(
+        r#"
+[mappings.prod.source]
+host = "a"
+keepalives_idle = "500ms"
+keepalives_count = 0
+[mappings.prod.destination]
+url = "postgres://u:s3cret@b/postgres?keepalives_interval=ten&tcp_user_timeout=1m"
+"#,
+    );
+    let found = problems(load_with(Some(f.path().to_owned()), &[]).unwrap_err());
+    assert_exactly(
+        &found,
+        &[
+            "mappings.prod.source.keepalives_idle: must be whole seconds from 1s",
+            "mappings.prod.source.keepalives_count: must be from 1 to 127",
+            "mappings.prod.destination.url: the url's keepalives_interval=ten is not a whole number of seconds",
+            "mappings.prod.destination.url: the url's tcp_user_timeout=1m is not a whole number of milliseconds",
+        ],
+    );
+    assert!(!found.iter().any(|p| p.contains("s3cret")), "{found:#?}");
+}
+
+fn context(settings: &Settings, name: &str) -> MappingContext {
+    MappingContext::new(name, &settings.mappings[name], &settings.migration).unwrap()
+}
+
+#[test]
+fn the_password_inside_the_source_url_reaches_the_subscription() {
+    let settings = load_with(
+        None,
+        &[
+            (
+                "MIGRATOR__MAPPINGS__PROD__SOURCE__URL",
+                "postgres://app:p%40ss%20w'rd@old-db:5432/postgres",
+            ),
+            ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+        ],
+    )
+    .unwrap();
+    let ctx = context(&settings, "prod");
+    assert_eq!(ctx.source.replication_user, "app");
+    assert_eq!(
+        ctx.source
+            .replication_password
+            .as_ref()
+            .map(|p| p.expose_secret()),
+        Some("p@ss w'rd")
+    );
+    let conninfo = subscription_conninfo(&ctx, "shop", "pgmig_prod_shop");
+    assert!(
+        conninfo.contains("user='app'") && conninfo.contains(r"password='p@ss w\'rd'"),
+        "the subscription's connection string lacks the url's password"
+    );
+}
+
+#[test]
+fn a_replication_user_without_its_own_password_is_refused_the_admins() {
+    let base = [
+        (
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__URL",
+            "postgres://admin:admin-secret@old-db/postgres",
+        ),
+        ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(extra);
+        load_with(None, &pairs)
+    };
+
+    let found = problems(
+        with(&[(
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__REPLICATION_USER",
+            "replicator",
+        )])
+        .unwrap_err(),
+    );
+    assert_exactly(
+        &found,
+        &[
+            "mappings.prod.source.replication_user: replication_user \"replicator\" is not user \"admin\"",
+        ],
+    );
+    assert!(
+        found[0].contains("set replication_password or replication_password_file"),
+        "{found:#?}"
+    );
+    assert!(!found[0].contains("admin-secret"));
+
+    // Its own password is used ...
+    let own = with(&[
+        (
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__REPLICATION_USER",
+            "replicator",
+        ),
+        (
+            "MIGRATOR__MAPPINGS__PROD__SOURCE__REPLICATION_PASSWORD",
+            "repl-secret",
+        ),
+    ])
+    .unwrap();
+    let ctx = context(&own, "prod");
+    assert_eq!(
+        ctx.source.replication_password.unwrap().expose_secret(),
+        "repl-secret"
+    );
+    // ... and the admin's own role keeps the admin's password.
+    let same = with(&[(
+        "MIGRATOR__MAPPINGS__PROD__SOURCE__REPLICATION_USER",
+        "admin",
+    )])
+    .unwrap();
+    let ctx = context(&same, "prod");
+    assert_eq!(
+        ctx.source.replication_password.unwrap().expose_secret(),
+        "admin-secret"
+    );
+}
+
+#[test]
+fn two_mappings_onto_one_destination_instance_are_refused_naming_both() {
+    let f = file(
+        r#"
+[mappings.alpha.source]
+host = "old-a"
+[mappings.alpha.destination]
+host = "New-DB"
+[mappings.beta.source]
+host = "old-b"
+[mappings.beta.destination]
+url = "postgres://u@new-db.:5432/postgres"
+[mappings.gamma.source]
+host = "old-c"
+[mappings.gamma.destination]
+host = "new-db"
+port = 5433
+[mappings.delta.source]
+host = "old-d"
+[mappings.delta.destination]
+host = "127.0.0.1"
+port = 5433
+[mappings.epsilon.source]
+host = "old-e"
+[mappings.epsilon.destination]
+host = "localhost"
+port = 5433
+"#,
+    );
+    let found = problems(load_with(Some(f.path().to_owned()), &[]).unwrap_err());
+    assert_exactly(
+        &found,
+        &[
+            "mappings.beta.destination: mappings alpha and beta migrate onto the same destination instance (new-db:5432)",
+        ],
+    );
+    assert!(
+        found[0].contains("give each mapping its own destination instance"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn ip_addresses_are_compared_in_their_canonical_form() {
+    let found = problems(
+        load_with(
+            None,
+            &[
+                ("MIGRATOR__MAPPINGS__ONE__SOURCE__HOST", "a"),
+                ("MIGRATOR__MAPPINGS__ONE__DESTINATION__HOST", "::1"),
+                ("MIGRATOR__MAPPINGS__TWO__SOURCE__HOST", "b"),
+                (
+                    "MIGRATOR__MAPPINGS__TWO__DESTINATION__URL",
+                    "postgres://u@[0:0:0:0:0:0:0:1]:5432/postgres",
+                ),
+            ],
+        )
+        .unwrap_err(),
+    );
+    assert_exactly(
+        &found,
+        &[
+            "mappings.two.destination: mappings one and two migrate onto the same destination instance ([::1]:5432)",
+        ],
+    );
+}
+
+#[test]
+fn port_zero_is_refused_in_a_field_and_in_a_url() {
+    let found = problems(
+        load_with(
+            None,
+            &[
+                ("MIGRATOR__MAPPINGS__PROD__SOURCE__HOST", "a"),
+                ("MIGRATOR__MAPPINGS__PROD__SOURCE__PORT", "0"),
+                (
+                    "MIGRATOR__MAPPINGS__PROD__DESTINATION__URL",
+                    "postgres://u@b:0/postgres",
+                ),
+            ],
+        )
+        .unwrap_err(),
+    );
+    assert_exactly(
+        &found,
+        &[
+            "mappings.prod.source.port: port 0 is not a port a server listens on",
+            "mappings.prod.destination.url: port 0 is not a port a server listens on",
+        ],
+    );
 }

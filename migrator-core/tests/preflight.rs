@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use migrator_core::config::Settings;
+use migrator_core::config::{ConfigSource, Settings, load};
 use migrator_core::findings::Finding;
 use migrator_core::orchestrator::{self, oneshot};
 use migrator_core::phase::Phase;
@@ -194,8 +194,11 @@ async fn wal_level_replica_is_refused_with_the_fix() {
     );
 }
 
+/// Two mappings onto one destination instance are refused by the configuration itself. Settings
+/// built in code skip that check (as a library caller may): the orchestrator's own guard, the
+/// claims registry, still refuses both mappings when they send one database name there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_mappings_sending_one_database_name_to_one_destination_are_both_refused() {
+async fn two_mappings_onto_one_destination_are_refused_by_the_configuration_and_by_preflight() {
     let (source, destination) = Cluster::start_pair().unwrap();
     let other = Cluster::start(&ClusterOptions::source()).unwrap();
     for cluster in [&source, &other] {
@@ -205,15 +208,33 @@ async fn two_mappings_sending_one_database_name_to_one_destination_are_both_refu
             .await
             .unwrap();
     }
-    let both = settings(
-        &[
-            ("first", &source, &destination),
-            ("second", &other, &destination),
-        ],
-        &[
-            ("MIGRATOR__MAPPINGS__FIRST__DATABASES__INCLUDE", "shop"),
-            ("MIGRATOR__MAPPINGS__SECOND__DATABASES__INCLUDE", "shop"),
-        ],
+    let refused = load(&ConfigSource {
+        file: None,
+        env: Some(settings_env(
+            &[
+                ("first", &source, &destination),
+                ("second", &other, &destination),
+            ],
+            &[],
+        )),
+    })
+    .expect_err("two mappings onto one destination instance");
+    let text = refused.to_string();
+    assert!(
+        text.contains("mappings.second.destination: mappings first and second migrate onto the same destination instance"),
+        "{text}"
+    );
+
+    let mut both = settings(
+        &[("first", &source, &destination)],
+        &[("MIGRATOR__MAPPINGS__FIRST__DATABASES__INCLUDE", "shop")],
+    );
+    both.mappings.extend(
+        settings(
+            &[("second", &other, &destination)],
+            &[("MIGRATOR__MAPPINGS__SECOND__DATABASES__INCLUDE", "shop")],
+        )
+        .mappings,
     );
     let found = findings(&both).await;
     let hits = blocking(&found, "name_conflict");

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use migrator_core::orchestrator::{request_complete, request_rate_limit, request_resync};
+use migrator_core::orchestrator::{
+    request_complete, request_rate_limit, request_resync, request_retry,
+};
 use serde::Deserialize;
 
 use crate::{AppError, AppState};
@@ -67,6 +69,18 @@ pub async fn resync(
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(bearer(&headers))?;
     let done = request_resync(&state.commands, &name).await?;
+    Ok(Json(serde_json::json!({ "done": done })))
+}
+
+/// `POST /api/mappings/{name}/retry`: tries again what the tool stopped retrying by itself (a
+/// copy that kept failing).
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    state.authorize(bearer(&headers))?;
+    let done = request_retry(&state.commands, &name).await?;
     Ok(Json(serde_json::json!({ "done": done })))
 }
 

@@ -28,7 +28,9 @@ impl From<CommandError> for AppError {
     fn from(e: CommandError) -> Self {
         match e {
             CommandError::UnknownMapping(_) => AppError::NotFound(e.to_string()),
-            CommandError::Refused(_) => AppError::Refused(e.to_string()),
+            CommandError::Refused(_) | CommandError::Held { .. } => {
+                AppError::Refused(e.to_string())
+            }
             CommandError::Stopped => AppError::Unavailable(e.to_string()),
             CommandError::Config(_) | CommandError::Pg(_) => AppError::Failed(e.to_string()),
         }

@@ -68,6 +68,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     let last_tick = Family::<Mapping, FloatGauge>::default();
     let copy_rate = Family::<Mapping, FloatGauge>::default();
     let copy_limit = Family::<Mapping, FloatGauge>::default();
+    let lease_held = Family::<Mapping, Gauge>::default();
     registry.register(
         "database_phase",
         "Phase of each database (1 for the current phase)",
@@ -119,10 +120,18 @@ pub fn render(snapshot: &Snapshot) -> String {
         "The copy rate limit in force, the health guard's cap included (0 = none)",
         copy_limit.clone(),
     );
+    registry.register(
+        "mapping_lease_held",
+        "1 when this instance holds the mapping's lease and acts for it",
+        lease_held.clone(),
+    );
     for m in &snapshot.mappings {
         let mapping = Mapping {
             mapping: m.name.clone(),
         };
+        lease_held
+            .get_or_create(&mapping)
+            .set(i64::from(m.acting_here));
         copy_rate
             .get_or_create(&mapping)
             .set(m.copy.bytes_per_second);

@@ -33,6 +33,8 @@ pub fn app(state: AppState) -> Router {
         .route("/mappings/{name}/complete", post(pages::complete::submit))
         .route("/api/mappings/{name}/resync", post(api::resync))
         .route("/mappings/{name}/resync", post(pages::resync::submit))
+        .route("/api/mappings/{name}/retry", post(api::retry))
+        .route("/mappings/{name}/retry", post(pages::retry::submit))
         .route("/api/mappings/{name}/rate-limit", post(api::rate_limit))
         .route(
             "/mappings/{name}/rate-limit",

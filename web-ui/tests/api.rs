@@ -155,6 +155,34 @@ async fn resync_needs_the_admin_token_and_forwards_to_the_orchestrator() {
 }
 
 #[tokio::test]
+async fn retry_needs_the_admin_token_and_forwards_to_the_orchestrator() {
+    let Harness {
+        state,
+        mut commands,
+        status: _status,
+    } = harness(
+        snapshot(Phase::Problematic, Some(SystemTime::now())),
+        Some("tok"),
+    );
+    let answers = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(Command::Retry { mapping, reply }) = commands.recv().await {
+            assert_eq!(mapping, "prod");
+            n += 1;
+            let _ = reply.send(Ok(vec!["mapping prod: failures forgotten".into()]));
+        }
+        n
+    });
+    let (code, _) = call(&state, api_command("retry", None)).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = call(&state, api_command("retry", Some("tok"))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"done":["mapping prod: failures forgotten"]}"#);
+    drop(state);
+    assert_eq!(answers.await.unwrap(), 1);
+}
+
+#[tokio::test]
 async fn rate_limit_takes_json_needs_the_admin_token_and_forwards_the_limit() {
     let Harness {
         state,

@@ -636,3 +636,71 @@ async fn the_copy_rate_shows_with_its_limit_and_a_checked_form_changes_it() {
     drop(state);
     assert_eq!(answers.await.unwrap(), vec![("prod".to_owned(), 7)]);
 }
+
+#[tokio::test]
+async fn a_copy_the_tool_gave_up_on_offers_retry_behind_a_checked_form() {
+    let mut s = snapshot(Phase::Problematic, now());
+    s.mappings[0].databases[0].findings.push(Finding::blocking(
+        "copy_failing",
+        "the initial copy of \"shop\" failed 5 times in a row, so the tool stopped retrying it",
+        "fix the cause named in the error, then press Retry on the mapping's page",
+    ));
+    let Harness {
+        state,
+        mut commands,
+        status: _status,
+    } = harness(s, Some("let-me-in"));
+    let csrf = state.csrf.value().to_owned();
+    let (_, page) = call(&state, get("/mappings/prod")).await;
+    assert!(page.contains("action=\"/mappings/prod/retry\""), "{page}");
+    // The WAL forecast sits among the key figures.
+    assert!(page.contains("WAL on the source"), "{page}");
+    assert!(
+        page.contains("slots hold 5.0 MB, growing 2.0 MB/min"),
+        "{page}"
+    );
+
+    let answers = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(command) = commands.recv().await {
+            match command {
+                Command::Retry { mapping, reply } => {
+                    seen.push(mapping);
+                    let _ = reply.send(Ok(vec!["mapping prod: failures forgotten".into()]));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen
+    });
+    for (form, code) in [
+        (
+            "csrf=forged&admin_token=let-me-in".to_owned(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!("csrf={csrf}&admin_token=wrong"),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let (got, _) = call(&state, post_form("/mappings/prod/retry", &form)).await;
+        assert_eq!(got, code, "{form}");
+    }
+    let (code, body) = call(
+        &state,
+        post_form(
+            "/mappings/prod/retry",
+            &format!("csrf={csrf}&admin_token=let-me-in"),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("failures forgotten"), "{body}");
+    drop(state);
+    assert_eq!(answers.await.unwrap(), vec!["prod".to_owned()]);
+
+    // Without the finding, no button.
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let (_, page) = call(&h.state, get("/mappings/prod")).await;
+    assert!(!page.contains("/retry"));
+}

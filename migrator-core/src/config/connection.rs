@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::tcp::{self, TcpLayer};
 use super::{Problem, redact};
 
 /// How to reach one PostgreSQL instance. Either `url`, or `host` with the other discrete fields.
@@ -57,11 +58,34 @@ pub struct ConnectionSettings {
     /// Shown in pg_stat_activity. Default `postgres-migrator`.
     #[serde(default)]
     pub application_name: Option<String>,
+    /// Send TCP keepalive probes on idle connections, so that a server which vanished without
+    /// closing them (host down, network cut) is noticed. Default `true`.
+    #[serde(default)]
+    pub keepalives: Option<bool>,
+    /// Idle time before the first keepalive probe, whole seconds. Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub keepalives_idle: Option<Duration>,
+    /// Time between unanswered keepalive probes, whole seconds. Default `10s`.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub keepalives_interval: Option<Duration>,
+    /// Unanswered keepalive probes after which the connection is dropped, 1 to 127. Default `3`
+    /// (an idle connection to a dead server is given up after 30 s + 3 × 10 s = 60 s).
+    #[serde(default)]
+    pub keepalives_count: Option<u32>,
+    /// Drop the connection when data sent to the server stays unacknowledged this long (Linux
+    /// `TCP_USER_TIMEOUT`); `0s` = the system's default (about 15 minutes). Default `60s`.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub tcp_user_timeout: Option<Duration>,
     /// Role the destination's subscription logs in to the source as (its connection string is
     /// stored in the destination's catalog, so use a dedicated replication role). Default: `user`.
     #[serde(default)]
     pub replication_user: Option<String>,
-    /// Password of `replication_user`. Default: unset.
+    /// Password of `replication_user`. Default: the connection's password when
+    /// `replication_user` is `user`; required when it is another role and the connection has
+    /// a password (the admin's password is never handed to another role).
     #[serde(default, serialize_with = "redact::option")]
     #[schemars(with = "Option<String>")]
     pub replication_password: Option<SecretString>,
@@ -132,6 +156,33 @@ impl ResolvedConnection {
         describe(&self.for_database(dbname))
     }
 
+    /// Every `host:port` this connection may reach, written so that two spellings of one
+    /// address compare equal: host names in lower case without a trailing dot, IP addresses in
+    /// their canonical form. Names are not resolved (`localhost` and `127.0.0.1` differ).
+    pub fn endpoints(&self) -> Vec<String> {
+        let hosts = self.pg.get_hosts();
+        let ports = self.pg.get_ports();
+        hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                let host = match host {
+                    tokio_postgres::config::Host::Tcp(name) => {
+                        let bare = name.trim_start_matches('[').trim_end_matches(']');
+                        match bare.parse::<std::net::IpAddr>() {
+                            Ok(ip) if ip.is_ipv6() => format!("[{ip}]"),
+                            Ok(ip) => ip.to_string(),
+                            Err(_) => name.trim_end_matches('.').to_lowercase(),
+                        }
+                    }
+                    tokio_postgres::config::Host::Unix(dir) => dir.display().to_string(),
+                };
+                format!("{host}:{port}")
+            })
+            .collect()
+    }
+
     /// A copy of the connection settings aimed at another database of the same instance.
     pub fn for_database(&self, dbname: &str) -> tokio_postgres::Config {
         let mut pg = self.pg.clone();
@@ -162,6 +213,7 @@ impl ConnectionSettings {
     /// problem is reported under `key` (e.g. `mappings.prod.source`).
     pub fn resolve(&self, key: &str) -> Result<ResolvedConnection, Vec<Problem>> {
         let mut problems = Vec::new();
+        let mut url_tcp = TcpLayer::default();
         let mut pg = match (&self.url, &self.host) {
             (Some(_), Some(_)) => {
                 problems.push(Problem::new(
@@ -190,8 +242,17 @@ impl ConnectionSettings {
                         ));
                     }
                 }
-                match url.expose_secret().parse::<tokio_postgres::Config>() {
-                    Ok(pg) => pg,
+                let (rest, from_url) =
+                    tcp::split_url(url.expose_secret(), &format!("{key}.url"), &mut problems);
+                url_tcp = from_url;
+                match SecretString::from(rest)
+                    .expose_secret()
+                    .parse::<tokio_postgres::Config>()
+                {
+                    Ok(pg) => {
+                        url_tcp = url_tcp.or(TcpLayer::parsed_by(&pg));
+                        pg
+                    }
                     Err(e) => {
                         problems.push(Problem::new(
                             format!("{key}.url"),
@@ -229,14 +290,34 @@ impl ConnectionSettings {
         if pg.get_connect_timeout().is_none() || self.connect_timeout.is_some() {
             pg.connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)));
         }
+        if pg.get_ports().contains(&0) {
+            let field = if self.url.is_some() && self.port.is_none() {
+                "url"
+            } else {
+                "port"
+            };
+            problems.push(Problem::new(
+                format!("{key}.{field}"),
+                "port 0 is not a port a server listens on: set the server's port (PostgreSQL's default is 5432)",
+            ));
+        }
+        TcpLayer {
+            keepalives: self.keepalives,
+            keepalives_idle: self.keepalives_idle,
+            keepalives_interval: self.keepalives_interval,
+            keepalives_count: self.keepalives_count,
+            tcp_user_timeout: self.tcp_user_timeout,
+        }
+        .or(url_tcp)
+        .apply(&mut pg, key, &mut problems);
 
-        let password = secret_from(
+        let configured = secret_from(
             &self.password,
             &self.password_file,
             &format!("{key}.password"),
             &mut problems,
         );
-        if let Some(password) = &password {
+        if let Some(password) = &configured {
             if pg.get_password().is_some() {
                 problems.push(Problem::new(
                     format!("{key}.password"),
@@ -296,14 +377,42 @@ impl ConnectionSettings {
             ));
         }
 
-        if !problems.is_empty() {
-            return Err(problems);
-        }
+        // The connection's own password, from password/password_file or from inside the url.
+        let password = match pg.get_password().map(std::str::from_utf8) {
+            None => None,
+            Some(Ok(text)) => Some(SecretString::from(text.to_owned())),
+            Some(Err(_)) => {
+                problems.push(Problem::new(
+                    format!("{key}.url"),
+                    "the url's password is not valid UTF-8 once percent-decoded: fix its encoding, or use password_file",
+                ));
+                None
+            }
+        };
+        let user = pg.get_user().unwrap_or("postgres").to_owned();
         let replication_user = self
             .replication_user
             .clone()
-            .unwrap_or_else(|| pg.get_user().unwrap_or("postgres").to_owned());
-        let replication_password = replication_password.or(password);
+            .unwrap_or_else(|| user.clone());
+        let replication_password = match replication_password {
+            Some(own) => Some(own),
+            None if replication_user == user => password,
+            // Another role, and the connection has a password: never hand it over.
+            None if password.is_some() => {
+                problems.push(Problem::new(
+                    format!("{key}.replication_user"),
+                    format!(
+                        "replication_user {replication_user:?} is not user {user:?} and has no password of its own: set replication_password or replication_password_file (the password of {user:?} is not given to another role)"
+                    ),
+                ));
+                None
+            }
+            None => None,
+        };
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(ResolvedConnection {
             pg,
             sslmode,

@@ -22,6 +22,7 @@ mod connection;
 mod load;
 mod redact;
 mod schema_check;
+pub mod tcp;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -142,6 +143,12 @@ pub struct MigrationSettings {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub health_max_latency: Duration,
+    /// How long creating a database's replication slot may wait for transactions that were open
+    /// on the source when it began (fast mode); then the attempt fails and is retried later.
+    /// Default `10m`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub slot_create_timeout: Duration,
     /// What to do with a role that already exists on the destination. Default `fail`.
     pub role_conflict_strategy: RoleConflictStrategy,
     /// Password given to copied login roles whose password hash cannot be read from the source.

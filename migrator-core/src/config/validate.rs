@@ -1,6 +1,7 @@
 //! Semantic checks of typed [`Settings`]: everything serde cannot know. Every problem is
 //! collected; none stops the others from being found.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -59,18 +60,26 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
         }
         _ => {}
     }
+    // Destination endpoint -> the mappings that migrate onto it.
+    let mut destinations: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (name, mapping) in &settings.mappings {
         let key = format!("mappings.{name}");
         if let Some(reason) = mapping_name_problem(name) {
             problems.push(Problem::new(&key, reason));
         }
-        for (side, conn) in [
-            ("source", &mapping.source),
-            ("destination", &mapping.destination),
-        ] {
-            if let Err(found) = conn.resolve(&format!("{key}.{side}")) {
-                problems.extend(found);
+        if let Err(found) = mapping.source.resolve(&format!("{key}.source")) {
+            problems.extend(found);
+        }
+        match mapping.destination.resolve(&format!("{key}.destination")) {
+            Ok(destination) => {
+                for endpoint in destination.endpoints() {
+                    let sharing = destinations.entry(endpoint).or_default();
+                    if !sharing.contains(&name.as_str()) {
+                        sharing.push(name);
+                    }
+                }
             }
+            Err(found) => problems.extend(found),
         }
         for db in &mapping.databases.include {
             if mapping.databases.exclude.contains(db) {
@@ -81,7 +90,34 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
             }
         }
     }
+    problems.extend(shared_destinations(&destinations));
     problems
+}
+
+/// One problem for each group of mappings that migrate onto one destination instance: their
+/// databases, roles and subscriptions would meet there, and each would take the other's
+/// objects for someone else's (or for its own).
+fn shared_destinations(destinations: &BTreeMap<String, Vec<&str>>) -> Vec<Problem> {
+    let mut groups: BTreeMap<&[&str], Vec<&str>> = BTreeMap::new();
+    for (endpoint, mappings) in destinations {
+        if mappings.len() > 1 {
+            groups.entry(mappings).or_default().push(endpoint);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(mappings, endpoints)| {
+            let (last, others) = mappings.split_last().expect("two or more");
+            Problem::new(
+                format!("mappings.{last}.destination"),
+                format!(
+                    "mappings {} and {last} migrate onto the same destination instance ({}); one destination instance takes one mapping: give each mapping its own destination instance, or migrate them one after the other (remove a mapping once it is complete, then add the next)",
+                    others.join(", "),
+                    endpoints.join(", ")
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Why `name` cannot name a mapping, if it cannot.

@@ -201,7 +201,7 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
         ));
     }
     for t in &catalog.types {
-        sql.push(match t {
+        let last = match t {
             UserType::Domain {
                 name,
                 base_type,
@@ -216,8 +216,21 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
                 if *not_null {
                     s.push_str(" NOT NULL");
                 }
-                for (check_name, def) in checks {
+                // A constraint added NOT VALID (rows from before it may violate it) cannot be
+                // written in CREATE DOMAIN: it follows as ALTER DOMAIN, NOT VALID as well.
+                let (valid, not_valid): (Vec<_>, Vec<_>) = checks
+                    .iter()
+                    .partition(|(_, def)| !def.ends_with(" NOT VALID"));
+                for (check_name, def) in valid {
                     s.push_str(&format!(" CONSTRAINT {} {def}", ident(check_name)));
+                }
+                for (check_name, def) in not_valid {
+                    sql.push(std::mem::take(&mut s));
+                    s = format!(
+                        "ALTER DOMAIN {} ADD CONSTRAINT {} {def}",
+                        qualified(name),
+                        ident(check_name)
+                    );
                 }
                 s
             }
@@ -228,7 +241,8 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
                     .collect();
                 format!("CREATE TYPE {} AS ({})", qualified(name), attrs.join(", "))
             }
-        });
+        };
+        sql.push(last);
     }
     for s in &catalog.sequences {
         sql.push(format!(

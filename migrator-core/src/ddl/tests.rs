@@ -310,3 +310,27 @@ fn parents_first_orders_multi_level_partitions() {
     let names: Vec<&str> = tables.iter().map(|t| t.name.name.as_str()).collect();
     assert_eq!(names, ["root", "mid", "leaf"]);
 }
+
+#[test]
+fn a_domain_check_added_not_valid_follows_as_alter_domain() {
+    let catalog = SchemaCatalog {
+        types: vec![UserType::Domain {
+            name: QualifiedName::new("app", "pos"),
+            base_type: "integer".into(),
+            not_null: false,
+            default: None,
+            checks: vec![
+                ("late".into(), "CHECK ((VALUE < 100)) NOT VALID".into()),
+                ("pos_check".into(), "CHECK ((VALUE > 0))".into()),
+            ],
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        early_statements(&catalog),
+        [
+            "CREATE DOMAIN \"app\".\"pos\" AS integer CONSTRAINT \"pos_check\" CHECK ((VALUE > 0))",
+            "ALTER DOMAIN \"app\".\"pos\" ADD CONSTRAINT \"late\" CHECK ((VALUE < 100)) NOT VALID",
+        ]
+    );
+}

@@ -12,8 +12,8 @@ use crate::findings::Finding;
 use crate::pg::PgError;
 use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts};
 use crate::phases::{
-    DbConn, MappingContext, catchup, copy, drift, preflight, replication, schema, sequences, sync,
-    triggers,
+    DbConn, MappingContext, apply, catchup, complete, copy, drift, preflight, replication, schema,
+    sequences, sync, triggers,
 };
 use crate::status::{DatabaseStatus, PartitionedTable, TableState};
 
@@ -54,6 +54,10 @@ pub struct Observation {
     pub status: DatabaseStatus,
     /// The source schema, when this look needed it (replication running): `act` reuses it.
     pub source_catalog: Option<SchemaCatalog>,
+    /// The source's sequence values (once the schema exists), for the rate of each.
+    pub source_sequences: Vec<sequences::SequenceValue>,
+    /// The subscription's workers and error counts, when it exists.
+    pub apply: Option<apply::ApplyStats>,
 }
 
 /// Reads everything about `db` from both servers. Changes nothing, except applying the
@@ -89,7 +93,10 @@ pub async fn observe(
         tables_ready: 0,
         deferred_missing: 0,
         sequences_behind: 0,
+        sequences_missing: 0,
         lag: replication.lag,
+        source_slot: replication.slot.is_some(),
+        publication: replication.publication,
         copying: false,
     };
     let mut tables = Vec::new();
@@ -97,6 +104,11 @@ pub async fn observe(
     let mut sequence_rows = Vec::new();
     let mut partitions = Vec::new();
     let mut source_catalog = None;
+    let mut source_sequences = Vec::new();
+    let mut apply_stats = None;
+    if let Some(slot) = &replication.slot {
+        findings.extend(catchup::slot_findings(db, &names, slot));
+    }
     if let schema::DestinationState::Ours {
         schema_applied: true,
     } = dest_state
@@ -104,26 +116,49 @@ pub async fn observe(
         let dst = destination.get().await?;
         let sub = dst
             .query_opt(
-                "SELECT subenabled, subslotname IS NOT NULL FROM pg_subscription \
+                "SELECT subenabled, subslotname IS NOT NULL, \
+                   coalesce(obj_description(oid, 'pg_subscription') = $2, false) FROM pg_subscription \
                  WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                &[&names.subscription],
+                &[&names.subscription, &complete::COMPLETING_MARKER],
             )
             .await
             .map_err(|e| PgError::query(&dt, "reading the subscription", e))?;
         facts.subscription = sub.map(|r| SubscriptionFacts {
             enabled: r.get(0),
             has_slot: r.get(1),
+            completing: r.get(2),
         });
         if let Some(progress) = copy.filter(|_| facts.subscription.is_none()) {
+            if let Some(open) = progress.waiting_for() {
+                findings.push(Finding::warning(
+                    "slot_waiting",
+                    format!(
+                        "creating the replication slot of {db:?} waits for transactions that were \
+                         open on the source when it began: {open}"
+                    ),
+                    "let them finish, or end them on the source (SELECT pg_terminate_backend(pid)); \
+                     after slot_create_timeout the attempt fails and is tried again later",
+                ));
+            }
             facts.copying = true;
             tables = progress.tables();
             facts.tables_total = tables.len();
         }
-        let seqs = sequences::check(src, &st, dst, &dt, ctx.sequence_margin).await?;
+        let (seqs, values) = sequences::check(
+            src,
+            &st,
+            dst,
+            &dt,
+            sequences::Lead::margin(ctx.sequence_margin),
+        )
+        .await?;
+        source_sequences = values;
         facts.sequences_behind = seqs.behind();
+        facts.sequences_missing = seqs.missing();
         sequences_total = seqs.total();
         sequence_rows = seqs.rows;
         if facts.subscription.is_some() {
+            apply_stats = apply::observe(dst, &dt, &names.subscription).await?;
             let sizes = sync::source_sizes(src, &st).await?;
             tables = sync::tables(dst, &dt, &names.subscription, &sizes).await?;
             facts.tables_total = tables.len();
@@ -155,9 +190,11 @@ pub async fn observe(
             source_catalog = Some(read);
         }
         match facts.subscription {
+            _ if phase::is_completing(&facts) || phase::is_completed(&facts) => {}
             Some(SubscriptionFacts {
                 enabled: false,
                 has_slot: true,
+                ..
             }) => findings.push(Finding::blocking(
                 "subscription_disabled",
                 format!("the subscription {} was disabled by hand", names.subscription),
@@ -169,12 +206,13 @@ pub async fn observe(
             Some(SubscriptionFacts {
                 enabled: true,
                 has_slot: false,
+                ..
             }) => findings.push(Finding::blocking(
                 "subscription_detached",
                 format!("the subscription {} has no slot but is enabled", names.subscription),
                 "run `postgres-migrator complete` for this mapping to finish what was started by hand",
             )),
-            Some(_) if replication.slot.is_none() && !phase::is_completed(&facts) => {
+            Some(_) if replication.slot.is_none() => {
                 findings.push(Finding::blocking(
                     "slot_missing",
                     format!("the replication slot {} is gone from the source while the subscription still needs it", names.slot),
@@ -193,7 +231,7 @@ pub async fn observe(
         findings,
         last_error: None,
         tables,
-        lag: if phase::is_completed(&facts) {
+        lag: if phase::is_completed(&facts) || phase::is_completing(&facts) {
             None
         } else {
             facts.lag
@@ -212,16 +250,36 @@ pub async fn observe(
         facts,
         status,
         source_catalog,
+        source_sequences,
+        apply: apply_stats,
     })
 }
 
-/// Runs the next step of `phase` for `db`. `source_catalog` is the one `observe` read, if any.
+/// Adds findings the caller found (from what it remembers between ticks) to an observation: a
+/// blocking one blocks the database like any other.
+pub fn add_findings(
+    observation: &mut Observation,
+    limits: &phase::Thresholds,
+    found: impl IntoIterator<Item = Finding>,
+) {
+    observation.status.findings.extend(found);
+    if observation.status.findings.iter().any(Finding::is_blocking) {
+        observation.facts.blocked = true;
+    }
+    observation.status.cutover_conditions_met =
+        phase::cutover_conditions_met(&observation.facts, limits);
+}
+
+/// Runs the next step of `phase` for `db`. `source_catalog` is the one `observe` read, if any;
+/// `lead` is how far ahead of the source the catch-up sync keeps the sequences.
+#[allow(clippy::too_many_arguments)]
 pub async fn act(
     ctx: &MappingContext,
     db: &str,
     phase: Phase,
     status: &DatabaseStatus,
     source_catalog: Option<&SchemaCatalog>,
+    lead: sequences::Lead<'_>,
     conns: &mut Connections,
     copy_job: &mut Option<copy::Job>,
 ) -> Result<(), PgError> {
@@ -235,6 +293,12 @@ pub async fn act(
     } = conns;
     match phase {
         Phase::Preflight | Phase::Problematic | Phase::Completed => Ok(()),
+        Phase::Completing => {
+            let src = source.get().await?;
+            let dst = destination.get().await?;
+            tracing::info!(mapping = %ctx.name, database = db, "finishing mark complete");
+            complete::complete_database(ctx, db, &names, src, dst).await
+        }
         Phase::Schema => {
             let src = source.get().await?;
             let admin = destination_admin.get().await?;
@@ -243,9 +307,15 @@ pub async fn act(
         Phase::Sequences => {
             let src = source.get().await?;
             let dst = destination.get().await?;
-            sequences::sync(src, &st, dst, &dt, ctx.sequence_margin)
-                .await
-                .map(|_| ())
+            sequences::sync(
+                src,
+                &st,
+                dst,
+                &dt,
+                sequences::Lead::margin(ctx.sequence_margin),
+            )
+            .await
+            .map(|_| ())
         }
         Phase::ReplicationSetup => {
             let src = source.get().await?;
@@ -289,7 +359,7 @@ pub async fn act(
                         tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
                     }
                 }
-                sequences::sync(src, &st, dst, &dt, ctx.sequence_margin).await?;
+                sequences::sync(src, &st, dst, &dt, lead).await?;
                 catchup::heartbeat(src, &st).await?;
             }
             Ok(())

@@ -12,7 +12,9 @@
 //! for the ETA) and, in fast copy mode, the running copy job, which a restart forgets safely (the
 //! interrupted copy starts over).
 
+mod copy_retry;
 pub mod database;
+pub mod lease;
 mod mapping;
 pub mod oneshot;
 
@@ -42,6 +44,8 @@ pub enum Command {
     /// Apply the safe part of a mapping's schema drift (new tables and columns); the reply lists
     /// what was done and what is left to the operator.
     Resync { mapping: String, reply: Reply },
+    /// Try again what the tool gave up retrying by itself (a copy that kept failing).
+    Retry { mapping: String, reply: Reply },
     /// Change a mapping's copy rate limit (MB/s, 0 = none) while it runs.
     SetRateLimit {
         mapping: String,
@@ -73,6 +77,15 @@ pub async fn request_resync(
 ) -> Result<Vec<String>, oneshot::CommandError> {
     let mapping = mapping.to_owned();
     request(commands, |reply| Command::Resync { mapping, reply }).await
+}
+
+/// Sends [`Command::Retry`] for `mapping` and waits for the answer.
+pub async fn request_retry(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+) -> Result<Vec<String>, oneshot::CommandError> {
+    let mapping = mapping.to_owned();
+    request(commands, |reply| Command::Retry { mapping, reply }).await
 }
 
 /// Sends [`Command::SetRateLimit`] for `mapping` and waits for the answer.
@@ -137,6 +150,14 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
         .iter()
         .map(|ctx| (ctx.name.clone(), ctx.limiter.clone()))
         .collect();
+    let retries: Retries = contexts
+        .iter()
+        .map(|ctx| (ctx.name.clone(), ctx.retry_generation.clone()))
+        .collect();
+    let acting: Acting = contexts
+        .iter()
+        .map(|ctx| (ctx.name.clone(), ctx.clone()))
+        .collect();
     let publisher = tokio::spawn(publish(headers, limiters.clone(), updates_rx, status_tx));
     let claims = Claims::new(contexts.len());
     let mut tasks = Vec::new();
@@ -154,6 +175,8 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     tasks.push(tokio::spawn(run_commands(
         settings.clone(),
         limiters,
+        retries,
+        acting,
         status_rx.clone(),
         command_rx,
         shutdown,
@@ -177,6 +200,8 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
 async fn run_commands(
     settings: Settings,
     limiters: Limiters,
+    retries: Retries,
+    acting: Acting,
     status: watch::Receiver<Arc<Snapshot>>,
     mut commands: mpsc::Receiver<Command>,
     shutdown: CancellationToken,
@@ -194,9 +219,12 @@ async fn run_commands(
                 let phase = status.borrow().mapping(&mapping).map(|m| m.phase);
                 let result = match phase {
                     None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
-                    Some(Phase::CutoverReady | Phase::Completed) => {
+                    Some(_) if !holds(&acting, &mapping) => {
+                        Err(held_elsewhere(&status, &mapping, "complete"))
+                    }
+                    Some(Phase::CutoverReady | Phase::Completing | Phase::Completed) => {
                         tracing::info!(mapping = %mapping, "mark complete requested");
-                        oneshot::complete(&settings, &mapping, false).await
+                        oneshot::complete_held(&settings, &mapping, false).await
                     }
                     Some(other) => Err(oneshot::CommandError::Refused(format!(
                         "mapping {mapping} is {other}, not cutover ready: it can be marked complete once the light is green"
@@ -205,11 +233,28 @@ async fn run_commands(
                 let _ = reply.send(result);
             }
             Command::Resync { mapping, reply } => {
-                let result = if status.borrow().mapping(&mapping).is_none() {
-                    Err(oneshot::CommandError::UnknownMapping(mapping.clone()))
-                } else {
-                    tracing::info!(mapping = %mapping, "schema re-sync requested");
-                    oneshot::resync(&settings, &mapping).await
+                let result = match acting.get(&mapping) {
+                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    Some(_) if !holds(&acting, &mapping) => {
+                        Err(held_elsewhere(&status, &mapping, "resync"))
+                    }
+                    Some(ctx) => {
+                        tracing::info!(mapping = %mapping, "schema re-sync requested");
+                        oneshot::resync_held(ctx).await
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Retry { mapping, reply } => {
+                let result = match retries.get(&mapping) {
+                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    Some(generation) => {
+                        generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(mapping = %mapping, "retry requested");
+                        Ok(vec![format!(
+                            "mapping {mapping}: failures forgotten; what the tool had given up on starts again at the next tick"
+                        )])
+                    }
                 };
                 let _ = reply.send(result);
             }
@@ -253,12 +298,43 @@ fn initial_status(ctx: &MappingContext) -> MappingStatus {
         databases: Vec::new(),
         roles: Vec::new(),
         copy: ctx.limiter.snapshot(),
+        wal: None,
+        acting_here: false,
+        held_by: None,
         instructions: String::new(),
     }
 }
 
 /// Each mapping's copy rate limiter, by mapping name.
 type Limiters = BTreeMap<String, Arc<crate::limiter::RateLimiter>>;
+
+/// Each mapping's context, by name: whether this instance holds its lease, and what commands need.
+type Acting = BTreeMap<String, MappingContext>;
+
+fn holds(acting: &Acting, mapping: &str) -> bool {
+    acting
+        .get(mapping)
+        .is_some_and(|ctx| ctx.holds_lease.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// The refusal of a command for a mapping this instance does not act for.
+fn held_elsewhere(
+    status: &watch::Receiver<Arc<Snapshot>>,
+    mapping: &str,
+    command: &'static str,
+) -> oneshot::CommandError {
+    oneshot::CommandError::Held {
+        mapping: mapping.to_owned(),
+        command,
+        holder: status
+            .borrow()
+            .mapping(mapping)
+            .and_then(|m| m.held_by.clone()),
+    }
+}
+
+/// Each mapping's retry generation (see [`Command::Retry`]), by mapping name.
+type Retries = BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>;
 
 /// What tasks tell the publisher.
 #[derive(Debug)]
@@ -271,6 +347,15 @@ enum Update {
         instructions: Option<String>,
         /// The roles as last planned; `None` keeps the last.
         roles: Option<Vec<RoleStatus>>,
+        /// The WAL forecast; `None` keeps the last.
+        wal: Option<crate::phases::retention::WalForecast>,
+    },
+    /// Who acts for the mapping: this instance (`held_here`), another one (`holder`), or
+    /// nobody right now.
+    Lease {
+        name: String,
+        held_here: bool,
+        holder: Option<crate::status::LeaseHolder>,
     },
     Database {
         mapping: String,
@@ -332,10 +417,14 @@ fn apply(
             last_error,
             instructions,
             roles,
+            wal,
         } => {
             if let Some((header, _)) = mappings.get_mut(&name) {
                 if let Some(roles) = roles {
                     header.roles = roles;
+                }
+                if wal.is_some() {
+                    header.wal = wal;
                 }
                 header.findings = findings;
                 header.last_error = last_error;
@@ -348,6 +437,24 @@ fn apply(
         Update::Database { mapping, status } => {
             if let Some((_, dbs)) = mappings.get_mut(&mapping) {
                 dbs.insert(status.name.clone(), *status);
+            }
+        }
+        Update::Lease {
+            name,
+            held_here,
+            holder,
+        } => {
+            if let Some((header, dbs)) = mappings.get_mut(&name) {
+                if !held_here {
+                    // What this instance saw while it acted is stale now.
+                    dbs.clear();
+                    header.findings.clear();
+                    header.last_error = None;
+                    header.wal = None;
+                }
+                header.acting_here = held_here;
+                header.held_by = holder;
+                header.last_tick = Some(SystemTime::now());
             }
         }
         Update::DatabaseGone { mapping, database } => {

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use super::contexts;
 use super::database::{self, Connections};
+use super::lease::{self, Acquired, Lease};
 use crate::config::{Problem, Settings};
 use crate::findings::Finding;
 use crate::pg::PgError;
@@ -29,6 +30,16 @@ pub enum CommandError {
     Pg(#[from] PgError),
     #[error("{0}")]
     Refused(String),
+    /// Another instance holds the mapping's lease: only it may act.
+    #[error(
+        "mapping {mapping} is held by another instance of postgres-migrator{}; only it may change anything. Send the command to it: its dashboard, or POST /api/mappings/{mapping}/{command} on its HTTP address",
+        .holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default()
+    )]
+    Held {
+        mapping: String,
+        command: &'static str,
+        holder: Option<crate::status::LeaseHolder>,
+    },
     /// A command sent to a running orchestrator that stopped before answering.
     #[error("the orchestrator is not running")]
     Stopped,
@@ -93,6 +104,9 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
             databases: Vec::new(),
             roles: Vec::new(),
             copy: ctx.limiter.snapshot(),
+            wal: None,
+            acting_here: false,
+            held_by: None,
             instructions: String::new(),
         };
         match report {
@@ -150,19 +164,39 @@ pub async fn instructions(settings: &Settings, name: &str) -> Result<String, Com
     Ok(cutover::instructions(&ctx, &report.databases))
 }
 
+/// Takes the lease of `ctx`'s mapping for a one-shot command, or refuses naming the holder.
+async fn take_lease(ctx: &MappingContext, command: &'static str) -> Result<Lease, CommandError> {
+    match Lease::acquire(&ctx.source, &ctx.name, &lease::application_name()).await? {
+        Acquired::Held(lease) => Ok(lease),
+        Acquired::Busy(holder) => Err(CommandError::Held {
+            mapping: ctx.name.clone(),
+            command,
+            holder,
+        }),
+    }
+}
+
 /// Resolves the safe part of every database's schema drift (new tables and columns, see
-/// [`drift::resync`]); returns one line per change made or left to the operator.
+/// [`drift::resync`]); returns one line per change made or left to the operator. Takes the
+/// mapping's lease for its duration (refused while another instance holds it).
 pub async fn resync(settings: &Settings, name: &str) -> Result<Vec<String>, CommandError> {
     let ctx = find(settings, name)?;
-    let (report, _) = instance_report(&ctx).await?;
+    let _lease = take_lease(&ctx, "resync").await?;
+    resync_held(&ctx).await
+}
+
+/// [`resync`] for a caller that holds the mapping's lease.
+pub(crate) async fn resync_held(ctx: &MappingContext) -> Result<Vec<String>, CommandError> {
+    let name = &ctx.name;
+    let (report, _) = instance_report(ctx).await?;
     let mut done = Vec::new();
     for db in &report.databases {
         let Connections {
             mut source,
             mut destination,
             mut destination_admin,
-        } = Connections::new(&ctx, db);
-        let state = schema::destination_state(&ctx, db, destination_admin.get().await?).await?;
+        } = Connections::new(ctx, db);
+        let state = schema::destination_state(ctx, db, destination_admin.get().await?).await?;
         if state
             != (schema::DestinationState::Ours {
                 schema_applied: true,
@@ -170,7 +204,7 @@ pub async fn resync(settings: &Settings, name: &str) -> Result<Vec<String>, Comm
         {
             continue;
         }
-        done.extend(drift::resync(&ctx, db, source.get().await?, destination.get().await?).await?);
+        done.extend(drift::resync(ctx, db, source.get().await?, destination.get().await?).await?);
     }
     if done.is_empty() {
         done.push(format!("mapping {name}: no schema drift to resolve"));
@@ -180,8 +214,20 @@ pub async fn resync(settings: &Settings, name: &str) -> Result<Vec<String>, Comm
 
 /// Marks mapping `name` complete (see [`complete::complete_database`]). Refused unless every
 /// database is cutover ready now (or completed already), unless `force`. Returns what was done,
-/// one line per database.
+/// one line per database. Takes the mapping's lease for its duration (refused while another
+/// instance holds it).
 pub async fn complete(
+    settings: &Settings,
+    name: &str,
+    force: bool,
+) -> Result<Vec<String>, CommandError> {
+    let ctx = find(settings, name)?;
+    let _lease = take_lease(&ctx, "complete").await?;
+    complete_held(settings, name, force).await
+}
+
+/// [`complete`] for a caller that holds the mapping's lease.
+pub(crate) async fn complete_held(
     settings: &Settings,
     name: &str,
     force: bool,
@@ -199,7 +245,8 @@ pub async fn complete(
             .map(|f| f.message.clone())
             .collect();
         for db in &mapping.databases {
-            if db.phase != Phase::Completed && !db.cutover_conditions_met {
+            let begun = matches!(db.phase, Phase::Completing | Phase::Completed);
+            if !begun && !db.cutover_conditions_met {
                 reasons.push(format!(
                     "database {:?} is {} (not cutover ready)",
                     db.name, db.phase
@@ -220,7 +267,7 @@ pub async fn complete(
     let pending: Vec<String> = mapping
         .databases
         .iter()
-        .filter(|d| d.phase != Phase::Completed)
+        .filter(|d| !matches!(d.phase, Phase::Completing | Phase::Completed))
         .map(|d| ctx.names(&d.name).slot)
         .collect();
     let mut admin = DbConn::new(

@@ -11,6 +11,8 @@
 use tokio_postgres::Client;
 
 use super::q;
+use crate::ddl::quote::ident;
+use crate::findings::Finding;
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
 use crate::phase::Lag;
@@ -21,6 +23,8 @@ use crate::status::SlotStatus;
 pub struct Replication {
     pub slot: Option<SlotStatus>,
     pub lag: Option<Lag>,
+    /// The database's publication exists on the source.
+    pub publication: bool,
 }
 
 /// Reads the slot, lag in bytes and lag in time (`src` connected to the source database).
@@ -36,16 +40,26 @@ pub async fn observe(
                pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, \
                (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_stat_replication r \
                  WHERE r.application_name = $2 ORDER BY r.backend_start DESC LIMIT 1), \
-               EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.application_name = $2) \
+               EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.application_name = $2), \
+               s.wal_status, s.safe_wal_size::bigint \
              FROM pg_replication_slots s WHERE s.slot_name = $1",
             &[&names.slot, &names.subscription],
         )
         .await
         .map_err(q(src_target, "reading the replication slot"))?;
+    let publication: bool = src
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[&names.publication],
+        )
+        .await
+        .map_err(q(src_target, "looking for the publication"))?
+        .get(0);
     let Some(row) = row else {
         return Ok(Replication {
             slot: None,
             lag: None,
+            publication,
         });
     };
     let slot = SlotStatus {
@@ -54,6 +68,8 @@ pub async fn observe(
         restart_lsn: row.get(1),
         confirmed_flush_lsn: row.get(2),
         retained_bytes: row.get::<_, i64>(3).max(0) as u64,
+        wal_status: row.get(7),
+        safe_wal_bytes: row.get(8),
     };
     let lag_bytes: Option<i64> = row.get(4);
     let replay_lag: Option<f64> = row.get(5);
@@ -69,7 +85,63 @@ pub async fn observe(
     Ok(Replication {
         slot: Some(slot),
         lag,
+        publication,
     })
+}
+
+/// What the slot's WAL reservation says (pure): lost (the source removed WAL the destination still
+/// needs: only a new copy helps), unreserved (the next checkpoint may lose it), or close to
+/// `max_slot_wal_keep_size` (less than a quarter of it left, or less than 64 MB).
+pub fn slot_findings(db: &str, names: &ReplicationNames, slot: &SlotStatus) -> Vec<Finding> {
+    let mb = |bytes: i64| bytes.max(0) / (1024 * 1024);
+    let name = &names.slot;
+    match slot.wal_status.as_deref() {
+        Some("lost") => vec![Finding::blocking(
+            "slot_lost",
+            format!(
+                "the source invalidated the replication slot {name} of {db:?} \
+                 (max_slot_wal_keep_size was exceeded): WAL the destination still needed is gone, \
+                 so changes since then can no longer reach it"
+            ),
+            format!(
+                "this database must be copied again. Raise max_slot_wal_keep_size on the source \
+                 (or unset it: -1), then on the destination: ALTER SUBSCRIPTION {sub} DISABLE; \
+                 ALTER SUBSCRIPTION {sub} SET (slot_name = NONE); DROP SUBSCRIPTION {sub}; and \
+                 DROP DATABASE {dbq} (from another database); on the source: SELECT \
+                 pg_drop_replication_slot('{name}'). The tool then creates the database and \
+                 copies it again",
+                sub = ident(&names.subscription),
+                dbq = ident(db),
+            ),
+        )],
+        Some("unreserved") => vec![Finding::warning(
+            "slot_at_risk",
+            format!(
+                "the replication slot {name} of {db:?} holds more WAL than max_slot_wal_keep_size \
+                 allows: the source's next checkpoint may invalidate it (then the database must be \
+                 copied again)"
+            ),
+            "raise max_slot_wal_keep_size on the source now (ALTER SYSTEM SET \
+             max_slot_wal_keep_size = ...; SELECT pg_reload_conf()), and find why the destination \
+             trails (the lag figures, apply findings)",
+        )],
+        _ => match slot.safe_wal_bytes {
+            Some(safe) if safe < 64 * 1024 * 1024 || safe < slot.retained_bytes as i64 / 3 => {
+                vec![Finding::warning(
+                    "slot_near_limit",
+                    format!(
+                        "the replication slot {name} of {db:?} holds {} MB of WAL and only {} MB \
+                         more may be written before max_slot_wal_keep_size invalidates it",
+                        slot.retained_bytes / (1024 * 1024),
+                        mb(safe)
+                    ),
+                    "raise max_slot_wal_keep_size on the source, or slow the writes on the source \
+                     until the destination catches up",
+                )]
+            }
+            _ => Vec::new(),
+        },
+    }
 }
 
 /// Writes a heartbeat into the source database's WAL (non-transactional, a few bytes).
@@ -115,5 +187,61 @@ pub async fn wait_for_zero_lag(
             return Ok(false);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(wal_status: &str, retained_mb: u64, safe_mb: Option<i64>) -> SlotStatus {
+        SlotStatus {
+            name: "s".into(),
+            active: true,
+            restart_lsn: None,
+            confirmed_flush_lsn: None,
+            retained_bytes: retained_mb * 1024 * 1024,
+            wal_status: Some(wal_status.into()),
+            safe_wal_bytes: safe_mb.map(|mb| mb * 1024 * 1024),
+        }
+    }
+
+    fn codes(s: &SlotStatus) -> Vec<(&'static str, bool)> {
+        slot_findings("shop", &ReplicationNames::new("prod", "shop"), s)
+            .iter()
+            .map(|f| (f.code, f.is_blocking()))
+            .collect()
+    }
+
+    #[test]
+    fn a_lost_slot_blocks_and_says_how_to_copy_again() {
+        assert_eq!(codes(&slot("lost", 0, None)), [("slot_lost", true)]);
+        let f = &slot_findings(
+            "shop",
+            &ReplicationNames::new("prod", "shop"),
+            &slot("lost", 0, None),
+        )[0];
+        assert!(f.fix.contains("DROP SUBSCRIPTION") && f.fix.contains("pg_drop_replication_slot"));
+    }
+
+    #[test]
+    fn a_slot_at_risk_or_near_the_limit_warns() {
+        assert_eq!(
+            codes(&slot("unreserved", 900, Some(-5))),
+            [("slot_at_risk", false)]
+        );
+        assert_eq!(
+            codes(&slot("reserved", 10, Some(40))),
+            [("slot_near_limit", false)]
+        );
+        assert_eq!(
+            codes(&slot("reserved", 900, Some(200))),
+            [("slot_near_limit", false)]
+        );
+        assert!(codes(&slot("reserved", 100, Some(900))).is_empty());
+        assert!(
+            codes(&slot("reserved", 100_000, None)).is_empty(),
+            "no limit set"
+        );
     }
 }

@@ -1,25 +1,69 @@
-//! Mark complete, after the operator has cut over: a final sequence sync, then the subscription
-//! is disabled and detached from its slot (it stays, disabled, as the marker that this database
-//! is completed), and the slot and publication are dropped on the source so it keeps no more WAL
-//! for the tool.
+//! Mark complete, after the operator has cut over: a final sequence sync, then the replication is
+//! taken apart in an order that a crash at any point can resume, and whose end state (the
+//! completion marker) is only reached once nothing of the tool's is left on the source.
 //!
-//! Point of no return: dropping the slot. Everything before it can be undone by enabling the
-//! subscription again; after it, changes on the source no longer reach the destination. Every
-//! step looks first and tolerates a concurrent run doing the same step, so `complete` is safe to
-//! run twice or at the same time from two places.
+//! The steps ([`Step`]), each idempotent and tolerant of a concurrent run doing the same:
+//!
+//! 1. `Mark`: `COMMENT ON SUBSCRIPTION ... IS 'postgres-migrator: completing'`. From here on the
+//!    reconcile loop knows this is the tool's own completion (phase Completing) and finishes it
+//!    by itself on every tick; a disabled subscription without the comment is someone's hand.
+//! 2. `Disable`: `ALTER SUBSCRIPTION ... DISABLE`, so the source's WAL sender lets the slot go.
+//! 3. `DropSlot`: `pg_drop_replication_slot` on the source, once the slot is inactive. **Point of
+//!    no return**: before it, enabling the subscription again resumes replication where it
+//!    stopped; after it, changes on the source no longer reach the destination.
+//! 4. `DropPublication`: `DROP PUBLICATION IF EXISTS` on the source.
+//! 5. `Detach`: `ALTER SUBSCRIPTION ... SET (slot_name = NONE)`. A disabled subscription without
+//!    a slot, while the source has neither our slot nor our publication, is the completed
+//!    marker ([`crate::phase::is_completed`]); the subscription stays as that marker.
+//!
+//! Detaching last is what DROP SUBSCRIPTION does in spirit (the remote slot goes first, or
+//! nothing does): a database never counts as completed while its slot still holds WAL on the
+//! source.
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
 
 use super::{MappingContext, q, sequences};
-use crate::ddl::quote::ident;
+use crate::ddl::quote::{ident, literal};
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
 
 /// How long to wait for the source's WAL sender to let go of the slot after the subscription is
 /// disabled.
 const SLOT_RELEASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The comment the tool puts on a subscription it has begun to complete.
+pub const COMPLETING_MARKER: &str = "postgres-migrator: completing";
+
+/// One step of completing a database, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The final sequence sync (the destination ahead of every value the source handed out).
+    Sequences,
+    /// The completion marker on the subscription.
+    Mark,
+    /// The subscription disabled.
+    Disable,
+    /// The slot dropped on the source (point of no return).
+    DropSlot,
+    /// The publication dropped on the source.
+    DropPublication,
+    /// The subscription detached from its (dropped) slot: completed.
+    Detach,
+}
+
+impl Step {
+    /// Every step, in the order they run.
+    pub const ALL: [Step; 6] = [
+        Step::Sequences,
+        Step::Mark,
+        Step::Disable,
+        Step::DropSlot,
+        Step::DropPublication,
+        Step::Detach,
+    ];
+}
 
 /// Completes one database. `src` and `dst` are connected to the source and destination copies
 /// of `db`.
@@ -30,39 +74,100 @@ pub async fn complete_database(
     src: &Client,
     dst: &Client,
 ) -> Result<(), PgError> {
-    let st = format!("{} database {db:?}", ctx.source.describe());
-    let dt = format!("{} database {db:?}", ctx.destination.describe());
+    run_steps(ctx, db, names, src, dst, &Step::ALL).await
+}
 
-    sequences::sync(src, &st, dst, &dt, ctx.sequence_margin).await?;
+/// Runs `steps` of the completion of `db` in order (the whole of it is [`Step::ALL`]; a prefix
+/// leaves the state a process killed after that step would leave).
+pub async fn run_steps(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    src: &Client,
+    dst: &Client,
+    steps: &[Step],
+) -> Result<(), PgError> {
+    let st = ctx.source.target(db);
+    let dt = ctx.destination.target(db);
+    let sub = ident(&names.subscription);
+    for step in steps {
+        match step {
+            Step::Sequences => {
+                sequences::sync(
+                    src,
+                    &st,
+                    dst,
+                    &dt,
+                    sequences::Lead::margin(ctx.sequence_margin),
+                )
+                .await?;
+            }
+            Step::Mark => {
+                if subscription(dst, &dt, names).await?.is_some() {
+                    dst.execute(
+                        &format!(
+                            "COMMENT ON SUBSCRIPTION {sub} IS {}",
+                            literal(COMPLETING_MARKER)
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(q(&dt, "marking the subscription as completing"))?;
+                }
+            }
+            Step::Disable => {
+                if subscription(dst, &dt, names).await?.is_some_and(|s| s.0) {
+                    dst.batch_execute(&format!("ALTER SUBSCRIPTION {sub} DISABLE"))
+                        .await
+                        .map_err(q(&dt, "disabling the subscription"))?;
+                }
+            }
+            Step::DropSlot => drop_slot(ctx, db, names, src, &st).await?,
+            Step::DropPublication => {
+                src.batch_execute(&format!(
+                    "DROP PUBLICATION IF EXISTS {}",
+                    ident(&names.publication)
+                ))
+                .await
+                .map_err(q(&st, "dropping the publication"))?;
+            }
+            Step::Detach => {
+                if subscription(dst, &dt, names).await?.is_some_and(|s| s.1) {
+                    dst.batch_execute(&format!("ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)"))
+                        .await
+                        .map_err(q(&dt, "detaching the subscription from its slot"))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
-    let subscription = dst
+/// `(enabled, has_slot)` of our subscription in the connected destination database.
+async fn subscription(
+    dst: &Client,
+    dt: &str,
+    names: &ReplicationNames,
+) -> Result<Option<(bool, bool)>, PgError> {
+    Ok(dst
         .query_opt(
-            "SELECT subenabled, subslotname IS NOT NULL FROM pg_subscription WHERE subname = $1",
+            "SELECT subenabled, subslotname IS NOT NULL FROM pg_subscription \
+             WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
             &[&names.subscription],
         )
         .await
-        .map_err(q(&dt, "looking for the subscription"))?;
-    if let Some(row) = subscription {
-        let (enabled, has_slot): (bool, bool) = (row.get(0), row.get(1));
-        if enabled {
-            dst.batch_execute(&format!(
-                "ALTER SUBSCRIPTION {} DISABLE",
-                ident(&names.subscription)
-            ))
-            .await
-            .map_err(q(&dt, "disabling the subscription"))?;
-        }
-        if has_slot {
-            dst.batch_execute(&format!(
-                "ALTER SUBSCRIPTION {} SET (slot_name = NONE)",
-                ident(&names.subscription)
-            ))
-            .await
-            .map_err(q(&dt, "detaching the subscription from its slot"))?;
-        }
-    }
+        .map_err(q(dt, "looking for the subscription"))?
+        .map(|r| (r.get(0), r.get(1))))
+}
 
-    // Point of no return.
+/// Drops the slot once the WAL sender has let go of it (waits up to [`SLOT_RELEASE_TIMEOUT`]).
+async fn drop_slot(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    src: &Client,
+    st: &str,
+) -> Result<(), PgError> {
     let deadline = tokio::time::Instant::now() + SLOT_RELEASE_TIMEOUT;
     loop {
         let active: Option<bool> = src
@@ -71,40 +176,38 @@ pub async fn complete_database(
                 &[&names.slot],
             )
             .await
-            .map_err(q(&st, "looking for the replication slot"))?
+            .map_err(q(st, "looking for the replication slot"))?
             .map(|r| r.get(0));
         match active {
-            None => break,
+            None => return Ok(()),
             Some(false) => match src
                 .execute("SELECT pg_drop_replication_slot($1)", &[&names.slot])
                 .await
             {
                 Ok(_) => {
                     tracing::info!(mapping = %ctx.name, database = db, slot = %names.slot, "replication slot dropped");
-                    break;
+                    return Ok(());
                 }
                 // 42704: dropped meanwhile by a concurrent run; 55006: taken again, wait.
-                Err(e) if e.code().is_some_and(|c| c.code() == "42704") => break,
+                Err(e) if e.code().is_some_and(|c| c.code() == "42704") => return Ok(()),
                 Err(e) if e.code().is_some_and(|c| c.code() == "55006") => {}
-                Err(e) => return Err(PgError::query(&st, "dropping the replication slot", e)),
+                Err(e) => return Err(PgError::query(st, "dropping the replication slot", e)),
             },
             Some(true) => {}
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(PgError::Query {
-                target: st,
+                target: st.to_owned(),
                 context: format!("dropping the replication slot {}", names.slot),
-                message: "the slot is still in use a minute after the subscription was disabled; is another subscriber using it?".into(),
+                message: format!(
+                    "the slot is still in use a minute after the subscription was disabled; find \
+                     who reads it on the source (SELECT active_pid FROM pg_replication_slots WHERE \
+                     slot_name = '{}'); the tool tries again every tick",
+                    names.slot
+                ),
                 transient: true,
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    src.batch_execute(&format!(
-        "DROP PUBLICATION IF EXISTS {}",
-        ident(&names.publication)
-    ))
-    .await
-    .map_err(q(&st, "dropping the publication"))?;
-    Ok(())
 }

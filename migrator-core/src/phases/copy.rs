@@ -59,6 +59,8 @@ pub struct CopySettings {
     pub max_standby_lag_bytes: u64,
     /// ... or a trivial query on the source takes longer than this (zero = not watched).
     pub max_latency: Duration,
+    /// How long creating the slot may wait for transactions open on the source.
+    pub slot_create_timeout: Duration,
 }
 
 /// One published table as the copy sees it.
@@ -181,6 +183,8 @@ fn plan(tables: Vec<CopyTable>, chunk: Option<u64>) -> Vec<Chunk> {
 #[derive(Debug, Default)]
 pub struct Progress {
     tables: Mutex<BTreeMap<QualifiedName, TableProgress>>,
+    /// While the slot is being created: the source's transactions it waits for.
+    waiting_for: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -222,6 +226,18 @@ impl Progress {
         if let Some(t) = self.lock().get_mut(root) {
             t.chunks_left -= 1;
         }
+    }
+
+    /// What creating the slot waits for, while it does.
+    pub fn waiting_for(&self) -> Option<String> {
+        self.waiting_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_waiting_for(&self, what: Option<String>) {
+        *self.waiting_for.lock().unwrap_or_else(|e| e.into_inner()) = what;
     }
 
     /// Per-table rows for the status: queued, copying, or copied (shown as "copy done").
@@ -315,15 +331,58 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     let started = Instant::now();
     let src = pg::connect(&ctx.source, &db).await?;
     let dst = pg::connect(&ctx.destination, &db).await?;
+    // The turn can come hours later: the database must still be in the state that started this
+    // job (schema applied, no subscription: not copied, not completed by anyone meanwhile)
+    // before anything is dropped or emptied.
+    if let Some(changed) = changed_since_start(&ctx, &db, &dst, &dt, &names.subscription).await? {
+        tracing::warn!(mapping = %ctx.name, database = %db, reason = %changed, "the database changed while its copy waited for its turn; not copying");
+        return Ok(());
+    }
     drop_leftover_slot(&src, &st, &names.slot).await?;
     truncate(&dst, &dt, chunks.iter().map(|c| &c.table.root).collect()).await?;
     let total: u64 = chunks.iter().map(|c| c.bytes).sum();
 
     // The slot and its snapshot; every worker imports the snapshot before the walsender goes.
     let mut walsender = ReplicationConnection::connect(&ctx.source, &db).await?;
-    let exported = walsender
-        .create_slot_exporting_snapshot(&names.slot)
-        .await?;
+    let exported = {
+        let create = tokio::time::timeout(
+            ctx.copy.slot_create_timeout,
+            walsender.create_slot_exporting_snapshot(&names.slot),
+        );
+        let watch = watch_slot_wait(&src, &st, &progress);
+        let outcome = tokio::select! {
+            created = create => created,
+            error = watch => return Err(error),
+        };
+        match outcome {
+            Ok(created) => {
+                progress.set_waiting_for(None);
+                created?
+            }
+            Err(_) => {
+                let blockers = progress.waiting_for().unwrap_or_default();
+                // The walsender would create the slot once they end; stop it.
+                let _ = src
+                    .execute(
+                        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                         WHERE slot_name = $1 AND active_pid IS NOT NULL",
+                        &[&names.slot],
+                    )
+                    .await;
+                return Err(PgError::Query {
+                    target: st.clone(),
+                    context: format!("creating the replication slot {}", names.slot),
+                    message: format!(
+                        "it waited {} (slot_create_timeout) for transactions open on the source \
+                         to end: {blockers}; let them finish or end them, or raise \
+                         slot_create_timeout",
+                        humantime::format_duration(ctx.copy.slot_create_timeout)
+                    ),
+                    transient: true,
+                });
+            }
+        }
+    };
     tracing::info!(mapping = %ctx.name, database = %db, slot = %names.slot, consistent_point = %exported.consistent_point, "replication slot created with an exported snapshot");
     let workers = ctx.copy.workers.clamp(1, chunks.len().max(1));
     let sessions = future::try_join_all(
@@ -370,6 +429,76 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     replication::create_subscription(&ctx, &db, &names, &dst, &dt, false).await?;
     tracing::info!(mapping = %ctx.name, database = %db, seconds = started.elapsed().as_secs_f64(), "fast copy done; the subscription streams from the snapshot's point");
     Ok(())
+}
+
+/// Why the destination database is no longer in the state a copy starts from, if it is not.
+async fn changed_since_start(
+    ctx: &MappingContext,
+    db: &str,
+    dst: &Client,
+    dt: &str,
+    subscription: &str,
+) -> Result<Option<String>, PgError> {
+    let row = dst
+        .query_one(
+            "SELECT shobj_description(d.oid, 'pg_database'), \
+               EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subdbid = d.oid AND s.subname = $1) \
+             FROM pg_database d WHERE d.datname = current_database()",
+            &[&subscription],
+        )
+        .await
+        .map_err(q(dt, "checking the database before the copy"))?;
+    let marker: Option<String> = row.get(0);
+    let subscribed: bool = row.get(1);
+    Ok(if subscribed {
+        Some(format!(
+            "the subscription {subscription} exists: the database was copied or completed"
+        ))
+    } else if marker.as_deref() != Some(super::schema::marker(&ctx.name, db, true).as_str()) {
+        Some("the destination database no longer carries the schema-applied marker".into())
+    } else {
+        None
+    })
+}
+
+/// While the slot is being created, names the transactions it waits for: logical decoding
+/// starts from a point where no transaction with an xid is running, so each one open on the
+/// source when the slot began must end first. Returns only on error.
+async fn watch_slot_wait(src: &Client, st: &str, progress: &Progress) -> PgError {
+    let began: String = match src.query_one("SELECT now()::text", &[]).await {
+        Ok(row) => row.get(0),
+        Err(e) => return PgError::query(st, "reading the source's clock", e),
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    loop {
+        let rows = src
+            .query(
+                "SELECT format('pid %s (%s on %s, %s) open for %s: %s', pid, usename, datname, \
+                   coalesce(nullif(application_name, ''), 'no application_name'), \
+                   date_trunc('second', now() - xact_start), left(query, 120)) \
+                 FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+                   AND xact_start < $1::text::timestamptz ORDER BY xact_start LIMIT 5",
+                &[&began],
+            )
+            .await;
+        match rows {
+            Ok(rows) => {
+                let open: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                progress.set_waiting_for((!open.is_empty()).then(|| open.join("; ")));
+            }
+            Err(e) => {
+                return PgError::query(st, "looking for the transactions the slot waits for", e);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Drops the slot a failed copy of `db` left (the job has ended, so nothing reads it).
+pub async fn drop_slot_of_failed_copy(ctx: &MappingContext, db: &str) -> Result<(), PgError> {
+    let st = ctx.source.target(db);
+    let src = pg::connect(&ctx.source, db).await?;
+    drop_leftover_slot(&src, &st, &ctx.names(db).slot).await
 }
 
 /// A slot left by an interrupted copy is useless (its snapshot is gone): drop it.
@@ -699,6 +828,7 @@ mod tests {
             chunk_bytes: 0,
             max_standby_lag_bytes: 0,
             max_latency: Duration::ZERO,
+            slot_create_timeout: Duration::from_secs(600),
         };
         // 900 MB over 2 workers: a 450 MB share; the 600 MB table is split in two, the
         // 300 MB one is not.

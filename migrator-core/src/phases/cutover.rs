@@ -42,7 +42,7 @@ pub fn instructions(ctx: &MappingContext, databases: &[String]) -> String {
     );
     let _ = writeln!(
         text,
-        "4. Final sequence sync, then detach: press \"Mark complete\" on the dashboard, or run\n     postgres-migrator complete {name}\n   It copies every sequence value (plus sequence_margin = {margin}) to the destination, disables\n   and detaches the subscriptions, and drops the slots and publications on the source.\n   From here on, changes on the source no longer reach the destination.",
+        "4. Final sequence sync, then detach: press \"Mark complete\" on the dashboard, or run\n     postgres-migrator complete {name}\n   It copies every sequence value (plus sequence_margin = {margin}) to the destination, disables\n   the subscriptions, drops the slots and publications on the source, then detaches the\n   subscriptions. If it is interrupted the database shows \"completing\" and the tool finishes it.\n   From here on, changes on the source no longer reach the destination.",
         name = ctx.name,
         margin = ctx.sequence_margin
     );

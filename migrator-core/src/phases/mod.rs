@@ -1,6 +1,7 @@
 //! One module per phase; each owns its SQL and its action. Every action is idempotent: it looks
 //! before it creates, so running it twice, or after a crash halfway, is safe.
 
+pub mod apply;
 pub mod catchup;
 pub mod complete;
 pub mod copy;
@@ -8,6 +9,7 @@ pub mod cutover;
 pub mod drift;
 pub mod preflight;
 pub mod replication;
+pub mod retention;
 pub mod roles;
 pub mod schema;
 pub mod sequences;
@@ -37,6 +39,8 @@ pub struct MappingContext {
     pub databases: DatabaseFilter,
     pub no_pk_remedy: NoPkRemedy,
     pub sequence_margin: i64,
+    /// How often the reconcile loop looks (`poll_interval`).
+    pub poll: std::time::Duration,
     pub thresholds: Thresholds,
     pub role_conflict_strategy: RoleConflictStrategy,
     /// Password for copied login roles whose hash cannot be read (`fallback_password[_file]`).
@@ -48,6 +52,10 @@ pub struct MappingContext {
     pub limiter: Arc<RateLimiter>,
     /// One database of the mapping copies at a time (fast mode).
     pub copy_turn: Arc<tokio::sync::Semaphore>,
+    /// This process holds the mapping's lease (set by the mapping task; commands check it).
+    pub holds_lease: Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped when the operator asks to retry what the tool gave up on (a failing copy).
+    pub retry_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MappingContext {
@@ -88,6 +96,7 @@ impl MappingContext {
             databases: mapping.databases.clone(),
             no_pk_remedy: mapping.no_pk_remedy(defaults),
             sequence_margin: defaults.sequence_margin,
+            poll: defaults.poll_interval,
             copy: copy::CopySettings {
                 fast: defaults.copy_mode == CopyMode::Fast,
                 workers: match defaults.copy_workers {
@@ -100,9 +109,12 @@ impl MappingContext {
                 chunk_bytes: defaults.copy_chunk_mb * 1024 * 1024,
                 max_standby_lag_bytes: defaults.health_max_standby_lag_mb * 1024 * 1024,
                 max_latency: defaults.health_max_latency,
+                slot_create_timeout: defaults.slot_create_timeout,
             },
             limiter: Arc::new(RateLimiter::new(mapping.rate_limit_mb_per_s(defaults))),
             copy_turn: Arc::new(tokio::sync::Semaphore::new(1)),
+            retry_generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            holds_lease: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             thresholds: Thresholds {
                 max_lag_bytes: defaults.lag_threshold_mb * 1024 * 1024,
                 max_lag_seconds: defaults.lag_threshold_time.as_secs_f64(),

@@ -132,10 +132,14 @@ pub async fn apply(
         }
         DestinationState::Missing { exists: true } | DestinationState::Ours { .. } => {}
     }
-    dst_admin
-        .batch_execute(&ddl::comment_on_database(db, &marker(&ctx.name, db, false)))
-        .await
-        .map_err(q(&dt, "marking the destination database"))?;
+    // The marker only moves forward: "created" is written to an unmarked database only, never
+    // over "schema applied" (which another actor may have written since the look above).
+    if matches!(state, DestinationState::Missing { .. }) {
+        dst_admin
+            .batch_execute(&ddl::comment_on_database(db, &marker(&ctx.name, db, false)))
+            .await
+            .map_err(q(&dt, "marking the destination database"))?;
+    }
 
     let mut conn = DbConn::new(&ctx.destination, db);
     let target = conn.target();

@@ -1,9 +1,17 @@
 //! Sequences: logical replication carries no sequence values, so the tool copies them. Once
-//! before replication starts, every tick during catch-up, and a final time at completion. The
-//! destination is set `sequence_margin` increments ahead of the source, so values the source
-//! hands out between two syncs cannot collide after cutover.
+//! before replication starts, every tick during catch-up, and a final time at completion.
+//!
+//! The destination is kept ahead of the source by a *lead*: at least `sequence_margin`
+//! increments, and during catch-up enough for [`LEAD_POLLS`] poll intervals at the fastest rate
+//! the source sequence has been seen to move ([`Rates`]). A lead that has shrunk below half of
+//! what is wanted is renewed. So a busy sequence (200 inserts a second on a serial key) does not
+//! fall behind between two looks, and one that does is corrected by the next sync: the cutover
+//! conditions only count sequences that no sync can correct (missing on the destination). The
+//! final sync at mark complete, after writes have stopped, is what guarantees that no value the
+//! source handed out is handed out again on the destination.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
@@ -46,11 +54,102 @@ pub async fn read(client: &Client, target: &str) -> Result<Vec<SequenceValue>, P
         .collect())
 }
 
+/// How many poll intervals of the fastest rate seen a catch-up lead covers.
+pub const LEAD_POLLS: u32 = 4;
+
+/// How fast each source sequence moves, measured between looks (in value units per second, the
+/// peak seen since this process started).
+#[derive(Debug, Default, Clone)]
+pub struct Rates {
+    seen: HashMap<QualifiedName, Seen>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    value: i64,
+    at: Instant,
+    peak_per_second: f64,
+}
+
+impl Rates {
+    /// Records the source values of one look taken at `now`.
+    pub fn record(&mut self, source: &[SequenceValue], now: Instant) {
+        for seq in source {
+            let Some(value) = seq.last_value else {
+                continue;
+            };
+            let peak = match self.seen.get(&seq.name) {
+                Some(before) if now > before.at => {
+                    let moved = value.abs_diff(before.value) as f64;
+                    let rate = moved / now.duration_since(before.at).as_secs_f64();
+                    before.peak_per_second.max(rate)
+                }
+                Some(before) => before.peak_per_second,
+                None => 0.0,
+            };
+            self.seen.insert(
+                seq.name.clone(),
+                Seen {
+                    value,
+                    at: now,
+                    peak_per_second: peak,
+                },
+            );
+        }
+    }
+
+    /// The peak rate of `name` seen so far (value units per second), 0 when unknown.
+    pub fn peak_per_second(&self, name: &QualifiedName) -> f64 {
+        self.seen.get(name).map_or(0.0, |s| s.peak_per_second)
+    }
+}
+
+/// How far ahead of the source a destination sequence is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Lead<'a> {
+    /// At least this many increments (`sequence_margin`).
+    pub margin: i64,
+    /// During catch-up: the measured rates, and how long a lead must last at the peak rate.
+    pub rates: Option<(&'a Rates, Duration)>,
+}
+
+impl<'a> Lead<'a> {
+    /// `margin` increments, whatever the rate (the first sync and the final one).
+    pub fn margin(margin: i64) -> Self {
+        Lead {
+            margin,
+            rates: None,
+        }
+    }
+
+    /// `margin` increments, or what lasts `horizon` at the peak rate seen, whichever is more.
+    pub fn following(margin: i64, rates: &'a Rates, horizon: Duration) -> Self {
+        Lead {
+            margin,
+            rates: Some((rates, horizon)),
+        }
+    }
+
+    /// The wanted lead of `seq`, in value units (always positive).
+    pub fn of(&self, seq: &SequenceValue) -> i64 {
+        let floor = self.margin.saturating_mul(seq.increment.saturating_abs());
+        let by_rate = self.rates.map_or(0, |(rates, horizon)| {
+            let value = (rates.peak_per_second(&seq.name) * horizon.as_secs_f64()).ceil();
+            if value >= i64::MAX as f64 {
+                i64::MAX
+            } else {
+                value as i64
+            }
+        });
+        floor.max(by_rate)
+    }
+}
+
 /// How the destination's sequences compare with the source's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Comparison {
-    /// `setval` to run on the destination: the source's value plus the margin, for sequences
-    /// behind or within half the margin of the source (and present on the destination).
+    /// `setval` to run on the destination: the source's value plus the wanted lead, for sequences
+    /// behind or within half the wanted lead of the source (and present on the destination).
     pub updates: Vec<(QualifiedName, i64)>,
     /// Every source sequence with both values, for the status.
     pub rows: Vec<SequenceStatus>,
@@ -66,10 +165,15 @@ impl Comparison {
     pub fn behind(&self) -> usize {
         self.rows.iter().filter(|r| r.behind).count()
     }
+
+    /// Sequences on the source that the destination lacks: no sync can correct them.
+    pub fn missing(&self) -> usize {
+        self.rows.iter().filter(|r| !r.on_destination).count()
+    }
 }
 
 /// Compares `source` with `destination` (pure).
-pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], margin: i64) -> Comparison {
+pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], lead: Lead) -> Comparison {
     let dest: HashMap<&QualifiedName, &SequenceValue> =
         destination.iter().map(|s| (&s.name, s)).collect();
     let mut result = Comparison::default();
@@ -106,28 +210,31 @@ pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], margin: 
         let behind = dst_value.is_none_or(|d| ahead_by(d) < 0);
         row.behind = behind;
         result.rows.push(row);
-        let wanted_lead = margin.saturating_mul(src.increment.abs());
+        let wanted_lead = lead.of(src);
         if behind || dst_value.is_some_and(|d| ahead_by(d) < wanted_lead / 2) {
-            let target = src_value
-                .saturating_add(margin.saturating_mul(src.increment))
-                .clamp(src.min, src.max);
+            let step = if ascending {
+                wanted_lead
+            } else {
+                wanted_lead.saturating_neg()
+            };
+            let target = src_value.saturating_add(step).clamp(src.min, src.max);
             result.updates.push((src.name.clone(), target));
         }
     }
     result
 }
 
-/// Reads both sides without changing anything.
+/// Reads both sides without changing anything; also returns the source's values (for [`Rates`]).
 pub async fn check(
     src: &Client,
     src_target: &str,
     dst: &Client,
     dst_target: &str,
-    margin: i64,
-) -> Result<Comparison, PgError> {
+    lead: Lead<'_>,
+) -> Result<(Comparison, Vec<SequenceValue>), PgError> {
     let source = read(src, src_target).await?;
     let destination = read(dst, dst_target).await?;
-    Ok(compare(&source, &destination, margin))
+    Ok((compare(&source, &destination, lead), source))
 }
 
 /// Moves destination sequences ahead of the source's. Returns the comparison from before the
@@ -137,9 +244,9 @@ pub async fn sync(
     src_target: &str,
     dst: &Client,
     dst_target: &str,
-    margin: i64,
+    lead: Lead<'_>,
 ) -> Result<Comparison, PgError> {
-    let comparison = check(src, src_target, dst, dst_target, margin).await?;
+    let (comparison, _) = check(src, src_target, dst, dst_target, lead).await?;
     for (name, value) in &comparison.updates {
         dst.execute(
             "SELECT setval($1::text::regclass, $2, true)",
@@ -163,6 +270,10 @@ mod tests {
             min: if increment > 0 { 1 } else { -1000 },
             max: if increment > 0 { 1_000_000 } else { -1 },
         }
+    }
+
+    fn compare(source: &[SequenceValue], destination: &[SequenceValue], margin: i64) -> Comparison {
+        super::compare(source, destination, Lead::margin(margin))
     }
 
     #[test]
@@ -211,5 +322,73 @@ mod tests {
         assert_eq!(c.updates[0].1, -1000, "clamped to min_value");
         let c = compare(&[seq("a", Some(999_990), 1)], &[seq("a", None, 1)], 100);
         assert_eq!(c.updates[0].1, 1_000_000, "clamped to max_value");
+    }
+
+    #[test]
+    fn the_lead_follows_the_peak_rate_seen_and_never_drops_below_the_margin() {
+        let t0 = Instant::now();
+        let mut rates = Rates::default();
+        rates.record(&[seq("a", Some(100), 1)], t0);
+        assert_eq!(
+            rates.peak_per_second(&QualifiedName::new("public", "a")),
+            0.0
+        );
+        // 1,000 values in 5 s: 200 a second.
+        rates.record(&[seq("a", Some(1_100), 1)], t0 + Duration::from_secs(5));
+        // A quieter stretch does not lower the peak.
+        rates.record(&[seq("a", Some(1_150), 1)], t0 + Duration::from_secs(10));
+        let horizon = Duration::from_secs(20);
+        let lead = Lead::following(100, &rates, horizon);
+        assert_eq!(lead.of(&seq("a", Some(1_150), 1)), 4_000);
+        assert_eq!(
+            lead.of(&seq("quiet", Some(5), 1)),
+            100,
+            "the margin is the floor"
+        );
+        // Increments of 10: the margin is 100 increments = 1,000 values.
+        assert_eq!(lead.of(&seq("quiet", Some(5), 10)), 1_000);
+
+        // With the rate's lead the destination is set 4,000 ahead, and 200 a second for one
+        // 5 s poll leaves it ahead (not behind) and with more than half its lead: no update.
+        let c = super::compare(
+            &[seq("a", Some(1_150), 1)],
+            &[seq("a", Some(1_000), 1)],
+            lead,
+        );
+        assert_eq!((c.behind(), c.updates[0].1), (1, 5_150));
+        let c = super::compare(
+            &[seq("a", Some(2_150), 1)],
+            &[seq("a", Some(5_150), 1)],
+            lead,
+        );
+        assert_eq!((c.behind(), c.updates.len()), (0, 0));
+    }
+
+    #[test]
+    fn descending_sequences_get_the_rate_lead_downwards() {
+        let t0 = Instant::now();
+        let mut rates = Rates::default();
+        rates.record(&[seq("d", Some(-10), -1)], t0);
+        rates.record(&[seq("d", Some(-510), -1)], t0 + Duration::from_secs(1));
+        let lead = Lead::following(10, &rates, Duration::from_secs(1));
+        let c = super::compare(
+            &[seq("d", Some(-510), -1)],
+            &[seq("d", Some(-20), -1)],
+            lead,
+        );
+        assert_eq!(
+            c.updates[0].1, -1000,
+            "-510 - 500, clamped to min_value -1000"
+        );
+    }
+
+    #[test]
+    fn missing_sequences_are_counted_apart_from_behind_ones() {
+        let c = compare(
+            &[seq("a", Some(5), 1), seq("b", Some(5), 1)],
+            &[seq("a", Some(1), 1)],
+            100,
+        );
+        assert_eq!((c.behind(), c.missing()), (2, 1));
     }
 }

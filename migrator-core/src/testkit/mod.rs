@@ -224,6 +224,15 @@ impl Cluster {
         self.dir.path().join("data")
     }
 
+    /// The server's log so far (`log_line_prefix` as initdb leaves it).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
     /// Connection settings for the superuser, as a mapping's `source` or `destination`.
     pub fn connection_settings(&self) -> ConnectionSettings {
         ConnectionSettings {
@@ -344,7 +353,7 @@ impl Cluster {
     }
 
     fn start_server(&self) -> Result<(), TestkitError> {
-        let log = self.dir.path().join("server.log");
+        let log = self.log_path();
         let options = format!("-p {}", self.port);
         let result = self.pg_ctl(
             &[
@@ -375,7 +384,7 @@ impl Cluster {
     }
 
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let text = self.server_log();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }

@@ -22,6 +22,18 @@ pub async fn connect(cluster: &Cluster, db: &str) -> Client {
 
 /// Settings with mappings `name -> (source, destination)` and quick clocks for tests.
 pub fn settings(mappings: &[(&str, &Cluster, &Cluster)], extra: &[(&str, &str)]) -> Settings {
+    load(&ConfigSource {
+        file: None,
+        env: Some(settings_env(mappings, extra)),
+    })
+    .expect("test settings are valid")
+}
+
+/// The environment [`settings`] loads.
+pub fn settings_env(
+    mappings: &[(&str, &Cluster, &Cluster)],
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = HashMap::new();
     for (name, source, destination) in mappings {
         env.extend(source.mapping_env(name, "source"));
@@ -32,11 +44,7 @@ pub fn settings(mappings: &[(&str, &Cluster, &Cluster)], extra: &[(&str, &str)])
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }
-    load(&ConfigSource {
-        file: None,
-        env: Some(env),
-    })
-    .expect("test settings are valid")
+    env
 }
 
 /// Polls `check` every 200 ms until it returns `Ok`, failing after `deadline` with `what` and

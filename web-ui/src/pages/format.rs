@@ -47,6 +47,9 @@ pub fn percent(done: u64, total: u64) -> u64 {
 /// The light of a mapping: its CSS class and its words.
 pub fn light(m: &MappingStatus) -> (&'static str, String) {
     let has_error = m.last_error.is_some() || m.databases.iter().any(|d| d.last_error.is_some());
+    if m.held_by.is_some() {
+        return ("progress", "HELD BY ANOTHER INSTANCE".into());
+    }
     match m.phase {
         Phase::Completed => ("completed", "COMPLETED".into()),
         Phase::CutoverReady if !has_error => ("ready", "CUTOVER READY".into()),
@@ -85,6 +88,36 @@ pub fn databases_done(m: &MappingStatus) -> usize {
         .count()
 }
 
+/// The WAL forecast in one line: what our slots hold, how fast it grows, and when the source's
+/// `max_slot_wal_keep_size` would be reached.
+pub fn wal_forecast(wal: Option<&migrator_core::phases::retention::WalForecast>) -> String {
+    let Some(wal) = wal else {
+        return "–".into();
+    };
+    let rate = |r: Option<f64>| r.map_or("…".to_owned(), |r| format!("{r:.1} MB/min"));
+    let mut text = format!(
+        "slots hold {:.1} MB, growing {}; the source writes {}",
+        wal.retained_mb,
+        rate(wal.retained_mb_per_min),
+        rate(wal.generated_mb_per_min)
+    );
+    match wal.limit_mb {
+        None => text.push_str("; no max_slot_wal_keep_size (the disk is the limit)"),
+        Some(limit) => {
+            let at_rate = wal
+                .minutes_to_limit
+                .map_or("not growing towards it".to_owned(), |m| {
+                    format!("reached in {} at this rate", duration(m * 60.0))
+                });
+            let stalled = wal.minutes_to_limit_if_stalled.map_or(String::new(), |m| {
+                format!("; in {} if replication stalls", duration(m * 60.0))
+            });
+            text.push_str(&format!("; limit {limit:.0} MB: {at_rate}{stalled}"));
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +141,32 @@ mod tests {
     #[test]
     fn sizes_in_mb() {
         assert_eq!(mb(33_764_147), "32.2 MB");
+    }
+
+    #[test]
+    fn the_wal_forecast_reads_as_one_line() {
+        use migrator_core::phases::retention::WalForecast;
+        assert_eq!(super::wal_forecast(None), "–");
+        let mut wal = WalForecast {
+            generated_mb_per_min: Some(120.0),
+            retained_mb: 5.0,
+            retained_mb_per_min: Some(0.0),
+            limit_mb: None,
+            minutes_to_limit: None,
+            minutes_to_limit_if_stalled: None,
+        };
+        assert_eq!(
+            super::wal_forecast(Some(&wal)),
+            "slots hold 5.0 MB, growing 0.0 MB/min; the source writes 120.0 MB/min; no max_slot_wal_keep_size (the disk is the limit)"
+        );
+        wal.limit_mb = Some(4096.0);
+        wal.minutes_to_limit_if_stalled = Some(34.0);
+        let text = super::wal_forecast(Some(&wal));
+        assert!(
+            text.ends_with(
+                "limit 4096 MB: not growing towards it; in 34 min 0 s if replication stalls"
+            ),
+            "{text}"
+        );
     }
 }

@@ -66,13 +66,17 @@ impl Card {
             copied: mapping.databases.iter().map(|d| d.bytes_copied()).sum(),
             size: mapping.databases.iter().map(|d| d.bytes_total()).sum(),
             problem: mapping
+                .held_by
+                .as_ref()
+                .map(|h| format!("another instance acts for this mapping: {h}; this one watches and takes over when it lets go"))
+                .or_else(|| mapping
                 .findings
                 .iter()
                 .chain(mapping.databases.iter().flat_map(|d| d.findings.iter()))
                 .find(|f| f.is_blocking())
                 .map(|f| f.message.clone())
                 .or_else(|| mapping.last_error.clone())
-                .or_else(|| mapping.databases.iter().find_map(|d| d.last_error.clone())),
+                .or_else(|| mapping.databases.iter().find_map(|d| d.last_error.clone()))),
         }
     }
 }

@@ -104,11 +104,18 @@ fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
                     <div><dt>"Lag"</dt><dd>{lag_mb}</dd></div>
                     <div><dt>"Lag (time)"</dt><dd>{lag_time}</dd></div>
                     <div class="copy-rate"><dt>"Copy rate"</dt><dd>{super::rate_limit::describe(&mapping.copy)}</dd></div>
+                    <div class="wal-forecast"><dt>"WAL on the source"</dt><dd>{format::wal_forecast(mapping.wal.as_ref())}</dd></div>
                 </dl>
                 <super::rate_limit::LimitForm mapping=mapping.name.clone() rate=mapping.copy.clone() state=state.clone()/>
             </div>
             <CompleteButton mapping=mapping.clone()/>
         </div>
+        {mapping.held_by.clone().map(|h| view! {
+            <div class="message held">
+                <h2>"Held by another instance"</h2>
+                <p>{format!("{h} holds this mapping's lease and acts for it. This instance only watches: it takes over by itself when the other lets go (stops, or loses its connection to the source). Send commands to that instance's dashboard or API.")}</p>
+            </div>
+        })}
         {(!errors.is_empty()).then(|| view! {
             <div class="message problem">
                 <h2>"Errors (retried automatically)"</h2>
@@ -121,22 +128,29 @@ fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
 
 #[component]
 fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl IntoView {
-    // Drift the tool can resolve by itself gets a button (the fix names the command).
+    // Drift the tool can resolve by itself gets a button (the fix names the command), and what
+    // the tool stopped retrying by itself a Retry button.
     let resync = findings
         .iter()
         .any(|f| f.code == "schema_drift" && f.fix.contains("resync"))
         .then(|| {
-            let action = format!("/mappings/{mapping}/resync");
-            let fields = super::complete::command_fields(&state);
-            view! {
-                <form class="resync" method="post" action=action>
-                    {fields}
-                    <button type="submit">"Apply safe schema changes"</button>
-                    <span class="hint">" Creates the tables and adds the columns added on the source; lists the rest."</span>
-                </form>
-            }
-            .into_any()
+            command_button(
+                &state,
+                &mapping,
+                "resync",
+                "Apply safe schema changes",
+                " Creates the tables and adds the columns added on the source; lists the rest.",
+            )
         });
+    let retry = findings.iter().any(|f| f.code == "copy_failing").then(|| {
+        command_button(
+            &state,
+            &mapping,
+            "retry",
+            "Retry",
+            " Once the cause is fixed: the copy starts again at the next tick.",
+        )
+    });
     view! {
         <div class="message findings">
             <h2>"Findings"</h2>
@@ -153,8 +167,29 @@ fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl In
                 }).collect_view()}
             </ul>
             {resync}
+            {retry}
         </div>
     }
+}
+
+/// A checked `POST /mappings/{mapping}/{command}` form with one button and a hint.
+fn command_button(
+    state: &AppState,
+    mapping: &str,
+    command: &str,
+    label: &'static str,
+    hint: &'static str,
+) -> AnyView {
+    let action = format!("/mappings/{mapping}/{command}");
+    let fields = super::complete::command_fields(state);
+    view! {
+        <form class="resync" method="post" action=action>
+            {fields}
+            <button type="submit">{label}</button>
+            <span class="hint">{hint}</span>
+        </form>
+    }
+    .into_any()
 }
 
 /// Enabled only when the mapping is cutover ready; otherwise says why not.
@@ -172,6 +207,12 @@ fn CompleteButton(mapping: MappingStatus) -> impl IntoView {
         Phase::Completed => view! {
             <div class="complete">
                 <p class="hint">"Completed: subscriptions detached, slots and publications dropped."</p>
+            </div>
+        }
+        .into_any(),
+        Phase::Completing => view! {
+            <div class="complete">
+                <p class="hint">"Completing: mark complete has begun; the tool drops the remaining slots and publications on every tick."</p>
             </div>
         }
         .into_any(),

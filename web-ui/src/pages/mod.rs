@@ -8,6 +8,7 @@ pub mod grid;
 pub mod mapping;
 pub mod rate_limit;
 pub mod resync;
+pub mod retry;
 mod shell;
 mod status_bar;
 mod tabs;

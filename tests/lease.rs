@@ -1,0 +1,236 @@
+//! One actor per mapping, as operators run it: two `run` processes on one configuration, under a
+//! write load. Exactly one acts (the other's status names the holder); the holder killed with
+//! SIGKILL in the middle of the copy is replaced by the other within a minute, which reaches
+//! cutover ready with equal data; `complete` and `resync` from the command line are refused while
+//! an instance holds the mapping, and work once it has stopped.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+use migrator_core::phases::{DbConn, MappingContext};
+use migrator_core::testkit::{Cluster, sample};
+use migrator_core::verify;
+
+fn read(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+fn api_status(address: &str) -> serde_json::Value {
+    let response = http_get(address, "/api/status");
+    serde_json::from_str(body(&response)).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+/// The HTTP address of the `run` logging to `log`, once it listens.
+async fn wait_for_address(log: &Path) -> String {
+    wait_until(
+        "the HTTP address in the log",
+        Duration::from_secs(30),
+        || address(log).ok_or_else(|| read(log)),
+    )
+    .await
+}
+
+fn command(args: &[&str], config: &Path) -> std::process::Output {
+    binary()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    sample::load(&source, 100_000).await.unwrap();
+    let load = sample::WriteLoad::start(&source).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrator.toml");
+    write_config(&config, &source, &destination);
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+
+    // 1. A takes the lease; B, started after, watches and names A.
+    let mut a = start(&config, &log_a);
+    wait_until("A to take the lease", Duration::from_secs(30), || {
+        let text = read(&log_a);
+        if text.contains("took the mapping's lease") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+    let mut b = start(&config, &log_b);
+    let address_b = wait_for_address(&log_b).await;
+    let held = wait_until("B to name the holder", Duration::from_secs(30), || {
+        let s = api_status(&address_b);
+        let m = &s["mappings"][0];
+        if m["held_by"].is_object() {
+            Ok(m.clone())
+        } else {
+            Err(s.to_string())
+        }
+    })
+    .await;
+    let holder = held["held_by"]["application_name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        holder.contains(&format!("pid {}", a.id())),
+        "B names A ({}) as the holder: {held}",
+        a.id()
+    );
+    assert_eq!(held["acting_here"], false);
+    assert!(
+        http_get(&address_b, "/metrics").contains("pgmigrator_mapping_lease_held{mapping=\"k\"} 0")
+    );
+    assert!(http_get(&address_b, "/readyz").starts_with("HTTP/1.1 200"));
+
+    // 2. Commands from the command line while A holds the mapping: refused, exit 3, naming A.
+    let slots_before = query_i64(
+        &source,
+        "postgres",
+        "SELECT count(*) FROM pg_replication_slots",
+    )
+    .await;
+    for args in [
+        ["complete", "k", "--force"].as_slice(),
+        ["resync", "k"].as_slice(),
+    ] {
+        let out = command(args, &config);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("held by another instance")
+                && stderr.contains(&format!("pid {}", a.id())),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        query_i64(
+            &source,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots"
+        )
+        .await
+            >= slots_before,
+        "a refused command dropped nothing"
+    );
+
+    // 3. Kill A in the middle of the copy (only A copies: B has not started one).
+    wait_until("A's copy on the source", Duration::from_secs(60), || {
+        let text = read(&log_a);
+        if text.contains("starting the fast copy") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+    let end = Instant::now() + Duration::from_secs(60);
+    while query_i64(
+        &source,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %TO STDOUT%'",
+    )
+    .await
+        == 0
+    {
+        assert!(Instant::now() < end, "no copy seen running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !read(&log_b).contains("starting the fast copy"),
+        "B acted while A held the lease"
+    );
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let killed = Instant::now();
+    wait_until("B to take over", Duration::from_secs(60), || {
+        let text = read(&log_b);
+        if text.contains("took the mapping's lease") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+    eprintln!("B took over {:?} after A was killed", killed.elapsed());
+    wait_until(
+        "B: cutover ready everywhere",
+        Duration::from_secs(240),
+        || {
+            let s = api_status(&address_b);
+            let m = &s["mappings"][0];
+            let dbs = m["databases"].as_array().cloned().unwrap_or_default();
+            if m["acting_here"] == true
+                && dbs.len() == 4
+                && dbs.iter().all(|d| d["phase"] == "cutover_ready")
+            {
+                Ok(())
+            } else {
+                Err(s.to_string())
+            }
+        },
+    )
+    .await;
+
+    // 4. B stops; the command line may now act.
+    let rounds = load.stop().await.unwrap();
+    assert!(rounds > 10);
+    let _ = Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status();
+    assert!(b.wait().unwrap().success());
+    let out = command(&["resync", "k"], &config);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("no schema drift"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = command(&["complete", "k"], &config);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let settings = migrator_core::config::load(&migrator_core::config::ConfigSource {
+        file: Some(config.clone()),
+        env: Some(Default::default()),
+    })
+    .unwrap();
+    let ctx = MappingContext::new("k", &settings.mappings["k"], &settings.migration).unwrap();
+    for db in sample::DATABASES {
+        let mut src = DbConn::new(&ctx.source, db);
+        let mut dst = DbConn::new(&ctx.destination, db);
+        let (st, dt) = (src.target(), dst.target());
+        for t in
+            verify::compare_database(src.get().await.unwrap(), &st, dst.get().await.unwrap(), &dt)
+                .await
+                .unwrap()
+        {
+            assert!(
+                t.equal,
+                "{db}: {} differs: {} rows on the source, {:?} on the destination",
+                t.table, t.source_rows, t.destination_rows
+            );
+        }
+    }
+    assert_eq!(
+        query_i64(
+            &source,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots"
+        )
+        .await,
+        0
+    );
+}
