@@ -18,13 +18,13 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{Client, NoTls, error::SqlState};
+use tokio_postgres::{Client, error::SqlState};
 use tokio_util::task::TaskTracker;
 
 /// The connection task of every client [`connect`] handed out, until it ends.
 static CONNECTIONS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
 
-use crate::config::{ResolvedConnection, SslMode, connection_target};
+use crate::config::{ResolvedConnection, connection_target};
 
 /// Failure to reach or use a PostgreSQL server.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +36,6 @@ pub enum PgError {
         message: String,
         hint: &'static str,
         transient: bool,
-    },
-    /// The configured sslmode needs TLS, which this build cannot do yet.
-    #[error(
-        "cannot connect to {target}: sslmode {sslmode} needs TLS, which this build of postgres-migrator does not support yet; use sslmode \"disable\" or \"prefer\" on a trusted network"
-    )]
-    TlsUnavailable {
-        target: String,
-        sslmode: &'static str,
     },
     /// A statement failed.
     #[error("{context} on {target}: {message}")]
@@ -63,7 +55,7 @@ impl PgError {
     pub fn is_transient(&self) -> bool {
         match self {
             PgError::Connect { transient, .. } | PgError::Query { transient, .. } => *transient,
-            PgError::TlsUnavailable { .. } | PgError::Pool { .. } => false,
+            PgError::Pool { .. } => false,
         }
     }
 
@@ -83,9 +75,8 @@ impl PgError {
 pub async fn connect(conn: &ResolvedConnection, dbname: &str) -> Result<Client, PgError> {
     let pg = conn.for_database(dbname);
     let target = connection_target(&pg);
-    check_tls(conn.sslmode, &target)?;
     let (client, connection) = pg
-        .connect(NoTls)
+        .connect(conn.tls.connector())
         .await
         .map_err(|e| connect_error(&target, &e))?;
     CONNECTIONS.spawn(async move {
@@ -113,10 +104,9 @@ pub async fn wait_until_closed(timeout: Duration) -> usize {
 pub fn pool(conn: &ResolvedConnection, dbname: &str, max_size: usize) -> Result<Pool, PgError> {
     let pg = conn.for_database(dbname);
     let target = connection_target(&pg);
-    check_tls(conn.sslmode, &target)?;
     let manager = Manager::from_config(
         pg,
-        NoTls,
+        conn.tls.connector(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -130,16 +120,6 @@ pub fn pool(conn: &ResolvedConnection, dbname: &str, max_size: usize) -> Result<
         })
 }
 
-fn check_tls(sslmode: SslMode, target: &str) -> Result<(), PgError> {
-    match sslmode {
-        SslMode::Disable | SslMode::Prefer => Ok(()),
-        other => Err(PgError::TlsUnavailable {
-            target: target.to_owned(),
-            sslmode: other.as_str(),
-        }),
-    }
-}
-
 fn connect_error(target: &str, error: &tokio_postgres::Error) -> PgError {
     let code = error.code();
     let hint = match code {
@@ -150,8 +130,18 @@ fn connect_error(target: &str, error: &tokio_postgres::Error) -> PgError {
             " (check user and password or password_file; pg_hba.conf must allow this host)"
         }
         Some(c) if *c == SqlState::INVALID_CATALOG_NAME => " (check dbname)",
-        None => " (is the server running, and are host and port right?)",
+        None => tls_hint(error as &(dyn std::error::Error + 'static))
+            .unwrap_or(" (is the server running, and are host and port right?)"),
         _ => "",
+    };
+    let hint = match error.as_db_error() {
+        Some(db) if db.message().contains("no encryption") => {
+            " (pg_hba.conf allows this user only over TLS: set sslmode = \"require\" or stronger)"
+        }
+        Some(db) if db.message().contains("certificate") => {
+            " (the server wants a client certificate: set sslcert and sslkey to a certificate signed by a CA in the server's ssl_ca_file, whose common name is the user name)"
+        }
+        _ => hint,
     };
     PgError::Connect {
         target: target.to_owned(),
@@ -159,6 +149,55 @@ fn connect_error(target: &str, error: &tokio_postgres::Error) -> PgError {
         hint,
         transient: is_transient(error),
     }
+}
+
+/// What went wrong in the TLS handshake, in words that name the setting to change; `None` when
+/// the failure was not TLS.
+pub(crate) fn tls_hint(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use rustls::{AlertDescription, CertificateError, Error as TlsError};
+    let mut source = Some(error);
+    while let Some(s) = source {
+        if s.to_string().contains("server does not support TLS") {
+            return Some(
+                " (the server does not offer TLS: turn ssl on at the server, or set sslmode = \"prefer\" or \"disable\" if plaintext is acceptable on this network)",
+            );
+        }
+        // An io::Error hides the rustls error it carries from source().
+        let carried = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<TlsError>());
+        if let Some(tls) = carried.or_else(|| s.downcast_ref::<TlsError>()) {
+            return Some(match tls {
+                TlsError::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
+                ) => {
+                    " (the server's certificate is not signed by a CA in sslrootcert: set sslrootcert to the CA that signed it - your provider publishes it)"
+                }
+                TlsError::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ) => {
+                    " (the server's certificate was not issued for the host connected to: connect by a name the certificate lists, or use sslmode = \"verify-ca\" to check the CA only)"
+                }
+                TlsError::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. },
+                ) => " (the server's certificate has expired: renew it on the server)",
+                TlsError::AlertReceived(
+                    AlertDescription::CertificateRequired
+                    | AlertDescription::BadCertificate
+                    | AlertDescription::UnknownCA
+                    | AlertDescription::CertificateUnknown
+                    | AlertDescription::AccessDenied,
+                ) => {
+                    " (the server refused the client certificate: set sslcert and sslkey to a certificate signed by a CA in the server's ssl_ca_file)"
+                }
+                _ => " (the TLS handshake failed: check sslmode, sslrootcert, sslcert and sslkey)",
+            });
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// The server's message (with detail and hint) or the client error, on one line.

@@ -19,7 +19,7 @@ use postgres_protocol::message::{backend::Message, frontend};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::config::Host;
 
-use crate::config::{ResolvedConnection, connection_target};
+use crate::config::{ChannelBinding, ResolvedConnection, SslMode, Tls, connection_target};
 use crate::ddl::quote::ident;
 use crate::pg::PgError;
 
@@ -56,37 +56,45 @@ impl ReplicationConnection {
             hint: "",
             transient,
         };
-        if !matches!(
-            conn.sslmode,
-            crate::config::SslMode::Disable | crate::config::SslMode::Prefer
-        ) {
-            return Err(PgError::TlsUnavailable {
-                target,
-                sslmode: conn.sslmode.as_str(),
-            });
-        }
         let port = pg.get_ports().first().copied().unwrap_or(5432);
         let timeout = pg
             .get_connect_timeout()
             .copied()
             .unwrap_or(std::time::Duration::from_secs(30));
         let opened = tokio::time::timeout(timeout, async {
-            let io: Box<dyn Io> = match pg.get_hosts().first() {
-                Some(Host::Unix(dir)) => Box::new(
-                    tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?,
-                ),
-                Some(Host::Tcp(host)) => Box::new(tcp_connect(host, port, &pg).await?),
-                None => Box::new(tcp_connect("localhost", port, &pg).await?),
-            };
-            Ok::<_, std::io::Error>(io)
+            match pg.get_hosts().first() {
+                // As in libpq, TLS is not used on Unix sockets.
+                Some(Host::Unix(dir)) => {
+                    let io: Box<dyn Io> = Box::new(
+                        tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}")))
+                            .await
+                            .map_err(|e| fail(format!("{e} (is the server running?)"), true))?,
+                    );
+                    Ok((io, None))
+                }
+                host => {
+                    let host = match host {
+                        Some(Host::Tcp(host)) => host.as_str(),
+                        _ => "localhost",
+                    };
+                    let tcp = tcp_connect(host, port, &pg)
+                        .await
+                        .map_err(|e| fail(format!("{e} (is the server running?)"), true))?;
+                    negotiate_tls(tcp, host, &conn.tls, &target).await
+                }
+            }
         })
         .await
-        .map_err(|_| fail(format!("no answer within {timeout:?}"), true))?
-        .map_err(|e| fail(format!("{e} (is the server running?)"), true))?;
+        .map_err(|_| fail(format!("no answer within {timeout:?}"), true))??;
+        let (opened, server_end_point) = opened;
         let mut this = ReplicationConnection {
             io: opened,
             buf: BytesMut::with_capacity(8192),
             target: target.clone(),
+        };
+        let binding = Binding {
+            mode: conn.tls.channel_binding,
+            server_end_point,
         };
         let user = pg.get_user().unwrap_or("postgres").to_owned();
         let mut out = BytesMut::new();
@@ -106,11 +114,17 @@ impl ReplicationConnection {
         )
         .map_err(|e| fail(e.to_string(), false))?;
         this.send(&mut out).await?;
-        this.authenticate(&user, pg.get_password()).await?;
+        this.authenticate(&user, pg.get_password(), &binding)
+            .await?;
         Ok(this)
     }
 
-    async fn authenticate(&mut self, user: &str, password: Option<&[u8]>) -> Result<(), PgError> {
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        password: Option<&[u8]>,
+        binding: &Binding,
+    ) -> Result<(), PgError> {
         let target = self.target.clone();
         let needs_password = || PgError::Connect {
             target: target.clone(),
@@ -118,13 +132,37 @@ impl ReplicationConnection {
             hint: " (set the mapping's source password or password_file)",
             transient: false,
         };
+        let unbound = || PgError::Connect {
+            target: target.clone(),
+            message:
+                "channel binding is required, but the server authenticated the login without it"
+                    .into(),
+            hint: " (the server must use SCRAM-SHA-256 passwords over TLS; or set channel_binding = \"prefer\")",
+            transient: false,
+        };
         let mut scram: Option<sasl::ScramSha256> = None;
+        let mut scram_verified = false;
+        let mut bound = false;
         let mut out = BytesMut::new();
         loop {
             match self.receive().await? {
-                Message::AuthenticationOk => {}
+                Message::AuthenticationOk => {
+                    // A server that skips SCRAM's final message has not proven it knows the
+                    // password: whoever answers may be an impostor.
+                    if scram.is_some() && !scram_verified {
+                        return Err(self.protocol(
+                            "the server ended SCRAM authentication without proving it knows the password (no server signature)",
+                        ));
+                    }
+                    if binding.mode == ChannelBinding::Require && !bound {
+                        return Err(unbound());
+                    }
+                }
                 m @ (Message::AuthenticationCleartextPassword
                 | Message::AuthenticationMd5Password(_)) => {
+                    if binding.mode == ChannelBinding::Require {
+                        return Err(unbound());
+                    }
                     let password = password.ok_or_else(needs_password)?;
                     let answer = match m {
                         Message::AuthenticationMd5Password(body) => {
@@ -138,16 +176,32 @@ impl ReplicationConnection {
                 Message::AuthenticationSasl(body) => {
                     let password = password.ok_or_else(needs_password)?;
                     let mut mechanisms = body.mechanisms();
-                    let mut offered = false;
+                    let (mut plain, mut plus) = (false, false);
                     while let Some(m) = mechanisms.next().map_err(|e| self.io_error(e))? {
-                        offered |= m == sasl::SCRAM_SHA_256;
+                        plain |= m == sasl::SCRAM_SHA_256;
+                        plus |= m == sasl::SCRAM_SHA_256_PLUS;
                     }
-                    if !offered {
-                        return Err(self.protocol("the server offers no SASL mechanism but SCRAM-SHA-256-PLUS, which needs TLS"));
-                    }
-                    let state =
-                        sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, state.message(), &mut out)
+                    let (mechanism, channel) = match (&binding.server_end_point, binding.mode) {
+                        (Some(hash), ChannelBinding::Prefer | ChannelBinding::Require) if plus => {
+                            bound = true;
+                            (
+                                sasl::SCRAM_SHA_256_PLUS,
+                                sasl::ChannelBinding::tls_server_end_point(hash.clone()),
+                            )
+                        }
+                        (_, ChannelBinding::Require) => return Err(unbound()),
+                        (Some(_), _) if plain => {
+                            (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested())
+                        }
+                        _ if plain => (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported()),
+                        _ => {
+                            return Err(self.protocol(
+                                "the server offers no SASL mechanism this connection can use",
+                            ));
+                        }
+                    };
+                    let state = sasl::ScramSha256::new(password, channel);
+                    frontend::sasl_initial_response(mechanism, state.message(), &mut out)
                         .map_err(|e| self.io_error(e))?;
                     scram = Some(state);
                     self.send(&mut out).await?;
@@ -165,13 +219,21 @@ impl ReplicationConnection {
                     let state = scram
                         .as_mut()
                         .ok_or_else(|| self.protocol("SASL final before SASL start"))?;
-                    state.finish(body.data()).map_err(|e| self.io_error(e))?;
+                    // Checks the server's signature: it proves the server knows the password.
+                    state.finish(body.data()).map_err(|e| {
+                        self.protocol(&format!("the server's SCRAM signature is wrong ({e})"))
+                    })?;
+                    scram_verified = true;
                 }
                 Message::ParameterStatus(_) | Message::BackendKeyData(_) => {}
                 Message::ReadyForQuery(_) => return Ok(()),
                 Message::ErrorResponse(body) => {
                     let (code, message) = error_fields(body.fields());
-                    let hint = if code == "28P01" || code == "28000" {
+                    let hint = if message.contains("no encryption") {
+                        " (pg_hba.conf allows this user only over TLS: set sslmode = \"require\" or stronger)"
+                    } else if message.contains("certificate") {
+                        " (the server wants a client certificate: set sslcert and sslkey)"
+                    } else if code == "28P01" || code == "28000" {
                         " (the tool's source user needs the REPLICATION attribute, a right password, and pg_hba.conf must allow it)"
                     } else {
                         ""
@@ -303,6 +365,101 @@ impl ReplicationConnection {
             hint: "",
             transient: false,
         }
+    }
+}
+
+/// How SCRAM may bind itself to the TLS channel of this connection.
+struct Binding {
+    mode: ChannelBinding,
+    /// `tls-server-end-point` data: the hash of the server's certificate (RFC 5929), when the
+    /// connection is TLS and the certificate's signature names a hash.
+    server_end_point: Option<Vec<u8>>,
+}
+
+/// Asks the server for TLS (SSLRequest) as `tls.mode` says, and does the handshake with the
+/// instance's rustls configuration (the same certificate checks as every other connection).
+/// Returns the stream and the channel-binding data of the server's certificate.
+async fn negotiate_tls(
+    mut tcp: tokio::net::TcpStream,
+    host: &str,
+    tls: &Tls,
+    target: &str,
+) -> Result<(Box<dyn Io>, Option<Vec<u8>>), PgError> {
+    let fail = |message: String, hint: &'static str, transient: bool| PgError::Connect {
+        target: target.to_owned(),
+        message,
+        hint,
+        transient,
+    };
+    if tls.mode == SslMode::Disable {
+        return Ok((Box::new(tcp), None));
+    }
+    let mut out = BytesMut::new();
+    frontend::ssl_request(&mut out);
+    let answer = async {
+        tcp.write_all(&out).await?;
+        tcp.read_u8().await
+    }
+    .await
+    .map_err(|e| fail(format!("{e} (is the server running?)"), "", true))?;
+    match answer {
+        b'S' => {}
+        b'N' if tls.mode == SslMode::Prefer => return Ok((Box::new(tcp), None)),
+        b'N' => {
+            return Err(fail(
+                "the server does not offer TLS".into(),
+                " (turn ssl on at the server, or set sslmode = \"prefer\" or \"disable\" if plaintext is acceptable on this network)",
+                false,
+            ));
+        }
+        other => {
+            return Err(fail(
+                format!("unexpected answer {other:#04x} to the TLS request"),
+                "",
+                false,
+            ));
+        }
+    }
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+        fail(
+            format!("{host:?} cannot be checked against a certificate ({e})"),
+            "",
+            false,
+        )
+    })?;
+    let stream = tokio_rustls::TlsConnector::from(tls.client_config())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            let hint = crate::pg::tls_hint(&e as &(dyn std::error::Error + 'static)).unwrap_or("");
+            fail(format!("TLS handshake failed: {e}"), hint, false)
+        })?;
+    let end_point = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| server_end_point(cert.as_ref()));
+    Ok((Box::new(stream), end_point))
+}
+
+/// RFC 5929 `tls-server-end-point`: the certificate hashed with the hash of its signature
+/// algorithm (SHA-1 and MD5 are upgraded to SHA-256); `None` for algorithms that name no hash.
+fn server_end_point(der: &[u8]) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    match cert.signature_algorithm.oid.to_string().as_str() {
+        // md5/sha1/sha256 with RSA, ecdsa-with-SHA256
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.10045.4.3.2" => Some(sha2::Sha256::digest(der).to_vec()),
+        // sha384 with RSA, ecdsa-with-SHA384
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => Some(sha2::Sha384::digest(der).to_vec()),
+        // sha512 with RSA, ecdsa-with-SHA512
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => Some(sha2::Sha512::digest(der).to_vec()),
+        _ => None,
     }
 }
 

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::tcp::{self, TcpLayer};
+use super::tls::{ChannelBinding, Tls, TlsLayer};
 use super::{Problem, redact};
 
 /// How to reach one PostgreSQL instance. Either `url`, or `host` with the other discrete fields.
@@ -39,18 +40,43 @@ pub struct ConnectionSettings {
     /// Maintenance database used to list the instance's databases. Default `postgres`.
     #[serde(default)]
     pub dbname: Option<String>,
-    /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full`. Default `prefer`.
+    /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full`, as in libpq. Default
+    /// `prefer`.
     #[serde(default)]
     pub sslmode: Option<SslMode>,
-    /// CA certificate file for `verify-ca`/`verify-full`. Default: unset.
+    /// CA certificate file (PEM) the server's certificate is checked against, or `system` for
+    /// the operating system's roots (only with `verify-full`). With `require`, giving it makes
+    /// the check happen, as in libpq. Default: unset.
     #[serde(default)]
     pub sslrootcert: Option<PathBuf>,
-    /// Client certificate file. Default: unset.
+    /// Client certificate file (PEM), for `cert` authentication. Default: unset.
     #[serde(default)]
     pub sslcert: Option<PathBuf>,
-    /// Client key file. Default: unset.
+    /// Private key file (PEM) of `sslcert`. Default: unset.
     #[serde(default)]
     pub sslkey: Option<PathBuf>,
+    /// `disable`, `prefer` or `require`: bind SCRAM authentication to the TLS channel, so that
+    /// a man in the middle cannot log in even with a certificate the tool accepts. `require`
+    /// refuses servers that do not use SCRAM over TLS. Default `prefer`.
+    #[serde(default)]
+    pub channel_binding: Option<ChannelBinding>,
+    /// `sslmode` of the subscription's connection (the destination server connecting to the
+    /// source; set on the source). Default: `sslmode`.
+    #[serde(default)]
+    pub subscription_sslmode: Option<SslMode>,
+    /// `sslrootcert` of the subscription's connection: a path **on the destination server**
+    /// (or `system`, PostgreSQL 16+). Default: unset (libpq's `~/.postgresql/root.crt` of the
+    /// destination's server user).
+    #[serde(default)]
+    pub subscription_sslrootcert: Option<String>,
+    /// `sslcert` of the subscription's connection: a path on the destination server. Default:
+    /// unset.
+    #[serde(default)]
+    pub subscription_sslcert: Option<String>,
+    /// `sslkey` of the subscription's connection: a path on the destination server. Default:
+    /// unset.
+    #[serde(default)]
+    pub subscription_sslkey: Option<String>,
     /// Give up connecting after this long. Default `10s`.
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
@@ -130,6 +156,12 @@ pub struct ResolvedConnection {
     pub pg: tokio_postgres::Config,
     /// `sslmode` as configured (tokio-postgres knows only disable/prefer/require).
     pub sslmode: SslMode,
+    /// The TLS every connection to this instance uses.
+    pub tls: Tls,
+    /// The ssl keywords of the subscription's connection string (destination -> source):
+    /// `sslmode` and, when configured, `sslrootcert`/`sslcert`/`sslkey` naming files on the
+    /// destination server.
+    pub subscription_ssl: Vec<(&'static str, String)>,
     /// Role and password for the subscription's connection back to the source.
     pub replication_user: String,
     pub replication_password: Option<SecretString>,
@@ -214,6 +246,7 @@ impl ConnectionSettings {
     pub fn resolve(&self, key: &str) -> Result<ResolvedConnection, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut url_tcp = TcpLayer::default();
+        let mut url_tls = TlsLayer::default();
         let mut pg = match (&self.url, &self.host) {
             (Some(_), Some(_)) => {
                 problems.push(Problem::new(
@@ -242,8 +275,12 @@ impl ConnectionSettings {
                         ));
                     }
                 }
-                let (rest, from_url) =
-                    tcp::split_url(url.expose_secret(), &format!("{key}.url"), &mut problems);
+                let (rest, from_url) = tcp::split_url(
+                    url.expose_secret(),
+                    &format!("{key}.url"),
+                    &mut url_tls,
+                    &mut problems,
+                );
                 url_tcp = from_url;
                 match SecretString::from(rest)
                     .expose_secret()
@@ -333,48 +370,40 @@ impl ConnectionSettings {
             &mut problems,
         );
 
-        let url_sslmode = self.url.as_ref().and_then(|u| {
-            url::Url::parse(u.expose_secret()).ok().and_then(|u| {
-                u.query_pairs()
-                    .find(|(k, _)| k == "sslmode")
-                    .map(|(_, v)| v.into_owned())
-            })
-        });
-        let sslmode = match (self.sslmode, url_sslmode.as_deref()) {
-            (Some(mode), _) => mode,
-            (None, Some("verify-ca")) => SslMode::VerifyCa,
-            (None, Some("verify-full")) => SslMode::VerifyFull,
-            (None, Some("require")) => SslMode::Require,
-            (None, Some("disable")) => SslMode::Disable,
-            _ => SslMode::Prefer,
-        };
-        pg.ssl_mode(match sslmode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            _ => tokio_postgres::config::SslMode::Require,
-        });
-        for (field, path) in [
-            ("sslrootcert", &self.sslrootcert),
-            ("sslcert", &self.sslcert),
-            ("sslkey", &self.sslkey),
+        let tls = TlsLayer {
+            sslmode: self.sslmode,
+            sslrootcert: self.sslrootcert.clone(),
+            sslcert: self.sslcert.clone(),
+            sslkey: self.sslkey.clone(),
+            channel_binding: self.channel_binding,
+        }
+        .or(url_tls)
+        .resolve(key, &mut problems);
+        if let Some(tls) = &tls {
+            pg.ssl_mode(tls.tokio_postgres_mode());
+            pg.channel_binding(tls.tokio_postgres_channel_binding());
+        }
+        let sslmode = tls.as_ref().map_or(SslMode::Prefer, |t| t.mode);
+        let mut subscription_ssl = vec![(
+            "sslmode",
+            self.subscription_sslmode
+                .unwrap_or(sslmode)
+                .as_str()
+                .to_owned(),
+        )];
+        for (name, value) in [
+            ("sslrootcert", &self.subscription_sslrootcert),
+            ("sslcert", &self.subscription_sslcert),
+            ("sslkey", &self.subscription_sslkey),
         ] {
-            if let Some(path) = path
-                && !path.is_file()
-            {
-                problems.push(Problem::new(
-                    format!("{key}.{field}"),
-                    format!(
-                        "{} is not a readable file: mount it or fix the path",
-                        path.display()
-                    ),
-                ));
+            if let Some(value) = value {
+                subscription_ssl.push((name, value.clone()));
             }
         }
-        if self.sslcert.is_some() != self.sslkey.is_some() {
-            problems.push(Problem::new(
-                key,
-                "sslcert and sslkey go together: set both or neither",
-            ));
+        if let Some(tls) = &tls
+            && tls.channel_binding != ChannelBinding::Prefer
+        {
+            subscription_ssl.push(("channel_binding", tls.channel_binding.as_str().to_owned()));
         }
 
         // The connection's own password, from password/password_file or from inside the url.
@@ -410,12 +439,14 @@ impl ConnectionSettings {
             None => None,
         };
 
-        if !problems.is_empty() {
+        let Some(tls) = tls.filter(|_| problems.is_empty()) else {
             return Err(problems);
-        }
+        };
         Ok(ResolvedConnection {
             pg,
             sslmode,
+            tls,
+            subscription_ssl,
             replication_user,
             replication_password,
         })

@@ -23,6 +23,7 @@ mod load;
 mod redact;
 mod schema_check;
 pub mod tcp;
+pub mod tls;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ pub use connection::{
     ConnectionSettings, ResolvedConnection, SslMode, describe as connection_target,
 };
 pub use load::{ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_TOML, load};
+pub use tls::{ChannelBinding, Tls};
 pub use validate::MAX_MAPPING_NAME_LEN;
 
 /// Everything the tool is told. See `config/default.toml` for every default.

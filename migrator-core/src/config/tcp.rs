@@ -25,6 +25,7 @@
 use std::time::Duration;
 
 use super::Problem;
+use super::tls::TlsLayer;
 
 /// Idle time before the first keepalive probe, unless configured.
 pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(30);
@@ -121,11 +122,17 @@ impl TcpLayer {
     }
 }
 
-/// Takes the TCP parameters (libpq's names and units, see the module documentation) out of a
-/// `postgres://` url: the url left for tokio-postgres, and what they said. Malformed values are
+/// Takes the TCP parameters (libpq's names and units, see the module documentation) and the TLS
+/// ones (into `tls`, see [`super::tls`]) out of a `postgres://` url: the url left for
+/// tokio-postgres, and what they said. Malformed values are
 /// reported under `key` (the url's key), never with the url itself, which holds a password.
 /// Anything else, key=value connection strings included, is returned unchanged.
-pub fn split_url(url: &str, key: &str, problems: &mut Vec<Problem>) -> (String, TcpLayer) {
+pub fn split_url(
+    url: &str,
+    key: &str,
+    tls: &mut TlsLayer,
+    problems: &mut Vec<Problem>,
+) -> (String, TcpLayer) {
     let mut layer = TcpLayer::default();
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return (url.to_owned(), layer);
@@ -178,6 +185,7 @@ pub fn split_url(url: &str, key: &str, problems: &mut Vec<Problem>) -> (String, 
                 Ok(millis) => layer.tcp_user_timeout = Some(Duration::from_millis(millis)),
                 Err(_) => problems.push(bad("a whole number of milliseconds")),
             },
+            _ if tls.take_url_parameter(name, value, key, problems) => {}
             _ => kept.push(pair),
         }
     }
@@ -200,22 +208,26 @@ mod tests {
     use super::*;
 
     fn split(url: &str) -> (String, TcpLayer, Vec<Problem>) {
-        let mut problems = Vec::new();
-        let (rest, layer) = split_url(url, "k.url", &mut problems);
+        let (rest, layer, _, problems) = split_with_tls(url);
         (rest, layer, problems)
+    }
+
+    fn split_with_tls(url: &str) -> (String, TcpLayer, TlsLayer, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let mut tls = TlsLayer::default();
+        let (rest, layer) = split_url(url, "k.url", &mut tls, &mut problems);
+        (rest, layer, tls, problems)
     }
 
     #[test]
     fn libpq_names_and_units_are_taken_out_of_the_url() {
-        let (rest, layer, problems) = split(
+        let (rest, layer, tls, problems) = split_with_tls(
             "postgres://u:p@h:5432/db?sslmode=disable&keepalives_idle=45&keepalives_interval=5\
              &keepalives_count=4&tcp_user_timeout=1500&application_name=x",
         );
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(
-            rest,
-            "postgres://u:p@h:5432/db?sslmode=disable&application_name=x"
-        );
+        assert_eq!(rest, "postgres://u:p@h:5432/db?application_name=x");
+        assert_eq!(tls.sslmode, Some(crate::config::SslMode::Disable));
         assert_eq!(
             layer,
             TcpLayer {
@@ -248,7 +260,7 @@ mod tests {
     fn other_forms_are_left_alone() {
         for url in [
             "postgres://u:p@h/db",
-            "postgres://u:p@h/db?sslmode=disable",
+            "postgres://u:p@h/db?application_name=x",
             "host=h keepalives_idle=9",
         ] {
             let (rest, layer, problems) = split(url);

@@ -86,8 +86,11 @@ pub fn subscription_conninfo(ctx: &MappingContext, db: &str, application_name: &
         format!("dbname={}", conninfo_value(db)),
         format!("user={}", conninfo_value(&ctx.source.replication_user)),
         format!("application_name={}", conninfo_value(application_name)),
-        format!("sslmode={}", ctx.source.sslmode.as_str()),
     ];
+    // sslmode and any configured sslrootcert/sslcert/sslkey: files on the destination server.
+    for (name, value) in &ctx.source.subscription_ssl {
+        parts.push(format!("{name}={}", conninfo_value(value)));
+    }
     if let Some(password) = &ctx.source.replication_password {
         parts.push(format!(
             "password={}",

@@ -26,6 +26,7 @@ use secrecy::SecretString;
 use crate::config::ConnectionSettings;
 
 pub mod sample;
+pub mod tls;
 
 /// Major version of the source clusters tests use.
 pub const SOURCE_MAJOR: u32 = 15;
@@ -111,6 +112,10 @@ pub struct ClusterOptions {
     pub major: u32,
     /// Extra `postgresql.conf` settings, laid over the defaults (later entries win).
     pub settings: Vec<(String, String)>,
+    /// `ssl = on` with this certificate, key and client CA.
+    pub tls: Option<tls::ServerTls>,
+    /// `pg_hba.conf` lines put before initdb's own (the first matching line decides).
+    pub hba: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -123,6 +128,8 @@ impl ClusterOptions {
                 ("max_replication_slots", "40"),
                 ("max_wal_senders", "40"),
             ]),
+            tls: None,
+            hba: Vec::new(),
         }
     }
 
@@ -135,7 +142,21 @@ impl ClusterOptions {
                 ("max_worker_processes", "40"),
                 ("max_replication_slots", "40"),
             ]),
+            tls: None,
+            hba: Vec::new(),
         }
+    }
+
+    /// Turns TLS on with `tls`'s certificate (`ssl_ca_file` trusts its client CA).
+    pub fn with_tls(mut self, tls: tls::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Puts a `pg_hba.conf` line before initdb's own.
+    pub fn with_hba(mut self, line: &str) -> Self {
+        self.hba.push(line.to_owned());
+        self
     }
 
     /// Adds or overrides a `postgresql.conf` setting.
@@ -327,6 +348,36 @@ impl Cluster {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         ) {
             let _ = writeln!(conf, "{name} = '{}'", value.replace('\'', "''"));
+        }
+        if let Some(tls) = &options.tls {
+            for (name, text, mode) in [
+                ("server.crt", tls.server.cert_pem.as_str(), 0o644),
+                ("server.key", tls.server.key_pem.as_str(), 0o600),
+                ("client_ca.crt", tls.client_ca_pem.as_str(), 0o644),
+            ] {
+                let path = tls::write_file(&data, name, text, mode)?;
+                if let Some(user) = &self.os_user {
+                    chown(&path, user)?;
+                }
+            }
+            for (name, value) in [
+                ("ssl", "on"),
+                ("ssl_cert_file", "server.crt"),
+                ("ssl_key_file", "server.key"),
+                ("ssl_ca_file", "client_ca.crt"),
+            ] {
+                let _ = writeln!(conf, "{name} = '{value}'");
+            }
+        }
+        if !options.hba.is_empty() {
+            let hba_path = data.join("pg_hba.conf");
+            let initdb_lines = std::fs::read_to_string(&hba_path).map_err(|e| {
+                TestkitError::Setup(format!("cannot read {}: {e}", hba_path.display()))
+            })?;
+            let text = format!("{}\n{initdb_lines}", options.hba.join("\n"));
+            std::fs::write(&hba_path, text).map_err(|e| {
+                TestkitError::Setup(format!("cannot write {}: {e}", hba_path.display()))
+            })?;
         }
         let conf_path = data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf_path).map_err(|e| {

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
@@ -235,7 +234,10 @@ async fn connect(
     cluster: &Cluster,
     db: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = cluster.pg_config(db).connect(NoTls).await?;
+    let (client, connection) = cluster
+        .pg_config(db)
+        .connect(super::tls::prefer_connector())
+        .await?;
     tokio::spawn(connection);
     Ok(client)
 }

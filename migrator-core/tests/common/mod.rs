@@ -8,12 +8,12 @@ use std::time::Duration;
 use migrator_core::config::{ConfigSource, Settings, load};
 use migrator_core::ddl::quote::qualified;
 use migrator_core::testkit::Cluster;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 pub async fn connect(cluster: &Cluster, db: &str) -> Client {
     let (client, connection) = cluster
         .pg_config(db)
-        .connect(NoTls)
+        .connect(migrator_core::testkit::tls::prefer_connector())
         .await
         .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
     tokio::spawn(connection);
