@@ -80,6 +80,13 @@ async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> Exit
     }
 }
 
+/// Crates whose debug output holds statement text or connection details: kept at info.
+const QUIET_TARGETS: [&str; 3] = [
+    "tokio_postgres=info",
+    "postgres_protocol=info",
+    "rustls=info",
+];
+
 /// Logging to stdout: level from RUST_LOG, else `log.level`; format from `--log-format`, else
 /// `log.format`. Events about a mapping are also kept for the dashboard's Logs tab.
 fn init_logging(settings: &Settings, format: Option<LogFormatArg>) -> Result<LogBuffer, String> {
@@ -93,6 +100,12 @@ fn init_logging(settings: &Settings, format: Option<LogFormatArg>) -> Result<Log
             )
         })?,
     };
+    // tokio-postgres logs every statement's text at debug level, and some statements carry a
+    // secret (CREATE SUBSCRIPTION's connection string, ALTER ROLE ... PASSWORD): its debug output
+    // stays off whatever level is asked for. The tool's own events never hold a statement.
+    let filter = QUIET_TARGETS.iter().fold(filter, |filter, directive| {
+        filter.add_directive(directive.parse().expect("a valid directive"))
+    });
     let json = match format {
         Some(LogFormatArg::Json) => true,
         Some(LogFormatArg::Pretty) => false,

@@ -86,6 +86,44 @@ fn an_invalid_configuration_exits_2_listing_every_problem() {
 }
 
 #[test]
+fn configuration_errors_never_repeat_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        // An unterminated password string: the parser would print the line.
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_token = \"Tok3n-s3cret\n",
+            "Tok3n-s3cret",
+            "line 3",
+        ),
+        // A url where a table is expected.
+        (
+            "[mappings.a]\nsource = \"postgres://app:Url-s3cret@db/postgres\"\n",
+            "Url-s3cret",
+            "mappings.a.source",
+        ),
+        // A password typed into an enum.
+        (
+            "[mappings.a.source]\nhost = \"db\"\nsslmode = \"Pw-s3cret!\"\n",
+            "Pw-s3cret",
+            "mappings.a.source.sslmode",
+        ),
+    ];
+    for (i, (toml, secret, names)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("config-{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let out = migrator(&["config", "--config", path.to_str().unwrap()], &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(names), "case {i}: {stderr}");
+        assert!(
+            !stderr.contains(secret),
+            "case {i} repeats the secret: {stderr}"
+        );
+        assert!(!text(&out.stdout).contains(secret), "case {i}");
+    }
+}
+
+#[test]
 fn an_invalid_log_level_is_a_configuration_error() {
     let out = migrator(&["config"], &[("MIGRATOR__LOG__LEVEL", "info,=[")]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

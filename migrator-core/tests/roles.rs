@@ -636,6 +636,12 @@ async fn a_source_role_that_cannot_read_pg_authid_gets_the_fallback_password() {
         ))
         .await
         .unwrap();
+    // Every statement the destination runs is written to its log.
+    connect(&destination, "postgres")
+        .await
+        .batch_execute("ALTER SYSTEM SET log_statement = 'all'; SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     let fallback = "fallback-Secret-9";
     let settings = settings_for(
         &source,
@@ -678,4 +684,15 @@ async fn a_source_role_that_cannot_read_pg_authid_gets_the_fallback_password() {
     // The roles log in with the fallback password (their source hashes were unreadable).
     assert!(login(&destination, "app_owner", fallback).await.is_ok());
     assert!(login(&destination, "app_owner", "owner-pw").await.is_err());
+    // The password was hashed before it was sent: the destination logged the statement, with a
+    // SCRAM verifier and not the password.
+    let log = destination.server_log();
+    assert!(
+        log.contains("PASSWORD 'SCRAM-SHA-256$4096:"),
+        "the ALTER ROLE was logged"
+    );
+    assert!(
+        !log.contains(fallback),
+        "the fallback password reached the destination in plain text"
+    );
 }

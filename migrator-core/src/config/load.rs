@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
-use super::{ConfigError, Problem, Settings, schema_check, validate};
+use super::{ConfigError, Problem, Settings, redact, schema_check, validate};
 
 /// Every default, commented: the first layer of every configuration.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -47,18 +47,21 @@ pub fn load(source: &ConfigSource) -> Result<Settings, ConfigError> {
     let merged = builder
         .add_source(env)
         .build()
-        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        .map_err(|e| ConfigError::Syntax(redact::without_values(&e.to_string())))?;
 
     let raw: serde_json::Value = merged
         .clone()
         .try_deserialize()
-        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        .map_err(|e| ConfigError::Syntax(redact::without_values(&e.to_string())))?;
     let found = schema_check::check(&raw);
     let settings = if found.is_empty() {
         merged.try_deserialize::<Settings>().map_err(|e| {
             ConfigError::Invalid(vec![Problem::new(
                 "configuration",
-                format!("{e}: fix the value's type"),
+                format!(
+                    "{}: fix the value's type",
+                    redact::without_values(&e.to_string())
+                ),
             )])
         })?
     } else {
@@ -89,8 +92,13 @@ fn file_layer(path: &Path) -> Result<File<config::FileSourceString, FileFormat>,
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    toml::from_str::<toml::Table>(&text)
-        .map_err(|e| ConfigError::Syntax(format!("{}: {e}", path.display())))?;
+    toml::from_str::<toml::Table>(&text).map_err(|e| {
+        ConfigError::Syntax(format!(
+            "{}: {}",
+            path.display(),
+            redact::toml_error(&text, &e)
+        ))
+    })?;
     Ok(File::from_str(&text, FileFormat::Toml))
 }
 

@@ -135,14 +135,12 @@ fn check_scalar(branches: &[&Value], value: &Value, path: &str, out: &mut Vec<Pr
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    let shown = super::redact::shown(&text);
     if !allowed.is_empty() {
         if !allowed.contains(&text.as_str()) {
             out.push(Problem::new(
                 display_path(path),
-                format!(
-                    "`{text}` is not allowed; use one of: {}",
-                    allowed.join(", ")
-                ),
+                format!("{shown} is not allowed; use one of: {}", allowed.join(", ")),
             ));
         }
         return;
@@ -169,12 +167,12 @@ fn check_scalar(branches: &[&Value], value: &Value, path: &str, out: &mut Vec<Pr
             }
             Err(_) => out.push(Problem::new(
                 display_path(path),
-                format!("`{text}` is not a whole number"),
+                format!("{shown} is not a whole number"),
             )),
         },
         ["boolean"] if text.parse::<bool>().is_err() => out.push(Problem::new(
             display_path(path),
-            format!("`{text}` is not true or false"),
+            format!("{shown} is not true or false"),
         )),
         ["array"] | ["object"] if !matches!(value, Value::String(_)) => out.push(Problem::new(
             display_path(path),

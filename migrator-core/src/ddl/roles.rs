@@ -54,7 +54,7 @@ pub fn alter_role(name: &str, attributes: &RoleAttributes) -> String {
 }
 
 /// `ALTER ROLE ... PASSWORD`: a stored hash is kept as it is (the server recognises SCRAM and
-/// MD5 hashes); a plain fallback password is hashed by the destination.
+/// MD5 hashes); the fallback password arrives here already hashed by the tool.
 pub fn set_password(name: &str, password: &SecretString) -> SecretString {
     SecretString::from(format!(
         "ALTER ROLE {} PASSWORD {}",

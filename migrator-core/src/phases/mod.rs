@@ -18,7 +18,7 @@ pub mod triggers;
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::Client;
 
 use crate::config::{
@@ -43,7 +43,8 @@ pub struct MappingContext {
     pub poll: std::time::Duration,
     pub thresholds: Thresholds,
     pub role_conflict_strategy: RoleConflictStrategy,
-    /// Password for copied login roles whose hash cannot be read (`fallback_password[_file]`).
+    /// SCRAM-SHA-256 hash of the password for copied login roles whose hash cannot be read
+    /// (`fallback_password[_file]`).
     pub fallback_password: Option<SecretString>,
     /// How the initial copy is done.
     pub copy: copy::CopySettings,
@@ -87,6 +88,13 @@ impl MappingContext {
             }
             (None, None) => None,
         };
+        // Hashed here, as psql's \password does, so the plain password never travels to the
+        // destination (where statement logging would write it down).
+        let fallback_password = fallback_password.map(|password| {
+            SecretString::from(postgres_protocol::password::scram_sha_256(
+                password.expose_secret().as_bytes(),
+            ))
+        });
         Ok(MappingContext {
             name: name.to_owned(),
             role_conflict_strategy: mapping.role_conflict_strategy(defaults),
