@@ -12,6 +12,7 @@ mod error;
 mod history;
 mod logs;
 mod metrics;
+mod origin;
 mod pages;
 mod router;
 
