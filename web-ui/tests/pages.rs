@@ -1,6 +1,6 @@
 //! The HTML pages through `app()` with `oneshot`: content for each phase, tabs, secrets absent,
-//! the mark-complete form (CSRF, admin token, refusal, other sites), rate limit and security
-//! headers.
+//! the mark-complete form (CSRF, admin token, refusal, other sites), rate limit, security headers
+//! and the warning about commands open to the network.
 
 mod common;
 
@@ -773,4 +773,37 @@ async fn forms_from_another_site_are_refused_even_with_the_csrf_token() {
         ],
         "only the same-origin posts reached the orchestrator"
     );
+}
+
+#[tokio::test]
+async fn the_status_bar_warns_when_commands_are_open_to_the_network() {
+    // The defaults: listen = 0.0.0.0:8080, no admin token.
+    let open = harness(snapshot(Phase::CatchUp, now()), None);
+    for uri in ["/", "/mappings/prod"] {
+        let (_, body) = call(&open.state, get(uri)).await;
+        assert!(body.contains("class=\"open-commands\""), "{uri}: {body}");
+        for hint in [
+            "0.0.0.0:8080",
+            "Set server.admin_token",
+            "listen on 127.0.0.1",
+        ] {
+            assert!(body.contains(hint), "{uri}: missing `{hint}` in {body}");
+        }
+    }
+    let token = harness(snapshot(Phase::CatchUp, now()), Some("let-me-in"));
+    for uri in ["/", "/mappings/prod"] {
+        let (_, body) = call(&token.state, get(uri)).await;
+        assert!(!body.contains("open-commands"), "{uri}: {body}");
+        assert!(!body.contains("let-me-in"), "{uri}");
+    }
+    let mut settings = settings(None);
+    settings.server.listen = "127.0.0.1:8080".into();
+    let local = web_ui::AppState::new(
+        &settings,
+        open.state.status.clone(),
+        open.state.commands.clone(),
+        web_ui::LogBuffer::new(10),
+    );
+    let (_, body) = call(&local, get("/")).await;
+    assert!(!body.contains("open-commands"), "{body}");
 }
