@@ -52,6 +52,7 @@ pub async fn run(settings: Settings, logs: LogBuffer, shutdown: CancellationToke
 
 /// Serves the dashboard and API on `server.listen` until `shutdown`; if the server cannot run
 /// (address in use), logs why and cancels `shutdown`. The task's result: whether it served.
+/// Warns first when anyone who can reach that address may send commands (no admin token).
 pub fn serve_dashboard(
     settings: &Settings,
     handle: &orchestrator::Handle,
@@ -63,6 +64,9 @@ pub fn serve_dashboard(
         .listen
         .parse()
         .expect("server.listen was validated");
+    if let Some(warning) = settings.server.open_commands_warning() {
+        tracing::warn!("{warning}");
+    }
     let state = web_ui::AppState::new(
         settings,
         handle.status.clone(),

@@ -12,10 +12,12 @@ pub enum AppError {
     BadRequest(String),
     /// 401: a command without the right admin token.
     Unauthorized,
-    /// 403: a form POST without this server's anti-CSRF token.
+    /// 403: a form POST without this server's anti-CSRF token, or a command from another site.
     Forbidden(String),
     /// 404.
     NotFound(String),
+    /// 415: an API command whose body is not JSON (the message says what to send).
+    UnsupportedMediaType(String),
     /// 409: refused in the current state (the reason says why and what to do).
     Refused(String),
     /// 503: the orchestrator is not running.
@@ -48,6 +50,7 @@ impl AppError {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            AppError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             AppError::Refused(m) => (StatusCode::CONFLICT, m),
             AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             AppError::Failed(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),

@@ -12,6 +12,7 @@ mod error;
 mod history;
 mod logs;
 mod metrics;
+mod origin;
 mod pages;
 mod router;
 
@@ -56,6 +57,9 @@ pub struct AppState {
     pub history: LagHistory,
     /// Recent log events, per mapping.
     pub logs: LogBuffer,
+    /// Shown on the dashboard's status bar: commands are open to anyone who can reach
+    /// `server.listen` (not a loopback address, no admin token), and what to do about it.
+    pub open_commands_warning: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -80,6 +84,7 @@ impl AppState {
             csrf: CsrfToken::random(),
             history: LagHistory::default(),
             logs,
+            open_commands_warning: settings.server.open_commands_warning().map(Into::into),
         }
     }
 }

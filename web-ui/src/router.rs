@@ -1,23 +1,25 @@
-//! The whole router: pages, API, health, metrics, assets; rate limit, tracing, security headers.
+//! The whole router: pages, API, health, metrics, assets; rate limit, same-origin checks on
+//! commands, tracing, security headers.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::{AppState, api, metrics, pages};
+use crate::{AppState, api, metrics, origin, pages};
 
 /// Pages load their style and script from this server only; nothing is inline.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The whole router. The API and the command form are rate limited per client IP, which needs
+/// The whole router. The API and the command forms are rate limited per client IP, which needs
 /// the peer address: serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// Commands from other web sites are refused, and API commands must be JSON (origin.rs).
 pub fn app(state: AppState) -> Router {
     let (burst, refill) = state.rate_limit;
     let governor = Arc::new(
@@ -27,19 +29,27 @@ pub fn app(state: AppState) -> Router {
             .finish()
             .expect("server.rate_limit_burst and rate_limit_refill are validated to be non-zero"),
     );
-    let limited = Router::new()
-        .route("/api/status", get(api::status))
+    // Commands: the API takes JSON from the dashboard's own origin or from non-browser
+    // clients, the forms come from the dashboard's own pages (see origin.rs).
+    let api_commands = Router::new()
         .route("/api/mappings/{name}/complete", post(api::complete))
-        .route("/mappings/{name}/complete", post(pages::complete::submit))
         .route("/api/mappings/{name}/resync", post(api::resync))
-        .route("/mappings/{name}/resync", post(pages::resync::submit))
         .route("/api/mappings/{name}/retry", post(api::retry))
-        .route("/mappings/{name}/retry", post(pages::retry::submit))
         .route("/api/mappings/{name}/rate-limit", post(api::rate_limit))
+        .route_layer(middleware::from_fn(origin::api_command));
+    let form_commands = Router::new()
+        .route("/mappings/{name}/complete", post(pages::complete::submit))
+        .route("/mappings/{name}/resync", post(pages::resync::submit))
+        .route("/mappings/{name}/retry", post(pages::retry::submit))
         .route(
             "/mappings/{name}/rate-limit",
             post(pages::rate_limit::submit),
         )
+        .route_layer(middleware::from_fn(origin::form_command));
+    let limited = Router::new()
+        .route("/api/status", get(api::status))
+        .merge(api_commands)
+        .merge(form_commands)
         .layer(GovernorLayer::new(governor));
     Router::new()
         .route("/", get(pages::grid::page))
@@ -60,7 +70,9 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        // Not `no-referrer`: under it a browser sends `Origin: null` with the dashboard's own
+        // form POSTs, which origin.rs refuses. `same-origin` still sends nothing to other sites.
+        .layer(security_header(header::REFERRER_POLICY, "same-origin"))
         .layer(security_header(header::CACHE_CONTROL, "no-store"))
         .layer(TraceLayer::new_for_http())
 }

@@ -222,3 +222,190 @@ async fn rate_limit_takes_json_needs_the_admin_token_and_forwards_the_limit() {
     drop(state);
     assert_eq!(answers.await.unwrap(), vec![("prod".to_owned(), 25)]);
 }
+
+/// A browser on a page of another site, posting to the dashboard it can reach.
+const EVIL: (&str, &str) = ("origin", "http://evil.example");
+const HOST: (&str, &str) = ("host", "localhost:8080");
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// An API command to send: its name, headers and body.
+type Post<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
+/// Sends each of `requests` and returns the status and body of each,
+/// and the commands that reached the orchestrator.
+async fn send_all(
+    token: Option<&str>,
+    requests: &[Post<'_>],
+) -> (Vec<(StatusCode, String)>, Vec<&'static str>) {
+    let Harness {
+        state,
+        commands,
+        status: _status,
+    } = harness(
+        snapshot(Phase::CutoverReady, Some(SystemTime::now())),
+        token,
+    );
+    let answers = answer_all(commands);
+    let mut got = Vec::new();
+    for (command, headers, body) in requests {
+        got.push(call(&state, api_post(command, headers, body)).await);
+    }
+    drop(state);
+    (got, answers.await.unwrap())
+}
+
+#[tokio::test]
+async fn commands_from_another_site_are_refused_before_the_orchestrator() {
+    let cases: [Vec<(&str, &str)>; 5] = [
+        vec![HOST, EVIL, JSON],
+        vec![HOST, ("origin", "null"), JSON],
+        // Another port of the same host is another origin (a dev server, another tool).
+        vec![HOST, ("origin", "http://localhost:3000"), JSON],
+        vec![HOST, ("sec-fetch-site", "cross-site"), JSON],
+        vec![HOST, ("sec-fetch-site", "same-site"), JSON],
+    ];
+    let requests: Vec<_> = API_COMMANDS
+        .iter()
+        .flat_map(|c| cases.iter().map(|h| (*c, h.clone(), json_body(c))))
+        .collect();
+    let (answers, reached) = send_all(None, &requests).await;
+    for ((command, headers, _), (code, body)) in requests.iter().zip(&answers) {
+        assert_eq!(
+            code,
+            &StatusCode::FORBIDDEN,
+            "{command} {headers:?}: {body}"
+        );
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        let message = json["error"].as_str().unwrap();
+        assert!(message.contains("refused"), "{message}");
+        assert!(message.contains("curl"), "says what to do: {message}");
+    }
+    assert_eq!(
+        reached,
+        Vec::<&str>::new(),
+        "nothing reached the orchestrator"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_names_the_foreign_origin() {
+    let (answers, _) = send_all(None, &[("complete", vec![HOST, EVIL, JSON], "{}")]).await;
+    let (code, body) = &answers[0];
+    assert_eq!(*code, StatusCode::FORBIDDEN);
+    assert!(
+        body.contains("http://evil.example") && body.contains("localhost:8080"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn commands_that_are_not_json_are_415_with_what_to_send() {
+    let cases: [(Vec<(&str, &str)>, &str); 4] = [
+        (vec![("content-type", "text/plain")], "{}"),
+        (
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            "mb_per_s=5",
+        ),
+        (
+            vec![("content-type", "multipart/form-data; boundary=x")],
+            "--x--",
+        ),
+        (vec![], ""),
+    ];
+    let requests: Vec<_> = API_COMMANDS
+        .iter()
+        .flat_map(|c| cases.iter().map(|(h, b)| (*c, h.clone(), *b)))
+        .collect();
+    let (answers, reached) = send_all(None, &requests).await;
+    for ((command, headers, _), (code, body)) in requests.iter().zip(&answers) {
+        assert_eq!(
+            code,
+            &StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{command} {headers:?}: {body}"
+        );
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        let message = json["error"].as_str().unwrap();
+        assert!(
+            message.contains("Content-Type: application/json"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("/api/mappings/prod/{command}")),
+            "{message}"
+        );
+    }
+    assert_eq!(reached, Vec::<&str>::new());
+}
+
+#[tokio::test]
+async fn same_origin_and_non_browser_json_commands_are_accepted() {
+    let cases: [Vec<(&str, &str)>; 6] = [
+        // The dashboard's own origin, as a browser on it sends it.
+        vec![
+            HOST,
+            ("origin", "http://localhost:8080"),
+            ("sec-fetch-site", "same-origin"),
+            JSON,
+        ],
+        // Behind a TLS-terminating ingress that keeps the Host.
+        vec![
+            ("host", "migrator.example.com"),
+            ("origin", "https://migrator.example.com"),
+            JSON,
+        ],
+        vec![HOST, ("sec-fetch-site", "none"), JSON],
+        // curl, kubectl, scripts: no Origin, no Sec-Fetch-Site.
+        vec![HOST, JSON],
+        vec![JSON],
+        vec![HOST, ("content-type", "application/json; charset=utf-8")],
+    ];
+    let requests: Vec<_> = API_COMMANDS
+        .iter()
+        .flat_map(|c| cases.iter().map(|h| (*c, h.clone(), json_body(c))))
+        .collect();
+    let (answers, reached) = send_all(None, &requests).await;
+    for ((command, headers, _), (code, body)) in requests.iter().zip(&answers) {
+        assert_eq!(code, &StatusCode::OK, "{command} {headers:?}: {body}");
+        assert_eq!(body, r#"{"done":["ok"]}"#);
+    }
+    assert_eq!(reached.len(), requests.len());
+}
+
+#[tokio::test]
+async fn same_origin_json_still_needs_the_admin_token_when_one_is_set() {
+    let same_origin = vec![
+        HOST,
+        ("origin", "http://localhost:8080"),
+        ("sec-fetch-site", "same-origin"),
+        JSON,
+    ];
+    let mut with_token = same_origin.clone();
+    with_token.push(("authorization", "Bearer s3cret-token"));
+    let mut requests: Vec<_> = API_COMMANDS
+        .iter()
+        .map(|c| (*c, same_origin.clone(), json_body(c)))
+        .collect();
+    requests.push(("complete", with_token, "{}"));
+    let (answers, reached) = send_all(Some("s3cret-token"), &requests).await;
+    for ((command, _, _), (code, body)) in requests.iter().zip(&answers).take(4) {
+        assert_eq!(code, &StatusCode::UNAUTHORIZED, "{command}: {body}");
+        assert!(!body.contains("s3cret-token"), "{body}");
+    }
+    assert_eq!(answers[4].0, StatusCode::OK, "{}", answers[4].1);
+    assert_eq!(reached, vec!["complete"]);
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_even_with_the_right_token() {
+    let (answers, reached) = send_all(
+        Some("s3cret-token"),
+        &[(
+            "complete",
+            vec![HOST, EVIL, JSON, ("authorization", "Bearer s3cret-token")],
+            "{}",
+        )],
+    )
+    .await;
+    assert_eq!(answers[0].0, StatusCode::FORBIDDEN, "{}", answers[0].1);
+    assert!(reached.is_empty());
+}

@@ -1,5 +1,6 @@
 //! The HTML pages through `app()` with `oneshot`: content for each phase, tabs, secrets absent,
-//! the mark-complete form (CSRF, admin token, refusal), rate limit and security headers.
+//! the mark-complete form (CSRF, admin token, refusal, other sites), rate limit, security headers
+//! and the warning about commands open to the network.
 
 mod common;
 
@@ -480,6 +481,8 @@ async fn responses_carry_security_headers() {
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    // Not no-referrer: under it the dashboard's own forms would carry `Origin: null`.
+    assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
     let (_, headers, _) = call_with_headers(&h.state, get("/assets/style.css")).await;
     assert_eq!(headers[header::CACHE_CONTROL], "max-age=300");
 }
@@ -703,4 +706,104 @@ async fn a_copy_the_tool_gave_up_on_offers_retry_behind_a_checked_form() {
     let h = harness(snapshot(Phase::CatchUp, now()), None);
     let (_, page) = call(&h.state, get("/mappings/prod")).await;
     assert!(!page.contains("/retry"));
+}
+
+#[tokio::test]
+async fn forms_from_another_site_are_refused_even_with_the_csrf_token() {
+    let Harness {
+        state,
+        commands,
+        status: _status,
+    } = harness(snapshot(Phase::CutoverReady, now()), None);
+    let csrf = state.csrf.value().to_owned();
+    let answers = answer_all(commands);
+    let forms = [
+        ("/mappings/prod/complete", format!("csrf={csrf}")),
+        ("/mappings/prod/resync", format!("csrf={csrf}")),
+        ("/mappings/prod/retry", format!("csrf={csrf}")),
+        (
+            "/mappings/prod/rate-limit",
+            format!("csrf={csrf}&mb_per_s=5"),
+        ),
+    ];
+    let host = ("host", "localhost:8080");
+    for (uri, form) in &forms {
+        for headers in [
+            vec![host, ("origin", "http://evil.example")],
+            vec![host, ("origin", "null")],
+            vec![host, ("sec-fetch-site", "cross-site")],
+            vec![
+                host,
+                ("origin", "http://localhost:8080"),
+                ("sec-fetch-site", "same-site"),
+            ],
+        ] {
+            let (code, body) = call(&state, post_form_with(uri, form, &headers)).await;
+            assert_eq!(code, StatusCode::FORBIDDEN, "{uri} {headers:?}: {body}");
+            assert!(body.starts_with("<!DOCTYPE html>"), "a page: {body}");
+            assert!(body.contains("own pages"), "{body}");
+        }
+    }
+    // As the dashboard's own page sends them (and as curl does, without browser headers).
+    for (uri, form) in &forms {
+        for headers in [
+            vec![
+                host,
+                ("origin", "http://localhost:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            vec![host],
+        ] {
+            let (code, body) = call(&state, post_form_with(uri, form, &headers)).await;
+            assert_eq!(code, StatusCode::OK, "{uri} {headers:?}: {body}");
+        }
+    }
+    drop(state);
+    assert_eq!(
+        answers.await.unwrap(),
+        [
+            "complete",
+            "complete",
+            "resync",
+            "resync",
+            "retry",
+            "retry",
+            "rate-limit",
+            "rate-limit"
+        ],
+        "only the same-origin posts reached the orchestrator"
+    );
+}
+
+#[tokio::test]
+async fn the_status_bar_warns_when_commands_are_open_to_the_network() {
+    // The defaults: listen = 0.0.0.0:8080, no admin token.
+    let open = harness(snapshot(Phase::CatchUp, now()), None);
+    for uri in ["/", "/mappings/prod"] {
+        let (_, body) = call(&open.state, get(uri)).await;
+        assert!(body.contains("class=\"open-commands\""), "{uri}: {body}");
+        for hint in [
+            "0.0.0.0:8080",
+            "Set server.admin_token",
+            "listen on 127.0.0.1",
+        ] {
+            assert!(body.contains(hint), "{uri}: missing `{hint}` in {body}");
+        }
+    }
+    let token = harness(snapshot(Phase::CatchUp, now()), Some("let-me-in"));
+    for uri in ["/", "/mappings/prod"] {
+        let (_, body) = call(&token.state, get(uri)).await;
+        assert!(!body.contains("open-commands"), "{uri}: {body}");
+        assert!(!body.contains("let-me-in"), "{uri}");
+    }
+    let mut settings = settings(None);
+    settings.server.listen = "127.0.0.1:8080".into();
+    let local = web_ui::AppState::new(
+        &settings,
+        open.state.status.clone(),
+        open.state.commands.clone(),
+        web_ui::LogBuffer::new(10),
+    );
+    let (_, body) = call(&local, get("/")).await;
+    assert!(!body.contains("open-commands"), "{body}");
 }

@@ -19,6 +19,7 @@
 //! configuration is safe.
 
 mod connection;
+mod listen;
 mod load;
 mod redact;
 mod schema_check;
@@ -38,6 +39,7 @@ pub(crate) use connection::read_secret_file;
 pub use connection::{
     ConnectionSettings, ResolvedConnection, SslMode, describe as connection_target,
 };
+pub use listen::is_loopback_listen;
 pub use load::{ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_TOML, load};
 pub use tls::{ChannelBinding, Tls};
 pub use validate::MAX_MAPPING_NAME_LEN;
@@ -62,12 +64,19 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// Address and port to listen on. Default `0.0.0.0:8080`.
+    /// Address and port to listen on. Anything but a loopback address (127.0.0.0/8, `::1`) can
+    /// be reached from the network: see `admin_token`. Default `0.0.0.0:8080`.
     pub listen: String,
-    /// When set, commands (mark complete) must present this token. Default: unset.
+    /// When set, commands (mark complete, resync, retry, rate limit) must present this token:
+    /// `Authorization: Bearer` on the API, a form field on the dashboard. Without it, anyone who
+    /// can reach `listen` can send them (a warning says so at start and on the dashboard).
+    /// Must not be empty. Default: unset.
     #[serde(default, serialize_with = "redact::option")]
     #[schemars(with = "Option<String>")]
     pub admin_token: Option<SecretString>,
+    /// Refuse to start when `listen` can be reached from the network (not a loopback address)
+    /// and no `admin_token` is set, instead of only warning. Default `false`.
+    pub require_admin_token: bool,
     /// How often the dashboard's pages re-fetch themselves. Default `5s`.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]

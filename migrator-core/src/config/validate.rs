@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Problem, Settings, connection::read_secret_file};
+use secrecy::ExposeSecret;
+
+use super::{Problem, ServerSettings, Settings, connection::read_secret_file};
 
 /// Longest mapping name: object names built from it must stay within PostgreSQL's 63 bytes.
 pub const MAX_MAPPING_NAME_LEN: usize = 32;
@@ -23,6 +25,7 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
         ));
     }
     let server = &settings.server;
+    problems.extend(admin_token_problem(server));
     if server.refresh_interval < Duration::from_secs(1) {
         problems.push(Problem::new(
             "server.refresh_interval",
@@ -94,6 +97,34 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
     problems
 }
 
+/// An empty admin token (any request would match it), or none while `require_admin_token` asks
+/// for one because `listen` can be reached from the network. An unparsable `listen` is reported
+/// on its own.
+fn admin_token_problem(server: &ServerSettings) -> Option<Problem> {
+    if let Some(token) = &server.admin_token {
+        return token.expose_secret().trim().is_empty().then(|| {
+            Problem::new(
+                "server.admin_token",
+                "is empty, which every request would match: set a long random value (e.g. the \
+                 output of `openssl rand -hex 32`), or remove the key to run without a token",
+            )
+        });
+    }
+    let listen_valid = server.listen.parse::<SocketAddr>().is_ok();
+    (server.require_admin_token && listen_valid && server.commands_open_to_network()).then(|| {
+        Problem::new(
+            "server.admin_token",
+            format!(
+                "server.require_admin_token is true and server.listen {} can be reached from the \
+                 network, so an admin token is required: set server.admin_token (or \
+                 MIGRATOR__SERVER__ADMIN_TOKEN, e.g. from a Secret) to a long random value, or \
+                 listen on 127.0.0.1",
+                server.listen
+            ),
+        )
+    })
+}
+
 /// One problem for each group of mappings that migrate onto one destination instance: their
 /// databases, roles and subscriptions would meet there, and each would take the other's
 /// objects for someone else's (or for its own).
@@ -138,5 +169,105 @@ pub fn mapping_name_problem(name: &str) -> Option<String> {
         ))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::{ConfigError, ConfigSource, Settings, load};
+
+    fn load_env(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        load(&ConfigSource {
+            file: None,
+            env: Some(env),
+        })
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
+        match load_env(pairs) {
+            Err(ConfigError::Invalid(list)) => list.iter().map(ToString::to_string).collect(),
+            Err(other) => panic!("expected validation problems, got: {other}"),
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn require_admin_token_refuses_a_network_listen_without_a_token() {
+        let found = problems(&[
+            ("MIGRATOR__SERVER__REQUIRE_ADMIN_TOKEN", "true"),
+            ("MIGRATOR__SERVER__LISTEN", "0.0.0.0:8080"),
+        ]);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let problem = &found[0];
+        assert!(problem.starts_with("server.admin_token: "), "{problem}");
+        for hint in [
+            "0.0.0.0:8080",
+            "set server.admin_token",
+            "MIGRATOR__SERVER__ADMIN_TOKEN",
+            "listen on 127.0.0.1",
+        ] {
+            assert!(problem.contains(hint), "missing `{hint}` in {problem}");
+        }
+    }
+
+    #[test]
+    fn require_admin_token_accepts_a_token_or_a_loopback_listen() {
+        for pairs in [
+            &[
+                ("MIGRATOR__SERVER__REQUIRE_ADMIN_TOKEN", "true"),
+                ("MIGRATOR__SERVER__ADMIN_TOKEN", "s3cret-token"),
+            ][..],
+            &[
+                ("MIGRATOR__SERVER__REQUIRE_ADMIN_TOKEN", "true"),
+                ("MIGRATOR__SERVER__LISTEN", "127.0.0.1:8080"),
+            ],
+            &[
+                ("MIGRATOR__SERVER__REQUIRE_ADMIN_TOKEN", "true"),
+                ("MIGRATOR__SERVER__LISTEN", "[::1]:8080"),
+            ],
+            // Off (the default): only a warning at start.
+            &[("MIGRATOR__SERVER__LISTEN", "0.0.0.0:8080")],
+        ] {
+            let settings = load_env(pairs).unwrap_or_else(|e| panic!("{pairs:?}: {e}"));
+            assert_eq!(
+                settings.server.open_commands_warning().is_some(),
+                pairs.len() == 1,
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_refused_without_showing_it() {
+        for token in ["", "   "] {
+            let found = problems(&[("MIGRATOR__SERVER__ADMIN_TOKEN", token)]);
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert!(
+                found[0].starts_with("server.admin_token: is empty"),
+                "{found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_warning_names_the_address_and_the_fixes_but_no_secret() {
+        let settings = load_env(&[]).unwrap();
+        let warning = settings.server.open_commands_warning().unwrap();
+        for hint in [
+            "0.0.0.0:8080",
+            "server.admin_token",
+            "127.0.0.1",
+            "require_admin_token",
+        ] {
+            assert!(warning.contains(hint), "missing `{hint}` in {warning}");
+        }
+        let settings = load_env(&[("MIGRATOR__SERVER__ADMIN_TOKEN", "s3cret-token")]).unwrap();
+        assert_eq!(settings.server.open_commands_warning(), None);
     }
 }

@@ -26,7 +26,7 @@ pub async fn page(State(state): State<AppState>) -> Html<String> {
         }
     });
     let body = view! {
-        <StatusBar snapshot=snapshot.clone() stale_after/>
+        <StatusBar snapshot=snapshot.clone() stale_after open_commands=state.open_commands_warning.clone()/>
         <h1>"Mappings"</h1>
         {empty}
         <div class="grid">{cards}</div>

@@ -42,7 +42,7 @@ pub async fn page(
     let stale_after = state.stale_after.as_secs_f64();
     let title = mapping.name.clone();
     let body = view! {
-        <StatusBar snapshot=snapshot.clone() stale_after/>
+        <StatusBar snapshot=snapshot.clone() stale_after open_commands=state.open_commands_warning.clone()/>
         <p class="crumbs"><a href="/">"Mappings"</a>" / "{mapping.name.clone()}</p>
         <Header mapping=mapping.clone() state=state.clone()/>
         <nav class="tabs" aria-label="Sections">{tab_links}</nav>

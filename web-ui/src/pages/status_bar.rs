@@ -1,12 +1,18 @@
-//! The bar on top of the live pages: how many mappings are where, and how fresh the status is.
+//! The bar on top of the live pages: how many mappings are where, how fresh the status is, and
+//! a warning when anyone who can reach the server may send commands.
 
 use leptos::prelude::*;
 use migrator_core::status::Snapshot;
 
 use super::format;
 
+/// `open_commands`: the warning of [`crate::AppState::open_commands_warning`], if any.
 #[component]
-pub fn StatusBar(snapshot: std::sync::Arc<Snapshot>, stale_after: f64) -> impl IntoView {
+pub fn StatusBar(
+    snapshot: std::sync::Arc<Snapshot>,
+    stale_after: f64,
+    open_commands: Option<std::sync::Arc<str>>,
+) -> impl IntoView {
     // Counted by the colour of each mapping's light, so the bar agrees with the cards (a mapping
     // whose last step failed is red, whatever its phase).
     let count = |class: &str| {
@@ -42,6 +48,11 @@ pub fn StatusBar(snapshot: std::sync::Arc<Snapshot>, stale_after: f64) -> impl I
             <span class="count problem"><b>{problematic}</b>" problematic"</span>
             <span class="count completed"><b>{completed}</b>" completed"</span>
             {freshness}
+            {open_commands.map(|warning| view! {
+                <p class="open-commands">
+                    <b>"Unprotected: "</b>{warning.to_string()}
+                </p>
+            })}
         </div>
     }
 }

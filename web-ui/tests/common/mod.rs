@@ -20,6 +20,7 @@ use migrator_core::status::{
     RoleStatus, SequenceStatus, SlotStatus, Snapshot, TableState, TableStatus,
 };
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use web_ui::{AppState, LogBuffer, app};
 
@@ -229,15 +230,68 @@ pub fn post_form(uri: &str, form: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// [`post_form`] with the browser headers `headers` (`Host`, `Origin`, `Sec-Fetch-Site`).
+pub fn post_form_with(uri: &str, form: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = post_form(uri, form);
+    for (name, value) in headers {
+        request.headers_mut().append(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    request
+}
+
 pub fn complete(token: Option<&str>) -> Request<Body> {
     api_command("complete", token)
 }
 
-/// `POST /api/mappings/prod/{command}` with the bearer `token`, if any.
+/// `POST /api/mappings/prod/{command}` as JSON (as curl or a script sends it: no `Origin`), with
+/// the bearer `token`, if any.
 pub fn api_command(command: &str, token: Option<&str>) -> Request<Body> {
-    let mut r = Request::post(format!("/api/mappings/prod/{command}"));
+    let mut r = Request::post(format!("/api/mappings/prod/{command}"))
+        .header(header::CONTENT_TYPE, "application/json");
     if let Some(t) = token {
         r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    r.body(Body::empty()).unwrap()
+    r.body(Body::from(json_body(command))).unwrap()
+}
+
+/// Every API command.
+pub const API_COMMANDS: [&str; 4] = ["complete", "resync", "retry", "rate-limit"];
+
+/// A JSON body `command` accepts.
+pub fn json_body(command: &str) -> &'static str {
+    match command {
+        "rate-limit" => r#"{"mb_per_s": 5}"#,
+        _ => "{}",
+    }
+}
+
+/// `POST /api/mappings/prod/{command}` with exactly `headers` and `body`.
+pub fn api_post(command: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut r = Request::post(format!("/api/mappings/prod/{command}"));
+    for (name, value) in headers {
+        r = r.header(*name, *value);
+    }
+    r.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// Plays the orchestrator: answers every command with `{"done": ["ok"]}`; the task's result is
+/// the kind of every command that reached it, once every sender is gone.
+pub fn answer_all(mut commands: mpsc::Receiver<Command>) -> JoinHandle<Vec<&'static str>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(command) = commands.recv().await {
+            let (kind, reply) = match command {
+                Command::Complete { reply, .. } => ("complete", reply),
+                Command::Resync { reply, .. } => ("resync", reply),
+                Command::Retry { reply, .. } => ("retry", reply),
+                Command::SetRateLimit { reply, .. } => ("rate-limit", reply),
+            };
+            seen.push(kind);
+            let _ = reply.send(Ok(vec!["ok".into()]));
+        }
+        seen
+    })
 }
