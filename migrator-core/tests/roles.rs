@@ -637,11 +637,10 @@ async fn a_source_role_that_cannot_read_pg_authid_gets_the_fallback_password() {
         .await
         .unwrap();
     // Every statement the destination runs is written to its log.
-    connect(&destination, "postgres")
-        .await
-        .batch_execute("ALTER SYSTEM SET log_statement = 'all'; SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    let admin = connect(&destination, "postgres").await;
+    for sql in ["ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()"] {
+        admin.batch_execute(sql).await.unwrap();
+    }
     let fallback = "fallback-Secret-9";
     let settings = settings_for(
         &source,
