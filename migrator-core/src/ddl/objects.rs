@@ -211,6 +211,17 @@ fn grantee(g: &Option<String>) -> String {
     g.as_deref().map_or("PUBLIC".to_owned(), ident)
 }
 
+/// Every table privilege of PostgreSQL 15 and 16: ALL on a table there.
+const PRIVILEGES_BEFORE_MAINTAIN: [&str; 7] = [
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+    "REFERENCES",
+    "TRIGGER",
+];
+
 /// `GRANT a, b ON <on> TO x [WITH GRANT OPTION]`, one statement per grantee and option.
 fn grant_statements(prefix: &str, on: &str, grants: &[Grant], column: Option<&str>) -> Vec<String> {
     let mut grouped: BTreeMap<(Option<String>, bool), Vec<String>> = BTreeMap::new();
@@ -223,6 +234,19 @@ fn grant_statements(prefix: &str, on: &str, grants: &[Grant], column: Option<&st
             .entry((g.grantee.clone(), g.grantable))
             .or_default()
             .push(privilege);
+    }
+    // MAINTAIN (PostgreSQL 17+) is part of ALL on a table: who held every table privilege
+    // of an older source (its owner, anyone granted ALL) gets it too, or the owner could no
+    // longer refresh its materialized views, vacuum or analyze.
+    if column.is_none() && on.starts_with("TABLE ") {
+        for privileges in grouped.values_mut() {
+            let all_before_17 = PRIVILEGES_BEFORE_MAINTAIN
+                .iter()
+                .all(|p| privileges.iter().any(|q| q == p));
+            if all_before_17 && !privileges.iter().any(|q| q == "MAINTAIN") {
+                privileges.push("MAINTAIN".to_owned());
+            }
+        }
     }
     grouped
         .into_iter()

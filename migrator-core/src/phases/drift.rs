@@ -76,7 +76,7 @@ pub const SIGNATURES: &str = "
     UNION ALL
     SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'table' END,
            format('%I.%I', n.nspname, c.relname),
-           pg_get_userbyid(c.relowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(c.relacl) x), '') || ' ' || c.relrowsecurity || c.relforcerowsecurity
+           pg_get_userbyid(c.relowner) || ' ' || coalesce((SELECT string_agg(regexp_replace(x::text, '=([a-zA-Z*]*)m([a-zA-Z*]*)/', '=\\1\\2/'), ',' ORDER BY x::text) FROM unnest(c.relacl) x), '') || ' ' || c.relrowsecurity || c.relforcerowsecurity
            || CASE WHEN c.relkind IN ('v', 'm') THEN ' ' || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
                 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ELSE '' END
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -161,7 +161,8 @@ pub async fn check_instance(
                current_setting('max_worker_processes')::int, \
                (SELECT rolsuper OR (rolcreatedb AND pg_has_role(current_user, 'pg_create_subscription', 'MEMBER')) \
                   FROM pg_roles WHERE rolname = current_user), \
-               (SELECT count(*) FROM pg_subscription WHERE subname <> ALL($1) AND subenabled)",
+               (SELECT count(*) FROM pg_subscription WHERE subname <> ALL($1) AND subenabled), \
+               has_parameter_privilege('session_replication_role', 'SET')",
             &[&our_names(ctx, &databases)],
         )
         .await
@@ -172,6 +173,7 @@ pub async fn check_instance(
     let processes: i32 = row.get(3);
     let dest_privileged: Option<bool> = row.get(4);
     let other_subscriptions: i64 = row.get(5);
+    let sets_replication_role: bool = row.get(6);
     if dest_version < MIN_DESTINATION_VERSION {
         findings.push(Finding::blocking(
             "destination_version",
@@ -200,6 +202,16 @@ pub async fn check_instance(
             "destination_privileges",
             format!("the role connecting to the destination ({dt}) can neither create databases and subscriptions nor is it a superuser"),
             "connect as a superuser, or GRANT pg_create_subscription TO the role and ALTER ROLE it CREATEDB",
+        ));
+    }
+    if !sets_replication_role {
+        findings.push(Finding::blocking(
+            "destination_session_replication_role",
+            format!("the role connecting to the destination ({dt}) may not set session_replication_role, which the initial copy needs so that the destination's triggers do not fire on copied rows"),
+            format!(
+                "run as a superuser of the destination: GRANT SET ON PARAMETER session_replication_role TO {} (managed services give it to their admin role: connect as that role)",
+                ident(ctx.destination.pg.get_user().unwrap_or("postgres"))
+            ),
         ));
     }
     Ok(InstanceReport {

@@ -11,10 +11,13 @@
 //! does; the table sync workers copy each table under their own snapshot and the apply worker
 //! skips, per table, every change before that table's copy: no row is lost or applied twice.
 //!
-//! The subscription runs with `run_as_owner = true`: changes are applied as the subscription's
-//! owner (the role the tool connects to the destination as), not as each table's owner, so
-//! tables owned by application roles, with row-level security forced on their owner, still
-//! receive every row.
+//! When the tool connects to the destination as a superuser, the subscription runs with
+//! `run_as_owner = true`: changes are applied as the subscription's owner, not as each table's
+//! owner, so tables owned by application roles, with row-level security forced on their owner,
+//! still receive every row. A non-superuser (a managed service's admin) would be subject to
+//! row-level security itself, so there the subscription applies as each table's owner
+//! (`run_as_owner = false`), which the admin may switch to through the SET membership it takes
+//! in the roles it created (see [`super::roles`]).
 
 use tokio_postgres::Client;
 
@@ -187,9 +190,11 @@ pub async fn create_subscription(
     copy_data: bool,
 ) -> Result<(), PgError> {
     let conninfo = subscription_conninfo(ctx, db, &names.subscription);
+    let run_as_owner = roles::is_superuser(dst, dt).await?;
     let sql = format!(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
-         create_slot = false, copy_data = {copy_data}, enabled = true, run_as_owner = true)",
+         create_slot = false, copy_data = {copy_data}, enabled = true, \
+         run_as_owner = {run_as_owner})",
         ident(&names.subscription),
         literal(&conninfo),
         ident(&names.publication),

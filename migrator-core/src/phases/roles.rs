@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::{MappingContext, q};
-use crate::catalog::roles::{self as catalog, Password, Role, RoleCatalog};
+use crate::catalog::roles::{self as catalog, Membership, Password, Role, RoleCatalog};
 use crate::config::RoleConflictStrategy;
 use crate::ddl::quote::ident;
 use crate::ddl::roles as ddl;
@@ -110,7 +110,46 @@ pub struct PlanInput<'a> {
     pub fallback_password: Option<&'a SecretString>,
     /// The role the tool connects to the destination as.
     pub destination_user: &'a str,
-    pub destination_superuser: bool,
+    /// What the role connecting to the destination may give the roles it creates.
+    pub destination_powers: Powers,
+}
+
+/// The attributes and memberships a role may hand on to roles it creates or alters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Powers {
+    pub superuser: bool,
+    pub createdb: bool,
+    pub replication: bool,
+    pub bypassrls: bool,
+    /// Roles it holds ADMIN OPTION on (so may grant), e.g. a provider's `pg_*` roles.
+    pub admin_of: BTreeSet<String>,
+}
+
+/// `wanted` as the connecting role may set it, and the attributes it had to leave out. PostgreSQL
+/// 16+ rules: a superuser may give anything; a CREATEROLE role never SUPERUSER, and CREATEDB,
+/// REPLICATION and BYPASSRLS only when it has them itself (managed services' admin roles are
+/// such roles). Pure.
+pub fn grantable(
+    wanted: &catalog::RoleAttributes,
+    powers: &Powers,
+) -> (catalog::RoleAttributes, Vec<&'static str>) {
+    let mut allowed = wanted.clone();
+    let mut withheld = Vec::new();
+    if powers.superuser {
+        return (allowed, withheld);
+    }
+    for (on, may, name) in [
+        (&mut allowed.superuser, false, "SUPERUSER"),
+        (&mut allowed.createdb, powers.createdb, "CREATEDB"),
+        (&mut allowed.replication, powers.replication, "REPLICATION"),
+        (&mut allowed.bypassrls, powers.bypassrls, "BYPASSRLS"),
+    ] {
+        if *on && !may {
+            *on = false;
+            withheld.push(name);
+        }
+    }
+    (allowed, withheld)
 }
 
 /// A role's definition in one line: what two mappings must agree on.
@@ -177,7 +216,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     let mut conflicts = Vec::new();
     let mut skipped = Vec::new();
     let mut merged = Vec::new();
-    let mut not_superuser = Vec::new();
+    let mut withheld = Vec::new();
     let mut needs_password = Vec::new();
     let mut fallback = Vec::new();
     let mut md5 = Vec::new();
@@ -199,12 +238,9 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
                 },
             }
         };
-        let mut wanted = role.attributes.clone();
-        if wanted.superuser && !input.destination_superuser {
-            wanted.superuser = false;
-            if matches!(action, RoleAction::Create | RoleAction::Copied) {
-                not_superuser.push(role.name.clone());
-            }
+        let (wanted, left_out) = grantable(&role.attributes, &input.destination_powers);
+        if !left_out.is_empty() && matches!(action, RoleAction::Create | RoleAction::Copied) {
+            withheld.push(format!("{} ({})", ident(&role.name), left_out.join(", ")));
         }
         let copies = matches!(action, RoleAction::Create | RoleAction::Copied);
         let mut outcome = PasswordOutcome::NotApplicable;
@@ -302,6 +338,17 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
         .iter()
         .map(|m| (m.group.as_str(), m.member.as_str()))
         .collect();
+    // A non-superuser grants only groups it holds ADMIN OPTION on; a CREATEROLE role holds it
+    // on the roles it created (PostgreSQL 16+).
+    let created_here: BTreeSet<&str> = roles
+        .iter()
+        .filter(|r| matches!(r.action, RoleAction::Create | RoleAction::Copied))
+        .map(|r| r.name.as_str())
+        .collect();
+    let powers = &input.destination_powers;
+    let may_grant = |group: &str| {
+        powers.superuser || powers.admin_of.contains(group) || created_here.contains(group)
+    };
     for m in &source.memberships {
         let blocked_group = conflicts.contains(&m.group);
         if managed.contains(m.member.as_str())
@@ -309,9 +356,45 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
             && !blocked_group
             && !present.contains(&(m.group.as_str(), m.member.as_str()))
         {
+            if !may_grant(&m.group) {
+                withheld.push(format!(
+                    "{} (member of {})",
+                    ident(&m.member),
+                    ident(&m.group)
+                ));
+                continue;
+            }
             statements.push(Statement::new(
                 ddl::grant_membership(m),
                 format!("granting role {:?} to {:?}", m.group, m.member),
+            ));
+        }
+    }
+    // A non-superuser gives objects to a role (ALTER ... OWNER TO), grants on that role's
+    // objects and lets the subscription apply as each table's owner only as a member of the
+    // role: it takes that membership (SET and INHERIT) in the roles it created, as a managed
+    // service's admin is a member of the application's roles.
+    if !powers.superuser {
+        for group in created_here
+            .iter()
+            .filter(|g| **g != input.destination_user)
+        {
+            if present.contains(&(*group, input.destination_user)) {
+                continue;
+            }
+            let membership = Membership {
+                group: (*group).to_owned(),
+                member: input.destination_user.to_owned(),
+                admin: false,
+                inherit: Some(true),
+                set: Some(true),
+            };
+            statements.push(Statement::new(
+                ddl::grant_membership(&membership),
+                format!(
+                    "letting {:?} act as {group:?} (to give it its objects)",
+                    input.destination_user
+                ),
             ));
         }
     }
@@ -376,14 +459,14 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
             "check that their passwords on the destination are the ones applications use",
         ));
     }
-    if !not_superuser.is_empty() {
+    if !withheld.is_empty() {
         findings.push(Finding::warning(
-            "role_not_superuser",
+            "role_attributes_withheld",
             format!(
-                "roles {} are superusers on the source but were created without SUPERUSER: the role connecting to the destination is not a superuser",
-                list(&not_superuser)
+                "roles were created without attributes or memberships the role connecting to the destination cannot give: {}",
+                withheld.join(", ")
             ),
-            "grant SUPERUSER by hand as a superuser of the destination if they need it (ALTER ROLE ... SUPERUSER)",
+            "give them by hand as a role that has them, if they are still needed (ALTER ROLE ... REPLICATION, GRANT pg_read_all_data TO ...); on a managed service grant the provider's role instead (e.g. rds_replication, rds_superuser, azure_pg_admin)",
         ));
     }
     if !needs_password.is_empty() {
@@ -452,6 +535,37 @@ pub async fn is_superuser(client: &Client, target: &str) -> Result<bool, PgError
         .get(0))
 }
 
+/// What the role connecting to `client` may give the roles it creates.
+pub async fn powers(client: &Client, target: &str) -> Result<Powers, PgError> {
+    let row = client
+        .query_one(
+            "SELECT rolsuper, rolcreatedb, rolreplication, rolbypassrls \
+             FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(q(target, "reading the connecting role's attributes"))?;
+    let admin_of = client
+        .query(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+             WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+             AND m.admin_option",
+            &[],
+        )
+        .await
+        .map_err(q(target, "reading the roles the connecting role may grant"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Powers {
+        superuser: row.get(0),
+        createdb: row.get(1),
+        replication: row.get(2),
+        bypassrls: row.get(3),
+        admin_of,
+    })
+}
+
 /// Reads the roles of both instances (maintenance databases) and plans.
 pub async fn observe(
     ctx: &MappingContext,
@@ -462,7 +576,7 @@ pub async fn observe(
     let dt = ctx.destination.describe();
     let source = catalog::read(src, &st, true).await?;
     let destination = catalog::read(dst, &dt, true).await?;
-    let destination_superuser = is_superuser(dst, &dt).await?;
+    let destination_powers = powers(dst, &dt).await?;
     let destination_user = ctx.destination.pg.get_user().unwrap_or_default();
     Ok(plan(
         &source,
@@ -472,7 +586,7 @@ pub async fn observe(
             strategy: ctx.role_conflict_strategy,
             fallback_password: ctx.fallback_password.as_ref(),
             destination_user,
-            destination_superuser,
+            destination_powers,
         },
     ))
 }

@@ -52,7 +52,10 @@ fn input(strategy: RoleConflictStrategy) -> PlanInput<'static> {
         strategy,
         fallback_password: None,
         destination_user: "postgres",
-        destination_superuser: true,
+        destination_powers: Powers {
+            superuser: true,
+            ..Powers::default()
+        },
     }
 }
 
@@ -229,14 +232,14 @@ fn the_destination_user_and_superuser_attribute_are_respected() {
     );
     let mut i = input(RoleConflictStrategy::Fail);
     i.destination_user = "migrator";
-    i.destination_superuser = false;
+    i.destination_powers = Powers::default();
     let dest = catalog(
         vec![role("migrator", true, Password::Absent, None)],
         vec![],
         true,
     );
     let plan = plan(&source, &dest, &i);
-    assert_eq!(codes(&plan), vec!["role_not_superuser"]);
+    assert_eq!(codes(&plan), vec!["role_attributes_withheld"]);
     assert!(sql(&plan)[0].starts_with("CREATE ROLE \"admin\" WITH NOSUPERUSER"));
     assert_eq!(plan.roles[1].action, RoleAction::Connection);
     assert!(!plan.definitions.contains_key("migrator"));
@@ -279,4 +282,79 @@ fn role_settings_are_set_and_merge_keeps_existing_values() {
     assert!(merged.iter().any(|s| s.contains("search_path")));
     assert!(!merged.iter().any(|s| s.contains("work_mem")), "{merged:?}");
     assert!(definition(&source.roles["app"], &source).contains("SET search_path=app, public"));
+}
+
+#[test]
+fn a_createrole_admin_gives_only_the_attributes_it_has() {
+    let attributes = |on: bool| RoleAttributes {
+        superuser: on,
+        inherit: true,
+        createrole: false,
+        createdb: on,
+        login: true,
+        replication: on,
+        bypassrls: on,
+        connection_limit: -1,
+        valid_until: None,
+    };
+    let all = attributes(true);
+    // A managed service's admin: CREATEDB, not REPLICATION or BYPASSRLS.
+    let managed = Powers {
+        createdb: true,
+        ..Powers::default()
+    };
+    let (allowed, withheld) = grantable(&all, &managed);
+    assert_eq!(withheld, vec!["SUPERUSER", "REPLICATION", "BYPASSRLS"]);
+    assert!(allowed.createdb && allowed.login);
+    assert!(!allowed.superuser && !allowed.replication && !allowed.bypassrls);
+    // A superuser gives everything; nothing wanted, nothing withheld.
+    let superuser = Powers {
+        superuser: true,
+        ..Powers::default()
+    };
+    assert_eq!(grantable(&all, &superuser), (all.clone(), vec![]));
+    assert!(
+        grantable(&attributes(false), &Powers::default())
+            .1
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_non_superuser_grants_only_groups_it_created_or_holds_admin_option_on() {
+    let source = catalog(
+        vec![
+            role("app", true, Password::Absent, None),
+            role("team", false, Password::Absent, None),
+        ],
+        vec![("team", "app"), ("pg_read_all_data", "app")],
+        true,
+    );
+    let dest = catalog(vec![], vec![], true);
+    let mut i = input(RoleConflictStrategy::Fail);
+    i.destination_powers = Powers::default();
+    let managed = plan(&source, &dest, &i);
+    let statements = sql(&managed);
+    assert!(
+        statements
+            .iter()
+            .any(|s| s.starts_with("GRANT \"team\" TO \"app\"")),
+        "{statements:?}"
+    );
+    assert!(
+        !statements.iter().any(|s| s.contains("pg_read_all_data")),
+        "{statements:?}"
+    );
+    assert_eq!(codes(&managed), vec!["role_attributes_withheld"]);
+
+    i.destination_powers
+        .admin_of
+        .insert("pg_read_all_data".into());
+    let granted = plan(&source, &dest, &i);
+    assert!(
+        sql(&granted)
+            .iter()
+            .any(|s| s.contains("GRANT \"pg_read_all_data\" TO \"app\""))
+    );
+    assert!(codes(&granted).is_empty());
 }
