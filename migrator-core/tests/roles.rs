@@ -736,6 +736,7 @@ async fn a_migration_without_a_superuser_on_either_side_as_on_managed_services()
         )
         .await
         .unwrap();
+    let fallback = "managed-Fallback-1";
     let settings = settings_for(
         &source,
         &destination,
@@ -757,6 +758,7 @@ async fn a_migration_without_a_superuser_on_either_side_as_on_managed_services()
                 "MIGRATOR__MAPPINGS__MANAGED__DESTINATION__PASSWORD",
                 "dst-admin-pw",
             ),
+            ("MIGRATOR__MIGRATION__FALLBACK_PASSWORD", fallback),
         ],
     );
     // Preflight names the grant the copy needs, and nothing is created meanwhile.
@@ -792,31 +794,6 @@ async fn a_migration_without_a_superuser_on_either_side_as_on_managed_services()
         .batch_execute("GRANT SET ON PARAMETER session_replication_role TO dest_admin")
         .await
         .unwrap();
-    let fallback = "managed-Fallback-1";
-    let settings = settings_for(
-        &source,
-        &destination,
-        "managed",
-        &[
-            (
-                "MIGRATOR__MAPPINGS__MANAGED__SOURCE__USER",
-                "provider_admin",
-            ),
-            (
-                "MIGRATOR__MAPPINGS__MANAGED__SOURCE__PASSWORD",
-                "src-admin-pw",
-            ),
-            (
-                "MIGRATOR__MAPPINGS__MANAGED__DESTINATION__USER",
-                "dest_admin",
-            ),
-            (
-                "MIGRATOR__MAPPINGS__MANAGED__DESTINATION__PASSWORD",
-                "dst-admin-pw",
-            ),
-            ("MIGRATOR__MIGRATION__FALLBACK_PASSWORD", fallback),
-        ],
-    );
     let shutdown = CancellationToken::new();
     let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
     let ready = wait_for_phase(&handle, "managed", Phase::CutoverReady, 120).await;

@@ -271,28 +271,29 @@ impl TlsLayer {
         }
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match (verify, roots) {
-            (Verify::Nothing, _) | (_, None) => Arc::new(AnyCertificate(Arc::clone(&provider))),
-            (verify, Some(roots)) => {
-                let webpki =
-                    match WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
-                        .build()
-                    {
-                        Ok(v) => v,
-                        Err(e) => {
-                            problems.push(Problem::new(
-                                format!("{key}.sslrootcert"),
-                                format!("the CA certificates cannot be used: {e}"),
-                            ));
-                            return None;
-                        }
-                    };
-                if verify == Verify::Full {
-                    webpki
-                } else {
-                    Arc::new(AnyHostName(webpki))
+        let chain = match roots {
+            Some(roots) if verify != Verify::Nothing => {
+                match WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+                    .build()
+                {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        problems.push(Problem::new(
+                            format!("{key}.sslrootcert"),
+                            format!("the CA certificates cannot be used: {e}"),
+                        ));
+                        return None;
+                    }
                 }
             }
+            _ => None,
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match (verify, chain) {
+            (Verify::Full, Some(full)) => full,
+            (_, chain) => Arc::new(Lenient {
+                provider: Arc::clone(&provider),
+                chain,
+            }),
         };
         let builder = match ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -413,61 +414,17 @@ fn client_identity(
     Some((chain?, private_key?))
 }
 
-/// `require` without a CA, and `prefer`: the channel is encrypted, any certificate is accepted
-/// (as libpq does), but the handshake's signatures are still checked.
+/// Every check but `verify-full`'s: with no `chain` (`prefer`, `require` without a CA) any
+/// certificate is accepted, as libpq does; with one (`verify-ca`, `require` with a CA) the
+/// certificate must lead to a trusted CA, whatever host name it names. The handshake's
+/// signatures are checked either way: the channel is encrypted with the certificate's key.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Lenient {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `verify-ca`: the chain must lead to a trusted CA, the host name is not compared.
-#[derive(Debug)]
-struct AnyHostName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyHostName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -476,10 +433,10 @@ impl ServerCertVerifier for AnyHostName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -493,7 +450,8 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -502,11 +460,14 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
