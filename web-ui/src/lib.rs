@@ -60,6 +60,9 @@ pub struct AppState {
     /// Shown on the dashboard's status bar: commands are open to anyone who can reach
     /// `server.listen` (not a loopback address, no admin token), and what to do about it.
     pub open_commands_warning: Option<Arc<str>>,
+    /// `server.listen` is a loopback address: commands must name the dashboard as
+    /// `localhost` or by IP address (see origin.rs, DNS rebinding).
+    pub loopback_only: bool,
 }
 
 impl AppState {
@@ -85,6 +88,7 @@ impl AppState {
             history: LagHistory::default(),
             logs,
             open_commands_warning: settings.server.open_commands_warning().map(Into::into),
+            loopback_only: migrator_core::config::is_loopback_listen(&settings.server.listen),
         }
     }
 }

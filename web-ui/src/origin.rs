@@ -23,13 +23,19 @@
 //!   this server never answers, so the browser never sends the command. This covers browsers
 //!   that send neither `Origin` nor `Sec-Fetch-Site`.
 //!
+//! - **Our own name** ([`rebound`]), on both, when the dashboard listens on a loopback address
+//!   only: a page can make its own host name resolve to 127.0.0.1 (DNS rebinding), and its
+//!   requests are then same-origin in the browser's eyes. A loopback dashboard is reached as
+//!   `localhost` or by IP address (a port-forward, an SSH tunnel), never by another name, so a
+//!   command whose `Host` is another name is refused.
+//!
 //! The forms keep their anti-CSRF token ([`crate::CsrfToken`]) besides; the admin token, when
 //! configured, is checked after these (a refused request never learns whether it had it right).
 //!
 //! Behind a reverse proxy, the proxy must pass the `Host` the browser used (ingress-nginx and
 //! most others do); `X-Forwarded-Host` is not trusted.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Uri, header, uri::Authority};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -37,10 +43,23 @@ use axum::response::{IntoResponse, Response};
 use crate::AppError;
 use crate::pages::PageError;
 
+/// Where the dashboard listens, as the checks need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// `server.listen` is a loopback address: only `localhost` and IP addresses name us.
+    pub loopback_only: bool,
+}
+
 /// Middleware of every `POST /api/...` command: refuses a request from another site (403) and
 /// a body that is not JSON (415), both with a JSON `{"error": ...}` that says what to send.
-pub async fn api_command(request: Request, next: Next) -> Response {
-    if let Some(reason) = cross_site(request.headers(), request.uri()) {
+pub async fn api_command(
+    State(listening): State<Listening>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refusal = rebound(listening, request.headers(), request.uri())
+        .or_else(|| cross_site(request.headers(), request.uri()));
+    if let Some(reason) = refusal {
         return AppError::Forbidden(format!(
             "{reason}. Commands are taken from the dashboard's own pages and from clients that \
              are not browsers (curl, scripts): send the request from one of those"
@@ -60,8 +79,14 @@ pub async fn api_command(request: Request, next: Next) -> Response {
 
 /// Middleware of the dashboard's command forms: refuses a form posted from another site (403,
 /// as a page). The form's anti-CSRF token is checked by its handler afterwards.
-pub async fn form_command(request: Request, next: Next) -> Response {
-    if let Some(reason) = cross_site(request.headers(), request.uri()) {
+pub async fn form_command(
+    State(listening): State<Listening>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refusal = rebound(listening, request.headers(), request.uri())
+        .or_else(|| cross_site(request.headers(), request.uri()));
+    if let Some(reason) = refusal {
         return PageError(AppError::Forbidden(format!(
             "{reason}. Commands are only taken from this dashboard's own pages: open the \
              dashboard at its own address, reload the page and submit again"
@@ -69,6 +94,33 @@ pub async fn form_command(request: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(request).await
+}
+
+/// Why a request to a dashboard that listens on loopback only names it by a host name other
+/// than `localhost` (DNS rebinding), if it does. IP addresses, `localhost` and `*.localhost`
+/// pass; so does a request without a `Host` (not a browser).
+pub fn rebound(listening: Listening, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    if !listening.loopback_only {
+        return None;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(Authority::as_str))?;
+    let name = host
+        .parse::<Authority>()
+        .map(|a| a.host().to_owned())
+        .unwrap_or_else(|_| host.to_owned());
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    let lower = bare.to_ascii_lowercase();
+    let ours = bare.parse::<std::net::IpAddr>().is_ok()
+        || lower == "localhost"
+        || lower.ends_with(".localhost");
+    (!ours).then(|| {
+        format!(
+            "refused: this dashboard listens on a loopback address, yet the request names it              {host:?}; a web page that points its own name at this machine (DNS rebinding) sends              such requests. Open the dashboard as http://localhost:PORT or http://127.0.0.1:PORT,              or listen on another address (with server.admin_token set)"
+        )
+    })
 }
 
 /// Why the browser headers of a request say it comes from another site, if they do. `None`
@@ -182,6 +234,48 @@ mod tests {
             );
         }
         map
+    }
+
+    #[test]
+    fn a_loopback_dashboard_answers_only_to_localhost_and_ip_addresses() {
+        let uri = Uri::from_static("/api/x");
+        let loopback = Listening {
+            loopback_only: true,
+        };
+        for host in [
+            "localhost:8080",
+            "LOCALHOST",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "app.localhost:8080",
+        ] {
+            assert_eq!(
+                rebound(loopback, &headers(&[("host", host)]), &uri),
+                None,
+                "{host}"
+            );
+        }
+        for host in [
+            "evil.example:8080",
+            "attacker.test",
+            "localhost.evil.example",
+        ] {
+            let reason = rebound(loopback, &headers(&[("host", host)]), &uri);
+            assert!(
+                reason.is_some_and(|r| r.contains("DNS rebinding")),
+                "{host}"
+            );
+        }
+        // Not a browser: no Host at all.
+        assert_eq!(rebound(loopback, &HeaderMap::new(), &uri), None);
+        // Listening beyond loopback: any name may be ours (an ingress, a DNS name).
+        let open = Listening {
+            loopback_only: false,
+        };
+        assert_eq!(
+            rebound(open, &headers(&[("host", "evil.example")]), &uri),
+            None
+        );
     }
 
     fn refused(pairs: &[(&str, &str)]) -> bool {

@@ -29,6 +29,9 @@ pub fn app(state: AppState) -> Router {
             .finish()
             .expect("server.rate_limit_burst and rate_limit_refill are validated to be non-zero"),
     );
+    let listening = origin::Listening {
+        loopback_only: state.loopback_only,
+    };
     // Commands: the API takes JSON from the dashboard's own origin or from non-browser
     // clients, the forms come from the dashboard's own pages (see origin.rs).
     let api_commands = Router::new()
@@ -36,7 +39,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/mappings/{name}/resync", post(api::resync))
         .route("/api/mappings/{name}/retry", post(api::retry))
         .route("/api/mappings/{name}/rate-limit", post(api::rate_limit))
-        .route_layer(middleware::from_fn(origin::api_command));
+        .route_layer(middleware::from_fn_with_state(
+            listening,
+            origin::api_command,
+        ));
     let form_commands = Router::new()
         .route("/mappings/{name}/complete", post(pages::complete::submit))
         .route("/mappings/{name}/resync", post(pages::resync::submit))
@@ -45,7 +51,10 @@ pub fn app(state: AppState) -> Router {
             "/mappings/{name}/rate-limit",
             post(pages::rate_limit::submit),
         )
-        .route_layer(middleware::from_fn(origin::form_command));
+        .route_layer(middleware::from_fn_with_state(
+            listening,
+            origin::form_command,
+        ));
     let limited = Router::new()
         .route("/api/status", get(api::status))
         .merge(api_commands)

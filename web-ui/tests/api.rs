@@ -409,3 +409,44 @@ async fn a_foreign_origin_is_refused_even_with_the_right_token() {
     assert_eq!(answers[0].0, StatusCode::FORBIDDEN, "{}", answers[0].1);
     assert!(reached.is_empty());
 }
+
+#[tokio::test]
+async fn a_loopback_dashboard_refuses_commands_that_name_it_otherwise() {
+    let Harness {
+        mut state,
+        commands,
+        status: _status,
+    } = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    state.loopback_only = true;
+    let answers = answer_all(commands);
+    // A page of rebind.example whose name now resolves to 127.0.0.1: same origin to the browser.
+    let rebound = call(
+        &state,
+        api_post(
+            "complete",
+            &[
+                ("host", "rebind.example:8080"),
+                ("origin", "http://rebind.example:8080"),
+                ("sec-fetch-site", "same-origin"),
+                JSON,
+            ],
+            "{}",
+        ),
+    )
+    .await;
+    assert_eq!(rebound.0, StatusCode::FORBIDDEN, "{}", rebound.1);
+    assert!(rebound.1.contains("DNS rebinding"), "{}", rebound.1);
+    // The dashboard's own page, opened as localhost, still works.
+    let own = call(
+        &state,
+        api_post(
+            "complete",
+            &[HOST, ("origin", "http://localhost:8080"), JSON],
+            "{}",
+        ),
+    )
+    .await;
+    assert_eq!(own.0, StatusCode::OK, "{}", own.1);
+    drop(state);
+    assert_eq!(answers.await.unwrap(), vec!["complete"]);
+}
