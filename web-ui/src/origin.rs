@@ -57,9 +57,7 @@ pub async fn api_command(
     request: Request,
     next: Next,
 ) -> Response {
-    let refusal = rebound(listening, request.headers(), request.uri())
-        .or_else(|| cross_site(request.headers(), request.uri()));
-    if let Some(reason) = refusal {
+    if let Some(reason) = refusal(listening, &request) {
         return AppError::Forbidden(format!(
             "{reason}. Commands are taken from the dashboard's own pages and from clients that \
              are not browsers (curl, scripts): send the request from one of those"
@@ -84,9 +82,7 @@ pub async fn form_command(
     request: Request,
     next: Next,
 ) -> Response {
-    let refusal = rebound(listening, request.headers(), request.uri())
-        .or_else(|| cross_site(request.headers(), request.uri()));
-    if let Some(reason) = refusal {
+    if let Some(reason) = refusal(listening, &request) {
         return PageError(AppError::Forbidden(format!(
             "{reason}. Commands are only taken from this dashboard's own pages: open the \
              dashboard at its own address, reload the page and submit again"
@@ -94,6 +90,13 @@ pub async fn form_command(
         .into_response();
     }
     next.run(request).await
+}
+
+/// Why a command is refused before anything else is looked at: it names a loopback dashboard
+/// by another name ([`rebound`]) or comes from another site ([`cross_site`]).
+fn refusal(listening: Listening, request: &Request) -> Option<String> {
+    rebound(listening, request.headers(), request.uri())
+        .or_else(|| cross_site(request.headers(), request.uri()))
 }
 
 /// Why a request to a dashboard that listens on loopback only names it by a host name other
