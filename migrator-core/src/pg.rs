@@ -200,6 +200,14 @@ pub(crate) fn tls_hint(error: &(dyn std::error::Error + 'static)) -> Option<&'st
     None
 }
 
+/// Maps a failed statement to a [`PgError`] naming the target and what was being done.
+pub fn q<'a>(
+    target: &'a str,
+    context: &'static str,
+) -> impl Fn(tokio_postgres::Error) -> PgError + 'a {
+    move |e| PgError::query(target, context, e)
+}
+
 /// The server's message (with detail and hint) or the client error, on one line.
 pub fn error_text(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {

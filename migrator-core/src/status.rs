@@ -10,7 +10,6 @@ use crate::catalog::model::SchemaCatalog;
 use crate::findings::Finding;
 use crate::naming::ReplicationNames;
 use crate::phase::{Lag, Phase};
-pub use crate::phases::roles::{PasswordOutcome, RoleAction, RoleStatus};
 
 /// Everything known about every mapping at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -289,4 +288,52 @@ fn rfc3339_opt<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::
         Some(t) => s.serialize_some(&humantime::format_rfc3339_seconds(*t).to_string()),
         None => s.serialize_none(),
     }
+}
+
+/// What happens to one source role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleAction {
+    /// Not on the destination yet: created.
+    Create,
+    /// Created by the tool earlier: kept in line with the source.
+    Copied,
+    /// Already on the destination, not the tool's, strategy `fail`: preflight refuses.
+    Conflict,
+    /// Already on the destination, strategy `skip`: left untouched.
+    Skipped,
+    /// Already on the destination, strategy `merge`: missing memberships (and, per database,
+    /// grants) are added; nothing is removed or weakened.
+    Merged,
+    /// The role the tool connects to the destination as: never touched.
+    Connection,
+}
+
+/// How a copied role's password was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordOutcome {
+    /// The source's SCRAM hash: the same password works on the destination.
+    Copied,
+    /// The source's MD5 hash: works, but PostgreSQL 18 deprecates MD5.
+    CopiedMd5,
+    /// The source role has no password.
+    None,
+    /// Unreadable on the source: the configured fallback password was set.
+    Fallback,
+    /// Unreadable on the source and no fallback: the role has no password on the destination.
+    NeedsPassword,
+    /// Not applicable (the role is not copied, or cannot log in).
+    NotApplicable,
+}
+
+/// One role as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleStatus {
+    pub name: String,
+    pub action: RoleAction,
+    pub login: bool,
+    pub password: PasswordOutcome,
+    /// Groups it belongs to (on the source).
+    pub member_of: Vec<String>,
 }

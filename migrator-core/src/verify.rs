@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::catalog::model::QualifiedName;
 use crate::ddl::quote::qualified;
 use crate::pg::PgError;
-use crate::phases::q;
+use crate::pg::q;
 
 /// One table compared.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -8,7 +8,7 @@
 //! Version differences are absorbed with `to_jsonb(row)`: PostgreSQL 16 added
 //! `inherit_option` and `set_option` to memberships.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use secrecy::SecretString;
 use tokio_postgres::Client;
@@ -242,4 +242,64 @@ pub async fn names(
         .iter()
         .map(|r| r.get(0))
         .collect())
+}
+
+/// The attributes and memberships a role may hand on to roles it creates or alters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Powers {
+    pub superuser: bool,
+    pub createdb: bool,
+    pub replication: bool,
+    pub bypassrls: bool,
+    /// Roles it holds ADMIN OPTION on (so may grant), e.g. a provider's `pg_*` roles.
+    pub admin_of: BTreeSet<String>,
+}
+
+/// Whether the role connecting to `client` is a superuser.
+pub async fn is_superuser(client: &Client, target: &str) -> Result<bool, PgError> {
+    Ok(client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            PgError::query(
+                target,
+                "checking whether the connecting role is a superuser",
+                e,
+            )
+        })?
+        .get(0))
+}
+
+/// What the role connecting to `client` may give the roles it creates.
+pub async fn powers(client: &Client, target: &str) -> Result<Powers, PgError> {
+    let row = client
+        .query_one(
+            "SELECT rolsuper, rolcreatedb, rolreplication, rolbypassrls \
+             FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| PgError::query(target, "reading the connecting role's attributes", e))?;
+    let admin_of = client
+        .query(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+             WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+             AND m.admin_option",
+            &[],
+        )
+        .await
+        .map_err(|e| PgError::query(target, "reading the roles the connecting role may grant", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Powers {
+        superuser: row.get(0),
+        createdb: row.get(1),
+        replication: row.get(2),
+        bypassrls: row.get(3),
+        admin_of,
+    })
 }

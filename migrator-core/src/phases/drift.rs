@@ -373,7 +373,7 @@ pub async fn resync(
             .await
             .map_err(q(&dt, "creating the tables added on the source"))?;
         let names = ctx.names(db);
-        if !super::roles::is_superuser(src, &st).await? {
+        if !crate::catalog::roles::is_superuser(src, &st).await? {
             let roots: Vec<String> = new
                 .tables
                 .iter()

@@ -16,6 +16,7 @@ pub mod sequences;
 pub mod sync;
 pub mod triggers;
 
+pub use crate::pg::q;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -177,12 +178,4 @@ impl DbConn {
     pub fn reset(&mut self) {
         self.client = None;
     }
-}
-
-/// Maps a failed statement to a [`PgError`] naming the target and what was being done.
-pub fn q<'a>(
-    target: &'a str,
-    context: &'static str,
-) -> impl Fn(tokio_postgres::Error) -> PgError + 'a {
-    move |e| PgError::query(target, context, e)
 }

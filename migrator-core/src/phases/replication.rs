@@ -21,7 +21,7 @@
 
 use tokio_postgres::Client;
 
-use super::{MappingContext, q, roles};
+use super::{MappingContext, q};
 use crate::catalog::schema as catalog;
 use crate::ddl::quote::{conninfo_value, ident, literal, qualified};
 use crate::naming::ReplicationNames;
@@ -151,7 +151,7 @@ async fn create_publication(
     src: &Client,
     st: &str,
 ) -> Result<(), PgError> {
-    let tables = if roles::is_superuser(src, st).await? {
+    let tables = if crate::catalog::roles::is_superuser(src, st).await? {
         "FOR ALL TABLES".to_owned()
     } else {
         // FOR ALL TABLES needs a superuser: list the tables (partitioned tables by their
@@ -190,7 +190,7 @@ pub async fn create_subscription(
     copy_data: bool,
 ) -> Result<(), PgError> {
     let conninfo = subscription_conninfo(ctx, db, &names.subscription);
-    let run_as_owner = roles::is_superuser(dst, dt).await?;
+    let run_as_owner = crate::catalog::roles::is_superuser(dst, dt).await?;
     let sql = format!(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
          create_slot = false, copy_data = {copy_data}, enabled = true, \

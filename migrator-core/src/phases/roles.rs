@@ -15,67 +15,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::{MappingContext, q};
-use crate::catalog::roles::{self as catalog, Membership, Password, Role, RoleCatalog};
+use super::MappingContext;
+use crate::catalog::roles::{
+    self as catalog, Membership, Password, Powers, Role, RoleCatalog, powers,
+};
 use crate::config::RoleConflictStrategy;
 use crate::ddl::quote::ident;
 use crate::ddl::roles as ddl;
 use crate::findings::Finding;
 use crate::pg::PgError;
+use crate::status::{PasswordOutcome, RoleAction, RoleStatus};
 
 /// Written into the comment of every role the tool creates.
 pub const MARKER: &str = "postgres-migrator: role copied by mapping ";
-
-/// What happens to one source role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoleAction {
-    /// Not on the destination yet: created.
-    Create,
-    /// Created by the tool earlier: kept in line with the source.
-    Copied,
-    /// Already on the destination, not the tool's, strategy `fail`: preflight refuses.
-    Conflict,
-    /// Already on the destination, strategy `skip`: left untouched.
-    Skipped,
-    /// Already on the destination, strategy `merge`: missing memberships (and, per database,
-    /// grants) are added; nothing is removed or weakened.
-    Merged,
-    /// The role the tool connects to the destination as: never touched.
-    Connection,
-}
-
-/// How a copied role's password was settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PasswordOutcome {
-    /// The source's SCRAM hash: the same password works on the destination.
-    Copied,
-    /// The source's MD5 hash: works, but PostgreSQL 18 deprecates MD5.
-    CopiedMd5,
-    /// The source role has no password.
-    None,
-    /// Unreadable on the source: the configured fallback password was set.
-    Fallback,
-    /// Unreadable on the source and no fallback: the role has no password on the destination.
-    NeedsPassword,
-    /// Not applicable (the role is not copied, or cannot log in).
-    NotApplicable,
-}
-
-/// One role as the dashboard shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RoleStatus {
-    pub name: String,
-    pub action: RoleAction,
-    pub login: bool,
-    pub password: PasswordOutcome,
-    /// Groups it belongs to (on the source).
-    pub member_of: Vec<String>,
-}
 
 /// A statement to run on the destination, with what it does (for errors: statements may hold a
 /// password hash, so they are never printed).
@@ -112,17 +66,6 @@ pub struct PlanInput<'a> {
     pub destination_user: &'a str,
     /// What the role connecting to the destination may give the roles it creates.
     pub destination_powers: Powers,
-}
-
-/// The attributes and memberships a role may hand on to roles it creates or alters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Powers {
-    pub superuser: bool,
-    pub createdb: bool,
-    pub replication: bool,
-    pub bypassrls: bool,
-    /// Roles it holds ADMIN OPTION on (so may grant), e.g. a provider's `pg_*` roles.
-    pub admin_of: BTreeSet<String>,
 }
 
 /// `wanted` as the connecting role may set it, and the attributes it had to leave out. PostgreSQL
@@ -518,52 +461,6 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
         roles,
         definitions,
     }
-}
-
-/// Whether the role connecting to `client` is a superuser.
-pub async fn is_superuser(client: &Client, target: &str) -> Result<bool, PgError> {
-    Ok(client
-        .query_one(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
-        .await
-        .map_err(q(
-            target,
-            "checking whether the connecting role is a superuser",
-        ))?
-        .get(0))
-}
-
-/// What the role connecting to `client` may give the roles it creates.
-pub async fn powers(client: &Client, target: &str) -> Result<Powers, PgError> {
-    let row = client
-        .query_one(
-            "SELECT rolsuper, rolcreatedb, rolreplication, rolbypassrls \
-             FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
-        .await
-        .map_err(q(target, "reading the connecting role's attributes"))?;
-    let admin_of = client
-        .query(
-            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
-             WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-             AND m.admin_option",
-            &[],
-        )
-        .await
-        .map_err(q(target, "reading the roles the connecting role may grant"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    Ok(Powers {
-        superuser: row.get(0),
-        createdb: row.get(1),
-        replication: row.get(2),
-        bypassrls: row.get(3),
-        admin_of,
-    })
 }
 
 /// Reads the roles of both instances (maintenance databases) and plans.
