@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use migrator_core::config::Settings;
 use migrator_core::findings::Finding;
-use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::orchestrator::{self, commands};
 use migrator_core::phase::Phase;
 use migrator_core::status::Snapshot;
 use tokio_util::sync::CancellationToken;
@@ -129,7 +129,7 @@ pub async fn log_progress(
 
 /// `status [--json]`.
 pub async fn status(settings: Settings, json: bool) -> ExitCode {
-    match oneshot::status(&settings, None).await {
+    match commands::status(&settings, None).await {
         Ok(snapshot) if json => {
             println!(
                 "{}",
@@ -147,7 +147,7 @@ pub async fn status(settings: Settings, json: bool) -> ExitCode {
 
 /// `check`: preflight findings; exit 3 when one blocks.
 pub async fn check(settings: Settings) -> ExitCode {
-    let snapshot = match oneshot::status(&settings, None).await {
+    let snapshot = match commands::status(&settings, None).await {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -185,7 +185,7 @@ pub async fn check(settings: Settings) -> ExitCode {
 
 /// `instructions MAPPING`.
 pub async fn instructions(settings: Settings, mapping: &str) -> ExitCode {
-    match oneshot::instructions(&settings, mapping).await {
+    match commands::instructions(&settings, mapping).await {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -196,7 +196,7 @@ pub async fn instructions(settings: Settings, mapping: &str) -> ExitCode {
 
 /// `complete MAPPING [--force]`.
 pub async fn complete(settings: Settings, mapping: &str, force: bool) -> ExitCode {
-    match oneshot::complete(&settings, mapping, force).await {
+    match commands::complete(&settings, mapping, force).await {
         Ok(lines) => {
             for line in lines {
                 println!("{line}");
@@ -204,7 +204,7 @@ pub async fn complete(settings: Settings, mapping: &str, force: bool) -> ExitCod
             println!("mapping {mapping} is complete.");
             ExitCode::SUCCESS
         }
-        Err(e @ (oneshot::CommandError::Refused(_) | oneshot::CommandError::Held { .. })) => {
+        Err(e @ (commands::CommandError::Refused(_) | commands::CommandError::Held { .. })) => {
             eprintln!("postgres-migrator: {e}");
             ExitCode::from(EXIT_BLOCKED)
         }
@@ -214,14 +214,14 @@ pub async fn complete(settings: Settings, mapping: &str, force: bool) -> ExitCod
 
 /// `resync`: applies the safe part of the schema drift, prints each change and what is left.
 pub async fn resync(settings: Settings, mapping: &str) -> ExitCode {
-    match oneshot::resync(&settings, mapping).await {
+    match commands::resync(&settings, mapping).await {
         Ok(lines) => {
             for line in lines {
                 println!("{line}");
             }
             ExitCode::SUCCESS
         }
-        Err(e @ oneshot::CommandError::Held { .. }) => {
+        Err(e @ commands::CommandError::Held { .. }) => {
             eprintln!("postgres-migrator: {e}");
             ExitCode::from(EXIT_BLOCKED)
         }

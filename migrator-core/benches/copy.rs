@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::{SinkExt, StreamExt};
 use migrator_core::config::{ConfigSource, Settings, load};
 use migrator_core::ddl::quote::ident;
-use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::orchestrator::{self, commands};
 use migrator_core::status::{Snapshot, TableState};
 use migrator_core::testkit::{Cluster, PgBinaries, SOURCE_MAJOR};
 use tokio_postgres::{Client, NoTls};
@@ -328,7 +328,7 @@ async fn run_tool(settings: &Settings) {
     }
     shutdown.cancel();
     handle.join.await.unwrap();
-    oneshot::complete(settings, "bench", true).await.unwrap();
+    commands::complete(settings, "bench", true).await.unwrap();
 }
 
 /// This process's resident memory in bytes (VmRSS).
@@ -396,7 +396,7 @@ async fn limiter(source: &Cluster, destination: &Cluster, limit: u64) -> String 
     let copy_seconds = copying_since.map_or(0.0, |s| s.elapsed().as_secs_f64());
     shutdown.cancel();
     handle.join.await.unwrap();
-    oneshot::complete(&settings, "bench", true).await.unwrap();
+    commands::complete(&settings, "bench", true).await.unwrap();
     let (p10, p50, p90) = (
         quantile(&samples, 0.1),
         quantile(&samples, 0.5),
@@ -467,7 +467,7 @@ async fn lag_and_memory(source: &Cluster, destination: &Cluster, seconds: u64) -
     let tps = pgbench.await.unwrap();
     shutdown.cancel();
     handle.join.await.unwrap();
-    oneshot::complete(&settings, "bench", true).await.unwrap();
+    commands::complete(&settings, "bench", true).await.unwrap();
     let mb = |b: u64| b as f64 / 1_048_576.0;
     let text = format!(
         "Catch-up under `pgbench -n -c 4 -j 2 -T {seconds}` on the source ({tps:.0} TPS), lag \

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::orchestrator::{self, commands};
 use migrator_core::phase::Phase;
 use migrator_core::phases::MappingContext;
 use migrator_core::phases::complete::{self, Step};
@@ -127,7 +127,7 @@ async fn completion_interrupted_at_every_step_is_finished_and_leaves_nothing_on_
     // One look: each database whose completion had begun (the marker is the first change) is
     // Completing: not "disabled by hand", not completed while its slot or publication is still
     // on the source. Killed after the sequence sync alone, nothing has begun: still replicating.
-    let look = oneshot::status(&settings, Some(MAPPING)).await.unwrap();
+    let look = commands::status(&settings, Some(MAPPING)).await.unwrap();
     let mapping = look.mapping(MAPPING).unwrap();
     for db in &mapping.databases {
         let want = if not_begun(&db.name) {
@@ -173,8 +173,8 @@ async fn completion_interrupted_at_every_step_is_finished_and_leaves_nothing_on_
     // Two completes at once: one takes the mapping's lease and completes; the other either
     // finds it held and is refused naming the holder, or comes after and finds it all done.
     let (a, b) = tokio::join!(
-        oneshot::complete(&settings, MAPPING, false),
-        oneshot::complete(&settings, MAPPING, false)
+        commands::complete(&settings, MAPPING, false),
+        commands::complete(&settings, MAPPING, false)
     );
     let mut done = 0;
     for outcome in [a, b] {
@@ -183,7 +183,7 @@ async fn completion_interrupted_at_every_step_is_finished_and_leaves_nothing_on_
                 assert_eq!(lines.len(), 6, "{lines:?}");
                 done += 1;
             }
-            Err(e @ oneshot::CommandError::Held { .. }) => {
+            Err(e @ commands::CommandError::Held { .. }) => {
                 assert!(e.to_string().contains("held by another instance"), "{e}");
             }
             Err(e) => panic!("{e}"),
@@ -193,7 +193,7 @@ async fn completion_interrupted_at_every_step_is_finished_and_leaves_nothing_on_
     let mut dbs: Vec<&str> = DATABASES.to_vec();
     dbs.push("postgres");
     assert_eq!(source_leftovers(&source, &dbs).await, (0, 0));
-    let after = oneshot::status(&settings, Some(MAPPING)).await.unwrap();
+    let after = commands::status(&settings, Some(MAPPING)).await.unwrap();
     let mapping = after.mapping(MAPPING).unwrap();
     assert_eq!(mapping.phase, Phase::Completed, "{mapping:#?}");
 

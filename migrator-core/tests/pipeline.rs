@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::orchestrator::{self, commands};
 use migrator_core::phase::Phase;
 use migrator_core::testkit::{Cluster, sample};
 use tokio_util::sync::CancellationToken;
@@ -17,9 +17,9 @@ async fn three_databases_under_write_load_reach_cutover_ready_and_complete_with_
     let load = sample::WriteLoad::start(&source).await.unwrap();
     let settings = settings(&[("e2e", &source, &destination)], &[]);
 
-    let early = oneshot::complete(&settings, "e2e", false).await;
+    let early = commands::complete(&settings, "e2e", false).await;
     assert!(
-        matches!(early, Err(oneshot::CommandError::Refused(_))),
+        matches!(early, Err(commands::CommandError::Refused(_))),
         "complete before cutover ready must be refused: {early:?}"
     );
 
@@ -60,7 +60,7 @@ async fn three_databases_under_write_load_reach_cutover_ready_and_complete_with_
     assert!(rounds > 10, "the write load ran {rounds} rounds");
     wait_until_replicated(&source, Duration::from_secs(60)).await;
 
-    let done = oneshot::complete(&settings, "e2e", false).await.unwrap();
+    let done = commands::complete(&settings, "e2e", false).await.unwrap();
     assert_eq!(done.len(), 4, "{done:?}");
     let mut rows = 0;
     for db in sample::DATABASES {
@@ -76,10 +76,10 @@ async fn three_databases_under_write_load_reach_cutover_ready_and_complete_with_
     assert_eq!(source_leftovers(&source, &dbs).await, (0, 0));
 
     // Completion is discoverable from the databases, and completing again is harmless.
-    let after = oneshot::status(&settings, None).await.unwrap();
+    let after = commands::status(&settings, None).await.unwrap();
     let m = after.mapping("e2e").unwrap();
     assert_eq!(m.phase, Phase::Completed, "{m:#?}");
-    let again = oneshot::complete(&settings, "e2e", false).await.unwrap();
+    let again = commands::complete(&settings, "e2e", false).await.unwrap();
     assert!(
         again.iter().all(|l| l.contains("already completed")),
         "{again:?}"

@@ -8,14 +8,14 @@ use std::time::Duration;
 use common::*;
 use migrator_core::config::{ConfigSource, Settings, load};
 use migrator_core::findings::Finding;
-use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::orchestrator::{self, commands};
 use migrator_core::phase::Phase;
 use migrator_core::testkit::{Cluster, ClusterOptions};
 use tokio_util::sync::CancellationToken;
 
 /// Every finding of every mapping and database, after one look.
 async fn findings(settings: &Settings) -> Vec<(String, Finding)> {
-    let snapshot = oneshot::status(settings, None).await.unwrap();
+    let snapshot = commands::status(settings, None).await.unwrap();
     snapshot
         .mappings
         .iter()
@@ -182,7 +182,7 @@ async fn wal_level_replica_is_refused_with_the_fix() {
     assert_eq!(hits.len(), 1, "{found:#?}");
     assert!(hits[0].1.fix.contains("wal_level = logical"));
     // An instance-level refusal blocks every database.
-    let snapshot = oneshot::status(&settings(&[("m", &source, &destination)], &[]), None)
+    let snapshot = commands::status(&settings(&[("m", &source, &destination)], &[]), None)
         .await
         .unwrap();
     assert_eq!(snapshot.mappings[0].phase, Phase::Problematic);

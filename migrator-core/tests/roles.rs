@@ -762,7 +762,7 @@ async fn a_migration_without_a_superuser_on_either_side_as_on_managed_services()
         ],
     );
     // Preflight names the grant the copy needs, and nothing is created meanwhile.
-    let first = orchestrator::oneshot::status(&settings, Some("managed"))
+    let first = orchestrator::commands::status(&settings, Some("managed"))
         .await
         .unwrap();
     let refused = first.mapping("managed").unwrap();

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrator_core::orchestrator::{self, oneshot};
+use migrator_core::orchestrator::{self, commands};
 use migrator_core::phase::Phase;
 use migrator_core::status::Snapshot;
 use migrator_core::testkit::Cluster;
@@ -151,7 +151,7 @@ async fn the_light_holds_green_under_two_hundred_inserts_a_second_on_serial_and_
     shutdown.cancel();
     handle.join.await.unwrap();
     wait_until_replicated(&source, Duration::from_secs(60)).await;
-    oneshot::complete(&settings, "busy", false).await.unwrap();
+    commands::complete(&settings, "busy", false).await.unwrap();
     let rows = assert_same_contents(&source, &destination, "busy").await;
     let written = inserted.load(Ordering::Relaxed);
     assert_eq!(rows as u64, 10_000 + 2 * written);

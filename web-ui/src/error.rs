@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use migrator_core::orchestrator::oneshot::CommandError;
+use migrator_core::orchestrator::commands::CommandError;
 
 /// What can go wrong in a handler.
 #[derive(Debug)]

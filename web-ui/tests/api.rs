@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::StatusCode;
 use common::*;
 use migrator_core::orchestrator::Command;
-use migrator_core::orchestrator::oneshot::CommandError;
+use migrator_core::orchestrator::commands::CommandError;
 use migrator_core::phase::Phase;
 use migrator_core::status::Snapshot;
 

@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use common::*;
 use migrator_core::findings::Finding;
 use migrator_core::orchestrator::Command;
-use migrator_core::orchestrator::oneshot::CommandError;
+use migrator_core::orchestrator::commands::CommandError;
 use migrator_core::phase::Phase;
 use migrator_core::status::Snapshot;
 use web_ui::{LagHistory, LogEntry};

@@ -12,11 +12,11 @@
 //! for the ETA) and, in fast copy mode, the running copy job, which a restart forgets safely (the
 //! interrupted copy starts over).
 
+pub mod commands;
 mod copy_retry;
 pub mod database;
 pub mod lease;
 mod mapping;
-pub mod oneshot;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,26 +55,26 @@ pub enum Command {
 }
 
 /// Where a command's answer goes: what was done, or why not.
-pub type Reply = tokio::sync::oneshot::Sender<Result<Vec<String>, oneshot::CommandError>>;
+pub type Reply = tokio::sync::oneshot::Sender<Result<Vec<String>, commands::CommandError>>;
 
 /// Sends the command `make` builds and waits for its answer.
 async fn request(
     commands: &mpsc::Sender<Command>,
     make: impl FnOnce(Reply) -> Command,
-) -> Result<Vec<String>, oneshot::CommandError> {
+) -> Result<Vec<String>, commands::CommandError> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     commands
         .send(make(reply))
         .await
-        .map_err(|_| oneshot::CommandError::Stopped)?;
-    answer.await.map_err(|_| oneshot::CommandError::Stopped)?
+        .map_err(|_| commands::CommandError::Stopped)?;
+    answer.await.map_err(|_| commands::CommandError::Stopped)?
 }
 
 /// Sends [`Command::Resync`] for `mapping` and waits for the answer.
 pub async fn request_resync(
     commands: &mpsc::Sender<Command>,
     mapping: &str,
-) -> Result<Vec<String>, oneshot::CommandError> {
+) -> Result<Vec<String>, commands::CommandError> {
     let mapping = mapping.to_owned();
     request(commands, |reply| Command::Resync { mapping, reply }).await
 }
@@ -83,7 +83,7 @@ pub async fn request_resync(
 pub async fn request_retry(
     commands: &mpsc::Sender<Command>,
     mapping: &str,
-) -> Result<Vec<String>, oneshot::CommandError> {
+) -> Result<Vec<String>, commands::CommandError> {
     let mapping = mapping.to_owned();
     request(commands, |reply| Command::Retry { mapping, reply }).await
 }
@@ -93,7 +93,7 @@ pub async fn request_rate_limit(
     commands: &mpsc::Sender<Command>,
     mapping: &str,
     mb_per_s: u64,
-) -> Result<Vec<String>, oneshot::CommandError> {
+) -> Result<Vec<String>, commands::CommandError> {
     let mapping = mapping.to_owned();
     request(commands, |reply| Command::SetRateLimit {
         mapping,
@@ -107,7 +107,7 @@ pub async fn request_rate_limit(
 pub async fn request_complete(
     commands: &mpsc::Sender<Command>,
     mapping: &str,
-) -> Result<Vec<String>, oneshot::CommandError> {
+) -> Result<Vec<String>, commands::CommandError> {
     let mapping = mapping.to_owned();
     request(commands, |reply| Command::Complete { mapping, reply }).await
 }
@@ -218,15 +218,15 @@ async fn run_commands(
             Command::Complete { mapping, reply } => {
                 let phase = status.borrow().mapping(&mapping).map(|m| m.phase);
                 let result = match phase {
-                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
                     Some(_) if !holds(&acting, &mapping) => {
                         Err(held_elsewhere(&status, &mapping, "complete"))
                     }
                     Some(Phase::CutoverReady | Phase::Completing | Phase::Completed) => {
                         tracing::info!(mapping = %mapping, "mark complete requested");
-                        oneshot::complete_held(&settings, &mapping, false).await
+                        commands::complete_held(&settings, &mapping, false).await
                     }
-                    Some(other) => Err(oneshot::CommandError::Refused(format!(
+                    Some(other) => Err(commands::CommandError::Refused(format!(
                         "mapping {mapping} is {other}, not cutover ready: it can be marked complete once the light is green"
                     ))),
                 };
@@ -234,20 +234,20 @@ async fn run_commands(
             }
             Command::Resync { mapping, reply } => {
                 let result = match acting.get(&mapping) {
-                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
                     Some(_) if !holds(&acting, &mapping) => {
                         Err(held_elsewhere(&status, &mapping, "resync"))
                     }
                     Some(ctx) => {
                         tracing::info!(mapping = %mapping, "schema re-sync requested");
-                        oneshot::resync_held(ctx).await
+                        commands::resync_held(ctx).await
                     }
                 };
                 let _ = reply.send(result);
             }
             Command::Retry { mapping, reply } => {
                 let result = match retries.get(&mapping) {
-                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
                     Some(generation) => {
                         generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!(mapping = %mapping, "retry requested");
@@ -264,7 +264,7 @@ async fn run_commands(
                 reply,
             } => {
                 let result = match limiters.get(&mapping) {
-                    None => Err(oneshot::CommandError::UnknownMapping(mapping.clone())),
+                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
                     Some(limiter) => {
                         let was = limiter.limit_mb();
                         limiter.set_limit_mb(mb_per_s);
@@ -322,8 +322,8 @@ fn held_elsewhere(
     status: &watch::Receiver<Arc<Snapshot>>,
     mapping: &str,
     command: &'static str,
-) -> oneshot::CommandError {
-    oneshot::CommandError::Held {
+) -> commands::CommandError {
+    commands::CommandError::Held {
         mapping: mapping.to_owned(),
         command,
         holder: status
