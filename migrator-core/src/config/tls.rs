@@ -122,6 +122,8 @@ pub struct Tls {
     /// Whether a client certificate is presented.
     pub client_certificate: bool,
     config: Arc<ClientConfig>,
+    /// The connector over the same configuration, built once: connecting clones an `Arc`.
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl std::fmt::Debug for Tls {
@@ -143,7 +145,7 @@ impl Tls {
 
     /// The connector tokio-postgres and deadpool-postgres connect with.
     pub fn connector(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
-        tokio_postgres_rustls::MakeRustlsConnect::new((*self.config).clone())
+        self.connector.clone()
     }
 
     /// The tokio-postgres spelling of the mode (it knows disable/prefer/require; the
@@ -325,6 +327,7 @@ impl TlsLayer {
             verify,
             channel_binding,
             client_certificate,
+            connector: tokio_postgres_rustls::MakeRustlsConnect::new(config.clone()),
             config: Arc::new(config),
         })
     }
