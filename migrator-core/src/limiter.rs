@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use serde::Serialize;
+use crate::status::{CopyRate, in_force};
 
 const MB: f64 = 1024.0 * 1024.0;
 /// How far back the measured rate looks.
@@ -40,18 +40,6 @@ struct State {
     health: Option<(f64, String)>,
     total: u64,
     samples: VecDeque<(Instant, u64)>,
-}
-
-/// What the status shows of the limiter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct CopyRate {
-    /// Bytes per second read from the source over the last few seconds.
-    pub bytes_per_second: f64,
-    /// The configured limit in MB/s; 0 = none.
-    pub limit_mb_per_s: u64,
-    /// The health guard's lower cap in MB/s and why, while it holds the copy back.
-    pub health_cap_mb_per_s: Option<f64>,
-    pub health_reason: Option<String>,
 }
 
 impl RateLimiter {
@@ -179,23 +167,6 @@ impl RateLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl CopyRate {
-    /// The limit in force in MB/s (the configured one or the health guard's cap, the lower),
-    /// `None` for none.
-    pub fn in_force_mb_per_s(&self) -> Option<f64> {
-        in_force(self.limit_mb_per_s as f64, self.health_cap_mb_per_s)
-    }
-}
-
-/// The lower of a configured limit (0 = none) and a health cap, in the same unit.
-fn in_force(limit: f64, cap: Option<f64>) -> Option<f64> {
-    match (limit > 0.0, cap) {
-        (true, Some(cap)) => Some(limit.min(cap)),
-        (true, None) => Some(limit),
-        (false, cap) => cap,
     }
 }
 

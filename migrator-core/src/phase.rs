@@ -7,67 +7,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-/// One source database's phase. The order of the variants is the order of a migration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Checks run before anything is created; nothing is written anywhere yet. Next: Schema, or
-    /// Problematic when a check fails.
-    Preflight,
-    /// The destination database and the schema objects data needs (types, tables, primary keys,
-    /// replica identities) are created, in one transaction. Next: Sequences.
-    Schema,
-    /// Sequence values are copied from the source. Next: ReplicationSetup.
-    Sequences,
-    /// Publication, replication slot and subscription are created. Next: InitialSync.
-    ReplicationSetup,
-    /// The subscription copies the tables; per-table states come from pg_subscription_rel.
-    /// Next: CatchUp.
-    InitialSync,
-    /// Every table is copied; secondary indexes and foreign keys are built, sequences re-synced
-    /// every tick, changes stream until lag is under the thresholds. Next: CutoverReady.
-    CatchUp,
-    /// Every table ready, lag under both thresholds, sequences synced, deferred objects built,
-    /// no findings, all of it held for `stable_for`. The operator may cut over. Next: Completed
-    /// (mark complete), or back to CatchUp when a condition stops holding.
-    CutoverReady,
-    /// Mark complete has begun (the subscription carries the completion marker) or was left
-    /// half-done (detached while the slot or publication is still on the source): the tool
-    /// finishes it every tick (see `phases::complete`). Next: Completed.
-    Completing,
-    /// Marked complete: the subscription is disabled and detached from its slot, and the slot and
-    /// publication are gone from the source. Final.
-    Completed,
-    /// A finding blocks progress; it is re-checked every tick and the phase moves on by itself
-    /// once the operator has fixed it.
-    Problematic,
-}
-
-impl Phase {
-    /// A short label for people.
-    pub fn label(self) -> &'static str {
-        match self {
-            Phase::Preflight => "preflight",
-            Phase::Schema => "schema",
-            Phase::Sequences => "sequences",
-            Phase::ReplicationSetup => "replication setup",
-            Phase::InitialSync => "initial sync",
-            Phase::CatchUp => "catching up",
-            Phase::CutoverReady => "cutover ready",
-            Phase::Completing => "completing",
-            Phase::Completed => "completed",
-            Phase::Problematic => "problematic",
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use crate::status::{Lag, Phase};
 
 /// The state of the destination database, as discovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,15 +30,6 @@ pub struct SubscriptionFacts {
     pub has_slot: bool,
     /// It carries the tool's completion marker: mark complete has begun.
     pub completing: bool,
-}
-
-/// Replication lag of one database.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Lag {
-    /// Source WAL position minus the slot's confirmed_flush_lsn.
-    pub bytes: u64,
-    /// How far apply trails, in time (zero when idle and caught up).
-    pub seconds: f64,
 }
 
 /// Everything the phase depends on, read from both servers in one tick.

@@ -9,7 +9,6 @@ use serde::{Serialize, Serializer};
 use crate::catalog::model::SchemaCatalog;
 use crate::findings::Finding;
 use crate::naming::ReplicationNames;
-use crate::phase::{Lag, Phase};
 
 /// Everything known about every mapping at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -44,10 +43,10 @@ pub struct MappingStatus {
     /// The source's roles and what was done with each on the destination.
     pub roles: Vec<RoleStatus>,
     /// How fast the initial copy reads from the source now, against the limit.
-    pub copy: crate::limiter::CopyRate,
+    pub copy: CopyRate,
     /// WAL our slots hold on the source, how fast it grows, and when it would reach
     /// `max_slot_wal_keep_size`.
-    pub wal: Option<crate::phases::retention::WalForecast>,
+    pub wal: Option<WalForecast>,
     /// This instance holds the mapping's lease and acts for it.
     pub acting_here: bool,
     /// Another instance holds the mapping's lease: this one only watches.
@@ -336,4 +335,119 @@ pub struct RoleStatus {
     pub password: PasswordOutcome,
     /// Groups it belongs to (on the source).
     pub member_of: Vec<String>,
+}
+
+/// One source database's phase. The order of the variants is the order of a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Checks run before anything is created; nothing is written anywhere yet. Next: Schema, or
+    /// Problematic when a check fails.
+    Preflight,
+    /// The destination database and the schema objects data needs (types, tables, primary keys,
+    /// replica identities) are created, in one transaction. Next: Sequences.
+    Schema,
+    /// Sequence values are copied from the source. Next: ReplicationSetup.
+    Sequences,
+    /// Publication, replication slot and subscription are created. Next: InitialSync.
+    ReplicationSetup,
+    /// The subscription copies the tables; per-table states come from pg_subscription_rel.
+    /// Next: CatchUp.
+    InitialSync,
+    /// Every table is copied; secondary indexes and foreign keys are built, sequences re-synced
+    /// every tick, changes stream until lag is under the thresholds. Next: CutoverReady.
+    CatchUp,
+    /// Every table ready, lag under both thresholds, sequences synced, deferred objects built,
+    /// no findings, all of it held for `stable_for`. The operator may cut over. Next: Completed
+    /// (mark complete), or back to CatchUp when a condition stops holding.
+    CutoverReady,
+    /// Mark complete has begun (the subscription carries the completion marker) or was left
+    /// half-done (detached while the slot or publication is still on the source): the tool
+    /// finishes it every tick (see `phases::complete`). Next: Completed.
+    Completing,
+    /// Marked complete: the subscription is disabled and detached from its slot, and the slot and
+    /// publication are gone from the source. Final.
+    Completed,
+    /// A finding blocks progress; it is re-checked every tick and the phase moves on by itself
+    /// once the operator has fixed it.
+    Problematic,
+}
+
+impl Phase {
+    /// A short label for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Schema => "schema",
+            Phase::Sequences => "sequences",
+            Phase::ReplicationSetup => "replication setup",
+            Phase::InitialSync => "initial sync",
+            Phase::CatchUp => "catching up",
+            Phase::CutoverReady => "cutover ready",
+            Phase::Completing => "completing",
+            Phase::Completed => "completed",
+            Phase::Problematic => "problematic",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Replication lag of one database.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Lag {
+    /// Source WAL position minus the slot's confirmed_flush_lsn.
+    pub bytes: u64,
+    /// How far apply trails, in time (zero when idle and caught up).
+    pub seconds: f64,
+}
+
+/// What the status shows of the limiter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CopyRate {
+    /// Bytes per second read from the source over the last few seconds.
+    pub bytes_per_second: f64,
+    /// The configured limit in MB/s; 0 = none.
+    pub limit_mb_per_s: u64,
+    /// The health guard's lower cap in MB/s and why, while it holds the copy back.
+    pub health_cap_mb_per_s: Option<f64>,
+    pub health_reason: Option<String>,
+}
+
+impl CopyRate {
+    /// The limit in force in MB/s (the configured one or the health guard's cap, the lower),
+    /// `None` for none.
+    pub fn in_force_mb_per_s(&self) -> Option<f64> {
+        in_force(self.limit_mb_per_s as f64, self.health_cap_mb_per_s)
+    }
+}
+
+/// The WAL forecast the mapping page shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WalForecast {
+    /// How fast the source writes WAL (MB per minute): what a stalled slot would retain.
+    pub generated_mb_per_min: Option<f64>,
+    /// WAL our slots hold now (the largest one), MB.
+    pub retained_mb: f64,
+    /// How fast the largest slot's retained WAL grows (MB per minute; 0 when it shrinks).
+    pub retained_mb_per_min: Option<f64>,
+    /// `max_slot_wal_keep_size` in MB, when set.
+    pub limit_mb: Option<f64>,
+    /// Minutes until the largest slot reaches the limit at its growth rate.
+    pub minutes_to_limit: Option<f64>,
+    /// Minutes until a stalled slot would reach the limit at the source's WAL rate.
+    pub minutes_to_limit_if_stalled: Option<f64>,
+}
+
+/// The lower of a configured limit (0 = none) and a health cap, in the same unit.
+pub(crate) fn in_force(limit: f64, cap: Option<f64>) -> Option<f64> {
+    match (limit > 0.0, cap) {
+        (true, Some(cap)) => Some(limit.min(cap)),
+        (true, None) => Some(limit),
+        (false, cap) => cap,
+    }
 }

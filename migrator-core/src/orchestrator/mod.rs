@@ -348,7 +348,7 @@ enum Update {
         /// The roles as last planned; `None` keeps the last.
         roles: Option<Vec<RoleStatus>>,
         /// The WAL forecast; `None` keeps the last.
-        wal: Option<crate::phases::retention::WalForecast>,
+        wal: Option<crate::status::WalForecast>,
     },
     /// Who acts for the mapping: this instance (`held_here`), another one (`holder`), or
     /// nobody right now.

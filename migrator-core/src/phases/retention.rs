@@ -16,13 +16,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::{MappingContext, q};
 use crate::findings::Finding;
 use crate::naming;
 use crate::pg::PgError;
+use crate::status::WalForecast;
 
 /// The copy rate assumed for the forecast when no rate limit is set (MB/s). The benches measure
 /// 60-65 MB/s on two cores; a busy production source is slower.
@@ -129,23 +129,6 @@ pub fn orphans(facts: &WalFacts, databases: &[String]) -> Vec<Finding> {
             )
         })
         .collect()
-}
-
-/// The WAL forecast the mapping page shows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct WalForecast {
-    /// How fast the source writes WAL (MB per minute): what a stalled slot would retain.
-    pub generated_mb_per_min: Option<f64>,
-    /// WAL our slots hold now (the largest one), MB.
-    pub retained_mb: f64,
-    /// How fast the largest slot's retained WAL grows (MB per minute; 0 when it shrinks).
-    pub retained_mb_per_min: Option<f64>,
-    /// `max_slot_wal_keep_size` in MB, when set.
-    pub limit_mb: Option<f64>,
-    /// Minutes until the largest slot reaches the limit at its growth rate.
-    pub minutes_to_limit: Option<f64>,
-    /// Minutes until a stalled slot would reach the limit at the source's WAL rate.
-    pub minutes_to_limit_if_stalled: Option<f64>,
 }
 
 /// Rates measured between two instance checks.

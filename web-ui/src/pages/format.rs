@@ -90,7 +90,7 @@ pub fn databases_done(m: &MappingStatus) -> usize {
 
 /// The WAL forecast in one line: what our slots hold, how fast it grows, and when the source's
 /// `max_slot_wal_keep_size` would be reached.
-pub fn wal_forecast(wal: Option<&migrator_core::phases::retention::WalForecast>) -> String {
+pub fn wal_forecast(wal: Option<&migrator_core::status::WalForecast>) -> String {
     let Some(wal) = wal else {
         return "–".into();
     };
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_wal_forecast_reads_as_one_line() {
-        use migrator_core::phases::retention::WalForecast;
+        use migrator_core::status::WalForecast;
         assert_eq!(super::wal_forecast(None), "–");
         let mut wal = WalForecast {
             generated_mb_per_min: Some(120.0),

@@ -6,8 +6,8 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Html;
 use leptos::prelude::*;
-use migrator_core::limiter::CopyRate;
 use migrator_core::orchestrator::request_rate_limit;
+use migrator_core::status::CopyRate;
 use serde::Deserialize;
 
 use super::PageError;

@@ -111,7 +111,7 @@ pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
             databases: vec![database("shop", phase)],
             acting_here: true,
             held_by: None,
-            wal: Some(migrator_core::phases::retention::WalForecast {
+            wal: Some(migrator_core::status::WalForecast {
                 generated_mb_per_min: Some(120.0),
                 retained_mb: 5.0,
                 retained_mb_per_min: Some(2.0),
@@ -126,7 +126,7 @@ pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
                 password: PasswordOutcome::NeedsPassword,
                 member_of: vec!["readers".into()],
             }],
-            copy: migrator_core::limiter::CopyRate {
+            copy: migrator_core::status::CopyRate {
                 bytes_per_second: 12.5 * 1024.0 * 1024.0,
                 limit_mb_per_s: 50,
                 health_cap_mb_per_s: Some(20.0),
