@@ -19,31 +19,22 @@ use std::time::{Duration, Instant, SystemTime};
 use migrator_core::config::{ConfigSource, load};
 use migrator_core::ddl::quote::ident;
 use migrator_core::orchestrator::{self, contexts, database};
-use migrator_core::phase::{Phase, derive_phase};
+use migrator_core::phase::Phase;
 use migrator_core::phases::MappingContext;
 use migrator_core::testkit::Cluster;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
-/// One tick of database `db`: observe, derive, act. Returns how long it took.
-async fn tick(ctx: &MappingContext, db: &str, conns: &mut database::Connections) -> Duration {
+/// One tick of database `db`: the reconcile loop's pass (look, derive, act, status). Returns
+/// how long it took.
+async fn tick(
+    ctx: &MappingContext,
+    db: &str,
+    (conns, memory): &mut (database::Connections, database::Memory),
+) -> Duration {
     let start = Instant::now();
-    let observation = database::observe(ctx, db, false, conns, None)
-        .await
-        .unwrap();
-    let phase = derive_phase(&observation.facts, &ctx.thresholds, Duration::ZERO);
-    database::act(
-        ctx,
-        db,
-        phase,
-        &observation.status,
-        observation.source_catalog.as_ref(),
-        migrator_core::phases::sequences::Lead::margin(ctx.sequence_margin),
-        conns,
-        &mut None,
-    )
-    .await
-    .unwrap();
+    let passed = database::pass(ctx, db, false, conns, memory, database::Mode::Act).await;
+    assert!(passed.is_ok(), "the tick of {db} failed");
     start.elapsed()
 }
 
@@ -128,9 +119,14 @@ fn main() {
 
         // Ticks, one database at a time, then all at once.
         let ctx = Arc::new(contexts(&settings).unwrap().remove(0));
-        let mut conns: Vec<database::Connections> = names
+        let mut conns: Vec<(database::Connections, database::Memory)> = names
             .iter()
-            .map(|db| database::Connections::new(&ctx, db))
+            .map(|db| {
+                (
+                    database::Connections::new(&ctx, db),
+                    database::Memory::default(),
+                )
+            })
             .collect();
         for (db, c) in names.iter().zip(conns.iter_mut()) {
             tick(&ctx, db, c).await; // connect, warm the caches

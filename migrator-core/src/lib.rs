@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod config;
 pub mod ddl;
+pub mod destination;
 pub mod findings;
 pub mod limiter;
 pub mod naming;
@@ -12,6 +13,7 @@ pub mod orchestrator;
 pub mod pg;
 pub mod phase;
 pub mod phases;
+pub mod sequences;
 pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;

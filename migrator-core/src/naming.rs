@@ -70,9 +70,31 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
+/// The start of every destination database marker ([`database_marker`]).
+pub const MARKER_PREFIX: &str = "postgres-migrator: mapping ";
+
+/// The comment that marks destination database `db` as this tool's, for mapping `mapping`, in
+/// state `created` or `schema applied`.
+pub fn database_marker(mapping: &str, db: &str, schema_applied: bool) -> String {
+    let state = if schema_applied {
+        "schema applied"
+    } else {
+        "created"
+    };
+    format!("{MARKER_PREFIX}{mapping}, source database {db:?}, {state}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_differ_by_state_mapping_and_database() {
+        let marker = database_marker;
+        assert_ne!(marker("m", "db", true), marker("m", "db", false));
+        assert_ne!(marker("m", "db", true), marker("n", "db", true));
+        assert_ne!(marker("m", "a\"b", true), marker("m", "a", true));
+    }
 
     fn valid(name: &str) -> bool {
         name.len() <= MAX_NAME_LEN

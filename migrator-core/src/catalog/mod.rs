@@ -1,6 +1,9 @@
 //! Queries that read catalogs into plain structs. No decisions here.
 
+pub mod deferred;
 pub mod model;
 pub mod objects;
+pub mod published;
 pub mod roles;
 pub mod schema;
+pub mod subscription;

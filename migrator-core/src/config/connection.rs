@@ -183,6 +183,12 @@ impl ResolvedConnection {
         describe(&self.pg)
     }
 
+    /// The database named in the settings (`postgres` when none is): where instance-level
+    /// queries run.
+    pub fn maintenance_db(&self) -> &str {
+        self.pg.get_dbname().unwrap_or("postgres")
+    }
+
     /// `user@host:port/dbname` of database `dbname` of this instance, for messages.
     pub fn target(&self, dbname: &str) -> String {
         describe(&self.for_database(dbname))

@@ -338,6 +338,18 @@ pub struct DeferredObject {
     pub statements: Vec<String>,
 }
 
+impl DeferredObject {
+    /// It is built on the destination whose indexes and constraints are `existing`.
+    pub fn exists_in(&self, existing: &crate::catalog::deferred::Existing) -> bool {
+        match self.kind {
+            DeferredKind::Index => existing.has_index(&self.table.schema, &self.name),
+            DeferredKind::Constraint | DeferredKind::ForeignKey => {
+                existing.has_constraint(&self.table, &self.name)
+            }
+        }
+    }
+}
+
 /// Secondary indexes, unique/exclusion constraints (unless the replica identity needed them
 /// early), then foreign keys (which need the referenced unique constraints).
 pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {

@@ -1,23 +1,25 @@
-//! One pass over the databases, for the CLI: `status`, `check`, `instructions`, `complete`.
-//! The same observation code as the reconcile loop, without its clocks: a single look cannot
-//! know how long the cutover conditions have held, so it reports whether they hold now.
+//! The one-look commands of the CLI (`status`, `check`, `instructions`) and the commands that
+//! change a mapping (`complete`, `resync`), for the CLI and for the running orchestrator. A look
+//! is the reconcile loop's own pass ([`database::pass`] in [`Mode::Look`], [`instance::look`])
+//! without memory and without acting.
 
 use std::time::SystemTime;
 
-use super::contexts;
-use super::database::{self, Connections};
+use super::database::{self, Connections, Memory, Mode};
+use super::instance::{self, InstanceConnections, InstanceLook, Retried};
 use super::lease::{self, Acquired, Lease};
+use super::{contexts, header};
 use crate::config::{Problem, Settings};
 use crate::findings::Finding;
 use crate::pg::PgError;
-use crate::phase::{Phase, derive_phase};
-use crate::phases::preflight::{self, Claim, InstanceReport, name_conflicts};
-use crate::phases::roles::{self, RolePlan};
+use crate::phase::Phase;
+use crate::phases::preflight::{Claim, name_conflicts};
+use crate::phases::retention::WalWatch;
 use crate::phases::{DbConn, MappingContext, catchup, complete, cutover, drift, schema};
+use crate::status::{MappingStatus, Snapshot};
 
 /// How long `complete` waits for the destination to catch up with what the source wrote.
 const LAG_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-use crate::status::{MappingStatus, Snapshot};
 
 /// Why a one-shot command failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,25 +47,19 @@ pub enum CommandError {
     Stopped,
 }
 
-/// The instance checks with the role plan's findings (nothing is applied).
-async fn instance_report(ctx: &MappingContext) -> Result<(InstanceReport, RolePlan), PgError> {
-    let mut src = DbConn::new(
-        &ctx.source,
-        ctx.source.pg.get_dbname().unwrap_or("postgres"),
-    );
-    let mut dst = DbConn::new(
-        &ctx.destination,
-        ctx.destination.pg.get_dbname().unwrap_or("postgres"),
-    );
-    let src = src.get().await?;
-    let dst = dst.get().await?;
-    let mut report = preflight::check_instance(ctx, src, dst).await?;
-    let plan = roles::observe(ctx, src, dst).await?;
-    report.findings.extend(plan.findings.iter().cloned());
-    Ok((report, plan))
+/// One look at the instances of `ctx`'s mapping (nothing is applied).
+async fn look_at_instances(ctx: &MappingContext) -> Result<InstanceLook, PgError> {
+    instance::look(
+        ctx,
+        &mut InstanceConnections::new(ctx),
+        &mut WalWatch::default(),
+    )
+    .await
 }
 
-/// One look at every mapping (or only `only`): phases, lag and findings.
+/// One look at every mapping (or only `only`): phases, lag and findings. The same passes as
+/// the reconcile loop's, without acting and without memory: a single look cannot know how long
+/// the cutover conditions have held, so it reports whether they hold now.
 pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot, CommandError> {
     let all = contexts(settings).map_err(CommandError::Config)?;
     if let Some(name) = only
@@ -71,74 +67,53 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
     {
         return Err(CommandError::UnknownMapping(name.to_owned()));
     }
-    let mut reports = Vec::new();
+    let mut looks = Vec::new();
     for ctx in &all {
-        reports.push(instance_report(ctx).await);
+        looks.push(look_at_instances(ctx).await);
     }
     let claims: Vec<Claim> = all
         .iter()
-        .zip(&reports)
-        .filter_map(|(ctx, r)| {
-            r.as_ref().ok().map(|(r, plan)| Claim {
+        .zip(&looks)
+        .filter_map(|(ctx, look)| {
+            look.as_ref().ok().map(|look| Claim {
                 mapping: ctx.name.clone(),
                 destination: ctx.destination_key(),
-                databases: r.databases.clone(),
-                roles: plan.definitions.clone(),
+                databases: look.report.databases.clone(),
+                roles: look.plan.definitions.clone(),
             })
         })
         .collect();
     let mut conflicts = name_conflicts(&claims);
     let mut mappings = Vec::new();
-    for (ctx, report) in all.iter().zip(reports) {
+    for (ctx, look) in all.iter().zip(looks) {
         if only.is_some_and(|name| name != ctx.name) {
             continue;
         }
-        let mut status = MappingStatus {
-            name: ctx.name.clone(),
-            source: ctx.source.describe(),
-            destination: ctx.destination.describe(),
-            phase: Phase::Preflight,
-            findings: Vec::new(),
-            last_error: None,
-            last_tick: Some(SystemTime::now()),
-            databases: Vec::new(),
-            roles: Vec::new(),
-            copy: ctx.limiter.snapshot(),
-            wal: None,
-            acting_here: false,
-            held_by: None,
-            instructions: String::new(),
-        };
-        match report {
+        let mut status = header(ctx);
+        status.last_tick = Some(SystemTime::now());
+        match look {
             Err(e) => {
-                status.findings.push(Finding::blocking(
-                    "connection",
-                    e.to_string(),
-                    "check that the servers are up and the mapping's connection settings are right",
-                ));
+                status.findings =
+                    instance::failure(&e, Retried::Never, "connection", instance::CONNECTION_FIX);
             }
-            Ok((report, plan)) => {
-                status.roles = plan.roles;
-                status.findings = report.findings.clone();
+            Ok(look) => {
+                status.roles = look.plan.roles;
+                status.wal = Some(look.forecast);
+                status.findings = look.report.findings;
                 status
                     .findings
                     .extend(conflicts.remove(&ctx.name).unwrap_or_default());
                 let blocked = status.findings.iter().any(Finding::is_blocking);
-                for db in &report.databases {
+                for db in &look.report.databases {
                     let mut conns = Connections::new(ctx, db);
-                    match database::observe(ctx, db, blocked, &mut conns, None).await {
-                        Ok(obs) => {
-                            let mut db_status = obs.status;
-                            db_status.phase = derive_phase(
-                                &obs.facts,
-                                &ctx.thresholds,
-                                std::time::Duration::ZERO,
-                            );
-                            status.databases.push(db_status);
-                        }
-                        Err(e) => status.findings.push(Finding::blocking(
+                    let mut memory = Memory::default();
+                    match database::pass(ctx, db, blocked, &mut conns, &mut memory, Mode::Look)
+                        .await
+                    {
+                        Ok(passed) => status.databases.push(passed.status),
+                        Err(failed) => status.findings.push(Finding::blocking(
                             "database_unreachable",
-                            e.to_string(),
+                            failed.error.to_string(),
                             "check that the database accepts connections",
                         )),
                     }
@@ -160,8 +135,8 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
 /// The cutover instructions of mapping `name`.
 pub async fn instructions(settings: &Settings, name: &str) -> Result<String, CommandError> {
     let ctx = find(settings, name)?;
-    let (report, _) = instance_report(&ctx).await?;
-    Ok(cutover::instructions(&ctx, &report.databases))
+    let look = look_at_instances(&ctx).await?;
+    Ok(cutover::instructions(&ctx, &look.report.databases))
 }
 
 /// Takes the lease of `ctx`'s mapping for a one-shot command, or refuses naming the holder.
@@ -182,15 +157,17 @@ async fn take_lease(ctx: &MappingContext, command: &'static str) -> Result<Lease
 pub async fn resync(settings: &Settings, name: &str) -> Result<Vec<String>, CommandError> {
     let ctx = find(settings, name)?;
     let _lease = take_lease(&ctx, "resync").await?;
-    resync_held(&ctx).await
+    let look = look_at_instances(&ctx).await?;
+    resync_databases(&ctx, &look.report.databases).await
 }
 
-/// [`resync`] for a caller that holds the mapping's lease.
-pub(crate) async fn resync_held(ctx: &MappingContext) -> Result<Vec<String>, CommandError> {
-    let name = &ctx.name;
-    let (report, _) = instance_report(ctx).await?;
+/// [`resync`] of `databases`, for a caller that holds the mapping's lease.
+pub(crate) async fn resync_databases(
+    ctx: &MappingContext,
+    databases: &[String],
+) -> Result<Vec<String>, CommandError> {
     let mut done = Vec::new();
-    for db in &report.databases {
+    for db in databases {
         let Connections {
             mut source,
             mut destination,
@@ -207,7 +184,7 @@ pub(crate) async fn resync_held(ctx: &MappingContext) -> Result<Vec<String>, Com
         done.extend(drift::resync(ctx, db, source.get().await?, destination.get().await?).await?);
     }
     if done.is_empty() {
-        done.push(format!("mapping {name}: no schema drift to resolve"));
+        done.push(format!("mapping {}: no schema drift to resolve", ctx.name));
     }
     Ok(done)
 }
@@ -223,20 +200,20 @@ pub async fn complete(
 ) -> Result<Vec<String>, CommandError> {
     let ctx = find(settings, name)?;
     let _lease = take_lease(&ctx, "complete").await?;
-    complete_held(settings, name, force).await
-}
-
-/// [`complete`] for a caller that holds the mapping's lease.
-pub(crate) async fn complete_held(
-    settings: &Settings,
-    name: &str,
-    force: bool,
-) -> Result<Vec<String>, CommandError> {
-    let ctx = find(settings, name)?;
     let snapshot = status(settings, Some(name)).await?;
     let mapping = snapshot
         .mapping(name)
         .ok_or_else(|| CommandError::UnknownMapping(name.to_owned()))?;
+    complete_mapping(&ctx, mapping, force).await
+}
+
+/// [`complete`] of the mapping whose status is `mapping`, for a caller that holds its lease.
+pub(crate) async fn complete_mapping(
+    ctx: &MappingContext,
+    mapping: &MappingStatus,
+    force: bool,
+) -> Result<Vec<String>, CommandError> {
+    let name = &ctx.name;
     if !force {
         let mut reasons: Vec<String> = mapping
             .findings
@@ -270,10 +247,7 @@ pub(crate) async fn complete_held(
         .filter(|d| !matches!(d.phase, Phase::Completing | Phase::Completed))
         .map(|d| ctx.names(&d.name).slot)
         .collect();
-    let mut admin = DbConn::new(
-        &ctx.source,
-        ctx.source.pg.get_dbname().unwrap_or("postgres"),
-    );
+    let mut admin = DbConn::new(&ctx.source, ctx.source.maintenance_db());
     let target = admin.target();
     let caught_up =
         catchup::wait_for_zero_lag(admin.get().await?, &target, &pending, LAG_DRAIN_TIMEOUT)
@@ -291,7 +265,7 @@ pub(crate) async fn complete_held(
             continue;
         }
         let names = ctx.names(&db.name);
-        let mut conns = Connections::new(&ctx, &db.name);
+        let mut conns = Connections::new(ctx, &db.name);
         let Connections {
             source,
             destination,
@@ -299,7 +273,7 @@ pub(crate) async fn complete_held(
         } = &mut conns;
         let src = source.get().await?;
         let dst = destination.get().await?;
-        complete::complete_database(&ctx, &db.name, &names, src, dst).await?;
+        complete::complete_database(ctx, &db.name, &names, src, dst).await?;
         done.push(format!(
             "{:?}: sequences synced, subscription {} disabled and detached, slot and publication {} dropped",
             db.name, names.subscription, names.slot

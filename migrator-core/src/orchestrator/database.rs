@@ -1,21 +1,30 @@
-//! One source database: observe both servers, derive the phase, take the next step.
-//!
-//! [`observe`] reads facts (and the details the status shows); `status` and `check` use it as
-//! it is. [`act`] runs the one idempotent step of the derived phase.
+//! One source database, one pass: [`look`] at both servers, derive the phase (the pure
+//! [`derive_phase`]), take that phase's step ([`act`]), and assemble the status once, from what
+//! was seen and what was done ([`Look::into_status`]). [`pass`] is that sequence; the reconcile
+//! loop runs it every tick with the [`Memory`] of its database, the one-look commands run it once
+//! with none and without acting.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::catalog::model::{QualifiedName, SchemaCatalog};
-use crate::catalog::schema as catalog;
+use crate::catalog::{deferred, subscription};
 use crate::ddl;
+use crate::destination::{self, Built};
 use crate::findings::Finding;
+use crate::naming::ReplicationNames;
 use crate::pg::PgError;
-use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts};
+use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts, derive_phase};
+use crate::phases::apply::{self, ApplyWatch};
 use crate::phases::{
-    DbConn, MappingContext, apply, catchup, complete, copy, drift, preflight, replication, schema,
-    sequences, sync, triggers,
+    DbConn, MappingContext, catchup, complete, copy, drift, preflight, replication, schema, sync,
+    triggers,
 };
-use crate::status::{DatabaseStatus, PartitionedTable, TableState};
+use crate::sequences;
+use crate::status::{DatabaseStatus, PartitionedTable, SlotStatus, TableState, TableStatus};
+
+use super::copy_retry::CopyRetry;
 
 /// Connections one database's task keeps open.
 pub struct Connections {
@@ -26,16 +35,10 @@ pub struct Connections {
 
 impl Connections {
     pub fn new(ctx: &MappingContext, db: &str) -> Self {
-        let admin_db = ctx
-            .destination
-            .pg
-            .get_dbname()
-            .unwrap_or("postgres")
-            .to_owned();
         Connections {
             source: DbConn::new(&ctx.source, db),
             destination: DbConn::new(&ctx.destination, db),
-            destination_admin: DbConn::new(&ctx.destination, &admin_db),
+            destination_admin: DbConn::new(&ctx.destination, ctx.destination.maintenance_db()),
         }
     }
 
@@ -47,12 +50,202 @@ impl Connections {
     }
 }
 
-/// What one look at a database found.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    pub facts: DatabaseFacts,
+/// What the task of one database remembers between passes. A one-look command starts with the
+/// default (nothing), which is also what a restart leaves: every clock starts again.
+#[derive(Default)]
+pub struct Memory {
+    /// Since when the cutover conditions have held without a break.
+    conditions_met_since: Option<Instant>,
+    /// Bytes copied at an earlier pass, for the ETA.
+    progress: Option<(Instant, u64)>,
+    /// How fast each source sequence moves, for the lead the catch-up sync gives it.
+    sequence_rates: sequences::Rates,
+    /// Failures of the fast copy, and when it may start again.
+    copy_retry: CopyRetry,
+    /// The subscription's error counts between looks.
+    apply: ApplyWatch,
+    /// The fast copy running in the background, if any.
+    copy_job: Option<copy::Job>,
+}
+
+impl Memory {
+    fn held_for(&mut self, met: bool) -> Duration {
+        if met {
+            self.conditions_met_since
+                .get_or_insert_with(Instant::now)
+                .elapsed()
+        } else {
+            self.conditions_met_since = None;
+            Duration::ZERO
+        }
+    }
+
+    /// Seconds until the copy is done at the rate seen since the first pass that copied.
+    fn eta(&mut self, copied: u64, total: u64) -> Option<f64> {
+        if total == 0 || copied >= total {
+            self.progress = None;
+            return None;
+        }
+        let now = Instant::now();
+        let (since, copied_then) = *self.progress.get_or_insert((now, copied));
+        let elapsed = now.duration_since(since).as_secs_f64();
+        let rate = copied.saturating_sub(copied_then) as f64 / elapsed;
+        (elapsed > 0.0 && rate > 0.0).then(|| (total - copied) as f64 / rate)
+    }
+}
+
+/// Whether a pass takes the phase's step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Look and derive only (`status`, `check`): nothing is changed.
+    Look,
+    /// Look, derive and take the step (the reconcile loop, which holds the mapping's lease).
+    Act,
+}
+
+/// A pass that ended with a status.
+pub struct Passed {
     pub status: DatabaseStatus,
-    /// The source schema, when this look needed it (replication running): `act` reuses it.
+    /// A step that moves to the next phase was taken: look again at once.
+    pub stepped: bool,
+}
+
+/// A pass that failed: the status of its look, when the look itself succeeded.
+pub struct Failed {
+    pub status: Option<DatabaseStatus>,
+    pub error: PgError,
+}
+
+/// One pass over database `db`: look, derive, act (in [`Mode::Act`]), status.
+pub async fn pass(
+    ctx: &MappingContext,
+    db: &str,
+    instance_blocked: bool,
+    conns: &mut Connections,
+    memory: &mut Memory,
+    mode: Mode,
+) -> Result<Passed, Failed> {
+    let now = Instant::now();
+    let names = ctx.names(db);
+    finish_copy_job(ctx, db, &names, conns, memory, now)
+        .await
+        .map_err(|error| Failed {
+            status: None,
+            error,
+        })?;
+    let progress = memory.copy_job.as_ref().map(|job| &*job.progress);
+    let mut look = look(ctx, db, instance_blocked, conns, progress)
+        .await
+        .map_err(|error| Failed {
+            status: None,
+            error,
+        })?;
+    memory.sequence_rates.record(&look.source_sequences, now);
+    let enabled = look.facts.subscription.is_some_and(|s| s.enabled);
+    let apply_findings = memory.apply.update(
+        &names.subscription,
+        db,
+        look.apply,
+        enabled,
+        now,
+        ApplyWatch::window(ctx.poll),
+    );
+    look.add_findings(
+        memory
+            .copy_retry
+            .finding(db, &ctx.name, now)
+            .into_iter()
+            .chain(apply_findings),
+    );
+    let met = phase::cutover_conditions_met(&look.facts, &ctx.thresholds);
+    let held = memory.held_for(met);
+    let phase = derive_phase(&look.facts, &ctx.thresholds, held);
+    let eta = memory.eta(
+        look.tables.iter().map(|t| t.bytes_copied).sum(),
+        look.tables.iter().map(|t| t.bytes_total).sum(),
+    );
+    let copy_waits = phase == Phase::ReplicationSetup
+        && ctx.copy.fast
+        && memory.copy_job.is_none()
+        && !memory.copy_retry.may_start(now);
+    let outcome = match mode {
+        Mode::Act if !copy_waits => {
+            let lead = sequences::Lead::following(
+                ctx.sequence_margin,
+                &memory.sequence_rates,
+                ctx.poll * sequences::LEAD_POLLS,
+            );
+            act(ctx, db, phase, &look, lead, conns, &mut memory.copy_job).await
+        }
+        _ => Ok(()),
+    };
+    let stepped = mode == Mode::Act
+        && !copy_waits
+        && matches!(
+            phase,
+            Phase::Schema | Phase::Sequences | Phase::ReplicationSetup
+        );
+    let status = look.into_status(db, &names, phase, met, held, eta);
+    match outcome {
+        Ok(()) => Ok(Passed { status, stepped }),
+        Err(error) => Err(Failed {
+            status: Some(status),
+            error,
+        }),
+    }
+}
+
+/// Takes the outcome of a copy job that has ended: a finished copy gets its subscription (on the
+/// copy's slot, streaming from where its snapshot ends); a failed one starts over once its
+/// backoff has passed (see [`CopyRetry`]), and its slot is dropped at once so it does not hold
+/// WAL on the source meanwhile.
+async fn finish_copy_job(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    conns: &mut Connections,
+    memory: &mut Memory,
+    now: Instant,
+) -> Result<(), PgError> {
+    memory
+        .copy_retry
+        .operator_generation(ctx.retry_generation.load(Ordering::Relaxed));
+    let Some(job) = memory.copy_job.take_if(|job| job.is_finished()) else {
+        return Ok(());
+    };
+    match job.outcome().await {
+        Ok(copy::Copied::Done) => {
+            let dt = conns.destination.target();
+            let dst = conns.destination.get().await?;
+            replication::create_subscription(ctx, db, names, dst, &dt, false).await?;
+            tracing::info!(mapping = %ctx.name, database = db, "the subscription streams from the copy's snapshot");
+            memory.copy_retry.succeeded();
+        }
+        Ok(copy::Copied::Skipped) => memory.copy_retry.succeeded(),
+        Err(e) => {
+            memory.copy_retry.failed(&e, now);
+            tracing::warn!(mapping = %ctx.name, database = db, error = %e, failures = memory.copy_retry.failures(), "the initial copy failed");
+            if let Err(e) = copy::drop_slot_of_failed_copy(ctx, db).await {
+                tracing::warn!(mapping = %ctx.name, database = db, error = %e, "could not drop the slot of the failed copy; the next attempt drops it");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one look at a database found: the facts the phase is derived from, and what the status
+/// shows of them. Nothing in it is decided yet.
+#[derive(Debug, Clone)]
+pub struct Look {
+    pub facts: DatabaseFacts,
+    pub findings: Vec<Finding>,
+    /// Per-table progress: the copy job's while it copies, the subscription's afterwards.
+    pub tables: Vec<TableStatus>,
+    pub slot: Option<SlotStatus>,
+    /// Every sequence on both sides, once the schema exists.
+    pub sequences: Option<sequences::Comparison>,
+    pub partitions: Vec<PartitionedTable>,
+    /// The source schema, when the subscription exists: `act` builds deferred objects from it.
     pub source_catalog: Option<SchemaCatalog>,
     /// The source's sequence values (once the schema exists), for the rate of each.
     pub source_sequences: Vec<sequences::SequenceValue>,
@@ -60,225 +253,263 @@ pub struct Observation {
     pub apply: Option<apply::ApplyStats>,
 }
 
+impl Look {
+    /// Adds findings the caller found (from what it remembers between passes): a blocking one
+    /// blocks the database like any other.
+    pub fn add_findings(&mut self, found: impl IntoIterator<Item = Finding>) {
+        self.findings.extend(found);
+        self.facts.blocked |= self.findings.iter().any(Finding::is_blocking);
+    }
+
+    /// Tables the subscription has copied and keeps in sync.
+    fn ready_tables(&self) -> HashSet<QualifiedName> {
+        self.tables
+            .iter()
+            .filter(|t| t.state == TableState::Ready)
+            .map(|t| QualifiedName::new(&t.schema, &t.table))
+            .collect()
+    }
+
+    /// The status of database `db` after this look, in `phase`.
+    pub fn into_status(
+        self,
+        db: &str,
+        names: &ReplicationNames,
+        phase: Phase,
+        conditions_met: bool,
+        held: Duration,
+        eta_seconds: Option<f64>,
+    ) -> DatabaseStatus {
+        let finishing = phase::is_completed(&self.facts) || phase::is_completing(&self.facts);
+        let sequences = self.sequences.unwrap_or_default();
+        DatabaseStatus {
+            name: db.to_owned(),
+            phase,
+            names: names.into(),
+            findings: self.findings,
+            last_error: None,
+            tables: self.tables,
+            lag: if finishing { None } else { self.facts.lag },
+            slot: self.slot,
+            sequences_total: sequences.total(),
+            sequences_behind: self.facts.sequences_behind,
+            sequences: sequences.rows,
+            partitions: self.partitions,
+            deferred_missing: self.facts.deferred_missing,
+            cutover_conditions_met: conditions_met,
+            conditions_held_seconds: held.as_secs_f64(),
+            eta_seconds,
+        }
+    }
+}
+
 /// Reads everything about `db` from both servers. Changes nothing, except applying the
-/// configured `no_pk_remedy` (part of preflight's check). `held_for` is how long the cutover
-/// conditions have held so far (the caller keeps that clock).
-pub async fn observe(
+/// configured `no_pk_remedy` (part of preflight's check). `copy` is the running copy job's
+/// progress, if any.
+pub async fn look(
     ctx: &MappingContext,
     db: &str,
     instance_blocked: bool,
     conns: &mut Connections,
     copy: Option<&copy::Progress>,
-) -> Result<Observation, PgError> {
+) -> Result<Look, PgError> {
     let names = ctx.names(db);
     let st = conns.source.target();
-    let dt = conns.destination.target();
-    let Connections {
-        source,
-        destination,
-        destination_admin,
-    } = conns;
-    let src = source.get().await?;
-    let admin = destination_admin.get().await?;
-
+    let src = conns.source.get().await?;
+    let admin = conns.destination_admin.get().await?;
     let dest_state = schema::destination_state(ctx, db, admin).await?;
-    let mut findings = preflight::check_database(ctx, db, src, admin, &dest_state).await?;
+    let findings = preflight::check_database(ctx, db, src, admin, &dest_state).await?;
     let replication = catchup::observe(src, &st, &names).await?;
-
-    let mut facts = DatabaseFacts {
-        blocked: false,
-        destination: dest_state.as_fact(),
-        subscription: None,
-        tables_total: 0,
-        tables_ready: 0,
-        deferred_missing: 0,
-        sequences_behind: 0,
-        sequences_missing: 0,
-        lag: replication.lag,
-        source_slot: replication.slot.is_some(),
-        publication: replication.publication,
-        copying: false,
-    };
-    let mut tables = Vec::new();
-    let mut sequences_total = 0;
-    let mut sequence_rows = Vec::new();
-    let mut partitions = Vec::new();
-    let mut source_catalog = None;
-    let mut source_sequences = Vec::new();
-    let mut apply_stats = None;
-    if let Some(slot) = &replication.slot {
-        findings.extend(catchup::slot_findings(db, &names, slot));
-    }
-    if let schema::DestinationState::Ours {
-        schema_applied: true,
-    } = dest_state
-    {
-        let dst = destination.get().await?;
-        let sub = dst
-            .query_opt(
-                "SELECT subenabled, subslotname IS NOT NULL, \
-                   coalesce(obj_description(oid, 'pg_subscription') = $2, false) FROM pg_subscription \
-                 WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                &[&names.subscription, &complete::COMPLETING_MARKER],
-            )
-            .await
-            .map_err(|e| PgError::query(&dt, "reading the subscription", e))?;
-        facts.subscription = sub.map(|r| SubscriptionFacts {
-            enabled: r.get(0),
-            has_slot: r.get(1),
-            completing: r.get(2),
-        });
-        if let Some(progress) = copy.filter(|_| facts.subscription.is_none()) {
-            if let Some(open) = progress.waiting_for() {
-                findings.push(Finding::warning(
-                    "slot_waiting",
-                    format!(
-                        "creating the replication slot of {db:?} waits for transactions that were \
-                         open on the source when it began: {open}"
-                    ),
-                    "let them finish, or end them on the source (SELECT pg_terminate_backend(pid)); \
-                     after slot_create_timeout the attempt fails and is tried again later",
-                ));
-            }
-            facts.copying = true;
-            tables = progress.tables();
-            facts.tables_total = tables.len();
-        }
-        let (seqs, values) = sequences::check(
-            src,
-            &st,
-            dst,
-            &dt,
-            sequences::Lead::margin(ctx.sequence_margin),
-        )
-        .await?;
-        source_sequences = values;
-        facts.sequences_behind = seqs.behind();
-        facts.sequences_missing = seqs.missing();
-        sequences_total = seqs.total();
-        sequence_rows = seqs.rows;
-        if facts.subscription.is_some() {
-            apply_stats = apply::observe(dst, &dt, &names.subscription).await?;
-            let sizes = sync::source_sizes(src, &st).await?;
-            tables = sync::tables(dst, &dt, &names.subscription, &sizes).await?;
-            facts.tables_total = tables.len();
-            facts.tables_ready = tables
-                .iter()
-                .filter(|t| t.state == TableState::Ready)
-                .count();
-            let read = catalog::read(src, &st).await?;
-            let existing = sync::existing(dst, &dt).await?;
-            facts.deferred_missing = ddl::deferred_objects(&read)
-                .iter()
-                .filter(|o| !existing.has(o))
-                .count();
-            if facts.tables_ready == facts.tables_total {
-                facts.deferred_missing +=
-                    sync::matviews_to_refresh(src, &st, dst, &dt).await?.len();
-            }
-            if facts.subscription.is_some_and(|s| s.enabled) {
-                let on_destination = catalog::read(dst, &dt).await?;
-                let mut changes = drift::compare(&read, &on_destination);
-                changes.extend(drift::compare_objects(
-                    &drift::signatures(src, &st).await?,
-                    &drift::signatures(dst, &dt).await?,
-                ));
-                findings.extend(drift::finding(db, &changes));
-                findings.extend(triggers::held_back(src, &st, db).await?);
-            }
-            partitions = PartitionedTable::from_catalog(&read);
-            source_catalog = Some(read);
-        }
-        match facts.subscription {
-            _ if phase::is_completing(&facts) || phase::is_completed(&facts) => {}
-            Some(SubscriptionFacts {
-                enabled: false,
-                has_slot: true,
-                ..
-            }) => findings.push(Finding::blocking(
-                "subscription_disabled",
-                format!("the subscription {} was disabled by hand", names.subscription),
-                format!(
-                    "enable it on the destination database {db:?}: ALTER SUBSCRIPTION {} ENABLE",
-                    ddl::quote::ident(&names.subscription)
-                ),
-            )),
-            Some(SubscriptionFacts {
-                enabled: true,
-                has_slot: false,
-                ..
-            }) => findings.push(Finding::blocking(
-                "subscription_detached",
-                format!("the subscription {} has no slot but is enabled", names.subscription),
-                "run `postgres-migrator complete` for this mapping to finish what was started by hand",
-            )),
-            Some(_) if replication.slot.is_none() => {
-                findings.push(Finding::blocking(
-                    "slot_missing",
-                    format!("the replication slot {} is gone from the source while the subscription still needs it", names.slot),
-                    "drop the subscription and the destination database, then let the tool start this database again",
-                ))
-            }
-            _ => {}
-        }
-    }
-    facts.blocked = instance_blocked || findings.iter().any(Finding::is_blocking);
-    let conditions_met = phase::cutover_conditions_met(&facts, &ctx.thresholds);
-    let status = DatabaseStatus {
-        name: db.to_owned(),
-        phase: Phase::Preflight,
-        names: (&names).into(),
-        findings,
-        last_error: None,
-        tables,
-        lag: if phase::is_completed(&facts) || phase::is_completing(&facts) {
-            None
-        } else {
-            facts.lag
+    let mut look = Look {
+        facts: DatabaseFacts {
+            blocked: false,
+            destination: dest_state.as_fact(),
+            subscription: None,
+            tables_total: 0,
+            tables_ready: 0,
+            deferred_missing: 0,
+            sequences_behind: 0,
+            sequences_missing: 0,
+            lag: replication.lag,
+            source_slot: replication.slot.is_some(),
+            publication: replication.publication,
+            copying: false,
         },
-        slot: replication.slot,
-        sequences_total,
-        sequences_behind: facts.sequences_behind,
-        sequences: sequence_rows,
-        partitions,
-        deferred_missing: facts.deferred_missing,
-        cutover_conditions_met: conditions_met,
-        conditions_held_seconds: 0.0,
-        eta_seconds: None,
+        findings,
+        tables: Vec::new(),
+        slot: None,
+        sequences: None,
+        partitions: Vec::new(),
+        source_catalog: None,
+        source_sequences: Vec::new(),
+        apply: None,
     };
-    Ok(Observation {
-        facts,
-        status,
-        source_catalog,
-        source_sequences,
-        apply: apply_stats,
-    })
-}
-
-/// Adds findings the caller found (from what it remembers between ticks) to an observation: a
-/// blocking one blocks the database like any other.
-pub fn add_findings(
-    observation: &mut Observation,
-    limits: &phase::Thresholds,
-    found: impl IntoIterator<Item = Finding>,
-) {
-    observation.status.findings.extend(found);
-    if observation.status.findings.iter().any(Finding::is_blocking) {
-        observation.facts.blocked = true;
+    if let Some(slot) = &replication.slot {
+        look.findings
+            .extend(catchup::slot_findings(db, &names, slot));
     }
-    observation.status.cutover_conditions_met =
-        phase::cutover_conditions_met(&observation.facts, limits);
+    look.slot = replication.slot;
+    if dest_state
+        == (schema::DestinationState::Ours {
+            schema_applied: true,
+        })
+    {
+        look_at_replication(ctx, db, &names, conns, copy, &mut look).await?;
+    }
+    look.facts.blocked = instance_blocked || look.findings.iter().any(Finding::is_blocking);
+    Ok(look)
 }
 
-/// Runs the next step of `phase` for `db`. `source_catalog` is the one `observe` read, if any;
-/// `lead` is how far ahead of the source the catch-up sync keeps the sequences.
-#[allow(clippy::too_many_arguments)]
+/// The part of [`look`] once the schema is applied: subscription, copy progress, sequences,
+/// tables, deferred objects, drift.
+async fn look_at_replication(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    conns: &mut Connections,
+    copy: Option<&copy::Progress>,
+    look: &mut Look,
+) -> Result<(), PgError> {
+    let (st, dt) = (conns.source.target(), conns.destination.target());
+    let src = conns.source.get().await?;
+    let dst = conns.destination.get().await?;
+    look.facts.subscription = subscription::read(dst, &dt, &names.subscription)
+        .await?
+        .map(|s| SubscriptionFacts {
+            enabled: s.enabled,
+            has_slot: s.has_slot,
+            completing: s.comment.as_deref() == Some(complete::COMPLETING_MARKER),
+        });
+    if let Some(progress) = copy.filter(|_| look.facts.subscription.is_none()) {
+        look.findings.extend(slot_waiting(db, progress));
+        look.facts.copying = true;
+        look.tables = progress.tables();
+        look.facts.tables_total = look.tables.len();
+    }
+    let (seqs, values) = sequences::check(
+        src,
+        &st,
+        dst,
+        &dt,
+        sequences::Lead::margin(ctx.sequence_margin),
+    )
+    .await?;
+    look.source_sequences = values;
+    look.facts.sequences_behind = seqs.behind();
+    look.facts.sequences_missing = seqs.missing();
+    look.sequences = Some(seqs);
+    if look.facts.subscription.is_some() {
+        look.apply = apply::observe(dst, &dt, &names.subscription).await?;
+        let sizes = sync::source_sizes(src, &st).await?;
+        look.tables = sync::tables(dst, &dt, &names.subscription, &sizes).await?;
+        look.facts.tables_total = look.tables.len();
+        look.facts.tables_ready = look
+            .tables
+            .iter()
+            .filter(|t| t.state == TableState::Ready)
+            .count();
+        let read = crate::catalog::schema::read(src, &st).await?;
+        let existing = deferred::existing(dst, &dt).await?;
+        look.facts.deferred_missing = ddl::deferred_objects(&read)
+            .iter()
+            .filter(|o| !o.exists_in(&existing))
+            .count();
+        if look.facts.tables_ready == look.facts.tables_total {
+            look.facts.deferred_missing +=
+                sync::matviews_to_refresh(src, &st, dst, &dt).await?.len();
+        }
+        if look.facts.subscription.is_some_and(|s| s.enabled) {
+            let on_destination = crate::catalog::schema::read(dst, &dt).await?;
+            let mut changes = drift::compare(&read, &on_destination);
+            changes.extend(drift::compare_objects(
+                &drift::signatures(src, &st).await?,
+                &drift::signatures(dst, &dt).await?,
+            ));
+            look.findings.extend(drift::finding(db, &changes));
+            look.findings
+                .extend(triggers::held_back(src, &st, db).await?);
+        }
+        look.partitions = PartitionedTable::from_catalog(&read);
+        look.source_catalog = Some(read);
+    }
+    look.findings.extend(subscription_findings(
+        db,
+        names,
+        &look.facts,
+        look.slot.is_some(),
+    ));
+    Ok(())
+}
+
+/// While the copy waits to create its slot: the transactions it waits for.
+fn slot_waiting(db: &str, progress: &copy::Progress) -> Option<Finding> {
+    let open = progress.waiting_for()?;
+    Some(Finding::warning(
+        "slot_waiting",
+        format!(
+            "creating the replication slot of {db:?} waits for transactions that were \
+             open on the source when it began: {open}"
+        ),
+        "let them finish, or end them on the source (SELECT pg_terminate_backend(pid)); \
+         after slot_create_timeout the attempt fails and is tried again later",
+    ))
+}
+
+/// A subscription someone changed by hand, or whose slot is gone.
+fn subscription_findings(
+    db: &str,
+    names: &ReplicationNames,
+    facts: &DatabaseFacts,
+    source_slot: bool,
+) -> Option<Finding> {
+    match facts.subscription {
+        _ if phase::is_completing(facts) || phase::is_completed(facts) => None,
+        Some(SubscriptionFacts {
+            enabled: false,
+            has_slot: true,
+            ..
+        }) => Some(Finding::blocking(
+            "subscription_disabled",
+            format!(
+                "the subscription {} was disabled by hand",
+                names.subscription
+            ),
+            format!(
+                "enable it on the destination database {db:?}: ALTER SUBSCRIPTION {} ENABLE",
+                ddl::quote::ident(&names.subscription)
+            ),
+        )),
+        Some(SubscriptionFacts {
+            enabled: true,
+            has_slot: false,
+            ..
+        }) => Some(Finding::blocking(
+            "subscription_detached",
+            format!(
+                "the subscription {} has no slot but is enabled",
+                names.subscription
+            ),
+            "run `postgres-migrator complete` for this mapping to finish what was started by hand",
+        )),
+        Some(_) if !source_slot => Some(Finding::blocking(
+            "slot_missing",
+            format!(
+                "the replication slot {} is gone from the source while the subscription still needs it",
+                names.slot
+            ),
+            "drop the subscription and the destination database, then let the tool start this database again",
+        )),
+        _ => None,
+    }
+}
+
+/// Runs the next step of `phase` for `db`, from what `look` saw. `lead` is how far ahead of the
+/// source the catch-up sync keeps the sequences.
 pub async fn act(
     ctx: &MappingContext,
     db: &str,
     phase: Phase,
-    status: &DatabaseStatus,
-    source_catalog: Option<&SchemaCatalog>,
+    look: &Look,
     lead: sequences::Lead<'_>,
     conns: &mut Connections,
     copy_job: &mut Option<copy::Job>,
@@ -330,30 +561,13 @@ pub async fn act(
         Phase::InitialSync | Phase::CatchUp | Phase::CutoverReady => {
             let src = source.get().await?;
             let dst = destination.get().await?;
-            let ready: HashSet<QualifiedName> = status
-                .tables
-                .iter()
-                .filter(|t| t.state == TableState::Ready)
-                .map(|t| QualifiedName::new(&t.schema, &t.table))
-                .collect();
-            if status.deferred_missing > 0
-                && let Some(source_catalog) = source_catalog
+            if look.facts.deferred_missing > 0
+                && let Some(source_catalog) = &look.source_catalog
             {
-                let objects = ddl::deferred_objects(source_catalog);
-                let existing = sync::existing(dst, &dt).await?;
-                for object in sync::buildable(source_catalog, &objects, &existing, &ready) {
-                    match sync::build(dst, &dt, object).await? {
-                        sync::Built::Done => {
-                            tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
-                        }
-                        sync::Built::Postponed => {
-                            tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "deadlocked with the apply worker; building it next tick");
-                        }
-                    }
-                }
+                build_deferred(ctx, db, dst, &dt, source_catalog, &look.ready_tables()).await?;
             }
             if phase != Phase::InitialSync {
-                if status.deferred_missing > 0 {
+                if look.facts.deferred_missing > 0 {
                     for view in sync::matviews_to_refresh(src, &st, dst, &dt).await? {
                         sync::refresh(dst, &dt, &view).await?;
                         tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
@@ -365,4 +579,64 @@ pub async fn act(
             Ok(())
         }
     }
+}
+
+/// Builds the deferred objects whose tables are ready.
+async fn build_deferred(
+    ctx: &MappingContext,
+    db: &str,
+    dst: &tokio_postgres::Client,
+    dt: &str,
+    source_catalog: &SchemaCatalog,
+    ready: &HashSet<QualifiedName>,
+) -> Result<(), PgError> {
+    let objects = ddl::deferred_objects(source_catalog);
+    let existing = deferred::existing(dst, dt).await?;
+    for object in sync::buildable(source_catalog, &objects, &existing, ready) {
+        match destination::build(dst, dt, object).await? {
+            Built::Done => {
+                tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
+            }
+            Built::Postponed => {
+                tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "deadlocked with the apply worker; building it next tick");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The status of a database no pass has seen yet.
+pub fn unseen(ctx: &MappingContext, db: &str) -> DatabaseStatus {
+    Look {
+        facts: DatabaseFacts {
+            blocked: false,
+            destination: phase::DestinationDatabase::Missing,
+            subscription: None,
+            tables_total: 0,
+            tables_ready: 0,
+            deferred_missing: 0,
+            sequences_behind: 0,
+            sequences_missing: 0,
+            lag: None,
+            source_slot: false,
+            publication: false,
+            copying: false,
+        },
+        findings: Vec::new(),
+        tables: Vec::new(),
+        slot: None,
+        sequences: None,
+        partitions: Vec::new(),
+        source_catalog: None,
+        source_sequences: Vec::new(),
+        apply: None,
+    }
+    .into_status(
+        db,
+        &ctx.names(db),
+        Phase::Preflight,
+        false,
+        Duration::ZERO,
+        None,
+    )
 }

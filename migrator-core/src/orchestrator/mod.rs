@@ -15,6 +15,7 @@
 pub mod commands;
 mod copy_retry;
 pub mod database;
+pub mod instance;
 pub mod lease;
 mod mapping;
 
@@ -145,7 +146,7 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     let poll = settings.migration.poll_interval;
     let (status_tx, status_rx) = watch::channel(Arc::new(Snapshot::default()));
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
-    let headers: Vec<MappingStatus> = contexts.iter().map(initial_status).collect();
+    let headers: Vec<MappingStatus> = contexts.iter().map(header).collect();
     let limiters: Limiters = contexts
         .iter()
         .map(|ctx| (ctx.name.clone(), ctx.limiter.clone()))
@@ -173,7 +174,6 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     drop(updates_tx);
     let (commands, command_rx) = mpsc::channel(16);
     tasks.push(tokio::spawn(run_commands(
-        settings.clone(),
         limiters,
         retries,
         acting,
@@ -198,7 +198,6 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
 
 /// Runs commands one at a time until `shutdown` or until every sender is gone.
 async fn run_commands(
-    settings: Settings,
     limiters: Limiters,
     retries: Retries,
     acting: Acting,
@@ -216,18 +215,26 @@ async fn run_commands(
         };
         match command {
             Command::Complete { mapping, reply } => {
-                let phase = status.borrow().mapping(&mapping).map(|m| m.phase);
-                let result = match phase {
-                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
-                    Some(_) if !holds(&acting, &mapping) => {
+                let live = status.borrow().mapping(&mapping).cloned();
+                let result = match (live, acting.get(&mapping)) {
+                    (None, _) | (_, None) => {
+                        Err(commands::CommandError::UnknownMapping(mapping.clone()))
+                    }
+                    _ if !holds(&acting, &mapping) => {
                         Err(held_elsewhere(&status, &mapping, "complete"))
                     }
-                    Some(Phase::CutoverReady | Phase::Completing | Phase::Completed) => {
+                    (Some(live), Some(ctx))
+                        if matches!(
+                            live.phase,
+                            Phase::CutoverReady | Phase::Completing | Phase::Completed
+                        ) =>
+                    {
                         tracing::info!(mapping = %mapping, "mark complete requested");
-                        commands::complete_held(&settings, &mapping, false).await
+                        commands::complete_mapping(ctx, &live, false).await
                     }
-                    Some(other) => Err(commands::CommandError::Refused(format!(
-                        "mapping {mapping} is {other}, not cutover ready: it can be marked complete once the light is green"
+                    (Some(live), _) => Err(commands::CommandError::Refused(format!(
+                        "mapping {mapping} is {}, not cutover ready: it can be marked complete once the light is green",
+                        live.phase
                     ))),
                 };
                 let _ = reply.send(result);
@@ -240,7 +247,12 @@ async fn run_commands(
                     }
                     Some(ctx) => {
                         tracing::info!(mapping = %mapping, "schema re-sync requested");
-                        commands::resync_held(ctx).await
+                        let databases: Vec<String> = status
+                            .borrow()
+                            .mapping(&mapping)
+                            .map(|m| m.databases.iter().map(|d| d.name.clone()).collect())
+                            .unwrap_or_default();
+                        commands::resync_databases(ctx, &databases).await
                     }
                 };
                 let _ = reply.send(result);
@@ -286,7 +298,8 @@ async fn run_commands(
     }
 }
 
-fn initial_status(ctx: &MappingContext) -> MappingStatus {
+/// A mapping's status before anything is known of it.
+fn header(ctx: &MappingContext) -> MappingStatus {
     MappingStatus {
         name: ctx.name.clone(),
         source: ctx.source.describe(),

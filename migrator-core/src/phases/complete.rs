@@ -24,10 +24,12 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use super::{MappingContext, q, sequences};
+use super::{MappingContext, q};
+use crate::catalog::subscription;
 use crate::ddl::quote::{ident, literal};
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
+use crate::sequences;
 
 /// How long to wait for the source's WAL sender to let go of the slot after the subscription is
 /// disabled.
@@ -103,7 +105,10 @@ pub async fn run_steps(
                 .await?;
             }
             Step::Mark => {
-                if subscription(dst, &dt, names).await?.is_some() {
+                if subscription::read(dst, &dt, &names.subscription)
+                    .await?
+                    .is_some()
+                {
                     dst.execute(
                         &format!(
                             "COMMENT ON SUBSCRIPTION {sub} IS {}",
@@ -116,7 +121,10 @@ pub async fn run_steps(
                 }
             }
             Step::Disable => {
-                if subscription(dst, &dt, names).await?.is_some_and(|s| s.0) {
+                if subscription::read(dst, &dt, &names.subscription)
+                    .await?
+                    .is_some_and(|s| s.enabled)
+                {
                     dst.batch_execute(&format!("ALTER SUBSCRIPTION {sub} DISABLE"))
                         .await
                         .map_err(q(&dt, "disabling the subscription"))?;
@@ -132,7 +140,10 @@ pub async fn run_steps(
                 .map_err(q(&st, "dropping the publication"))?;
             }
             Step::Detach => {
-                if subscription(dst, &dt, names).await?.is_some_and(|s| s.1) {
+                if subscription::read(dst, &dt, &names.subscription)
+                    .await?
+                    .is_some_and(|s| s.has_slot)
+                {
                     dst.batch_execute(&format!("ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)"))
                         .await
                         .map_err(q(&dt, "detaching the subscription from its slot"))?;
@@ -141,23 +152,6 @@ pub async fn run_steps(
         }
     }
     Ok(())
-}
-
-/// `(enabled, has_slot)` of our subscription in the connected destination database.
-async fn subscription(
-    dst: &Client,
-    dt: &str,
-    names: &ReplicationNames,
-) -> Result<Option<(bool, bool)>, PgError> {
-    Ok(dst
-        .query_opt(
-            "SELECT subenabled, subslotname IS NOT NULL FROM pg_subscription \
-             WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[&names.subscription],
-        )
-        .await
-        .map_err(q(dt, "looking for the subscription"))?
-        .map(|r| (r.get(0), r.get(1))))
 }
 
 /// Drops the slot once the WAL sender has let go of it (waits up to [`SLOT_RELEASE_TIMEOUT`]).

@@ -13,8 +13,9 @@
 //!    trigger fires, as with the subscription's own copy). Primary keys exist already;
 //!    secondary indexes and constraints are built afterwards, in parallel on the same sessions,
 //!    foreign keys last.
-//! 3. The subscription is created on the existing slot with `copy_data = false` and enabled:
-//!    it starts at the consistent point, so no row is lost and none applied twice.
+//! 3. The job ends with [`Copied::Done`]; the orchestrator then creates the subscription on the
+//!    existing slot with `copy_data = false`, enabled: it starts at the consistent point, so no
+//!    row is lost and none applied twice.
 //!
 //! Stateless on purpose: a slot without a subscription means a copy was interrupted (the
 //! snapshot died with its connection), so a new copy drops that slot, truncates the
@@ -29,17 +30,19 @@ use futures_util::{SinkExt, TryStreamExt, future};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
-use super::{MappingContext, q, replication};
+use super::{MappingContext, q};
+use crate::catalog::deferred;
 use crate::catalog::model::QualifiedName;
+use crate::catalog::published::{self, PublishedTable};
 use crate::catalog::schema as catalog;
 use crate::ddl::quote::{ident, literal, qualified};
 use crate::ddl::{self, DeferredKind, DeferredObject};
+use crate::destination;
+use crate::naming;
 use crate::pg::{self, PgError};
 use crate::status::{TableState, TableStatus};
 use crate::walsender::ReplicationConnection;
 
-/// PostgreSQL's first OID for user-defined objects: types below it are built in.
-const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 /// Bytes streamed between two calls to the limiter.
 const LIMITER_STEP: u64 = 256 * 1024;
 
@@ -63,23 +66,10 @@ pub struct CopySettings {
     pub slot_create_timeout: Duration,
 }
 
-/// One published table as the copy sees it.
-#[derive(Debug, Clone)]
-struct CopyTable {
-    /// The published table (partition root): where rows go on the destination.
-    root: QualifiedName,
-    /// A leaf holding the rows on the source (the root itself when not partitioned).
-    leaf: QualifiedName,
-    columns: Vec<String>,
-    binary: bool,
-    bytes: u64,
-    blocks: u64,
-}
-
 /// A piece of work: one leaf, or one ctid range of it.
 #[derive(Debug, Clone)]
 struct Chunk {
-    table: Arc<CopyTable>,
+    table: Arc<PublishedTable>,
     /// Block range `[from, to)`; `None` bounds are open.
     range: Option<(Option<u64>, Option<u64>)>,
     bytes: u64,
@@ -133,7 +123,7 @@ const MIN_AUTO_CHUNK: u64 = 64 * 1024 * 1024;
 /// 0): a worker's fair share of all the data, so only a table that would outlast the others is
 /// split. Splitting has a price (two writers into one table share its last page and its primary
 /// key's right edge), so it only pays where a worker would otherwise sit idle.
-fn chunk_size(settings: &CopySettings, tables: &[CopyTable]) -> Option<u64> {
+fn chunk_size(settings: &CopySettings, tables: &[PublishedTable]) -> Option<u64> {
     if !settings.split {
         return None;
     }
@@ -145,7 +135,7 @@ fn chunk_size(settings: &CopySettings, tables: &[CopyTable]) -> Option<u64> {
 }
 
 /// Splits the tables into ranges of about `chunk` bytes (none when `None`), largest first.
-fn plan(tables: Vec<CopyTable>, chunk: Option<u64>) -> Vec<Chunk> {
+fn plan(tables: Vec<PublishedTable>, chunk: Option<u64>) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     let chunk_bytes = chunk.unwrap_or(0);
     for table in tables.into_iter().map(Arc::new) {
@@ -266,9 +256,21 @@ impl Progress {
     }
 }
 
+/// How a copy job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copied {
+    /// Every table is copied from the slot's exported snapshot and its indexes and constraints
+    /// are built: a subscription on the slot (without `copy_data`) starts where the snapshot
+    /// ends.
+    Done,
+    /// The database changed while the job waited for its turn (copied or completed meanwhile):
+    /// nothing was done.
+    Skipped,
+}
+
 /// A copy running in the background for one database. Dropping it stops the copy.
 pub struct Job {
-    handle: JoinHandle<Result<(), PgError>>,
+    handle: JoinHandle<Result<Copied, PgError>>,
     pub progress: Arc<Progress>,
     /// The source database, for an error of the task itself.
     target: String,
@@ -297,7 +299,7 @@ impl Job {
     }
 
     /// The outcome of a finished job.
-    pub async fn outcome(mut self) -> Result<(), PgError> {
+    pub async fn outcome(mut self) -> Result<Copied, PgError> {
         match (&mut self.handle).await {
             Ok(result) => result,
             Err(e) => Err(PgError::Query {
@@ -310,13 +312,13 @@ impl Job {
     }
 }
 
-async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result<(), PgError> {
+async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result<Copied, PgError> {
     let names = ctx.names(&db);
     let st = ctx.source.target(&db);
     let dt = ctx.destination.target(&db);
     let chunks = {
         let src = pg::connect(&ctx.source, &db).await?;
-        let tables = published_tables(&src, &st, &names.publication).await?;
+        let tables = published::tables(&src, &st, &names.publication).await?;
         let chunk = chunk_size(&ctx.copy, &tables);
         plan(tables, chunk)
     };
@@ -336,10 +338,10 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     // before anything is dropped or emptied.
     if let Some(changed) = changed_since_start(&ctx, &db, &dst, &dt, &names.subscription).await? {
         tracing::warn!(mapping = %ctx.name, database = %db, reason = %changed, "the database changed while its copy waited for its turn; not copying");
-        return Ok(());
+        return Ok(Copied::Skipped);
     }
     drop_leftover_slot(&src, &st, &names.slot).await?;
-    truncate(&dst, &dt, chunks.iter().map(|c| &c.table.root).collect()).await?;
+    destination::truncate(&dst, &dt, chunks.iter().map(|c| &c.table.root).collect()).await?;
     let total: u64 = chunks.iter().map(|c| c.bytes).sum();
 
     // The slot and its snapshot; every worker imports the snapshot before the walsender goes.
@@ -415,8 +417,9 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
 
     let source_catalog = catalog::read(&src, &st).await?;
     let objects = ddl::deferred_objects(&source_catalog);
-    let existing = super::sync::existing(&dst, &dt).await?;
-    let missing: Vec<&DeferredObject> = objects.iter().filter(|o| !existing.has(o)).collect();
+    let existing = deferred::existing(&dst, &dt).await?;
+    let missing: Vec<&DeferredObject> =
+        objects.iter().filter(|o| !o.exists_in(&existing)).collect();
     let (foreign_keys, others): (Vec<_>, Vec<_>) = missing
         .into_iter()
         .partition(|o| o.kind == DeferredKind::ForeignKey);
@@ -426,9 +429,8 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     drop(sessions);
     tracing::info!(mapping = %ctx.name, database = %db, objects = objects.len(), seconds = started.elapsed().as_secs_f64() - copy_seconds, "indexes and constraints built");
 
-    replication::create_subscription(&ctx, &db, &names, &dst, &dt, false).await?;
-    tracing::info!(mapping = %ctx.name, database = %db, seconds = started.elapsed().as_secs_f64(), "fast copy done; the subscription streams from the snapshot's point");
-    Ok(())
+    tracing::info!(mapping = %ctx.name, database = %db, seconds = started.elapsed().as_secs_f64(), "fast copy done");
+    Ok(Copied::Done)
 }
 
 /// Why the destination database is no longer in the state a copy starts from, if it is not.
@@ -454,7 +456,7 @@ async fn changed_since_start(
         Some(format!(
             "the subscription {subscription} exists: the database was copied or completed"
         ))
-    } else if marker.as_deref() != Some(super::schema::marker(&ctx.name, db, true).as_str()) {
+    } else if marker.as_deref() != Some(naming::database_marker(&ctx.name, db, true).as_str()) {
         Some("the destination database no longer carries the schema-applied marker".into())
     } else {
         None
@@ -533,74 +535,6 @@ async fn drop_leftover_slot(src: &Client, st: &str, slot: &str) -> Result<(), Pg
             Ok(())
         }
     }
-}
-
-/// Every table in the publication with its leaves, copyable columns and size.
-async fn published_tables(
-    src: &Client,
-    st: &str,
-    publication: &str,
-) -> Result<Vec<CopyTable>, PgError> {
-    let rows = src
-        .query(
-            "SELECT rn.nspname::text, rc.relname::text, ln.nspname::text, lc.relname::text, \
-                    pg_relation_size(lc.oid)::bigint, \
-                    (pg_relation_size(lc.oid) / current_setting('block_size')::bigint)::bigint, \
-                    ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = rc.oid \
-                          AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
-                          ORDER BY a.attnum), \
-                    NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rc.oid \
-                          AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
-                          AND a.atttypid >= $2) \
-             FROM pg_publication_tables pt \
-             JOIN pg_namespace rn ON rn.nspname = pt.schemaname \
-             JOIN pg_class rc ON rc.relnamespace = rn.oid AND rc.relname = pt.tablename \
-             CROSS JOIN LATERAL ( \
-                 SELECT t.relid FROM pg_partition_tree(rc.oid) t WHERE rc.relkind = 'p' AND t.isleaf \
-                 UNION ALL SELECT rc.oid WHERE rc.relkind = 'r') leaf \
-             JOIN pg_class lc ON lc.oid = leaf.relid AND lc.relkind = 'r' \
-             JOIN pg_namespace ln ON ln.oid = lc.relnamespace \
-             WHERE pt.pubname = $1",
-            &[&publication, &FIRST_NORMAL_OBJECT_ID],
-        )
-        .await
-        .map_err(q(st, "listing the published tables"))?;
-    Ok(rows
-        .iter()
-        .map(|r| CopyTable {
-            root: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
-            leaf: QualifiedName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
-            bytes: r.get::<_, i64>(4).max(0) as u64,
-            blocks: r.get::<_, i64>(5).max(0) as u64,
-            columns: r.get(6),
-            binary: r.get(7),
-        })
-        .collect())
-}
-
-/// Empties the destination's copies of the tables (whatever an interrupted copy left).
-async fn truncate(dst: &Client, dt: &str, mut roots: Vec<&QualifiedName>) -> Result<(), PgError> {
-    roots.sort();
-    roots.dedup();
-    if roots.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = roots.into_iter().map(qualified).collect();
-    dst.batch_execute(&format!("TRUNCATE {}", list.join(", ")))
-        .await
-        .map_err(q(dt, "emptying the destination tables before the copy"))
-}
-
-/// Empties the destination tables of `publication` (before a subscription copies them).
-pub(crate) async fn empty_destination(
-    src: &Client,
-    st: &str,
-    dst: &Client,
-    dt: &str,
-    publication: &str,
-) -> Result<(), PgError> {
-    let tables = published_tables(src, st, publication).await?;
-    truncate(dst, dt, tables.iter().map(|t| &t.root).collect()).await
 }
 
 /// A source session in the exported snapshot and a destination session tuned for loading.
@@ -694,7 +628,7 @@ async fn build_in_parallel(
             };
             // Nothing else writes yet, so a deadlock (Postponed) cannot happen; if it did, the
             // catch-up ticks build what is missing.
-            super::sync::build(dst, dt, object).await?;
+            destination::build(dst, dt, object).await?;
         }
     }))
     .await
@@ -765,8 +699,8 @@ impl Drop for LiftCap<'_> {
 mod tests {
     use super::*;
 
-    fn table(bytes: u64, blocks: u64) -> CopyTable {
-        CopyTable {
+    fn table(bytes: u64, blocks: u64) -> PublishedTable {
+        PublishedTable {
             root: QualifiedName::new("public", "big \"one\""),
             leaf: QualifiedName::new("public", "big \"one\""),
             columns: vec!["id".into(), "Naïve col".into()],

@@ -12,7 +12,6 @@ pub mod replication;
 pub mod retention;
 pub mod roles;
 pub mod schema;
-pub mod sequences;
 pub mod sync;
 pub mod triggers;
 

@@ -22,8 +22,10 @@
 use tokio_postgres::Client;
 
 use super::{MappingContext, q};
+use crate::catalog::published;
 use crate::catalog::schema as catalog;
 use crate::ddl::quote::{conninfo_value, ident, literal, qualified};
+use crate::destination;
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
 use secrecy::ExposeSecret;
@@ -104,7 +106,8 @@ pub fn subscription_conninfo(ctx: &MappingContext, db: &str, application_name: &
 }
 
 /// Creates whatever is missing of publication, slot and subscription (in fast copy mode only the
-/// publication: the copy job creates slot and subscription, see [`super::copy`]).
+/// publication: the copy job creates the slot, the orchestrator the subscription once the copy
+/// is done).
 pub async fn set_up(
     ctx: &MappingContext,
     db: &str,
@@ -136,7 +139,8 @@ pub async fn set_up(
     }
     if !present.subscription {
         // Whatever an interrupted fast copy left would collide with the subscription's copy.
-        super::copy::empty_destination(src, &st, dst, &dt, &names.publication).await?;
+        let tables = published::tables(src, &st, &names.publication).await?;
+        destination::truncate(dst, &dt, tables.iter().map(|t| &t.root).collect()).await?;
         create_subscription(ctx, db, names, dst, &dt, true).await?;
     }
     Ok(())

@@ -15,6 +15,7 @@ use super::{DbConn, MappingContext, q};
 use crate::catalog::schema as catalog;
 use crate::catalog::{objects, roles};
 use crate::ddl;
+use crate::naming::{MARKER_PREFIX, database_marker};
 use crate::pg::PgError;
 use crate::phase::DestinationDatabase;
 
@@ -43,18 +44,6 @@ impl DestinationState {
     }
 }
 
-const MARKER_PREFIX: &str = "postgres-migrator: mapping ";
-
-/// The marker comment for `db` of mapping `mapping` in state `created` or `schema applied`.
-pub fn marker(mapping: &str, db: &str, schema_applied: bool) -> String {
-    let state = if schema_applied {
-        "schema applied"
-    } else {
-        "created"
-    };
-    format!("{MARKER_PREFIX}{mapping}, source database {db:?}, {state}")
-}
-
 /// Reads the destination database's state through the maintenance database.
 pub async fn destination_state(
     ctx: &MappingContext,
@@ -73,12 +62,12 @@ pub async fn destination_state(
         return Ok(DestinationState::Missing { exists: false });
     };
     let comment: Option<String> = row.get(0);
-    if comment.as_deref() == Some(marker(&ctx.name, db, true).as_str()) {
+    if comment.as_deref() == Some(database_marker(&ctx.name, db, true).as_str()) {
         return Ok(DestinationState::Ours {
             schema_applied: true,
         });
     }
-    if comment.as_deref() == Some(marker(&ctx.name, db, false).as_str()) {
+    if comment.as_deref() == Some(database_marker(&ctx.name, db, false).as_str()) {
         return Ok(DestinationState::Ours {
             schema_applied: false,
         });
@@ -136,7 +125,10 @@ pub async fn apply(
     // over "schema applied" (which another actor may have written since the look above).
     if matches!(state, DestinationState::Missing { .. }) {
         dst_admin
-            .batch_execute(&ddl::comment_on_database(db, &marker(&ctx.name, db, false)))
+            .batch_execute(&ddl::comment_on_database(
+                db,
+                &database_marker(&ctx.name, db, false),
+            ))
             .await
             .map_err(q(&dt, "marking the destination database"))?;
     }
@@ -174,24 +166,15 @@ pub async fn apply(
             .await
             .map_err(|e| PgError::query(&target, format!("creating the schema ({sql})"), e))?;
     }
-    tx.batch_execute(&ddl::comment_on_database(db, &marker(&ctx.name, db, true)))
-        .await
-        .map_err(q(&target, "marking the schema applied"))?;
+    tx.batch_execute(&ddl::comment_on_database(
+        db,
+        &database_marker(&ctx.name, db, true),
+    ))
+    .await
+    .map_err(q(&target, "marking the schema applied"))?;
     tx.commit()
         .await
         .map_err(q(&target, "committing the schema"))?;
     tracing::info!(mapping = %ctx.name, database = db, statements = statements.len(), "schema applied");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::marker;
-
-    #[test]
-    fn markers_differ_by_state_mapping_and_database() {
-        assert_ne!(marker("m", "db", true), marker("m", "db", false));
-        assert_ne!(marker("m", "db", true), marker("n", "db", true));
-        assert_ne!(marker("m", "a\"b", true), marker("m", "a", true));
-    }
 }

@@ -7,9 +7,10 @@ use std::collections::{HashMap, HashSet};
 use tokio_postgres::Client;
 
 use super::q;
+use crate::catalog::deferred::Existing;
 use crate::catalog::model::{QualifiedName, SchemaCatalog};
+use crate::ddl::DeferredObject;
 use crate::ddl::quote::qualified;
-use crate::ddl::{DeferredKind, DeferredObject};
 use crate::pg::PgError;
 use crate::status::{TableState, TableStatus};
 
@@ -85,60 +86,6 @@ pub async fn source_sizes(
         .collect())
 }
 
-/// Indexes and constraints present on the destination.
-#[derive(Debug, Default)]
-pub struct Existing {
-    indexes: HashSet<(String, String)>,
-    constraints: HashSet<(String, String, String)>,
-}
-
-impl Existing {
-    pub fn has(&self, object: &DeferredObject) -> bool {
-        match object.kind {
-            DeferredKind::Index => self
-                .indexes
-                .contains(&(object.table.schema.clone(), object.name.clone())),
-            DeferredKind::Constraint | DeferredKind::ForeignKey => self.constraints.contains(&(
-                object.table.schema.clone(),
-                object.table.name.clone(),
-                object.name.clone(),
-            )),
-        }
-    }
-}
-
-/// Reads which indexes and constraints exist on the destination (only validated foreign keys
-/// count, so an interrupted NOT VALID + VALIDATE is finished on the next tick).
-pub async fn existing(dst: &Client, dst_target: &str) -> Result<Existing, PgError> {
-    let indexes = dst
-        .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I')",
-            &[],
-        )
-        .await
-        .map_err(q(dst_target, "listing indexes"))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let constraints = dst
-        .query(
-            "SELECT n.nspname::text, t.relname::text, c.conname::text FROM pg_constraint c \
-             JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
-             WHERE c.convalidated OR c.contype <> 'f'",
-            &[],
-        )
-        .await
-        .map_err(q(dst_target, "listing constraints"))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    Ok(Existing {
-        indexes,
-        constraints,
-    })
-}
-
 /// Materialized views populated on the source but not yet on the destination (they are created
 /// `WITH NO DATA`; refreshed once the tables are copied), in creation order.
 pub async fn matviews_to_refresh(
@@ -209,49 +156,7 @@ pub fn buildable<'a>(
 ) -> Vec<&'a DeferredObject> {
     objects
         .iter()
-        .filter(|o| !existing.has(o))
+        .filter(|o| !o.exists_in(existing))
         .filter(|o| ready.contains(&root_of(catalog, &o.table)))
         .collect()
-}
-
-/// Runs a deferred object's statements. A NOT VALID foreign key left by a crash is validated,
-/// not added again.
-pub async fn build(
-    dst: &Client,
-    dst_target: &str,
-    object: &DeferredObject,
-) -> Result<Built, PgError> {
-    for (i, sql) in object.statements.iter().enumerate() {
-        match dst.batch_execute(sql).await {
-            Ok(()) => {}
-            // 40P01 deadlock_detected: a foreign key locks both of its tables while the apply
-            // worker writes to them in its own order; one of the two is cancelled. Nothing is
-            // wrong, so try again next tick instead of reporting an error.
-            Err(e) if e.code().is_some_and(|c| c.code() == "40P01") => {
-                return Ok(Built::Postponed);
-            }
-            // 42710 duplicate_object / 42P07 duplicate_table: an earlier attempt got this far.
-            Err(e)
-                if i == 0
-                    && object.statements.len() > 1
-                    && e.code()
-                        .is_some_and(|c| c.code() == "42710" || c.code() == "42P07") => {}
-            Err(e) => {
-                return Err(PgError::query(
-                    dst_target,
-                    format!("building {} on {}", object.name, object.table),
-                    e,
-                ));
-            }
-        }
-    }
-    Ok(Built::Done)
-}
-
-/// What [`build`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Built {
-    Done,
-    /// Lost a deadlock against the apply worker; built on a later tick.
-    Postponed,
 }

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::q;
 use crate::catalog::model::QualifiedName;
 use crate::ddl::quote::qualified;
 use crate::pg::PgError;
+use crate::pg::q;
 use crate::status::SequenceStatus;
 
 /// One sequence's state.

@@ -1,0 +1,61 @@
+//! Which indexes and constraints exist on a destination database: what is left of the deferred
+//! objects (built after the copy) is what this does not list.
+
+use std::collections::HashSet;
+
+use tokio_postgres::Client;
+
+use super::model::QualifiedName;
+use crate::pg::{PgError, q};
+
+/// Indexes and constraints present on the destination.
+#[derive(Debug, Default)]
+pub struct Existing {
+    indexes: HashSet<(String, String)>,
+    constraints: HashSet<(String, String, String)>,
+}
+
+impl Existing {
+    /// Index `name` exists in `schema`.
+    pub fn has_index(&self, schema: &str, name: &str) -> bool {
+        self.indexes.contains(&(schema.to_owned(), name.to_owned()))
+    }
+
+    /// Constraint `name` exists on `table` (a foreign key only once validated).
+    pub fn has_constraint(&self, table: &QualifiedName, name: &str) -> bool {
+        self.constraints
+            .contains(&(table.schema.clone(), table.name.clone(), name.to_owned()))
+    }
+}
+
+/// Reads which indexes and constraints exist on the destination (only validated foreign keys
+/// count, so an interrupted NOT VALID + VALIDATE is finished on the next tick).
+pub async fn existing(dst: &Client, dst_target: &str) -> Result<Existing, PgError> {
+    let indexes = dst
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I')",
+            &[],
+        )
+        .await
+        .map_err(q(dst_target, "listing indexes"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let constraints = dst
+        .query(
+            "SELECT n.nspname::text, t.relname::text, c.conname::text FROM pg_constraint c \
+             JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE c.convalidated OR c.contype <> 'f'",
+            &[],
+        )
+        .await
+        .map_err(q(dst_target, "listing constraints"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    Ok(Existing {
+        indexes,
+        constraints,
+    })
+}
