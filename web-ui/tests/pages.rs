@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::http::{StatusCode, header};
 use common::*;
-use migrator_core::findings::Finding;
+use migrator_core::findings::{Code, Finding};
 use migrator_core::orchestrator::Command;
 use migrator_core::orchestrator::commands::CommandError;
 use migrator_core::phase::Phase;
@@ -231,7 +231,7 @@ async fn the_lag_history_keeps_one_sample_per_spacing_and_drops_old_ones() {
 async fn findings_and_errors_are_shown_with_their_fix() {
     let mut s = snapshot(Phase::Problematic, now());
     s.mappings[0].findings.push(Finding::blocking(
-        "wal_level",
+        Code::WalLevel,
         "wal_level is replica on the source",
         "set wal_level = logical and restart the source",
     ));
@@ -505,10 +505,10 @@ async fn the_page_follows_the_latest_snapshot() {
 async fn schema_drift_offers_the_safe_changes_behind_a_checked_form() {
     let mut s = snapshot(Phase::Problematic, now());
     s.mappings[0].databases[0].findings.push(Finding::blocking(
-        "schema_drift",
+        Code::SchemaDrift,
         "the schema of \"shop\" changed on the source after it was copied: column nickname (text) was added to app.accounts",
         "press \"Apply safe schema changes\" on the dashboard or run `postgres-migrator resync MAPPING` (new tables and columns), or run on the destination database ...",
-    ));
+    ).resolvable_by_resync(true));
     let Harness {
         state,
         mut commands,
@@ -644,7 +644,7 @@ async fn the_copy_rate_shows_with_its_limit_and_a_checked_form_changes_it() {
 async fn a_copy_the_tool_gave_up_on_offers_retry_behind_a_checked_form() {
     let mut s = snapshot(Phase::Problematic, now());
     s.mappings[0].databases[0].findings.push(Finding::blocking(
-        "copy_failing",
+        Code::CopyFailing,
         "the initial copy of \"shop\" failed 5 times in a row, so the tool stopped retrying it",
         "fix the cause named in the error, then press Retry on the mapping's page",
     ));

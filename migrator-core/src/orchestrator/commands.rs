@@ -10,7 +10,7 @@ use super::instance::{self, InstanceConnections, InstanceLook, Retried};
 use super::lease::{self, Acquired, Lease};
 use super::{contexts, header};
 use crate::config::{Problem, Settings};
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 use crate::phase::Phase;
 use crate::phases::preflight::{Claim, name_conflicts};
@@ -93,8 +93,12 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
         status.last_tick = Some(SystemTime::now());
         match look {
             Err(e) => {
-                status.findings =
-                    instance::failure(&e, Retried::Never, "connection", instance::CONNECTION_FIX);
+                status.findings = instance::failure(
+                    &e,
+                    Retried::Never,
+                    Code::Connection,
+                    instance::CONNECTION_FIX,
+                );
             }
             Ok(look) => {
                 status.roles = look.plan.roles;
@@ -112,7 +116,7 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
                     {
                         Ok(passed) => status.databases.push(passed.status),
                         Err(failed) => status.findings.push(Finding::blocking(
-                            "database_unreachable",
+                            Code::DatabaseUnreachable,
                             failed.error.to_string(),
                             "check that the database accepts connections",
                         )),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 
 /// The wait after the first failure.
@@ -107,7 +107,7 @@ impl CopyRetry {
         let error = self.last_error.as_deref()?;
         if self.gave_up() {
             return Some(Finding::blocking(
-                "copy_failing",
+                Code::CopyFailing,
                 format!(
                     "the initial copy of {db:?} failed {} times in a row, so the tool stopped \
                      retrying it (each attempt reads the whole database from the source again); \
@@ -125,7 +125,7 @@ impl CopyRetry {
             .not_before
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
         Some(Finding::warning(
-            "copy_failed",
+            Code::CopyFailed,
             format!(
                 "the initial copy of {db:?} failed ({} time(s) in a row); next attempt in {} s; \
                  last error: {error}",
@@ -192,7 +192,7 @@ mod tests {
             assert!(!retry.may_start(now), "attempt {n}");
             let finding = retry.finding("shop", "prod", now).unwrap();
             assert_eq!(
-                (finding.code, finding.is_blocking()),
+                (finding.code.as_str(), finding.is_blocking()),
                 ("copy_failed", false)
             );
             now = next;
@@ -207,7 +207,7 @@ mod tests {
         assert!(!retry.may_start(now + MAX_DELAY * 10));
         let finding = retry.finding("shop", "prod", now).unwrap();
         assert_eq!(
-            (finding.code, finding.is_blocking()),
+            (finding.code.as_str(), finding.is_blocking()),
             ("copy_failing", true)
         );
         assert!(finding.message.contains("No space left"), "{finding:?}");

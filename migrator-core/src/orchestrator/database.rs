@@ -12,7 +12,7 @@ use crate::catalog::model::{QualifiedName, SchemaCatalog};
 use crate::catalog::{deferred, subscription};
 use crate::ddl;
 use crate::destination::{self, Built};
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
 use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts, derive_phase};
@@ -445,7 +445,7 @@ async fn look_at_replication(
 fn slot_waiting(db: &str, progress: &copy::Progress) -> Option<Finding> {
     let open = progress.waiting_for()?;
     Some(Finding::warning(
-        "slot_waiting",
+        Code::SlotWaiting,
         format!(
             "creating the replication slot of {db:?} waits for transactions that were \
              open on the source when it began: {open}"
@@ -469,7 +469,7 @@ fn subscription_findings(
             has_slot: true,
             ..
         }) => Some(Finding::blocking(
-            "subscription_disabled",
+            Code::SubscriptionDisabled,
             format!(
                 "the subscription {} was disabled by hand",
                 names.subscription
@@ -484,7 +484,7 @@ fn subscription_findings(
             has_slot: false,
             ..
         }) => Some(Finding::blocking(
-            "subscription_detached",
+            Code::SubscriptionDetached,
             format!(
                 "the subscription {} has no slot but is enabled",
                 names.subscription
@@ -492,7 +492,7 @@ fn subscription_findings(
             "run `postgres-migrator complete` for this mapping to finish what was started by hand",
         )),
         Some(_) if !source_slot => Some(Finding::blocking(
-            "slot_missing",
+            Code::SlotMissing,
             format!(
                 "the replication slot {} is gone from the source while the subscription still needs it",
                 names.slot

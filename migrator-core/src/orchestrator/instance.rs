@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 use crate::phases::preflight::{self, InstanceReport};
 use crate::phases::roles::{self, RolePlan};
@@ -80,7 +80,7 @@ pub enum Retried {
 
 /// The findings of a failed mapping-level step: a blocking `code` finding (with `fix`) unless
 /// the loop retries an error that retrying can cure.
-pub fn failure(e: &PgError, retried: Retried, code: &'static str, fix: &str) -> Vec<Finding> {
+pub fn failure(e: &PgError, retried: Retried, code: Code, fix: &str) -> Vec<Finding> {
     if retried == Retried::ByTheLoop && e.is_transient() {
         Vec::new()
     } else {

@@ -13,6 +13,7 @@ use super::database::{self, Connections, Failed, Memory, Mode, Passed};
 use super::instance::{self, InstanceConnections, InstanceLook, Retried};
 use super::lease::{self, Acquired, Lease};
 use super::{Claims, Update, retry_delays};
+use crate::findings::Code;
 use crate::pg::PgError;
 use crate::phases::preflight::{Claim, InstanceReport};
 use crate::phases::{MappingContext, cutover, retention, roles};
@@ -78,7 +79,7 @@ pub(super) async fn run(
                     &ctx,
                     &updates,
                     &e,
-                    "lease",
+                    Code::Lease,
                     "the tool takes a session lock on a direct connection to the source's maintenance database before it acts; fix what the message says, then restart postgres-migrator",
                 );
                 delays.next().unwrap_or(poll)
@@ -191,7 +192,13 @@ async fn act_while_held(
             Err(e) => {
                 conns.reset();
                 tracing::warn!(mapping = %ctx.name, error = %e, "instance check failed; retrying");
-                report_error(&ctx, updates, &e, "connection", instance::CONNECTION_FIX);
+                report_error(
+                    &ctx,
+                    updates,
+                    &e,
+                    Code::Connection,
+                    instance::CONNECTION_FIX,
+                );
                 delays.next().unwrap_or(poll)
             }
         };
@@ -213,7 +220,7 @@ fn report_error(
     ctx: &MappingContext,
     updates: &mpsc::UnboundedSender<Update>,
     e: &PgError,
-    code: &'static str,
+    code: Code,
     fix: &str,
 ) {
     let _ = updates.send(Update::Mapping {

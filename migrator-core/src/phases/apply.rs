@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::q;
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 
 /// What the destination shows of one subscription's workers.
@@ -98,7 +98,7 @@ impl ApplyWatch {
         let recent = |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) <= window);
         if recent(self.rose_at) {
             return vec![Finding::blocking(
-                "apply_failing",
+                Code::ApplyFailing,
                 format!(
                     "the subscription {subscription} of {db:?} keeps failing on the destination \
                      ({} apply errors, {} table sync errors counted so far, rising): changes from \
@@ -117,7 +117,7 @@ impl ApplyWatch {
             .is_some_and(|t| now.duration_since(t) >= window)
         {
             return vec![Finding::blocking(
-                "apply_worker_absent",
+                Code::ApplyWorkerAbsent,
                 format!(
                     "the subscription {subscription} of {db:?} is enabled but no apply worker has \
                      been running for it for {} s: nothing is being applied",
@@ -148,7 +148,7 @@ mod tests {
     }
 
     fn codes(found: &[Finding]) -> Vec<&'static str> {
-        found.iter().map(|f| f.code).collect()
+        found.iter().map(|f| f.code.as_str()).collect()
     }
 
     #[test]

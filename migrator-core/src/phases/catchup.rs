@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 use super::q;
 use crate::ddl::quote::ident;
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
 use crate::phase::Lag;
@@ -97,7 +97,7 @@ pub fn slot_findings(db: &str, names: &ReplicationNames, slot: &SlotStatus) -> V
     let name = &names.slot;
     match slot.wal_status.as_deref() {
         Some("lost") => vec![Finding::blocking(
-            "slot_lost",
+            Code::SlotLost,
             format!(
                 "the source invalidated the replication slot {name} of {db:?} \
                  (max_slot_wal_keep_size was exceeded): WAL the destination still needed is gone, \
@@ -115,7 +115,7 @@ pub fn slot_findings(db: &str, names: &ReplicationNames, slot: &SlotStatus) -> V
             ),
         )],
         Some("unreserved") => vec![Finding::warning(
-            "slot_at_risk",
+            Code::SlotAtRisk,
             format!(
                 "the replication slot {name} of {db:?} holds more WAL than max_slot_wal_keep_size \
                  allows: the source's next checkpoint may invalidate it (then the database must be \
@@ -128,7 +128,7 @@ pub fn slot_findings(db: &str, names: &ReplicationNames, slot: &SlotStatus) -> V
         _ => match slot.safe_wal_bytes {
             Some(safe) if safe < 64 * 1024 * 1024 || safe < slot.retained_bytes as i64 / 3 => {
                 vec![Finding::warning(
-                    "slot_near_limit",
+                    Code::SlotNearLimit,
                     format!(
                         "the replication slot {name} of {db:?} holds {} MB of WAL and only {} MB \
                          more may be written before max_slot_wal_keep_size invalidates it",
@@ -209,7 +209,7 @@ mod tests {
     fn codes(s: &SlotStatus) -> Vec<(&'static str, bool)> {
         slot_findings("shop", &ReplicationNames::new("prod", "shop"), s)
             .iter()
-            .map(|f| (f.code, f.is_blocking()))
+            .map(|f| (f.code.as_str(), f.is_blocking()))
             .collect()
     }
 

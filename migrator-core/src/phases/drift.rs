@@ -17,7 +17,7 @@ use crate::catalog::{objects, roles, schema as catalog};
 use crate::ddl;
 use crate::ddl::column_definition;
 use crate::ddl::quote::{ident, qualified};
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 
 /// One difference between the source and the destination.
@@ -428,7 +428,7 @@ pub fn finding(db: &str, drift: &[Drift]) -> Option<Finding> {
     let what: Vec<String> = drift.iter().map(Drift::describe).collect();
     let fix: Vec<String> = drift.iter().map(Drift::remedy).collect();
     Some(Finding::blocking(
-        "schema_drift",
+        Code::SchemaDrift,
         format!(
             "the schema of {db:?} changed on the source after it was copied: {}",
             what.join("; ")
@@ -442,7 +442,8 @@ pub fn finding(db: &str, drift: &[Drift]) -> Option<Finding> {
             },
             fix.join("; ")
         ),
-    ))
+    )
+    .resolvable_by_resync(drift.iter().any(Drift::is_safe)))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::{MappingContext, q, schema};
 use crate::catalog::model::QualifiedName;
 use crate::config::NoPkRemedy;
 use crate::ddl::quote::{ident, qualified};
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 
 /// Oldest source and destination versions supported (server_version_num).
@@ -97,21 +97,21 @@ pub async fn check_instance(
 
     if version < MIN_SOURCE_VERSION {
         findings.push(Finding::blocking(
-            "source_version",
+            Code::SourceVersion,
             format!("the source {st} runs PostgreSQL {version_text}; postgres-migrator needs 15 or newer"),
             "upgrade the source to PostgreSQL 15 first (pg_upgrade), or migrate it with another tool",
         ));
     }
     if wal_level != "logical" {
         findings.push(Finding::blocking(
-            "wal_level",
+            Code::WalLevel,
             format!("the source's wal_level is {wal_level}; logical replication needs logical"),
             "run ALTER SYSTEM SET wal_level = logical on the source and restart it (a managed service: set the logical replication flag)",
         ));
     }
     capacity(
         &mut findings,
-        "replication_slots",
+        Code::ReplicationSlots,
         "max_replication_slots",
         "source",
         max_slots as i64 - other_slots,
@@ -120,7 +120,7 @@ pub async fn check_instance(
     );
     capacity(
         &mut findings,
-        "wal_senders",
+        Code::WalSenders,
         "max_wal_senders",
         "source",
         max_senders as i64 - other_senders,
@@ -130,19 +130,19 @@ pub async fn check_instance(
     match source_super {
         Some(true) => {}
         Some(false) if source_replication == Some(true) => findings.push(Finding::warning(
-            "source_not_superuser",
+            Code::SourceNotSuperuser,
             format!("the role connecting to the source ({st}) is not a superuser: each database's publication lists its tables (a table created later is reported as drift), and password hashes are copied only if it may read pg_authid"),
             "nothing to do if that suits you; connect as a superuser for FOR ALL TABLES publications and copied passwords",
         )),
         _ => findings.push(Finding::blocking(
-            "source_privileges",
+            Code::SourcePrivileges,
             format!("the role connecting to the source ({st}) is neither a superuser nor has the REPLICATION attribute, so it cannot create replication slots"),
             "connect to the source as a superuser, or as a role with REPLICATION that owns (or is a member of the owners of) every table: ALTER ROLE ... REPLICATION",
         )),
     }
     if replication_ok != Some(true) {
         findings.push(Finding::blocking(
-            "replication_role",
+            Code::ReplicationRole,
             format!(
                 "replication_user {} does not exist on the source or lacks the REPLICATION attribute",
                 ctx.source.replication_user
@@ -176,14 +176,14 @@ pub async fn check_instance(
     let sets_replication_role: bool = row.get(6);
     if dest_version < MIN_DESTINATION_VERSION {
         findings.push(Finding::blocking(
-            "destination_version",
+            Code::DestinationVersion,
             format!("the destination {dt} runs PostgreSQL {dest_version_text}; postgres-migrator migrates onto 18 or newer"),
             "point the mapping's destination at a PostgreSQL 18 instance",
         ));
     }
     capacity(
         &mut findings,
-        "replication_workers",
+        Code::ReplicationWorkers,
         "max_logical_replication_workers",
         "destination",
         workers as i64 - other_subscriptions,
@@ -192,21 +192,21 @@ pub async fn check_instance(
     );
     if (processes as i64) < workers as i64 + 1 {
         findings.push(Finding::warning(
-            "worker_processes",
+            Code::WorkerProcesses,
             format!("the destination's max_worker_processes ({processes}) leaves no room beside max_logical_replication_workers ({workers})"),
             format!("set max_worker_processes to at least {} on the destination and restart it", workers + 4),
         ));
     }
     if dest_privileged != Some(true) {
         findings.push(Finding::blocking(
-            "destination_privileges",
+            Code::DestinationPrivileges,
             format!("the role connecting to the destination ({dt}) can neither create databases and subscriptions nor is it a superuser"),
             "connect as a superuser, or GRANT pg_create_subscription TO the role and ALTER ROLE it CREATEDB",
         ));
     }
     if !sets_replication_role {
         findings.push(Finding::blocking(
-            "destination_session_replication_role",
+            Code::DestinationSessionReplicationRole,
             format!("the role connecting to the destination ({dt}) may not set session_replication_role, which the initial copy needs so that the destination's triggers do not fire on copied rows"),
             format!(
                 "run as a superuser of the destination: GRANT SET ON PARAMETER session_replication_role TO {} (managed services give it to their admin role: connect as that role)",
@@ -228,7 +228,7 @@ fn our_names(ctx: &MappingContext, databases: &[String]) -> Vec<String> {
 /// sync's extra workers may have to wait.
 fn capacity(
     findings: &mut Vec<Finding>,
-    code: &'static str,
+    code: Code,
     setting: &str,
     side: &str,
     free: i64,
@@ -291,7 +291,7 @@ pub async fn check_database(
     if !missing.is_empty() {
         match ctx.no_pk_remedy {
             NoPkRemedy::Refuse => findings.push(Finding::blocking(
-                "no_primary_key",
+                Code::NoPrimaryKey,
                 format!(
                     "{} table(s) in {db:?} have neither a primary key nor a replica identity; once published, UPDATE and DELETE on them would fail on the source: {}",
                     missing.len(),
@@ -312,7 +312,7 @@ pub async fn check_database(
     }
     if !full.is_empty() {
         findings.push(Finding::warning(
-            "replica_identity_full",
+            Code::ReplicaIdentityFull,
             format!(
                 "{} table(s) in {db:?} replicate with REPLICA IDENTITY FULL (no primary key): every UPDATE and DELETE is logged with the whole row and applied by scanning: {}",
                 full.len(),
@@ -347,7 +347,7 @@ pub async fn check_database(
     if superuser == Some(false) {
         if !can_create {
             findings.push(Finding::blocking(
-                "source_create_privilege",
+                Code::SourceCreatePrivilege,
                 format!(
                     "the role connecting to the source cannot create the publication in {db:?}"
                 ),
@@ -359,7 +359,7 @@ pub async fn check_database(
         }
         if !not_owned.is_empty() {
             findings.push(Finding::blocking(
-                "source_not_owner",
+                Code::SourceNotOwner,
                 format!(
                     "the role connecting to the source is not a superuser and does not own {} table(s) in {db:?}, so it cannot publish them: {}",
                     not_owned.len(),
@@ -371,7 +371,7 @@ pub async fn check_database(
     }
     if !rls_hidden.is_empty() {
         findings.push(Finding::blocking(
-            "replication_role_rls",
+            Code::ReplicationRoleRls,
             format!(
                 "row-level security is enabled on {} table(s) in {db:?} and replication_user {} would be subject to it, so the initial copy would fail: {}",
                 rls_hidden.len(),
@@ -389,7 +389,7 @@ pub async fn check_database(
     if !unreadable.is_empty() {
         let role = ident(&ctx.source.replication_user);
         findings.push(Finding::blocking(
-            "replication_role_privileges",
+            Code::ReplicationRolePrivileges,
             format!(
                 "replication_user {} cannot read {} table(s) in {db:?}, so the initial copy would fail: {}",
                 ctx.source.replication_user,
@@ -438,7 +438,7 @@ pub async fn check_database(
         .collect();
     if !other_versions.is_empty() {
         findings.push(Finding::warning(
-            "extension_version",
+            Code::ExtensionVersion,
             format!(
                 "{db:?} uses extensions whose version differs on the destination, which creates its default version: {}",
                 other_versions.join("; ")
@@ -452,7 +452,7 @@ pub async fn check_database(
         .collect();
     if !missing_ext.is_empty() {
         findings.push(Finding::blocking(
-            "missing_extension",
+            Code::MissingExtension,
             format!(
                 "{db:?} uses extension(s) the destination does not have: {}",
                 missing_ext.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
@@ -468,7 +468,7 @@ pub async fn check_database(
         .get(0);
     if large_objects > 0 {
         findings.push(Finding::warning(
-            "large_objects",
+            Code::LargeObjects,
             format!("{db:?} holds {large_objects} large object(s); logical replication does not carry them"),
             "copy them after cutover (e.g. pg_dump --large-objects-only / lo_export + lo_import), or move them into bytea columns",
         ));
@@ -476,14 +476,14 @@ pub async fn check_database(
 
     match destination {
         schema::DestinationState::InUse { tables } => findings.push(Finding::blocking(
-            "destination_in_use",
+            Code::DestinationInUse,
             format!(
                 "the destination already has a database {db:?} with {tables} table(s) that postgres-migrator did not create"
             ),
             "drop or rename that database on the destination if it is a leftover, or exclude the database from this mapping (databases.exclude)",
         )),
         schema::DestinationState::OtherMapping { marker } => findings.push(Finding::blocking(
-            "name_conflict",
+            Code::NameConflict,
             format!("the destination database {db:?} belongs to another migration ({marker})"),
             "exclude the database from all but one mapping (databases.exclude), or give the mappings different destinations",
         )),
@@ -570,7 +570,7 @@ pub fn name_conflicts(claims: &[Claim]) -> BTreeMap<String, Vec<Finding>> {
         }
         for mapping in &mappings {
             findings.entry((*mapping).to_owned()).or_default().push(Finding::blocking(
-                "name_conflict",
+                Code::NameConflict,
                 format!(
                     "mappings {} all send a database named {db:?} to {destination}",
                     mappings.join(", ")
@@ -598,7 +598,7 @@ pub fn name_conflicts(claims: &[Claim]) -> BTreeMap<String, Vec<Finding>> {
             .collect();
         for (mapping, _) in &defined {
             findings.entry((*mapping).to_owned()).or_default().push(Finding::blocking(
-                "role_definition_conflict",
+                Code::RoleDefinitionConflict,
                 format!(
                     "role {} is defined differently by the sources of mappings sending it to {destination} ({})",
                     ident(role),
@@ -677,13 +677,13 @@ mod tests {
     #[test]
     fn capacity_blocks_below_one_per_database_and_warns_below_sync_room() {
         let mut f = Vec::new();
-        capacity(&mut f, "x", "max_x", "source", 2, 3, 2);
+        capacity(&mut f, Code::ReplicationSlots, "max_x", "source", 2, 3, 2);
         assert!(f[0].is_blocking(), "{f:?}");
         let mut f = Vec::new();
-        capacity(&mut f, "x", "max_x", "source", 5, 3, 2);
+        capacity(&mut f, Code::ReplicationSlots, "max_x", "source", 5, 3, 2);
         assert!(!f[0].is_blocking(), "{f:?}");
         let mut f = Vec::new();
-        capacity(&mut f, "x", "max_x", "source", 9, 3, 2);
+        capacity(&mut f, Code::ReplicationSlots, "max_x", "source", 9, 3, 2);
         assert!(f.is_empty());
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::{MappingContext, q};
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::naming;
 use crate::pg::PgError;
 use crate::status::WalForecast;
@@ -109,7 +109,7 @@ pub fn orphans(facts: &WalFacts, databases: &[String]) -> Vec<Finding> {
         .filter(|s| !databases.contains(&s.database))
         .map(|s| {
             Finding::blocking(
-                "orphan_slot",
+                Code::OrphanSlot,
                 format!(
                     "the replication slot {} on the source belongs to this mapping's database {:?}, \
                      which it no longer migrates; it holds {} MB of WAL and grows until the \
@@ -191,7 +191,7 @@ impl WalWatch {
         let wal_during_copy = wal_per_s * copy_seconds;
         (wal_during_copy > limit as f64).then(|| {
             Finding::warning(
-                "wal_keep_too_small",
+                Code::WalKeepTooSmall,
                 format!(
                     "max_slot_wal_keep_size on the source is {} MB, but copying {} MB at {} MB/s \
                      takes about {} while the source writes {:.0} MB of WAL a minute: about {:.0} MB \

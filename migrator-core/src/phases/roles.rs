@@ -24,7 +24,7 @@ use crate::catalog::roles::{
 use crate::config::RoleConflictStrategy;
 use crate::ddl::quote::ident;
 use crate::ddl::roles as ddl;
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 use crate::status::{PasswordOutcome, RoleAction, RoleStatus};
 
@@ -374,7 +374,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     let mut findings = Vec::new();
     if !conflicts.is_empty() {
         findings.push(Finding::blocking(
-            "role_conflict",
+            Code::RoleConflict,
             format!(
                 "roles {} already exist on the destination and were not created by postgres-migrator (role_conflict_strategy = fail)",
                 list(&conflicts)
@@ -384,7 +384,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     }
     if !skipped.is_empty() {
         findings.push(Finding::warning(
-            "role_skipped",
+            Code::RoleSkipped,
             format!(
                 "roles {} already exist on the destination and were left as they are (role_conflict_strategy = skip); their attributes, password and memberships may differ from the source",
                 list(&skipped)
@@ -394,7 +394,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     }
     if !merged.is_empty() {
         findings.push(Finding::warning(
-            "role_merged",
+            Code::RoleMerged,
             format!(
                 "roles {} already existed on the destination: the source's memberships and grants were added to them, their attributes and passwords left as they were (role_conflict_strategy = merge)",
                 list(&merged)
@@ -404,7 +404,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     }
     if !withheld.is_empty() {
         findings.push(Finding::warning(
-            "role_attributes_withheld",
+            Code::RoleAttributesWithheld,
             format!(
                 "roles were created without attributes or memberships the role connecting to the destination cannot give: {}",
                 withheld.join(", ")
@@ -414,7 +414,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     }
     if !needs_password.is_empty() {
         findings.push(Finding::warning(
-            "role_needs_password",
+            Code::RoleNeedsPassword,
             format!(
                 "password hashes cannot be read on the source (the connecting role cannot read pg_authid), so login roles {} have no password on the destination",
                 list(&needs_password)
@@ -427,7 +427,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     }
     if !fallback.is_empty() {
         findings.push(Finding::warning(
-            "role_fallback_password",
+            Code::RoleFallbackPassword,
             format!(
                 "password hashes cannot be read on the source, so login roles {} were given the configured fallback password",
                 list(&fallback)
@@ -440,7 +440,7 @@ pub fn plan(source: &RoleCatalog, destination: &RoleCatalog, input: &PlanInput) 
     }
     if !md5.is_empty() {
         findings.push(Finding::warning(
-            "role_md5_password",
+            Code::RoleMd5Password,
             format!(
                 "roles {} have MD5 password hashes, which PostgreSQL 18 deprecates (they still work, with a warning at each login)",
                 list(&md5)

@@ -9,7 +9,7 @@ use super::q;
 use crate::catalog::model::QualifiedName;
 use crate::catalog::objects::Trigger;
 use crate::ddl::objects::trigger_state;
-use crate::findings::Finding;
+use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 
 /// A warning naming the held-back triggers of database `db` and how to enable them, if any.
@@ -46,7 +46,7 @@ pub async fn held_back(
         .collect();
     let statements: Vec<String> = triggers.iter().filter_map(trigger_state).collect();
     Ok(Some(Finding::warning(
-        "triggers_held_back",
+        Code::TriggersHeldBack,
         format!(
             "triggers {} in {db:?} fire during replication (ENABLE REPLICA/ALWAYS on the source), so they are disabled on the destination until cutover; otherwise they would act twice",
             names.join(", ")

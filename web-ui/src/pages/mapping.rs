@@ -4,7 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use leptos::prelude::*;
-use migrator_core::findings::Finding;
+use migrator_core::findings::{Code, Finding};
 use migrator_core::phase::Phase;
 use migrator_core::status::MappingStatus;
 use serde::Deserialize;
@@ -128,29 +128,29 @@ fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
 
 #[component]
 fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl IntoView {
-    // Drift the tool can resolve by itself gets a button (the fix names the command), and what
-    // the tool stopped retrying by itself a Retry button.
-    let resync = findings
+    // Drift the tool can resolve by itself gets a button, and what the tool stopped retrying by
+    // itself a Retry button.
+    let resync = findings.iter().any(|f| f.resolvable_by_resync).then(|| {
+        command_button(
+            &state,
+            &mapping,
+            "resync",
+            "Apply safe schema changes",
+            " Creates the tables and adds the columns added on the source; lists the rest.",
+        )
+    });
+    let retry = findings
         .iter()
-        .any(|f| f.code == "schema_drift" && f.fix.contains("resync"))
+        .any(|f| f.code == Code::CopyFailing)
         .then(|| {
             command_button(
                 &state,
                 &mapping,
-                "resync",
-                "Apply safe schema changes",
-                " Creates the tables and adds the columns added on the source; lists the rest.",
+                "retry",
+                "Retry",
+                " Once the cause is fixed: the copy starts again at the next tick.",
             )
         });
-    let retry = findings.iter().any(|f| f.code == "copy_failing").then(|| {
-        command_button(
-            &state,
-            &mapping,
-            "retry",
-            "Retry",
-            " Once the cause is fixed: the copy starts again at the next tick.",
-        )
-    });
     view! {
         <div class="message findings">
             <h2>"Findings"</h2>
@@ -160,7 +160,7 @@ fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl In
                     let kind = if f.is_blocking() { "Blocking" } else { "Warning" };
                     view! {
                         <li class=class>
-                            <b>{kind}" ("{f.code}"): "</b>{f.message}
+                            <b>{kind}" ("{f.code.as_str()}"): "</b>{f.message}
                             <br/><span class="fix">"Fix: "{f.fix}</span>
                         </li>
                     }

@@ -67,7 +67,7 @@ fn sql(plan: &RolePlan) -> Vec<String> {
 }
 
 fn codes(plan: &RolePlan) -> Vec<&'static str> {
-    plan.findings.iter().map(|f| f.code).collect()
+    plan.findings.iter().map(|f| f.code.as_str()).collect()
 }
 
 #[test]
