@@ -21,7 +21,7 @@
 //! snapshot died with its connection), so a new copy drops that slot, truncates the
 //! destination's tables and starts over.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,16 +32,22 @@ use tokio_postgres::Client;
 
 use super::{MappingContext, q};
 use crate::catalog::deferred;
-use crate::catalog::model::QualifiedName;
-use crate::catalog::published::{self, PublishedTable};
+use crate::catalog::published;
 use crate::catalog::schema as catalog;
-use crate::ddl::quote::{ident, literal, qualified};
+use crate::ddl::quote::literal;
 use crate::ddl::{self, DeferredKind, DeferredObject};
 use crate::destination;
 use crate::naming;
 use crate::pg::{self, PgError};
-use crate::status::{TableState, TableStatus};
-use crate::walsender::ReplicationConnection;
+use crate::walsender::{ExportedSlot, ReplicationConnection};
+
+mod guard;
+mod plan;
+mod progress;
+
+use guard::{LiftCap, health_guard};
+use plan::{Chunk, chunk_size, plan};
+pub use progress::Progress;
 
 /// Bytes streamed between two calls to the limiter.
 const LIMITER_STEP: u64 = 256 * 1024;
@@ -64,196 +70,6 @@ pub struct CopySettings {
     pub max_latency: Duration,
     /// How long creating the slot may wait for transactions open on the source.
     pub slot_create_timeout: Duration,
-}
-
-/// A piece of work: one leaf, or one ctid range of it.
-#[derive(Debug, Clone)]
-struct Chunk {
-    table: Arc<PublishedTable>,
-    /// Block range `[from, to)`; `None` bounds are open.
-    range: Option<(Option<u64>, Option<u64>)>,
-    bytes: u64,
-}
-
-impl Chunk {
-    fn copy_out(&self) -> String {
-        let t = &self.table;
-        let columns = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>();
-        let format = if t.binary { " (FORMAT binary)" } else { "" };
-        match self.range {
-            None => format!(
-                "COPY {} ({}) TO STDOUT{format}",
-                qualified(&t.leaf),
-                columns.join(", ")
-            ),
-            Some((from, to)) => {
-                let mut bounds = Vec::new();
-                if let Some(from) = from {
-                    bounds.push(format!("ctid >= '({from},0)'::tid"));
-                }
-                if let Some(to) = to {
-                    bounds.push(format!("ctid < '({to},0)'::tid"));
-                }
-                format!(
-                    "COPY (SELECT {} FROM ONLY {} WHERE {}) TO STDOUT{format}",
-                    columns.join(", "),
-                    qualified(&t.leaf),
-                    bounds.join(" AND ")
-                )
-            }
-        }
-    }
-
-    fn copy_in(&self) -> String {
-        let t = &self.table;
-        let columns = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>();
-        let format = if t.binary { " (FORMAT binary)" } else { "" };
-        format!(
-            "COPY {} ({}) FROM STDIN{format}",
-            qualified(&t.root),
-            columns.join(", ")
-        )
-    }
-}
-
-/// Smallest range the automatic chunk size makes.
-const MIN_AUTO_CHUNK: u64 = 64 * 1024 * 1024;
-
-/// The range size tables are split into, or `None` for no splitting. Automatic (`chunk_bytes`
-/// 0): a worker's fair share of all the data, so only a table that would outlast the others is
-/// split. Splitting has a price (two writers into one table share its last page and its primary
-/// key's right edge), so it only pays where a worker would otherwise sit idle.
-fn chunk_size(settings: &CopySettings, tables: &[PublishedTable]) -> Option<u64> {
-    if !settings.split {
-        return None;
-    }
-    if settings.chunk_bytes > 0 {
-        return Some(settings.chunk_bytes);
-    }
-    let total: u64 = tables.iter().map(|t| t.bytes).sum();
-    Some((total / settings.workers.max(1) as u64).max(MIN_AUTO_CHUNK))
-}
-
-/// Splits the tables into ranges of about `chunk` bytes (none when `None`), largest first.
-fn plan(tables: Vec<PublishedTable>, chunk: Option<u64>) -> Vec<Chunk> {
-    let mut chunks = Vec::new();
-    let chunk_bytes = chunk.unwrap_or(0);
-    for table in tables.into_iter().map(Arc::new) {
-        let pieces = if chunk_bytes == 0 || table.bytes <= chunk_bytes || table.blocks < 2 {
-            1
-        } else {
-            table.bytes.div_ceil(chunk_bytes).min(table.blocks)
-        };
-        if pieces == 1 {
-            chunks.push(Chunk {
-                bytes: table.bytes,
-                table,
-                range: None,
-            });
-            continue;
-        }
-        let step = table.blocks.div_ceil(pieces);
-        for i in 0..pieces {
-            let from = (i > 0).then_some(i * step);
-            // The last range is open: rows the snapshot sees cannot lie past the blocks that
-            // exist now, but an open end costs nothing and needs no such argument.
-            let to = (i + 1 < pieces).then_some((i + 1) * step);
-            chunks.push(Chunk {
-                table: table.clone(),
-                range: Some((from, to)),
-                bytes: table.bytes / pieces,
-            });
-        }
-    }
-    chunks.sort_by_key(|c| std::cmp::Reverse(c.bytes));
-    chunks
-}
-
-/// Copy progress of one database, shared between the job and the status.
-#[derive(Debug, Default)]
-pub struct Progress {
-    tables: Mutex<BTreeMap<QualifiedName, TableProgress>>,
-    /// While the slot is being created: the source's transactions it waits for.
-    waiting_for: Mutex<Option<String>>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct TableProgress {
-    total: u64,
-    copied: u64,
-    chunks_left: usize,
-    started: bool,
-}
-
-impl Progress {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<QualifiedName, TableProgress>> {
-        self.tables.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn plan(&self, chunks: &[Chunk]) {
-        let mut tables = self.lock();
-        tables.clear();
-        for chunk in chunks {
-            let entry = tables.entry(chunk.table.root.clone()).or_default();
-            entry.total += chunk.bytes;
-            entry.chunks_left += 1;
-        }
-    }
-
-    fn started(&self, root: &QualifiedName) {
-        if let Some(t) = self.lock().get_mut(root) {
-            t.started = true;
-        }
-    }
-
-    fn copied(&self, root: &QualifiedName, bytes: u64) {
-        if let Some(t) = self.lock().get_mut(root) {
-            t.copied += bytes;
-        }
-    }
-
-    fn finished(&self, root: &QualifiedName) {
-        if let Some(t) = self.lock().get_mut(root) {
-            t.chunks_left -= 1;
-        }
-    }
-
-    /// What creating the slot waits for, while it does.
-    pub fn waiting_for(&self) -> Option<String> {
-        self.waiting_for
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set_waiting_for(&self, what: Option<String>) {
-        *self.waiting_for.lock().unwrap_or_else(|e| e.into_inner()) = what;
-    }
-
-    /// Per-table rows for the status: queued, copying, or copied (shown as "copy done").
-    pub fn tables(&self) -> Vec<TableStatus> {
-        self.lock()
-            .iter()
-            .map(|(name, t)| {
-                let state = match (t.chunks_left, t.started) {
-                    (0, _) => TableState::FinishedCopy,
-                    (_, true) => TableState::Copying,
-                    (_, false) => TableState::Init,
-                };
-                TableStatus {
-                    schema: name.schema.clone(),
-                    table: name.name.clone(),
-                    state,
-                    bytes_copied: if t.chunks_left == 0 {
-                        t.total
-                    } else {
-                        t.copied.min(t.total)
-                    },
-                    bytes_total: t.total,
-                }
-            })
-            .collect()
-    }
 }
 
 /// How a copy job ended.
@@ -346,45 +162,7 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
 
     // The slot and its snapshot; every worker imports the snapshot before the walsender goes.
     let mut walsender = ReplicationConnection::connect(&ctx.source, &db).await?;
-    let exported = {
-        let create = tokio::time::timeout(
-            ctx.copy.slot_create_timeout,
-            walsender.create_slot_exporting_snapshot(&names.slot),
-        );
-        let watch = watch_slot_wait(&src, &st, &progress);
-        let outcome = tokio::select! {
-            created = create => created,
-            error = watch => return Err(error),
-        };
-        match outcome {
-            Ok(created) => {
-                progress.set_waiting_for(None);
-                created?
-            }
-            Err(_) => {
-                let blockers = progress.waiting_for().unwrap_or_default();
-                // The walsender would create the slot once they end; stop it.
-                let _ = src
-                    .execute(
-                        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-                         WHERE slot_name = $1 AND active_pid IS NOT NULL",
-                        &[&names.slot],
-                    )
-                    .await;
-                return Err(PgError::Query {
-                    target: st.clone(),
-                    context: format!("creating the replication slot {}", names.slot),
-                    message: format!(
-                        "it waited {} (slot_create_timeout) for transactions open on the source \
-                         to end: {blockers}; let them finish or end them, or raise \
-                         slot_create_timeout",
-                        humantime::format_duration(ctx.copy.slot_create_timeout)
-                    ),
-                    transient: true,
-                });
-            }
-        }
-    };
+    let exported = create_slot(&ctx, &names.slot, &mut walsender, &src, &st, &progress).await?;
     tracing::info!(mapping = %ctx.name, database = %db, slot = %names.slot, consistent_point = %exported.consistent_point, "replication slot created with an exported snapshot");
     let workers = ctx.copy.workers.clamp(1, chunks.len().max(1));
     let sessions = future::try_join_all(
@@ -431,6 +209,56 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
 
     tracing::info!(mapping = %ctx.name, database = %db, seconds = started.elapsed().as_secs_f64(), "fast copy done");
     Ok(Copied::Done)
+}
+
+/// Creates `slot` with an exported snapshot on the replication connection, naming meanwhile the
+/// source's transactions it waits for; gives up (and stops the walsender) after
+/// `slot_create_timeout`.
+async fn create_slot(
+    ctx: &MappingContext,
+    slot: &str,
+    walsender: &mut ReplicationConnection,
+    src: &Client,
+    st: &str,
+    progress: &Progress,
+) -> Result<ExportedSlot, PgError> {
+    let create = tokio::time::timeout(
+        ctx.copy.slot_create_timeout,
+        walsender.create_slot_exporting_snapshot(slot),
+    );
+    let watch = watch_slot_wait(src, st, progress);
+    let outcome = tokio::select! {
+        created = create => created,
+        error = watch => return Err(error),
+    };
+    match outcome {
+        Ok(created) => {
+            progress.set_waiting_for(None);
+            created
+        }
+        Err(_) => {
+            let blockers = progress.waiting_for().unwrap_or_default();
+            // The walsender would create the slot once they end; stop it.
+            let _ = src
+                .execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                     WHERE slot_name = $1 AND active_pid IS NOT NULL",
+                    &[&slot],
+                )
+                .await;
+            return Err(PgError::Query {
+                target: st.to_owned(),
+                context: format!("creating the replication slot {slot}"),
+                message: format!(
+                    "it waited {} (slot_create_timeout) for transactions open on the source \
+                     to end: {blockers}; let them finish or end them, or raise \
+                     slot_create_timeout",
+                    humantime::format_duration(ctx.copy.slot_create_timeout)
+                ),
+                transient: true,
+            });
+        }
+    }
 }
 
 /// Why the destination database is no longer in the state a copy starts from, if it is not.
@@ -635,180 +463,5 @@ async fn build_in_parallel(
     .map(|_| ())
 }
 
-/// Watches the source while the copy runs and lowers the limiter's cap when another standby or
-/// slot falls behind, or a trivial query gets slow; lifts it step by step once healthy. Only
-/// returns on an error of its own connection.
-async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
-    let settings = ctx.copy;
-    if settings.max_standby_lag_bytes == 0 && settings.max_latency.is_zero() {
-        return future::pending().await;
-    }
-    let probe = match pg::connect(&ctx.source, db).await {
-        Ok(client) => client,
-        Err(e) => return e,
-    };
-    let st = ctx.source.target(db);
-    let prefix = format!("{}{}_", crate::naming::PREFIX, ctx.name);
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        ticker.tick().await;
-        let asked = Instant::now();
-        let lag: i64 = match probe
-            .query_one(
-                "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint \
-                 FROM pg_stat_replication WHERE NOT starts_with(application_name, $1)",
-                &[&prefix],
-            )
-            .await
-        {
-            Ok(row) => row.get(0),
-            Err(e) => return PgError::query(&st, "watching the source's health", e),
-        };
-        let latency = asked.elapsed();
-        let reason = if settings.max_standby_lag_bytes > 0
-            && lag.max(0) as u64 > settings.max_standby_lag_bytes
-        {
-            Some(format!(
-                "a standby or another subscriber of the source is {} MB behind (limit {} MB)",
-                lag / (1024 * 1024),
-                settings.max_standby_lag_bytes / (1024 * 1024)
-            ))
-        } else if !settings.max_latency.is_zero() && latency > settings.max_latency {
-            Some(format!(
-                "a trivial query on the source took {} ms (limit {} ms)",
-                latency.as_millis(),
-                settings.max_latency.as_millis()
-            ))
-        } else {
-            None
-        };
-        ctx.limiter.health_verdict(reason);
-    }
-}
-
-/// Lifts the health guard's cap when dropped.
-struct LiftCap<'a>(&'a crate::limiter::RateLimiter);
-
-impl Drop for LiftCap<'_> {
-    fn drop(&mut self) {
-        self.0.set_health_cap(None);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(bytes: u64, blocks: u64) -> PublishedTable {
-        PublishedTable {
-            root: QualifiedName::new("public", "big \"one\""),
-            leaf: QualifiedName::new("public", "big \"one\""),
-            columns: vec!["id".into(), "Naïve col".into()],
-            binary: true,
-            bytes,
-            blocks,
-        }
-    }
-
-    #[test]
-    fn large_tables_split_into_contiguous_ranges_with_open_ends() {
-        let chunks = plan(vec![table(1000, 100), table(50, 5)], Some(300));
-        let ranges: Vec<_> = chunks.iter().filter_map(|c| c.range).collect();
-        assert_eq!(
-            ranges,
-            vec![
-                (None, Some(25)),
-                (Some(25), Some(50)),
-                (Some(50), Some(75)),
-                (Some(75), None)
-            ]
-        );
-        // The small table is one chunk, queued after the large table's pieces (largest first).
-        assert_eq!(chunks.len(), 5);
-        assert!(chunks.last().unwrap().range.is_none());
-        assert_eq!(
-            chunks[1].copy_out(),
-            "COPY (SELECT \"id\", \"Naïve col\" FROM ONLY \"public\".\"big \"\"one\"\"\" \
-             WHERE ctid >= '(25,0)'::tid AND ctid < '(50,0)'::tid) TO STDOUT (FORMAT binary)"
-        );
-        assert_eq!(
-            chunks[4].copy_in(),
-            "COPY \"public\".\"big \"\"one\"\"\" (\"id\", \"Naïve col\") FROM STDIN (FORMAT binary)"
-        );
-    }
-
-    #[test]
-    fn no_split_when_disabled_or_small_and_text_for_user_types() {
-        assert_eq!(plan(vec![table(1000, 100)], None).len(), 1);
-        assert_eq!(plan(vec![table(1000, 1)], Some(10)).len(), 1);
-        let mut t = table(10, 1);
-        t.binary = false;
-        let chunk = &plan(vec![t], None)[0];
-        assert!(!chunk.copy_out().contains("binary"));
-        assert!(
-            chunk
-                .copy_out()
-                .starts_with("COPY \"public\".\"big \"\"one\"\"\" (\"id\"")
-        );
-    }
-
-    #[test]
-    fn automatic_chunks_split_only_what_would_outlast_the_other_workers() {
-        const MB: u64 = 1024 * 1024;
-        let settings = CopySettings {
-            fast: true,
-            workers: 2,
-            split: true,
-            chunk_bytes: 0,
-            max_standby_lag_bytes: 0,
-            max_latency: Duration::ZERO,
-            slot_create_timeout: Duration::from_secs(600),
-        };
-        // 900 MB over 2 workers: a 450 MB share; the 600 MB table is split in two, the
-        // 300 MB one is not.
-        let tables = vec![table(600 * MB, 600 * 128), table(300 * MB, 300 * 128)];
-        let chunk = chunk_size(&settings, &tables);
-        assert_eq!(chunk, Some(450 * MB));
-        let chunks = plan(tables.clone(), chunk);
-        assert_eq!(chunks.iter().filter(|c| c.range.is_some()).count(), 2);
-        assert_eq!(chunks.len(), 3);
-        // Small data is never split below 64 MB ranges; an explicit size wins; off is off.
-        assert_eq!(
-            chunk_size(&settings, &[table(10 * MB, 1280)]),
-            Some(64 * MB)
-        );
-        let explicit = CopySettings {
-            chunk_bytes: MB,
-            ..settings
-        };
-        assert_eq!(chunk_size(&explicit, &tables), Some(MB));
-        let off = CopySettings {
-            split: false,
-            ..explicit
-        };
-        assert_eq!(chunk_size(&off, &tables), None);
-    }
-
-    #[test]
-    fn progress_reports_queued_copying_and_done() {
-        let chunks = plan(vec![table(1000, 100)], Some(500));
-        let progress = Progress::default();
-        progress.plan(&chunks);
-        assert_eq!(progress.tables()[0].state, TableState::Init);
-        let root = &chunks[0].table.root;
-        progress.started(root);
-        progress.copied(root, 300);
-        let row = &progress.tables()[0];
-        assert_eq!(
-            (row.state, row.bytes_copied, row.bytes_total),
-            (TableState::Copying, 300, 1000)
-        );
-        progress.finished(root);
-        progress.finished(root);
-        let row = &progress.tables()[0];
-        assert_eq!(
-            (row.state, row.bytes_copied),
-            (TableState::FinishedCopy, 1000)
-        );
-    }
-}
+mod tests;
