@@ -246,7 +246,7 @@ async fn create_slot(
                     &[&slot],
                 )
                 .await;
-            return Err(PgError::Query {
+            Err(PgError::Query {
                 target: st.to_owned(),
                 context: format!("creating the replication slot {slot}"),
                 message: format!(
@@ -256,7 +256,7 @@ async fn create_slot(
                     humantime::format_duration(ctx.copy.slot_create_timeout)
                 ),
                 transient: true,
-            });
+            })
         }
     }
 }
