@@ -10,9 +10,10 @@ use std::time::Duration;
 pub use crate::status::{Lag, Phase};
 
 /// The state of the destination database, as discovered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DestinationDatabase {
     /// It does not exist yet (or exists empty and unmarked: the tool will adopt it).
+    #[default]
     Missing,
     /// It carries this tool's marker for this mapping and source database.
     Ours {
@@ -32,8 +33,9 @@ pub struct SubscriptionFacts {
     pub completing: bool,
 }
 
-/// Everything the phase depends on, read from both servers in one tick.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything the phase depends on, read from both servers in one tick. The default is a
+/// database nothing has been seen of.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DatabaseFacts {
     /// A blocking finding (preflight, or anything found later) is open.
     pub blocked: bool,

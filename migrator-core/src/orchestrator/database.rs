@@ -254,6 +254,21 @@ pub struct Look {
 }
 
 impl Look {
+    /// A look that saw `facts` and nothing else yet.
+    fn of(facts: DatabaseFacts) -> Look {
+        Look {
+            facts,
+            findings: Vec::new(),
+            tables: Vec::new(),
+            slot: None,
+            sequences: None,
+            partitions: Vec::new(),
+            source_catalog: None,
+            source_sequences: Vec::new(),
+            apply: None,
+        }
+    }
+
     /// Adds findings the caller found (from what it remembers between passes): a blocking one
     /// blocks the database like any other.
     pub fn add_findings(&mut self, found: impl IntoIterator<Item = Finding>) {
@@ -320,30 +335,14 @@ pub async fn look(
     let dest_state = schema::destination_state(ctx, db, admin).await?;
     let findings = preflight::check_database(ctx, db, src, admin, &dest_state).await?;
     let replication = catchup::observe(src, &st, &names).await?;
-    let mut look = Look {
-        facts: DatabaseFacts {
-            blocked: false,
-            destination: dest_state.as_fact(),
-            subscription: None,
-            tables_total: 0,
-            tables_ready: 0,
-            deferred_missing: 0,
-            sequences_behind: 0,
-            sequences_missing: 0,
-            lag: replication.lag,
-            source_slot: replication.slot.is_some(),
-            publication: replication.publication,
-            copying: false,
-        },
-        findings,
-        tables: Vec::new(),
-        slot: None,
-        sequences: None,
-        partitions: Vec::new(),
-        source_catalog: None,
-        source_sequences: Vec::new(),
-        apply: None,
-    };
+    let mut look = Look::of(DatabaseFacts {
+        destination: dest_state.as_fact(),
+        lag: replication.lag,
+        source_slot: replication.slot.is_some(),
+        publication: replication.publication,
+        ..DatabaseFacts::default()
+    });
+    look.findings = findings;
     if let Some(slot) = &replication.slot {
         look.findings
             .extend(catchup::slot_findings(db, &names, slot));
@@ -607,31 +606,7 @@ async fn build_deferred(
 
 /// The status of a database no pass has seen yet.
 pub fn unseen(ctx: &MappingContext, db: &str) -> DatabaseStatus {
-    Look {
-        facts: DatabaseFacts {
-            blocked: false,
-            destination: phase::DestinationDatabase::Missing,
-            subscription: None,
-            tables_total: 0,
-            tables_ready: 0,
-            deferred_missing: 0,
-            sequences_behind: 0,
-            sequences_missing: 0,
-            lag: None,
-            source_slot: false,
-            publication: false,
-            copying: false,
-        },
-        findings: Vec::new(),
-        tables: Vec::new(),
-        slot: None,
-        sequences: None,
-        partitions: Vec::new(),
-        source_catalog: None,
-        source_sequences: Vec::new(),
-        apply: None,
-    }
-    .into_status(
+    Look::of(DatabaseFacts::default()).into_status(
         db,
         &ctx.names(db),
         Phase::Preflight,
