@@ -7,6 +7,7 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Html;
 use leptos::prelude::*;
+use migrator_core::orchestrator::commands::CommandError;
 use migrator_core::orchestrator::request_complete;
 use migrator_core::phase::Phase;
 use serde::Deserialize;
@@ -120,22 +121,47 @@ pub async fn submit(
     Path(name): Path<String>,
     Form(form): Form<CommandForm>,
 ) -> Result<Html<String>, PageError> {
-    form.check(&state)?;
-    let done = request_complete(&state.commands, &name)
-        .await
-        .map_err(AppError::from)?;
-    tracing::info!(mapping = %name, "marked complete from the dashboard");
-    Ok(outcome(
+    let command = request_complete(&state.commands, &name);
+    form.send(
+        &state,
         &name,
-        "completed",
-        format!("{name} is complete"),
-        done,
-        "Repoint the clients at the destination now (steps 6 and 7 of the instructions).",
-    ))
+        command,
+        Outcome {
+            logged: "marked complete from the dashboard",
+            class: "completed",
+            heading: format!("{name} is complete"),
+            note: "Repoint the clients at the destination now (steps 6 and 7 of the instructions).",
+        },
+    )
+    .await
+}
+
+/// What the page after a command says, and the log line it leaves.
+pub struct Outcome {
+    pub logged: &'static str,
+    pub class: &'static str,
+    pub heading: String,
+    pub note: &'static str,
+}
+
+impl CommandForm {
+    /// Checks the form, then sends `command` to the orchestrator and shows what it did.
+    pub async fn send(
+        &self,
+        state: &AppState,
+        mapping: &str,
+        command: impl Future<Output = Result<Vec<String>, CommandError>>,
+        page: Outcome,
+    ) -> Result<Html<String>, PageError> {
+        self.check(state)?;
+        let done = command.await.map_err(AppError::from)?;
+        tracing::info!(mapping = %mapping, "{}", page.logged);
+        Ok(outcome(mapping, page.class, page.heading, done, page.note))
+    }
 }
 
 /// The page after a command: what was done, one line each, a note, and the way back.
-pub fn outcome(
+pub(super) fn outcome(
     mapping: &str,
     class: &'static str,
     heading: String,

@@ -8,24 +8,25 @@ use axum::response::Html;
 use migrator_core::orchestrator::request_resync;
 
 use super::PageError;
-use super::complete::CommandForm;
-use crate::{AppError, AppState};
+use super::complete::{CommandForm, Outcome};
+use crate::AppState;
 
 pub async fn submit(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Form(form): Form<CommandForm>,
 ) -> Result<Html<String>, PageError> {
-    form.check(&state)?;
-    let done = request_resync(&state.commands, &name)
-        .await
-        .map_err(AppError::from)?;
-    tracing::info!(mapping = %name, "schema re-sync from the dashboard");
-    Ok(super::complete::outcome(
+    let command = request_resync(&state.commands, &name);
+    form.send(
+        &state,
         &name,
-        "",
-        format!("Schema changes of {name}"),
-        done,
-        "The drift finding clears at the next tick once nothing is left.",
-    ))
+        command,
+        Outcome {
+            logged: "schema re-sync from the dashboard",
+            class: "",
+            heading: format!("Schema changes of {name}"),
+            note: "The drift finding clears at the next tick once nothing is left.",
+        },
+    )
+    .await
 }

@@ -8,24 +8,25 @@ use axum::response::Html;
 use migrator_core::orchestrator::request_retry;
 
 use super::PageError;
-use super::complete::CommandForm;
-use crate::{AppError, AppState};
+use super::complete::{CommandForm, Outcome};
+use crate::AppState;
 
 pub async fn submit(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Form(form): Form<CommandForm>,
 ) -> Result<Html<String>, PageError> {
-    form.check(&state)?;
-    let done = request_retry(&state.commands, &name)
-        .await
-        .map_err(AppError::from)?;
-    tracing::info!(mapping = %name, "retry from the dashboard");
-    Ok(super::complete::outcome(
+    let command = request_retry(&state.commands, &name);
+    form.send(
+        &state,
         &name,
-        "",
-        format!("Retry {name}"),
-        done,
-        "If the cause is still there, the finding comes back after the next attempts.",
-    ))
+        command,
+        Outcome {
+            logged: "retry from the dashboard",
+            class: "",
+            heading: format!("Retry {name}"),
+            note: "If the cause is still there, the finding comes back after the next attempts.",
+        },
+    )
+    .await
 }
