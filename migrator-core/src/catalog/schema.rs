@@ -386,7 +386,6 @@ async fn constraints(
     oids: &[u32],
 ) -> Result<HashMap<u32, Vec<Constraint>>, PgError> {
     let mut constraints: HashMap<u32, Vec<Constraint>> = HashMap::new();
-    let mut constraint_indexes: HashSet<u32> = HashSet::new();
     for r in client
         .query(
             "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
@@ -407,9 +406,6 @@ async fn constraints(
             "f" => ConstraintKind::ForeignKey,
             _ => ConstraintKind::Exclusion,
         };
-        if kind != ConstraintKind::ForeignKey {
-            constraint_indexes.insert(r.get(5));
-        }
         constraints.entry(r.get(0)).or_default().push(Constraint {
             name: r.get(1),
             kind,
