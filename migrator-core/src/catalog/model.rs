@@ -1,5 +1,5 @@
 //! Plain structs describing a source database's schema. Built by [`super::schema::read`], turned
-//! into SQL by [`crate::ddl`]. Names are raw (unquoted); expressions and definitions are the
+//! into SQL one layer up, by `ddl`. Names are raw (unquoted); expressions and definitions are the
 //! server's own deparsed text, produced with an empty `search_path` so every name in them is
 //! schema-qualified and quoted as needed.
 

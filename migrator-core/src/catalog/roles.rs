@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use secrecy::SecretString;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
-use crate::pg::PgError;
+use crate::pg::{PgError, q};
 
 /// The first oid of objects created after `initdb` (`FirstNormalObjectId`).
 const FIRST_NORMAL_OID: u32 = 16384;
@@ -112,8 +112,27 @@ pub async fn read(
     target: &str,
     with_passwords: bool,
 ) -> Result<RoleCatalog, PgError> {
-    let q = |context: &'static str| move |e| PgError::query(target, context, e);
-    let rows = client
+    let rows = role_rows(client, target).await?;
+    let passwords_readable = with_passwords && pg_authid_readable(client, target).await?;
+    let hashes = if passwords_readable {
+        password_hashes(client, target).await?
+    } else {
+        BTreeMap::new()
+    };
+    let roles = roles(&rows, passwords_readable, hashes);
+    let memberships = memberships(client, target).await?;
+    let settings = settings(client, target).await?;
+    Ok(RoleCatalog {
+        roles,
+        memberships,
+        settings,
+        passwords_readable,
+    })
+}
+
+/// Roles created after `initdb` whose names do not start with `pg_`, by name.
+async fn role_rows(client: &Client, target: &str) -> Result<Vec<Row>, PgError> {
+    client
         .query(
             "SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, \
                r.rolcanlogin, r.rolreplication, r.rolbypassrls, r.rolconnlimit, \
@@ -124,31 +143,48 @@ pub async fn read(
             &[&FIRST_NORMAL_OID],
         )
         .await
-        .map_err(q("listing roles"))?;
-    let passwords_readable = with_passwords
-        && client
-            .query_one(
-                "SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')",
-                &[],
-            )
-            .await
-            .map_err(q("checking whether pg_authid is readable"))?
-            .get::<_, bool>(0);
+        .map_err(q(target, "listing roles"))
+}
+
+/// The connecting role may read `pg_authid` (and so the password hashes).
+async fn pg_authid_readable(client: &Client, target: &str) -> Result<bool, PgError> {
+    Ok(client
+        .query_one(
+            "SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')",
+            &[],
+        )
+        .await
+        .map_err(q(target, "checking whether pg_authid is readable"))?
+        .get::<_, bool>(0))
+}
+
+/// Password hashes by role name (`None`: no password).
+async fn password_hashes(
+    client: &Client,
+    target: &str,
+) -> Result<BTreeMap<String, Option<String>>, PgError> {
     let mut hashes: BTreeMap<String, Option<String>> = BTreeMap::new();
-    if passwords_readable {
-        for r in client
-            .query(
-                "SELECT rolname, rolpassword FROM pg_catalog.pg_authid WHERE oid >= $1",
-                &[&FIRST_NORMAL_OID],
-            )
-            .await
-            .map_err(q("reading password hashes"))?
-        {
-            hashes.insert(r.get(0), r.get(1));
-        }
+    for r in client
+        .query(
+            "SELECT rolname, rolpassword FROM pg_catalog.pg_authid WHERE oid >= $1",
+            &[&FIRST_NORMAL_OID],
+        )
+        .await
+        .map_err(q(target, "reading password hashes"))?
+    {
+        hashes.insert(r.get(0), r.get(1));
     }
-    let roles = rows
-        .iter()
+    Ok(hashes)
+}
+
+/// The roles of `rows` with their passwords: taken from `hashes` when `passwords_readable`,
+/// [`Password::Unreadable`] otherwise.
+fn roles(
+    rows: &[Row],
+    passwords_readable: bool,
+    mut hashes: BTreeMap<String, Option<String>>,
+) -> BTreeMap<String, Role> {
+    rows.iter()
         .map(|r| {
             let name: String = r.get(0);
             let password = if !passwords_readable {
@@ -177,8 +213,11 @@ pub async fn read(
             };
             (name, role)
         })
-        .collect::<BTreeMap<_, _>>();
+        .collect::<BTreeMap<_, _>>()
+}
 
+/// Memberships of the copied roles (in their own groups or in predefined `pg_*` roles).
+async fn memberships(client: &Client, target: &str) -> Result<Vec<Membership>, PgError> {
     let memberships = client
         .query(
             "SELECT g.rolname, m.rolname, am.admin_option, \
@@ -191,7 +230,7 @@ pub async fn read(
             &[&FIRST_NORMAL_OID],
         )
         .await
-        .map_err(q("listing role memberships"))?
+        .map_err(q(target, "listing role memberships"))?
         .iter()
         .map(|r| Membership {
             group: r.get(0),
@@ -201,7 +240,11 @@ pub async fn read(
             set: r.get(4),
         })
         .collect();
+    Ok(memberships)
+}
 
+/// Role settings (`ALTER ROLE ... SET`) and database settings (`ALTER DATABASE ... SET`).
+async fn settings(client: &Client, target: &str) -> Result<Vec<RoleSetting>, PgError> {
     let settings = client
         .query(
             "SELECT r.rolname, d.datname, s.setconfig FROM pg_db_role_setting s \
@@ -213,7 +256,7 @@ pub async fn read(
             &[&FIRST_NORMAL_OID],
         )
         .await
-        .map_err(q("listing role and database settings"))?
+        .map_err(q(target, "listing role and database settings"))?
         .iter()
         .map(|r| RoleSetting {
             role: r.get(0),
@@ -221,13 +264,7 @@ pub async fn read(
             config: r.get::<_, Option<Vec<String>>>(2).unwrap_or_default(),
         })
         .collect();
-
-    Ok(RoleCatalog {
-        roles,
-        memberships,
-        settings,
-        passwords_readable,
-    })
+    Ok(settings)
 }
 
 /// Names of every role on the instance (system roles included).

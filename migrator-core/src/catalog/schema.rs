@@ -12,19 +12,52 @@ use std::collections::{HashMap, HashSet};
 use tokio_postgres::Client;
 
 use super::model::*;
-use crate::pg::PgError;
+use crate::pg::{PgError, q};
 
 /// Objects in these schemas are never copied.
 const USER_SCHEMA_FILTER: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
 
+/// Identity columns' sequences by (table oid, column name), with their options.
+type IdentitySequences = HashMap<(u32, String), (QualifiedName, SequenceOptions)>;
+
 /// Reads the whole catalog of the database `client` is connected to.
 pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgError> {
-    let q = |context: &'static str| move |e| PgError::query(target, context, e);
     client
         .batch_execute("SET search_path = ''")
         .await
-        .map_err(q("emptying search_path"))?;
+        .map_err(q(target, "emptying search_path"))?;
+    let database = database(client, target).await?;
+    let extensions = extensions(client, target).await?;
+    let schemas = schemas(client, target).await?;
+    let enums = enums(client, target).await?;
+    let types = types(client, target).await?;
+    let (sequences, identity_sequences) = sequences(client, target).await?;
+    let tables = tables(client, target, identity_sequences).await?;
+    client
+        .batch_execute("RESET search_path")
+        .await
+        .map_err(q(target, "resetting search_path"))?;
+    Ok(SchemaCatalog {
+        database,
+        extensions,
+        schemas,
+        enums,
+        types,
+        sequences,
+        tables,
+    })
+}
 
+/// Not a member of an extension (the extension recreates it).
+fn not_extension_member(classid: &str, oid: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = '{classid}'::regclass \
+         AND x.objid = {oid} AND x.deptype = 'e')"
+    )
+}
+
+/// How the database was created: name, encoding, locale provider and locales.
+async fn database(client: &Client, target: &str) -> Result<DatabaseInfo, PgError> {
     let db = client
         .query_one(
             "SELECT d.datname, pg_encoding_to_char(d.encoding), to_jsonb(d) FROM pg_database d \
@@ -32,7 +65,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[],
         )
         .await
-        .map_err(q("reading the database's settings"))?;
+        .map_err(q(target, "reading the database's settings"))?;
     let json: serde_json::Value = db.get(2);
     let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     let database = DatabaseInfo {
@@ -44,7 +77,11 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
         // PostgreSQL 15-16 call it daticulocale, 17+ datlocale.
         locale: text("datlocale").or_else(|| text("daticulocale")),
     };
+    Ok(database)
+}
 
+/// Extensions other than plpgsql, in creation order.
+async fn extensions(client: &Client, target: &str) -> Result<Vec<Extension>, PgError> {
     let extensions = client
         .query(
             "SELECT e.extname, n.nspname, e.extversion FROM pg_extension e \
@@ -53,7 +90,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[],
         )
         .await
-        .map_err(q("listing extensions"))?
+        .map_err(q(target, "listing extensions"))?
         .iter()
         .map(|r| Extension {
             name: r.get(0),
@@ -61,14 +98,11 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             version: r.get(2),
         })
         .collect();
+    Ok(extensions)
+}
 
-    let not_extension_member = |classid: &str, oid: &str| {
-        format!(
-            "NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = '{classid}'::regclass \
-             AND x.objid = {oid} AND x.deptype = 'e')"
-        )
-    };
-
+/// User schemas other than `public`, in creation order.
+async fn schemas(client: &Client, target: &str) -> Result<Vec<String>, PgError> {
     let schemas = client
         .query(
             &format!(
@@ -79,11 +113,15 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[],
         )
         .await
-        .map_err(q("listing schemas"))?
+        .map_err(q(target, "listing schemas"))?
         .iter()
         .map(|r| r.get(0))
         .collect();
+    Ok(schemas)
+}
 
+/// Enum types with their labels in sort order.
+async fn enums(client: &Client, target: &str) -> Result<Vec<EnumType>, PgError> {
     let enums = client
         .query(
             &format!(
@@ -96,14 +134,18 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[],
         )
         .await
-        .map_err(q("listing enum types"))?
+        .map_err(q(target, "listing enum types"))?
         .iter()
         .map(|r| EnumType {
             name: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
             labels: r.get(2),
         })
         .collect();
+    Ok(enums)
+}
 
+/// Domains and composite types, in creation order.
+async fn types(client: &Client, target: &str) -> Result<Vec<UserType>, PgError> {
     let types = client
         .query(
             &format!(
@@ -129,7 +171,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[],
         )
         .await
-        .map_err(q("listing domains and composite types"))?
+        .map_err(q(target, "listing domains and composite types"))?
         .iter()
         .map(|r| {
             let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
@@ -153,7 +195,14 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             }
         })
         .collect();
+    Ok(types)
+}
 
+/// Sequences that are not an identity column's, and identity columns' sequences apart.
+async fn sequences(
+    client: &Client,
+    target: &str,
+) -> Result<(Vec<Sequence>, IdentitySequences), PgError> {
     // Sequences, with what owns them: 'a' = OWNED BY (serial), 'i' = identity column.
     let sequence_rows = client
         .query(
@@ -174,7 +223,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[],
         )
         .await
-        .map_err(q("listing sequences"))?;
+        .map_err(q(target, "listing sequences"))?;
     let mut sequences = Vec::new();
     let mut identity_sequences: HashMap<(u32, String), (QualifiedName, SequenceOptions)> =
         HashMap::new();
@@ -209,7 +258,16 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             }),
         }
     }
+    Ok((sequences, identity_sequences))
+}
 
+/// Permanent tables with their columns, constraints and indexes, every parent before its
+/// partitions. Identity columns take their sequence from `identity_sequences`.
+async fn tables(
+    client: &Client,
+    target: &str,
+    identity_sequences: IdentitySequences,
+) -> Result<Vec<Table>, PgError> {
     let table_rows = client
         .query(
             &format!(
@@ -227,9 +285,47 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[],
         )
         .await
-        .map_err(q("listing tables"))?;
+        .map_err(q(target, "listing tables"))?;
     let oids: Vec<u32> = table_rows.iter().map(|r| r.get(0)).collect();
+    let mut columns = columns(client, target, &oids, identity_sequences).await?;
+    let mut constraints = constraints(client, target, &oids).await?;
+    let mut indexes = indexes(client, target, &oids).await?;
+    let mut tables: Vec<Table> = table_rows
+        .iter()
+        .map(|r| {
+            let oid: u32 = r.get(0);
+            let partition_of = match (
+                r.get::<_, Option<String>>(5),
+                r.get::<_, Option<String>>(6),
+                r.get::<_, Option<String>>(7),
+            ) {
+                (Some(schema), Some(name), Some(bound)) => {
+                    Some((QualifiedName::new(schema, name), bound))
+                }
+                _ => None,
+            };
+            Table {
+                name: QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+                partition_key: r.get(4),
+                partition_of,
+                columns: columns.remove(&oid).unwrap_or_default(),
+                constraints: constraints.remove(&oid).unwrap_or_default(),
+                indexes: indexes.remove(&oid).unwrap_or_default(),
+                replica_identity: r.get::<_, String>(3).chars().next().unwrap_or('d'),
+            }
+        })
+        .collect();
+    parents_first(&mut tables);
+    Ok(tables)
+}
 
+/// Local columns of the tables `oids`, by table oid, in column order.
+async fn columns(
+    client: &Client,
+    target: &str,
+    oids: &[u32],
+    mut identity_sequences: IdentitySequences,
+) -> Result<HashMap<u32, Vec<Column>>, PgError> {
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
     for r in client
         .query(
@@ -245,7 +341,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[&oids],
         )
         .await
-        .map_err(q("listing columns"))?
+        .map_err(q(target, "listing columns"))?
     {
         let relid: u32 = r.get(0);
         let name: String = r.get(1);
@@ -280,9 +376,16 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             collation,
         });
     }
+    Ok(columns)
+}
 
+/// Local constraints of the tables `oids` (not partitions' clones), by table oid.
+async fn constraints(
+    client: &Client,
+    target: &str,
+    oids: &[u32],
+) -> Result<HashMap<u32, Vec<Constraint>>, PgError> {
     let mut constraints: HashMap<u32, Vec<Constraint>> = HashMap::new();
-    let mut constraint_indexes: HashSet<u32> = HashSet::new();
     for r in client
         .query(
             "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
@@ -294,7 +397,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[&oids],
         )
         .await
-        .map_err(q("listing constraints"))?
+        .map_err(q(target, "listing constraints"))?
     {
         let kind = match r.get::<_, String>(2).as_str() {
             "c" => ConstraintKind::Check,
@@ -303,9 +406,6 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             "f" => ConstraintKind::ForeignKey,
             _ => ConstraintKind::Exclusion,
         };
-        if kind != ConstraintKind::ForeignKey {
-            constraint_indexes.insert(r.get(5));
-        }
         constraints.entry(r.get(0)).or_default().push(Constraint {
             name: r.get(1),
             kind,
@@ -313,7 +413,16 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             replica_identity: r.get(4),
         });
     }
+    Ok(constraints)
+}
 
+/// Indexes of the tables `oids` that back no constraint and are not partitions' clones, by
+/// table oid.
+async fn indexes(
+    client: &Client,
+    target: &str,
+    oids: &[u32],
+) -> Result<HashMap<u32, Vec<Index>>, PgError> {
     let mut indexes: HashMap<u32, Vec<Index>> = HashMap::new();
     for r in client
         .query(
@@ -328,7 +437,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             &[&oids],
         )
         .await
-        .map_err(q("listing indexes"))?
+        .map_err(q(target, "listing indexes"))?
     {
         indexes.entry(r.get(0)).or_default().push(Index {
             name: r.get(1),
@@ -336,47 +445,7 @@ pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgErro
             replica_identity: r.get(3),
         });
     }
-
-    let mut tables: Vec<Table> = table_rows
-        .iter()
-        .map(|r| {
-            let oid: u32 = r.get(0);
-            let partition_of = match (
-                r.get::<_, Option<String>>(5),
-                r.get::<_, Option<String>>(6),
-                r.get::<_, Option<String>>(7),
-            ) {
-                (Some(schema), Some(name), Some(bound)) => {
-                    Some((QualifiedName::new(schema, name), bound))
-                }
-                _ => None,
-            };
-            Table {
-                name: QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-                partition_key: r.get(4),
-                partition_of,
-                columns: columns.remove(&oid).unwrap_or_default(),
-                constraints: constraints.remove(&oid).unwrap_or_default(),
-                indexes: indexes.remove(&oid).unwrap_or_default(),
-                replica_identity: r.get::<_, String>(3).chars().next().unwrap_or('d'),
-            }
-        })
-        .collect();
-    parents_first(&mut tables);
-
-    client
-        .batch_execute("RESET search_path")
-        .await
-        .map_err(q("resetting search_path"))?;
-    Ok(SchemaCatalog {
-        database,
-        extensions,
-        schemas,
-        enums,
-        types,
-        sequences,
-        tables,
-    })
+    Ok(indexes)
 }
 
 /// Orders tables so that every partition comes after its parent (stable otherwise).

@@ -1,0 +1,344 @@
+//! Objects the server prints as definitions (collations, text search dictionaries and
+//! configurations, functions and procedures, views and materialized views, triggers, rules) and
+//! the comments on them. One reader per kind, each with its query.
+
+use tokio_postgres::Client;
+
+use super::{
+    Collation, Comment, Definition, QualifiedName, TextSearchConfig, TextSearchDictionary, Trigger,
+    View, name, user_object,
+};
+use crate::pg::{PgError, q};
+
+/// User-defined collations, in creation order.
+pub(super) async fn collations(client: &Client, target: &str) -> Result<Vec<Collation>, PgError> {
+    let collations = client
+        .query(
+            &format!(
+                "SELECT n.nspname, c.collname, to_jsonb(c) FROM pg_collation c \
+                 JOIN pg_namespace n ON n.oid = c.collnamespace WHERE {} ORDER BY c.oid",
+                user_object("pg_collation", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing collations"))?
+        .iter()
+        .map(|r| {
+            let json: serde_json::Value = r.get(2);
+            let text = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            Collation {
+                name: name(r, 0),
+                provider: match text("collprovider").as_deref() {
+                    Some("i") => "icu",
+                    Some("b") => "builtin",
+                    _ => "libc",
+                }
+                .to_owned(),
+                collate: text("collcollate"),
+                ctype: text("collctype"),
+                locale: text("colllocale").or_else(|| text("colliculocale")),
+                deterministic: json
+                    .get("collisdeterministic")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true),
+            }
+        })
+        .collect();
+    Ok(collations)
+}
+
+/// Text search dictionaries, in creation order.
+pub(super) async fn text_search_dictionaries(
+    client: &Client,
+    target: &str,
+) -> Result<Vec<TextSearchDictionary>, PgError> {
+    let ts_dictionaries = client
+        .query(
+            &format!(
+                "SELECT n.nspname, d.dictname, format('%I.%I', tn.nspname, t.tmplname), d.dictinitoption \
+                 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace \
+                 JOIN pg_ts_template t ON t.oid = d.dicttemplate JOIN pg_namespace tn ON tn.oid = t.tmplnamespace \
+                 WHERE {} ORDER BY d.oid",
+                user_object("pg_ts_dict", "d.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing text search dictionaries"))?
+        .iter()
+        .map(|r| TextSearchDictionary {
+            name: name(r, 0),
+            template: r.get(2),
+            options: r.get(3),
+        })
+        .collect();
+    Ok(ts_dictionaries)
+}
+
+/// Text search configurations with their token mappings, in creation order.
+pub(super) async fn text_search_configs(
+    client: &Client,
+    target: &str,
+) -> Result<Vec<TextSearchConfig>, PgError> {
+    let config_rows = client
+        .query(
+            &format!(
+                "SELECT c.oid, n.nspname, c.cfgname, format('%I.%I', pn.nspname, p.prsname) \
+                 FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace \
+                 JOIN pg_ts_parser p ON p.oid = c.cfgparser JOIN pg_namespace pn ON pn.oid = p.prsnamespace \
+                 WHERE {} ORDER BY c.oid",
+                user_object("pg_ts_config", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing text search configurations"))?;
+    let mut ts_configs = Vec::new();
+    for r in &config_rows {
+        let oid: u32 = r.get(0);
+        let mappings = client
+            .query(
+                "SELECT t.alias, array_agg(format('%I.%I', dn.nspname, d.dictname) ORDER BY m.mapseqno) \
+                 FROM pg_ts_config_map m JOIN pg_ts_config c ON c.oid = m.mapcfg \
+                 JOIN ts_token_type(c.cfgparser) t ON t.tokid = m.maptokentype \
+                 JOIN pg_ts_dict d ON d.oid = m.mapdict JOIN pg_namespace dn ON dn.oid = d.dictnamespace \
+                 WHERE m.mapcfg = $1 GROUP BY t.alias, m.maptokentype ORDER BY m.maptokentype",
+                &[&oid],
+            )
+            .await
+            .map_err(q(target, "reading text search mappings"))?
+            .iter()
+            .map(|m| (m.get::<_, String>(0), m.get::<_, Vec<String>>(1)))
+            .collect();
+        ts_configs.push(TextSearchConfig {
+            name: name(r, 1),
+            parser: r.get(3),
+            mappings,
+        });
+    }
+    Ok(ts_configs)
+}
+
+/// Functions and procedures, as `(early, late)` in the sense of [`super::ObjectCatalog`].
+pub(super) async fn functions(
+    client: &Client,
+    target: &str,
+) -> Result<(Vec<Definition>, Vec<Definition>), PgError> {
+    let mut early_functions = Vec::new();
+    let mut late_functions = Vec::new();
+    for r in client
+        .query(
+            &format!(
+                "SELECT n.nspname, p.proname, pg_get_functiondef(p.oid), \
+                   (to_jsonb(p) ->> 'prosqlbody') IS NOT NULL OR EXISTS ( \
+                     SELECT 1 FROM pg_depend d JOIN pg_type t ON t.oid = d.refobjid \
+                     JOIN pg_class c ON c.oid = t.typrelid \
+                     WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid \
+                       AND d.refclassid = 'pg_type'::regclass AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
+                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE p.prokind IN ('f', 'p', 'w') AND {} ORDER BY p.oid",
+                user_object("pg_proc", "p.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing functions"))?
+    {
+        let def = Definition {
+            name: name(&r, 0),
+            sql: r.get(2),
+        };
+        if r.get::<_, bool>(3) {
+            late_functions.push(def);
+        } else {
+            early_functions.push(def);
+        }
+    }
+    Ok((early_functions, late_functions))
+}
+
+/// Views and materialized views, each after those it reads.
+pub(super) async fn views(client: &Client, target: &str) -> Result<Vec<View>, PgError> {
+    let view_rows = client
+        .query(
+            &format!(
+                "SELECT c.oid, n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid), \
+                   coalesce(c.reloptions, '{{}}'), \
+                   coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) \
+                             FROM pg_index i WHERE i.indrelid = c.oid), '{{}}') \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('v', 'm') AND {} ORDER BY c.oid",
+                user_object("pg_class", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing views"))?;
+    let mut views: Vec<View> = Vec::new();
+    for r in &view_rows {
+        let depends_on = dependency_names(client, r.get::<_, u32>(0))
+            .await
+            .map_err(q(target, "reading view dependencies"))?;
+        views.push(View {
+            name: name(r, 1),
+            materialized: r.get(3),
+            query: r.get(4),
+            options: r.get(5),
+            indexes: r.get(6),
+            depends_on,
+        });
+    }
+    dependencies_first(&mut views);
+    Ok(views)
+}
+
+/// Views and materialized views the view `oid` reads.
+async fn dependency_names(
+    client: &Client,
+    oid: u32,
+) -> Result<Vec<QualifiedName>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT dn.nspname, dc.relname FROM pg_rewrite rw \
+             JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid \
+               AND d.refclassid = 'pg_class'::regclass \
+             JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace \
+             WHERE rw.ev_class = $1 AND dc.oid <> $1 AND dc.relkind IN ('v', 'm')",
+            &[&oid],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
+/// Topological order: every view after the views it depends on (stable otherwise; a cycle,
+/// which PostgreSQL cannot have, keeps the remaining order).
+pub fn dependencies_first(views: &mut Vec<View>) {
+    let names: std::collections::HashSet<QualifiedName> =
+        views.iter().map(|v| v.name.clone()).collect();
+    let mut placed = std::collections::HashSet::new();
+    let mut rest = std::mem::take(views);
+    let mut ordered = Vec::with_capacity(rest.len());
+    while !rest.is_empty() {
+        let (ready, waiting): (Vec<View>, Vec<View>) = rest.into_iter().partition(|v| {
+            v.depends_on
+                .iter()
+                .all(|d| placed.contains(d) || !names.contains(d) || *d == v.name)
+        });
+        if ready.is_empty() {
+            ordered.extend(waiting);
+            break;
+        }
+        placed.extend(ready.iter().map(|v| v.name.clone()));
+        ordered.extend(ready);
+        rest = waiting;
+    }
+    *views = ordered;
+}
+
+/// Triggers on user tables (not internal ones, not partitions' clones).
+pub(super) async fn triggers(client: &Client, target: &str) -> Result<Vec<Trigger>, PgError> {
+    let triggers = client
+        .query(
+            &format!(
+                "SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text \
+                 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {} ORDER BY c.oid, t.tgname",
+                user_object("pg_class", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing triggers"))?
+        .iter()
+        .map(|r| Trigger {
+            table: name(r, 0),
+            name: r.get(2),
+            sql: r.get(3),
+            enabled: r.get::<_, String>(4).chars().next().unwrap_or('O'),
+        })
+        .collect();
+    Ok(triggers)
+}
+
+/// Rules other than views' `_RETURN` rules, in creation order.
+pub(super) async fn rules(client: &Client, target: &str) -> Result<Vec<Definition>, PgError> {
+    let rules = client
+        .query(
+            &format!(
+                "SELECT n.nspname, c.relname, pg_get_ruledef(rw.oid) FROM pg_rewrite rw \
+                 JOIN pg_class c ON c.oid = rw.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE rw.rulename <> '_RETURN' AND {} ORDER BY rw.oid",
+                user_object("pg_class", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing rules"))?
+        .iter()
+        .map(|r| Definition {
+            name: name(r, 0),
+            sql: r.get(2),
+        })
+        .collect();
+    Ok(rules)
+}
+
+/// Comments on tables, views, sequences, columns, schemas, routines, types, triggers and
+/// policies.
+pub(super) async fn comments(client: &Client, target: &str) -> Result<Vec<Comment>, PgError> {
+    let comments = client
+        .query(
+            &format!(
+                "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
+                          WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || format('%I.%I', n.nspname, c.relname), d.description \
+                 FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p' AND {rel} \
+                 UNION ALL \
+                 SELECT 'COLUMN ' || format('%I.%I.%I', n.nspname, c.relname, a.attname), d.description \
+                 FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE d.objsubid > 0 AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relpersistence = 'p' AND {rel} \
+                 UNION ALL \
+                 SELECT 'SCHEMA ' || format('%I', n.nspname), d.description \
+                 FROM pg_description d JOIN pg_namespace n ON n.oid = d.objoid AND d.classoid = 'pg_namespace'::regclass \
+                 WHERE {nsp} \
+                 UNION ALL \
+                 SELECT 'ROUTINE ' || p.oid::regprocedure::text, d.description \
+                 FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid AND d.classoid = 'pg_proc'::regclass \
+                 JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w') AND {proc} \
+                 UNION ALL \
+                 SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname), d.description \
+                 FROM pg_description d JOIN pg_type t ON t.oid = d.objoid AND d.classoid = 'pg_type'::regclass \
+                 JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {typ} \
+                 UNION ALL \
+                 SELECT 'TRIGGER ' || format('%I ON %I.%I', t.tgname, n.nspname, c.relname), d.description \
+                 FROM pg_description d JOIN pg_trigger t ON t.oid = d.objoid AND d.classoid = 'pg_trigger'::regclass \
+                 JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel} \
+                 UNION ALL \
+                 SELECT 'POLICY ' || format('%I ON %I.%I', p.polname, n.nspname, c.relname), d.description \
+                 FROM pg_description d JOIN pg_policy p ON p.oid = d.objoid AND d.classoid = 'pg_policy'::regclass \
+                 JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel}",
+                rel = user_object("pg_class", "c.oid"),
+                nsp = user_object("pg_namespace", "n.oid"),
+                proc = user_object("pg_proc", "p.oid"),
+                typ = user_object("pg_type", "t.oid"),
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing comments"))?
+        .iter()
+        .map(|r| Comment {
+            target: r.get(0),
+            text: r.get(1),
+        })
+        .collect();
+    Ok(comments)
+}

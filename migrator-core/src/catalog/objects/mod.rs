@@ -1,0 +1,220 @@
+//! Reads what a database holds besides tables and their data: collations, text search
+//! configurations, functions and procedures, views and materialized views, triggers, rules,
+//! row-level security, comments, owners, privileges and default privileges.
+//!
+//! Read only by the schema phase (once per database), never per tick. As in
+//! [`super::schema`], `search_path` is emptied first, so the server's deparse functions
+//! (`pg_get_functiondef`, `pg_get_viewdef`, `pg_get_triggerdef`, `pg_get_ruledef`,
+//! `pg_get_expr`, `regprocedure` output) qualify every name. Object references come from the
+//! server's own quoting (`format('%I.%I')`, `regprocedure`), so they are safe SQL.
+
+mod definitions;
+mod security;
+
+use tokio_postgres::Client;
+
+use super::model::QualifiedName;
+use crate::pg::{PgError, q};
+
+pub use definitions::dependencies_first;
+
+/// Not in a system schema, and not part of an extension (the extension brings it).
+const USER_OBJECT: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+     AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.objid = {oid} AND x.deptype = 'e' \
+                     AND x.classid = '{class}'::regclass)";
+
+fn user_object(class: &str, oid: &str) -> String {
+    USER_OBJECT.replace("{oid}", oid).replace("{class}", class)
+}
+
+/// A full `CREATE ...` statement as the server printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub name: QualifiedName,
+    pub sql: String,
+}
+
+/// A view or materialized view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub name: QualifiedName,
+    pub materialized: bool,
+    /// `pg_get_viewdef`.
+    pub query: String,
+    /// `reloptions` (`security_barrier=true`, `check_option=local`, ...).
+    pub options: Vec<String>,
+    /// Indexes of a materialized view (`pg_get_indexdef`).
+    pub indexes: Vec<String>,
+    /// Other views and materialized views it reads, which must exist first.
+    pub depends_on: Vec<QualifiedName>,
+}
+
+/// A trigger and whether it fires (`pg_trigger.tgenabled`: O origin/local, D disabled,
+/// R replica, A always).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub table: QualifiedName,
+    pub name: String,
+    pub sql: String,
+    pub enabled: char,
+}
+
+/// A row-level security policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub table: QualifiedName,
+    pub name: String,
+    pub permissive: bool,
+    /// `ALL`, `SELECT`, `INSERT`, `UPDATE` or `DELETE`.
+    pub command: String,
+    /// Role names; `None` is PUBLIC.
+    pub roles: Vec<Option<String>>,
+    pub using: Option<String>,
+    pub with_check: Option<String>,
+}
+
+/// Row-level security switched on for a table (and forced on its owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowSecurity {
+    pub table: QualifiedName,
+    pub forced: bool,
+}
+
+/// `COMMENT ON <target> IS <text>`; `target` is SQL (`TABLE "s"."t"`, `COLUMN "s"."t"."c"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub target: String,
+    pub text: String,
+}
+
+/// One privilege entry: `grantee` (`None` = PUBLIC) holds `privilege`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub grantee: Option<String>,
+    pub privilege: String,
+    pub grantable: bool,
+}
+
+/// Owner and privileges of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privileges {
+    /// `ALTER <owner_kind> <reference> OWNER TO`; `None` when the object follows another's owner
+    /// (a sequence owned by a column).
+    pub owner_kind: Option<String>,
+    /// `GRANT ... ON <grant_kind> <reference>`.
+    pub grant_kind: String,
+    /// SQL reference (quoted, qualified).
+    pub reference: String,
+    pub owner: String,
+    /// Only for column privileges.
+    pub column: Option<String>,
+    /// `None`: the object's ACL is the default (nothing to grant or revoke).
+    pub acl: Option<Vec<Grant>>,
+}
+
+/// `ALTER DEFAULT PRIVILEGES FOR ROLE role [IN SCHEMA schema] ...` on `kind` (TABLES, SEQUENCES,
+/// FUNCTIONS, TYPES, SCHEMAS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultPrivileges {
+    pub role: String,
+    pub schema: Option<String>,
+    pub kind: String,
+    pub acl: Vec<Grant>,
+}
+
+/// A user-defined collation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collation {
+    pub name: QualifiedName,
+    /// `libc`, `icu` or `builtin`.
+    pub provider: String,
+    pub collate: Option<String>,
+    pub ctype: Option<String>,
+    pub locale: Option<String>,
+    pub deterministic: bool,
+}
+
+/// A text search configuration and its token mappings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSearchConfig {
+    pub name: QualifiedName,
+    /// Quoted, qualified parser name.
+    pub parser: String,
+    /// Token type alias -> quoted, qualified dictionaries in order.
+    pub mappings: Vec<(String, Vec<String>)>,
+}
+
+/// A text search dictionary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSearchDictionary {
+    pub name: QualifiedName,
+    /// Quoted, qualified template.
+    pub template: String,
+    /// `dictinitoption` as the server stores it (`stopwords = 'english'`).
+    pub options: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectCatalog {
+    pub collations: Vec<Collation>,
+    pub ts_dictionaries: Vec<TextSearchDictionary>,
+    pub ts_configs: Vec<TextSearchConfig>,
+    /// Functions and procedures whose signature names no table or view row type and whose body
+    /// is not parsed at creation: created before the tables (defaults and checks may call them).
+    pub early_functions: Vec<Definition>,
+    /// The others: created after the tables.
+    pub late_functions: Vec<Definition>,
+    /// Views and materialized views, each after those it reads.
+    pub views: Vec<View>,
+    pub triggers: Vec<Trigger>,
+    pub rules: Vec<Definition>,
+    pub row_security: Vec<RowSecurity>,
+    pub policies: Vec<Policy>,
+    pub comments: Vec<Comment>,
+    pub privileges: Vec<Privileges>,
+    pub default_privileges: Vec<DefaultPrivileges>,
+}
+
+/// Reads every object of the database `client` is connected to.
+pub async fn read(client: &Client, target: &str) -> Result<ObjectCatalog, PgError> {
+    client
+        .batch_execute("SET search_path = ''")
+        .await
+        .map_err(q(target, "emptying search_path"))?;
+    let collations = definitions::collations(client, target).await?;
+    let ts_dictionaries = definitions::text_search_dictionaries(client, target).await?;
+    let ts_configs = definitions::text_search_configs(client, target).await?;
+    let (early_functions, late_functions) = definitions::functions(client, target).await?;
+    let views = definitions::views(client, target).await?;
+    let triggers = definitions::triggers(client, target).await?;
+    let rules = definitions::rules(client, target).await?;
+    let row_security = security::row_security(client, target).await?;
+    let policies = security::policies(client, target).await?;
+    let comments = definitions::comments(client, target).await?;
+    let privileges = security::privileges(client, target).await?;
+    let default_privileges = security::default_privileges(client, target).await?;
+    client
+        .batch_execute("RESET search_path")
+        .await
+        .map_err(q(target, "resetting search_path"))?;
+    Ok(ObjectCatalog {
+        collations,
+        ts_dictionaries,
+        ts_configs,
+        early_functions,
+        late_functions,
+        views,
+        triggers,
+        rules,
+        row_security,
+        policies,
+        comments,
+        privileges,
+        default_privileges,
+    })
+}
+
+/// The schema-qualified name in columns `i` and `i + 1` of a row.
+fn name(r: &tokio_postgres::Row, i: usize) -> QualifiedName {
+    QualifiedName::new(r.get::<_, String>(i), r.get::<_, String>(i + 1))
+}

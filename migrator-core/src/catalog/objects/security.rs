@@ -1,0 +1,202 @@
+//! Who may do what: row-level security and its policies, owners and privileges, default
+//! privileges. One reader per kind, each with its query.
+
+use tokio_postgres::Client;
+
+use super::{DefaultPrivileges, Grant, Policy, Privileges, RowSecurity, name, user_object};
+use crate::pg::{PgError, q};
+
+/// `[[grantee, privilege, grantable], ...]` as built by [`acl_json`].
+fn grants(json: Option<serde_json::Value>) -> Option<Vec<Grant>> {
+    let items = json?.as_array()?.clone();
+    let mut grants: Vec<Grant> = items
+        .iter()
+        .filter_map(|item| {
+            let item = item.as_array()?;
+            Some(Grant {
+                grantee: item.first()?.as_str().map(str::to_owned),
+                privilege: item.get(1)?.as_str()?.to_owned(),
+                grantable: item.get(2)?.as_bool()?,
+            })
+        })
+        .collect();
+    grants.sort();
+    Some(grants)
+}
+
+/// An ACL column as JSON entries `[grantee or null for PUBLIC, privilege, grantable]`; NULL
+/// when the ACL is NULL (the default).
+fn acl_json(column: &str) -> String {
+    format!(
+        "CASE WHEN {column} IS NOT NULL THEN coalesce((SELECT json_agg(json_build_array( \
+           CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, \
+           a.privilege_type, a.is_grantable)) FROM aclexplode({column}) a), '[]'::json) END"
+    )
+}
+
+/// Tables with row-level security switched on.
+pub(super) async fn row_security(
+    client: &Client,
+    target: &str,
+) -> Result<Vec<RowSecurity>, PgError> {
+    let row_security = client
+        .query(
+            &format!(
+                "SELECT n.nspname, c.relname, c.relforcerowsecurity FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity AND {} ORDER BY c.oid",
+                user_object("pg_class", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing tables with row-level security"))?
+        .iter()
+        .map(|r| RowSecurity {
+            table: name(r, 0),
+            forced: r.get(2),
+        })
+        .collect();
+    Ok(row_security)
+}
+
+/// Row-level security policies.
+pub(super) async fn policies(client: &Client, target: &str) -> Result<Vec<Policy>, PgError> {
+    let policies = client
+        .query(
+            &format!(
+                "SELECT n.nspname, c.relname, p.polname, p.polpermissive, \
+                   CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' \
+                                 WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
+                   (SELECT array_agg(CASE WHEN r = 0 THEN NULL ELSE pg_get_userbyid(r) END) FROM unnest(p.polroles) r), \
+                   pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
+                 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {} ORDER BY c.oid, p.polname",
+                user_object("pg_class", "c.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing row-level security policies"))?
+        .iter()
+        .map(|r| Policy {
+            table: name(r, 0),
+            name: r.get(2),
+            permissive: r.get(3),
+            command: r.get(4),
+            roles: r.get::<_, Option<Vec<Option<String>>>>(5).unwrap_or_default(),
+            using: r.get(6),
+            with_check: r.get(7),
+        })
+        .collect();
+    Ok(policies)
+}
+
+/// Owners and privileges of relations, columns, schemas, routines, types, collations, text
+/// search objects and the database itself.
+pub(super) async fn privileges(client: &Client, target: &str) -> Result<Vec<Privileges>, PgError> {
+    let privileges = client
+        .query(
+            &format!(
+                "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
+                          WHEN 'S' THEN CASE WHEN EXISTS (SELECT 1 FROM pg_depend dp WHERE dp.classid = 'pg_class'::regclass \
+                                         AND dp.objid = c.oid AND dp.deptype IN ('a', 'i')) THEN NULL ELSE 'SEQUENCE' END \
+                          ELSE 'TABLE' END, \
+                   CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, \
+                   format('%I.%I', n.nspname, c.relname), pg_get_userbyid(c.relowner), NULL::text, {relacl}, c.oid::bigint \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p' AND {rel} \
+                 UNION ALL \
+                 SELECT NULL, 'TABLE', format('%I.%I', n.nspname, c.relname), pg_get_userbyid(c.relowner), \
+                   a.attname::text, {attacl}, c.oid::bigint \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped \
+                   AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relpersistence = 'p' AND {rel} \
+                 UNION ALL \
+                 SELECT 'SCHEMA', 'SCHEMA', format('%I', n.nspname), pg_get_userbyid(n.nspowner), NULL, {nspacl}, n.oid::bigint \
+                 FROM pg_namespace n WHERE {nsp} \
+                 UNION ALL \
+                 SELECT 'ROUTINE', 'ROUTINE', p.oid::regprocedure::text, pg_get_userbyid(p.proowner), NULL, {proacl}, p.oid::bigint \
+                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w') AND {proc} \
+                 UNION ALL \
+                 SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, 'TYPE', format('%I.%I', n.nspname, t.typname), \
+                   pg_get_userbyid(t.typowner), NULL, {typacl}, t.oid::bigint \
+                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                 LEFT JOIN pg_class tc ON tc.oid = t.typrelid \
+                 WHERE t.typtype IN ('e', 'd', 'c') AND (t.typrelid = 0 OR tc.relkind = 'c') AND {typ} \
+                 UNION ALL \
+                 SELECT 'COLLATION', 'COLLATION', format('%I.%I', n.nspname, co.collname), \
+                   pg_get_userbyid(co.collowner), NULL, NULL, co.oid::bigint \
+                 FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE {coll} \
+                 UNION ALL \
+                 SELECT 'TEXT SEARCH DICTIONARY', 'TEXT SEARCH DICTIONARY', format('%I.%I', n.nspname, td.dictname), \
+                   pg_get_userbyid(td.dictowner), NULL, NULL, td.oid::bigint \
+                 FROM pg_ts_dict td JOIN pg_namespace n ON n.oid = td.dictnamespace WHERE {dict} \
+                 UNION ALL \
+                 SELECT 'TEXT SEARCH CONFIGURATION', 'TEXT SEARCH CONFIGURATION', format('%I.%I', n.nspname, tc.cfgname), \
+                   pg_get_userbyid(tc.cfgowner), NULL, NULL, tc.oid::bigint \
+                 FROM pg_ts_config tc JOIN pg_namespace n ON n.oid = tc.cfgnamespace WHERE {cfg} \
+                 UNION ALL \
+                 SELECT 'DATABASE', 'DATABASE', format('%I', d.datname), pg_get_userbyid(d.datdba), NULL, {datacl}, 0 \
+                 FROM pg_database d WHERE d.datname = current_database() \
+                 ORDER BY 7, 5 NULLS FIRST",
+                relacl = acl_json("c.relacl"),
+                attacl = acl_json("a.attacl"),
+                nspacl = acl_json("n.nspacl"),
+                proacl = acl_json("p.proacl"),
+                typacl = acl_json("t.typacl"),
+                datacl = acl_json("d.datacl"),
+                rel = user_object("pg_class", "c.oid"),
+                nsp = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
+                proc = user_object("pg_proc", "p.oid"),
+                typ = user_object("pg_type", "t.oid"),
+                coll = user_object("pg_collation", "co.oid"),
+                dict = user_object("pg_ts_dict", "td.oid"),
+                cfg = user_object("pg_ts_config", "tc.oid"),
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing owners and privileges"))?
+        .iter()
+        .map(|r| Privileges {
+            owner_kind: r.get(0),
+            grant_kind: r.get(1),
+            reference: r.get(2),
+            owner: r.get(3),
+            column: r.get(4),
+            acl: grants(r.get(5)),
+        })
+        .collect();
+    Ok(privileges)
+}
+
+/// Default privileges on tables, sequences, functions, types and schemas.
+pub(super) async fn default_privileges(
+    client: &Client,
+    target: &str,
+) -> Result<Vec<DefaultPrivileges>, PgError> {
+    let default_privileges = client
+        .query(
+            &format!(
+                "SELECT pg_get_userbyid(d.defaclrole), n.nspname, \
+                   CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS' \
+                                        WHEN 'T' THEN 'TYPES' WHEN 'n' THEN 'SCHEMAS' ELSE 'LARGE OBJECTS' END, {} \
+                 FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace \
+                 WHERE d.defaclobjtype IN ('r', 'S', 'f', 'T', 'n') ORDER BY d.oid",
+                acl_json("d.defaclacl")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(target, "listing default privileges"))?
+        .iter()
+        .map(|r| DefaultPrivileges {
+            role: r.get(0),
+            schema: r.get(1),
+            kind: r.get(2),
+            acl: grants(r.get(3)).unwrap_or_default(),
+        })
+        .collect();
+    Ok(default_privileges)
+}
