@@ -12,7 +12,7 @@
 //! saw it retries with a new connection.
 //!
 //! The values are set on the `tokio_postgres::Config` that every connection of the instance is
-//! opened from ([`crate::pg::connect`], [`crate::pg::pool`], and the replication client, which
+//! opened from (`pg::connect`, `pg::pool`, and the replication client, which
 //! reads them back from it), so there is one place that decides them.
 //!
 //! A `url` may carry them as libpq does, in libpq's names and units: `keepalives` (0 or 1),
