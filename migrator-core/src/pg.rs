@@ -121,33 +121,52 @@ pub fn pool(conn: &ResolvedConnection, dbname: &str, max_size: usize) -> Result<
 }
 
 fn connect_error(target: &str, error: &tokio_postgres::Error) -> PgError {
-    let code = error.code();
-    let hint = match code {
-        Some(c)
-            if *c == SqlState::INVALID_PASSWORD
-                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
-        {
-            " (check user and password or password_file; pg_hba.conf must allow this host)"
-        }
-        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => " (check dbname)",
+    let hint = match error.as_db_error() {
+        Some(db) => refusal_hint(db.code().code(), db.message(), Login::Sql).unwrap_or(""),
         None => tls_hint(error as &(dyn std::error::Error + 'static))
             .unwrap_or(" (is the server running, and are host and port right?)"),
-        _ => "",
-    };
-    let hint = match error.as_db_error() {
-        Some(db) if db.message().contains("no encryption") => {
-            " (pg_hba.conf allows this user only over TLS: set sslmode = \"require\" or stronger)"
-        }
-        Some(db) if db.message().contains("certificate") => {
-            " (the server wants a client certificate: set sslcert and sslkey to a certificate signed by a CA in the server's ssl_ca_file, whose common name is the user name)"
-        }
-        _ => hint,
     };
     PgError::Connect {
         target: target.to_owned(),
         message: error_text(error),
         hint,
         transient: is_transient(error),
+    }
+}
+
+/// Which kind of session a refused login was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Login {
+    /// An ordinary SQL session.
+    Sql,
+    /// The replication client's, whose user also needs the REPLICATION attribute.
+    Replication,
+}
+
+/// Which setting to change when the server refused a login with SQLSTATE `code` and `message`;
+/// `None` when there is nothing to add.
+pub(crate) fn refusal_hint(code: &str, message: &str, login: Login) -> Option<&'static str> {
+    if message.contains("no encryption") {
+        Some(" (pg_hba.conf allows this user only over TLS: set sslmode = \"require\" or stronger)")
+    } else if message.contains("certificate") {
+        Some(
+            " (the server wants a client certificate: set sslcert and sslkey to a certificate signed by a CA in the server's ssl_ca_file, whose common name is the user name)",
+        )
+    } else if code == SqlState::INVALID_PASSWORD.code()
+        || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION.code()
+    {
+        Some(match login {
+            Login::Sql => {
+                " (check user and password or password_file; pg_hba.conf must allow this host)"
+            }
+            Login::Replication => {
+                " (the tool's source user needs the REPLICATION attribute, a right password, and pg_hba.conf must allow it)"
+            }
+        })
+    } else if code == SqlState::INVALID_CATALOG_NAME.code() {
+        Some(" (check dbname)")
+    } else {
+        None
     }
 }
 

@@ -21,7 +21,7 @@ use tokio_postgres::config::Host;
 
 use crate::config::{ChannelBinding, ResolvedConnection, SslMode, Tls, connection_target};
 use crate::ddl::quote::ident;
-use crate::pg::PgError;
+use crate::pg::{self, PgError};
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -229,15 +229,8 @@ impl ReplicationConnection {
                 Message::ReadyForQuery(_) => return Ok(()),
                 Message::ErrorResponse(body) => {
                     let (code, message) = error_fields(body.fields());
-                    let hint = if message.contains("no encryption") {
-                        " (pg_hba.conf allows this user only over TLS: set sslmode = \"require\" or stronger)"
-                    } else if message.contains("certificate") {
-                        " (the server wants a client certificate: set sslcert and sslkey)"
-                    } else if code == "28P01" || code == "28000" {
-                        " (the tool's source user needs the REPLICATION attribute, a right password, and pg_hba.conf must allow it)"
-                    } else {
-                        ""
-                    };
+                    let hint =
+                        pg::refusal_hint(&code, &message, pg::Login::Replication).unwrap_or("");
                     return Err(PgError::Connect {
                         target: self.target.clone(),
                         message,
