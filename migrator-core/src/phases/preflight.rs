@@ -545,7 +545,7 @@ pub struct Claim {
     pub mapping: String,
     pub destination: String,
     pub databases: Vec<String>,
-    /// Role name -> one-line definition ([`super::roles::definition`]).
+    /// Role name -> one-line definition ([`crate::ddl::roles::definition`]).
     pub roles: BTreeMap<String, String>,
 }
 

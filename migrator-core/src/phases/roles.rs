@@ -18,12 +18,10 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::Client;
 
 use super::MappingContext;
-use crate::catalog::roles::{
-    self as catalog, Membership, Password, Powers, Role, RoleCatalog, powers,
-};
+use crate::catalog::roles::{self as catalog, Membership, Password, Powers, RoleCatalog, powers};
 use crate::config::RoleConflictStrategy;
 use crate::ddl::quote::ident;
-use crate::ddl::roles as ddl;
+use crate::ddl::roles::{self as ddl, definition};
 use crate::findings::Finding;
 use crate::pg::PgError;
 use crate::status::{PasswordOutcome, RoleAction, RoleStatus};
@@ -93,51 +91,6 @@ pub fn grantable(
         }
     }
     (allowed, withheld)
-}
-
-/// A role's definition in one line: what two mappings must agree on.
-pub fn definition(role: &Role, source: &RoleCatalog) -> String {
-    let a = &role.attributes;
-    let mut parts: Vec<String> = [
-        (a.superuser, "SUPERUSER"),
-        (a.login, "LOGIN"),
-        (a.inherit, "INHERIT"),
-        (a.createrole, "CREATEROLE"),
-        (a.createdb, "CREATEDB"),
-        (a.replication, "REPLICATION"),
-        (a.bypassrls, "BYPASSRLS"),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, name)| (*name).to_owned())
-    .collect();
-    if a.connection_limit >= 0 {
-        parts.push(format!("CONNECTION LIMIT {}", a.connection_limit));
-    }
-    if let Some(until) = &a.valid_until {
-        parts.push(format!("VALID UNTIL {until}"));
-    }
-    let groups: Vec<&str> = source
-        .memberships
-        .iter()
-        .filter(|m| m.member == role.name)
-        .map(|m| m.group.as_str())
-        .collect();
-    if !groups.is_empty() {
-        parts.push(format!("IN ROLE {}", groups.join(", ")));
-    }
-    for s in source
-        .settings
-        .iter()
-        .filter(|s| s.role.as_deref() == Some(&role.name) && s.database.is_none())
-    {
-        parts.push(format!("SET {}", s.config.join(", ")));
-    }
-    if parts.is_empty() {
-        "NOLOGIN".to_owned()
-    } else {
-        parts.join(" ")
-    }
 }
 
 fn is_ours(comment: Option<&str>) -> bool {
