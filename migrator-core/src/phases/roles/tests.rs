@@ -1,5 +1,5 @@
 use super::*;
-use crate::catalog::roles::{Membership, Role, RoleAttributes, RoleSetting};
+use crate::catalog::roles::{Membership, RoleAttributes, RoleSetting};
 
 fn attrs(login: bool) -> RoleAttributes {
     RoleAttributes {
