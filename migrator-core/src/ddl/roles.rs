@@ -3,7 +3,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::quote::{ident, literal};
-use crate::catalog::roles::{Membership, RoleAttributes};
+use crate::catalog::roles::{Membership, Role, RoleAttributes, RoleCatalog};
 
 /// The attribute list of `CREATE ROLE` / `ALTER ROLE`: every attribute spelled out, so the
 /// statement sets them all whatever the defaults.
@@ -87,6 +87,52 @@ pub fn grant_membership(m: &Membership) -> String {
         ident(&m.member),
         options.join(", ")
     )
+}
+
+/// A role's definition in one line (attributes, groups, settings everywhere; no password): what
+/// two mappings sending a role of one name to one destination must agree on.
+pub fn definition(role: &Role, source: &RoleCatalog) -> String {
+    let a = &role.attributes;
+    let mut parts: Vec<String> = [
+        (a.superuser, "SUPERUSER"),
+        (a.login, "LOGIN"),
+        (a.inherit, "INHERIT"),
+        (a.createrole, "CREATEROLE"),
+        (a.createdb, "CREATEDB"),
+        (a.replication, "REPLICATION"),
+        (a.bypassrls, "BYPASSRLS"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| (*name).to_owned())
+    .collect();
+    if a.connection_limit >= 0 {
+        parts.push(format!("CONNECTION LIMIT {}", a.connection_limit));
+    }
+    if let Some(until) = &a.valid_until {
+        parts.push(format!("VALID UNTIL {until}"));
+    }
+    let groups: Vec<&str> = source
+        .memberships
+        .iter()
+        .filter(|m| m.member == role.name)
+        .map(|m| m.group.as_str())
+        .collect();
+    if !groups.is_empty() {
+        parts.push(format!("IN ROLE {}", groups.join(", ")));
+    }
+    for s in source
+        .settings
+        .iter()
+        .filter(|s| s.role.as_deref() == Some(&role.name) && s.database.is_none())
+    {
+        parts.push(format!("SET {}", s.config.join(", ")));
+    }
+    if parts.is_empty() {
+        "NOLOGIN".to_owned()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// Settings whose value is a list of names: each element must be given separately, or the
