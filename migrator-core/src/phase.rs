@@ -22,6 +22,31 @@ pub enum DestinationDatabase {
     },
 }
 
+/// The destination database as discovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestinationState {
+    /// No database of that name, or one with no tables and no marker (it will be adopted).
+    Missing { exists: bool },
+    /// Carries this mapping's marker.
+    Ours { schema_applied: bool },
+    /// Has tables and no marker of this tool.
+    InUse { tables: i64 },
+    /// Carries the marker of another mapping (two mappings sending one database name to one
+    /// destination).
+    OtherMapping { marker: String },
+}
+
+impl DestinationState {
+    pub fn as_fact(&self) -> DestinationDatabase {
+        match self {
+            DestinationState::Ours { schema_applied } => DestinationDatabase::Ours {
+                schema_applied: *schema_applied,
+            },
+            _ => DestinationDatabase::Missing,
+        }
+    }
+}
+
 /// The subscription on the destination database, as discovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscriptionFacts {

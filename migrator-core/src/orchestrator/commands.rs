@@ -12,7 +12,7 @@ use super::{contexts, header};
 use crate::config::{Problem, Settings};
 use crate::findings::{Code, Finding};
 use crate::pg::PgError;
-use crate::phase::Phase;
+use crate::phase::{DestinationState, Phase};
 use crate::phases::preflight::{Claim, name_conflicts};
 use crate::phases::retention::WalWatch;
 use crate::phases::{DbConn, MappingContext, catchup, complete, cutover, drift, schema};
@@ -179,7 +179,7 @@ pub(crate) async fn resync_databases(
         } = Connections::new(ctx, db);
         let state = schema::destination_state(ctx, db, destination_admin.get().await?).await?;
         if state
-            != (schema::DestinationState::Ours {
+            != (DestinationState::Ours {
                 schema_applied: true,
             })
         {

@@ -15,7 +15,7 @@ use crate::destination::{self, Built};
 use crate::findings::{Code, Finding};
 use crate::naming::ReplicationNames;
 use crate::pg::PgError;
-use crate::phase::{self, DatabaseFacts, Phase, SubscriptionFacts, derive_phase};
+use crate::phase::{self, DatabaseFacts, DestinationState, Phase, SubscriptionFacts, derive_phase};
 use crate::phases::apply::{self, ApplyWatch};
 use crate::phases::{
     DbConn, MappingContext, catchup, complete, copy, drift, preflight, replication, schema, sync,
@@ -349,7 +349,7 @@ pub async fn look(
     }
     look.slot = replication.slot;
     if dest_state
-        == (schema::DestinationState::Ours {
+        == (DestinationState::Ours {
             schema_applied: true,
         })
     {

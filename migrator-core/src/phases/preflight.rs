@@ -15,10 +15,11 @@ use tokio_postgres::Client;
 mod database;
 mod instance;
 
-use super::{MappingContext, schema};
+use super::MappingContext;
 use crate::ddl::quote::ident;
 use crate::findings::{Code, Finding};
 use crate::pg::PgError;
+use crate::phase::DestinationState;
 use instance::{capacity, our_names};
 
 /// Oldest source and destination versions supported (server_version_num).
@@ -103,7 +104,7 @@ pub async fn check_database(
     db: &str,
     src: &Client,
     dst_admin: &Client,
-    destination: &schema::DestinationState,
+    destination: &DestinationState,
 ) -> Result<Vec<Finding>, PgError> {
     let st = format!("{} database {db:?}", ctx.source.describe());
     let mut findings = database::replica_identity(ctx, db, src, &st).await?;

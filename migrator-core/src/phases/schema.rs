@@ -17,32 +17,7 @@ use crate::catalog::{objects, roles};
 use crate::ddl;
 use crate::naming::{MARKER_PREFIX, database_marker};
 use crate::pg::PgError;
-use crate::phase::DestinationDatabase;
-
-/// The destination database as discovered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DestinationState {
-    /// No database of that name, or one with no tables and no marker (it will be adopted).
-    Missing { exists: bool },
-    /// Carries this mapping's marker.
-    Ours { schema_applied: bool },
-    /// Has tables and no marker of this tool.
-    InUse { tables: i64 },
-    /// Carries the marker of another mapping (two mappings sending one database name to one
-    /// destination).
-    OtherMapping { marker: String },
-}
-
-impl DestinationState {
-    pub fn as_fact(&self) -> DestinationDatabase {
-        match self {
-            DestinationState::Ours { schema_applied } => DestinationDatabase::Ours {
-                schema_applied: *schema_applied,
-            },
-            _ => DestinationDatabase::Missing,
-        }
-    }
-}
+use crate::phase::DestinationState;
 
 /// Reads the destination database's state through the maintenance database.
 pub async fn destination_state(

@@ -10,8 +10,8 @@ use crate::config::NoPkRemedy;
 use crate::ddl::quote::{ident, qualified};
 use crate::findings::{Code, Finding};
 use crate::pg::{PgError, q};
+use crate::phase::DestinationState;
 use crate::phases::MappingContext;
-use crate::phases::schema::DestinationState;
 
 /// Tables without a primary key or a replica identity (refused, or given REPLICA IDENTITY FULL
 /// on the source by `no_pk_remedy`), and tables replicating with REPLICA IDENTITY FULL.
