@@ -236,10 +236,9 @@ async fn verify_all(
     for db in databases {
         let mut src = DbConn::new(&ctx.source, &db.name);
         let mut dst = DbConn::new(&ctx.destination, &db.name);
-        let (st, dt) = (src.target(), dst.target());
         let src = src.get().await.map_err(|e| e.to_string())?;
         let dst = dst.get().await.map_err(|e| e.to_string())?;
-        let tables = verify::compare_database(src, &st, dst, &dt)
+        let tables = verify::compare_database(src, dst)
             .await
             .map_err(|e| e.to_string())?;
         let equal = tables.iter().filter(|t| t.equal).count();

@@ -3,19 +3,14 @@
 //! interrupted fast one), and building a deferred object (the fast copy builds them in
 //! parallel on its sessions, the catch-up ticks one at a time).
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use crate::catalog::model::QualifiedName;
 use crate::ddl::DeferredObject;
 use crate::ddl::quote::qualified;
-use crate::pg::{PgError, q};
 
 /// Empties the destination's copies of the tables `roots` (whatever an interrupted copy left).
-pub async fn truncate(
-    dst: &Client,
-    dt: &str,
-    mut roots: Vec<&QualifiedName>,
-) -> Result<(), PgError> {
+pub async fn truncate(dst: &Session, mut roots: Vec<&QualifiedName>) -> Result<(), PgError> {
     roots.sort();
     roots.dedup();
     if roots.is_empty() {
@@ -24,16 +19,15 @@ pub async fn truncate(
     let list: Vec<String> = roots.into_iter().map(qualified).collect();
     dst.batch_execute(&format!("TRUNCATE {}", list.join(", ")))
         .await
-        .map_err(q(dt, "emptying the destination tables before the copy"))
+        .map_err(q(
+            dst.target(),
+            "emptying the destination tables before the copy",
+        ))
 }
 
 /// Runs a deferred object's statements. A NOT VALID foreign key left by a crash is validated,
 /// not added again.
-pub async fn build(
-    dst: &Client,
-    dst_target: &str,
-    object: &DeferredObject,
-) -> Result<Built, PgError> {
+pub async fn build(dst: &Session, object: &DeferredObject) -> Result<Built, PgError> {
     for (i, sql) in object.statements.iter().enumerate() {
         match dst.batch_execute(sql).await {
             Ok(()) => {}
@@ -51,7 +45,7 @@ pub async fn build(
                         .is_some_and(|c| c.code() == "42710" || c.code() == "42P07") => {}
             Err(e) => {
                 return Err(PgError::query(
-                    dst_target,
+                    dst.target(),
                     format!("building {} on {}", object.name, object.table),
                     e,
                 ));

@@ -87,6 +87,41 @@ pub async fn connect(conn: &ResolvedConnection, dbname: &str) -> Result<Client, 
     Ok(client)
 }
 
+/// A connected client and what it is connected to: the target every error of its statements
+/// names. Derefs to the client.
+pub struct Session {
+    client: Client,
+    target: String,
+}
+
+impl Session {
+    /// `client`, connected to `target` (`user@host:port/dbname`).
+    pub fn new(client: Client, target: String) -> Self {
+        Session { client, target }
+    }
+
+    /// `user@host:port/dbname`, for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// [`connect`], as a [`Session`].
+pub async fn session(conn: &ResolvedConnection, dbname: &str) -> Result<Session, PgError> {
+    Ok(Session::new(
+        connect(conn, dbname).await?,
+        conn.target(dbname),
+    ))
+}
+
 /// Waits, at most `timeout`, until the connection of every client [`connect`] handed out has
 /// ended; each ends once its client is dropped (after saying Terminate to its server), or when
 /// its server goes away. Call it after dropping every client, before the process exits. Returns

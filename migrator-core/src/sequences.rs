@@ -13,12 +13,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use crate::catalog::model::QualifiedName;
 use crate::ddl::quote::qualified;
-use crate::pg::PgError;
-use crate::pg::q;
 use crate::status::SequenceStatus;
 
 /// One sequence's state.
@@ -33,7 +31,7 @@ pub struct SequenceValue {
 }
 
 /// Every user sequence of the connected database (identity sequences included).
-pub async fn read(client: &Client, target: &str) -> Result<Vec<SequenceValue>, PgError> {
+pub async fn read(client: &Session) -> Result<Vec<SequenceValue>, PgError> {
     Ok(client
         .query(
             "SELECT schemaname::text, sequencename::text, last_value, increment_by, min_value, max_value \
@@ -42,7 +40,7 @@ pub async fn read(client: &Client, target: &str) -> Result<Vec<SequenceValue>, P
             &[],
         )
         .await
-        .map_err(q(target, "reading sequences"))?
+        .map_err(q(client.target(), "reading sequences"))?
         .iter()
         .map(|r| SequenceValue {
             name: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
@@ -226,34 +224,26 @@ pub fn compare(source: &[SequenceValue], destination: &[SequenceValue], lead: Le
 
 /// Reads both sides without changing anything; also returns the source's values (for [`Rates`]).
 pub async fn check(
-    src: &Client,
-    src_target: &str,
-    dst: &Client,
-    dst_target: &str,
+    src: &Session,
+    dst: &Session,
     lead: Lead<'_>,
 ) -> Result<(Comparison, Vec<SequenceValue>), PgError> {
-    let source = read(src, src_target).await?;
-    let destination = read(dst, dst_target).await?;
+    let source = read(src).await?;
+    let destination = read(dst).await?;
     Ok((compare(&source, &destination, lead), source))
 }
 
 /// Moves destination sequences ahead of the source's. Returns the comparison from before the
 /// update (what was behind).
-pub async fn sync(
-    src: &Client,
-    src_target: &str,
-    dst: &Client,
-    dst_target: &str,
-    lead: Lead<'_>,
-) -> Result<Comparison, PgError> {
-    let (comparison, _) = check(src, src_target, dst, dst_target, lead).await?;
+pub async fn sync(src: &Session, dst: &Session, lead: Lead<'_>) -> Result<Comparison, PgError> {
+    let (comparison, _) = check(src, dst, lead).await?;
     for (name, value) in &comparison.updates {
         dst.execute(
             "SELECT setval($1::text::regclass, $2, true)",
             &[&qualified(name), value],
         )
         .await
-        .map_err(q(dst_target, "setting a sequence value"))?;
+        .map_err(q(dst.target(), "setting a sequence value"))?;
     }
     Ok(comparison)
 }

@@ -4,12 +4,10 @@
 //! physical order. It reads whole tables: run it after writes have stopped (cutover) or accept
 //! that a busy table differs by what arrived in between.
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use crate::catalog::model::QualifiedName;
 use crate::ddl::quote::qualified;
-use crate::pg::PgError;
-use crate::pg::q;
 
 /// One table compared.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -21,7 +19,7 @@ pub struct TableComparison {
 }
 
 /// Every user table (partitions, not their parents) of the connected database.
-async fn tables(client: &Client, target: &str) -> Result<Vec<QualifiedName>, PgError> {
+async fn tables(client: &Session) -> Result<Vec<QualifiedName>, PgError> {
     Ok(client
         .query(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c \
@@ -31,17 +29,13 @@ async fn tables(client: &Client, target: &str) -> Result<Vec<QualifiedName>, PgE
             &[],
         )
         .await
-        .map_err(q(target, "listing tables"))?
+        .map_err(q(client.target(), "listing tables"))?
         .iter()
         .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
         .collect())
 }
 
-async fn digest(
-    client: &Client,
-    target: &str,
-    table: &QualifiedName,
-) -> Result<(i64, String), PgError> {
+async fn digest(client: &Session, table: &QualifiedName) -> Result<(i64, String), PgError> {
     let row = client
         .query_one(
             &format!(
@@ -51,23 +45,21 @@ async fn digest(
             &[],
         )
         .await
-        .map_err(q(target, "reading a table for comparison"))?;
+        .map_err(q(client.target(), "reading a table for comparison"))?;
     Ok((row.get(0), row.get(1)))
 }
 
 /// Compares every table of the source database with the destination's copy.
 pub async fn compare_database(
-    src: &Client,
-    src_target: &str,
-    dst: &Client,
-    dst_target: &str,
+    src: &Session,
+    dst: &Session,
 ) -> Result<Vec<TableComparison>, PgError> {
-    let destination_tables = tables(dst, dst_target).await?;
+    let destination_tables = tables(dst).await?;
     let mut result = Vec::new();
-    for table in tables(src, src_target).await? {
-        let (source_rows, source_digest) = digest(src, src_target, &table).await?;
+    for table in tables(src).await? {
+        let (source_rows, source_digest) = digest(src, &table).await?;
         let (destination_rows, equal) = if destination_tables.contains(&table) {
-            let (rows, d) = digest(dst, dst_target, &table).await?;
+            let (rows, d) = digest(dst, &table).await?;
             (Some(rows), rows == source_rows && d == source_digest)
         } else {
             (None, false)

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use migrator_core::orchestrator::{self, commands};
+use migrator_core::pg::Session;
 use migrator_core::phase::Phase;
 use migrator_core::phases::MappingContext;
 use migrator_core::phases::complete::{self, Step};
@@ -117,8 +118,8 @@ async fn completion_interrupted_at_every_step_is_finished_and_leaves_nothing_on_
     // "Killed" after each step: the first k steps of the completion, k = 1..=5.
     for (k, db) in DATABASES[..5].iter().enumerate() {
         let names = ctx.names(db);
-        let src = connect(&source, db).await;
-        let dst = connect(&destination, db).await;
+        let src = Session::new(connect(&source, db).await, format!("source {db}"));
+        let dst = Session::new(connect(&destination, db).await, format!("destination {db}"));
         complete::run_steps(&ctx, db, &names, &src, &dst, &Step::ALL[..=k])
             .await
             .unwrap();

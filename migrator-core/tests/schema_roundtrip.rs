@@ -3,6 +3,7 @@
 
 use migrator_core::catalog::schema;
 use migrator_core::ddl;
+use migrator_core::pg::Session;
 use migrator_core::testkit::{Cluster, sample};
 use tokio_postgres::NoTls;
 
@@ -18,8 +19,8 @@ async fn every_sample_database_schema_survives_the_trip_from_15_to_18() {
     sample::load(&source, 50).await.unwrap();
     let dest_admin = connect(&destination, "postgres").await;
     for db in sample::DATABASES {
-        let src = connect(&source, db).await;
-        let original = schema::read(&src, "source").await.unwrap();
+        let src = Session::new(connect(&source, db).await, format!("source {db}"));
+        let original = schema::read(&src).await.unwrap();
         assert!(!original.tables.is_empty(), "{db}: no tables read");
 
         dest_admin
@@ -42,7 +43,8 @@ async fn every_sample_database_schema_survives_the_trip_from_15_to_18() {
             }
         }
 
-        let copy = schema::read(&dst, "destination").await.unwrap();
+        let dst = Session::new(dst, format!("destination {db}"));
+        let copy = schema::read(&dst).await.unwrap();
         assert_eq!(copy.database.encoding, original.database.encoding);
         assert_eq!(copy.database.collate, original.database.collate);
         assert_eq!(copy.schemas, original.schemas, "{db}");

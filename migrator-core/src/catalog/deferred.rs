@@ -3,10 +3,9 @@
 
 use std::collections::HashSet;
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use super::model::QualifiedName;
-use crate::pg::{PgError, q};
 
 /// Indexes and constraints present on the destination.
 #[derive(Debug, Default)]
@@ -30,7 +29,7 @@ impl Existing {
 
 /// Reads which indexes and constraints exist on the destination (only validated foreign keys
 /// count, so an interrupted NOT VALID + VALIDATE is finished on the next tick).
-pub async fn existing(dst: &Client, dst_target: &str) -> Result<Existing, PgError> {
+pub async fn existing(dst: &Session) -> Result<Existing, PgError> {
     let indexes = dst
         .query(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c \
@@ -38,7 +37,7 @@ pub async fn existing(dst: &Client, dst_target: &str) -> Result<Existing, PgErro
             &[],
         )
         .await
-        .map_err(q(dst_target, "listing indexes"))?
+        .map_err(q(dst.target(), "listing indexes"))?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -50,7 +49,7 @@ pub async fn existing(dst: &Client, dst_target: &str) -> Result<Existing, PgErro
             &[],
         )
         .await
-        .map_err(q(dst_target, "listing constraints"))?
+        .map_err(q(dst.target(), "listing constraints"))?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();

@@ -2,10 +2,9 @@
 //! subscription knows (`publish_via_partition_root`), with the columns a copy moves and whether
 //! the binary format can carry them.
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use super::model::QualifiedName;
-use crate::pg::{PgError, q};
 
 /// PostgreSQL's first OID for user-defined objects: types below it are built in.
 const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
@@ -27,11 +26,7 @@ pub struct PublishedTable {
 }
 
 /// Every table in `publication` with its leaves, copyable columns and size.
-pub async fn tables(
-    src: &Client,
-    st: &str,
-    publication: &str,
-) -> Result<Vec<PublishedTable>, PgError> {
+pub async fn tables(src: &Session, publication: &str) -> Result<Vec<PublishedTable>, PgError> {
     let rows = src
         .query(
             "SELECT rn.nspname::text, rc.relname::text, ln.nspname::text, lc.relname::text, \
@@ -55,7 +50,7 @@ pub async fn tables(
             &[&publication, &FIRST_NORMAL_OBJECT_ID],
         )
         .await
-        .map_err(q(st, "listing the published tables"))?;
+        .map_err(q(src.target(), "listing the published tables"))?;
     Ok(rows
         .iter()
         .map(|r| PublishedTable {

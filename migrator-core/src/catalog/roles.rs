@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use secrecy::SecretString;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Row;
 
-use crate::pg::{PgError, q};
+use crate::pg::{PgError, Session, q};
 
 /// The first oid of objects created after `initdb` (`FirstNormalObjectId`).
 const FIRST_NORMAL_OID: u32 = 16384;
@@ -107,21 +107,17 @@ pub struct RoleCatalog {
 
 /// Reads the roles of the instance `client` is connected to. With `with_passwords` the hashes
 /// are read when the connecting role may.
-pub async fn read(
-    client: &Client,
-    target: &str,
-    with_passwords: bool,
-) -> Result<RoleCatalog, PgError> {
-    let rows = role_rows(client, target).await?;
-    let passwords_readable = with_passwords && pg_authid_readable(client, target).await?;
+pub async fn read(client: &Session, with_passwords: bool) -> Result<RoleCatalog, PgError> {
+    let rows = role_rows(client).await?;
+    let passwords_readable = with_passwords && pg_authid_readable(client).await?;
     let hashes = if passwords_readable {
-        password_hashes(client, target).await?
+        password_hashes(client).await?
     } else {
         BTreeMap::new()
     };
     let roles = roles(&rows, passwords_readable, hashes);
-    let memberships = memberships(client, target).await?;
-    let settings = settings(client, target).await?;
+    let memberships = memberships(client).await?;
+    let settings = settings(client).await?;
     Ok(RoleCatalog {
         roles,
         memberships,
@@ -131,7 +127,7 @@ pub async fn read(
 }
 
 /// Roles created after `initdb` whose names do not start with `pg_`, by name.
-async fn role_rows(client: &Client, target: &str) -> Result<Vec<Row>, PgError> {
+async fn role_rows(client: &Session) -> Result<Vec<Row>, PgError> {
     client
         .query(
             "SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, \
@@ -143,26 +139,23 @@ async fn role_rows(client: &Client, target: &str) -> Result<Vec<Row>, PgError> {
             &[&FIRST_NORMAL_OID],
         )
         .await
-        .map_err(q(target, "listing roles"))
+        .map_err(q(client.target(), "listing roles"))
 }
 
 /// The connecting role may read `pg_authid` (and so the password hashes).
-async fn pg_authid_readable(client: &Client, target: &str) -> Result<bool, PgError> {
+async fn pg_authid_readable(client: &Session) -> Result<bool, PgError> {
     Ok(client
         .query_one(
             "SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')",
             &[],
         )
         .await
-        .map_err(q(target, "checking whether pg_authid is readable"))?
+        .map_err(q(client.target(), "checking whether pg_authid is readable"))?
         .get::<_, bool>(0))
 }
 
 /// Password hashes by role name (`None`: no password).
-async fn password_hashes(
-    client: &Client,
-    target: &str,
-) -> Result<BTreeMap<String, Option<String>>, PgError> {
+async fn password_hashes(client: &Session) -> Result<BTreeMap<String, Option<String>>, PgError> {
     let mut hashes: BTreeMap<String, Option<String>> = BTreeMap::new();
     for r in client
         .query(
@@ -170,7 +163,7 @@ async fn password_hashes(
             &[&FIRST_NORMAL_OID],
         )
         .await
-        .map_err(q(target, "reading password hashes"))?
+        .map_err(q(client.target(), "reading password hashes"))?
     {
         hashes.insert(r.get(0), r.get(1));
     }
@@ -217,7 +210,7 @@ fn roles(
 }
 
 /// Memberships of the copied roles (in their own groups or in predefined `pg_*` roles).
-async fn memberships(client: &Client, target: &str) -> Result<Vec<Membership>, PgError> {
+async fn memberships(client: &Session) -> Result<Vec<Membership>, PgError> {
     let memberships = client
         .query(
             "SELECT g.rolname, m.rolname, am.admin_option, \
@@ -230,7 +223,7 @@ async fn memberships(client: &Client, target: &str) -> Result<Vec<Membership>, P
             &[&FIRST_NORMAL_OID],
         )
         .await
-        .map_err(q(target, "listing role memberships"))?
+        .map_err(q(client.target(), "listing role memberships"))?
         .iter()
         .map(|r| Membership {
             group: r.get(0),
@@ -244,7 +237,7 @@ async fn memberships(client: &Client, target: &str) -> Result<Vec<Membership>, P
 }
 
 /// Role settings (`ALTER ROLE ... SET`) and database settings (`ALTER DATABASE ... SET`).
-async fn settings(client: &Client, target: &str) -> Result<Vec<RoleSetting>, PgError> {
+async fn settings(client: &Session) -> Result<Vec<RoleSetting>, PgError> {
     let settings = client
         .query(
             "SELECT r.rolname, d.datname, s.setconfig FROM pg_db_role_setting s \
@@ -256,7 +249,7 @@ async fn settings(client: &Client, target: &str) -> Result<Vec<RoleSetting>, PgE
             &[&FIRST_NORMAL_OID],
         )
         .await
-        .map_err(q(target, "listing role and database settings"))?
+        .map_err(q(client.target(), "listing role and database settings"))?
         .iter()
         .map(|r| RoleSetting {
             role: r.get(0),
@@ -268,14 +261,11 @@ async fn settings(client: &Client, target: &str) -> Result<Vec<RoleSetting>, PgE
 }
 
 /// Names of every role on the instance (system roles included).
-pub async fn names(
-    client: &Client,
-    target: &str,
-) -> Result<std::collections::BTreeSet<String>, PgError> {
+pub async fn names(client: &Session) -> Result<std::collections::BTreeSet<String>, PgError> {
     Ok(client
         .query("SELECT rolname FROM pg_roles", &[])
         .await
-        .map_err(|e| PgError::query(target, "listing roles", e))?
+        .map_err(|e| PgError::query(client.target(), "listing roles", e))?
         .iter()
         .map(|r| r.get(0))
         .collect())
@@ -293,7 +283,7 @@ pub struct Powers {
 }
 
 /// Whether the role connecting to `client` is a superuser.
-pub async fn is_superuser(client: &Client, target: &str) -> Result<bool, PgError> {
+pub async fn is_superuser(client: &Session) -> Result<bool, PgError> {
     Ok(client
         .query_one(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -302,7 +292,7 @@ pub async fn is_superuser(client: &Client, target: &str) -> Result<bool, PgError
         .await
         .map_err(|e| {
             PgError::query(
-                target,
+                client.target(),
                 "checking whether the connecting role is a superuser",
                 e,
             )
@@ -311,7 +301,7 @@ pub async fn is_superuser(client: &Client, target: &str) -> Result<bool, PgError
 }
 
 /// What the role connecting to `client` may give the roles it creates.
-pub async fn powers(client: &Client, target: &str) -> Result<Powers, PgError> {
+pub async fn powers(client: &Session) -> Result<Powers, PgError> {
     let row = client
         .query_one(
             "SELECT rolsuper, rolcreatedb, rolreplication, rolbypassrls \
@@ -319,7 +309,13 @@ pub async fn powers(client: &Client, target: &str) -> Result<Powers, PgError> {
             &[],
         )
         .await
-        .map_err(|e| PgError::query(target, "reading the connecting role's attributes", e))?;
+        .map_err(|e| {
+            PgError::query(
+                client.target(),
+                "reading the connecting role's attributes",
+                e,
+            )
+        })?;
     let admin_of = client
         .query(
             "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
@@ -328,7 +324,13 @@ pub async fn powers(client: &Client, target: &str) -> Result<Powers, PgError> {
             &[],
         )
         .await
-        .map_err(|e| PgError::query(target, "reading the roles the connecting role may grant", e))?
+        .map_err(|e| {
+            PgError::query(
+                client.target(),
+                "reading the roles the connecting role may grant",
+                e,
+            )
+        })?
         .iter()
         .map(|r| r.get(0))
         .collect();

@@ -9,10 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use super::model::*;
-use crate::pg::{PgError, q};
 
 /// Objects in these schemas are never copied.
 const USER_SCHEMA_FILTER: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
@@ -21,22 +20,22 @@ const USER_SCHEMA_FILTER: &str = "n.nspname <> 'information_schema' AND n.nspnam
 type IdentitySequences = HashMap<(u32, String), (QualifiedName, SequenceOptions)>;
 
 /// Reads the whole catalog of the database `client` is connected to.
-pub async fn read(client: &Client, target: &str) -> Result<SchemaCatalog, PgError> {
+pub async fn read(client: &Session) -> Result<SchemaCatalog, PgError> {
     client
         .batch_execute("SET search_path = ''")
         .await
-        .map_err(q(target, "emptying search_path"))?;
-    let database = database(client, target).await?;
-    let extensions = extensions(client, target).await?;
-    let schemas = schemas(client, target).await?;
-    let enums = enums(client, target).await?;
-    let types = types(client, target).await?;
-    let (sequences, identity_sequences) = sequences(client, target).await?;
-    let tables = tables(client, target, identity_sequences).await?;
+        .map_err(q(client.target(), "emptying search_path"))?;
+    let database = database(client).await?;
+    let extensions = extensions(client).await?;
+    let schemas = schemas(client).await?;
+    let enums = enums(client).await?;
+    let types = types(client).await?;
+    let (sequences, identity_sequences) = sequences(client).await?;
+    let tables = tables(client, identity_sequences).await?;
     client
         .batch_execute("RESET search_path")
         .await
-        .map_err(q(target, "resetting search_path"))?;
+        .map_err(q(client.target(), "resetting search_path"))?;
     Ok(SchemaCatalog {
         database,
         extensions,
@@ -57,7 +56,7 @@ fn not_extension_member(classid: &str, oid: &str) -> String {
 }
 
 /// How the database was created: name, encoding, locale provider and locales.
-async fn database(client: &Client, target: &str) -> Result<DatabaseInfo, PgError> {
+async fn database(client: &Session) -> Result<DatabaseInfo, PgError> {
     let db = client
         .query_one(
             "SELECT d.datname, pg_encoding_to_char(d.encoding), to_jsonb(d) FROM pg_database d \
@@ -65,7 +64,7 @@ async fn database(client: &Client, target: &str) -> Result<DatabaseInfo, PgError
             &[],
         )
         .await
-        .map_err(q(target, "reading the database's settings"))?;
+        .map_err(q(client.target(), "reading the database's settings"))?;
     let json: serde_json::Value = db.get(2);
     let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     let database = DatabaseInfo {
@@ -81,7 +80,7 @@ async fn database(client: &Client, target: &str) -> Result<DatabaseInfo, PgError
 }
 
 /// Extensions other than plpgsql, in creation order.
-async fn extensions(client: &Client, target: &str) -> Result<Vec<Extension>, PgError> {
+async fn extensions(client: &Session) -> Result<Vec<Extension>, PgError> {
     let extensions = client
         .query(
             "SELECT e.extname, n.nspname, e.extversion FROM pg_extension e \
@@ -90,7 +89,7 @@ async fn extensions(client: &Client, target: &str) -> Result<Vec<Extension>, PgE
             &[],
         )
         .await
-        .map_err(q(target, "listing extensions"))?
+        .map_err(q(client.target(), "listing extensions"))?
         .iter()
         .map(|r| Extension {
             name: r.get(0),
@@ -102,7 +101,7 @@ async fn extensions(client: &Client, target: &str) -> Result<Vec<Extension>, PgE
 }
 
 /// User schemas other than `public`, in creation order.
-async fn schemas(client: &Client, target: &str) -> Result<Vec<String>, PgError> {
+async fn schemas(client: &Session) -> Result<Vec<String>, PgError> {
     let schemas = client
         .query(
             &format!(
@@ -113,7 +112,7 @@ async fn schemas(client: &Client, target: &str) -> Result<Vec<String>, PgError> 
             &[],
         )
         .await
-        .map_err(q(target, "listing schemas"))?
+        .map_err(q(client.target(), "listing schemas"))?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -121,7 +120,7 @@ async fn schemas(client: &Client, target: &str) -> Result<Vec<String>, PgError> 
 }
 
 /// Enum types with their labels in sort order.
-async fn enums(client: &Client, target: &str) -> Result<Vec<EnumType>, PgError> {
+async fn enums(client: &Session) -> Result<Vec<EnumType>, PgError> {
     let enums = client
         .query(
             &format!(
@@ -134,7 +133,7 @@ async fn enums(client: &Client, target: &str) -> Result<Vec<EnumType>, PgError> 
             &[],
         )
         .await
-        .map_err(q(target, "listing enum types"))?
+        .map_err(q(client.target(), "listing enum types"))?
         .iter()
         .map(|r| EnumType {
             name: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
@@ -145,7 +144,7 @@ async fn enums(client: &Client, target: &str) -> Result<Vec<EnumType>, PgError> 
 }
 
 /// Domains and composite types, in creation order.
-async fn types(client: &Client, target: &str) -> Result<Vec<UserType>, PgError> {
+async fn types(client: &Session) -> Result<Vec<UserType>, PgError> {
     let types = client
         .query(
             &format!(
@@ -171,7 +170,7 @@ async fn types(client: &Client, target: &str) -> Result<Vec<UserType>, PgError> 
             &[],
         )
         .await
-        .map_err(q(target, "listing domains and composite types"))?
+        .map_err(q(client.target(), "listing domains and composite types"))?
         .iter()
         .map(|r| {
             let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
@@ -199,10 +198,7 @@ async fn types(client: &Client, target: &str) -> Result<Vec<UserType>, PgError> 
 }
 
 /// Sequences that are not an identity column's, and identity columns' sequences apart.
-async fn sequences(
-    client: &Client,
-    target: &str,
-) -> Result<(Vec<Sequence>, IdentitySequences), PgError> {
+async fn sequences(client: &Session) -> Result<(Vec<Sequence>, IdentitySequences), PgError> {
     // Sequences, with what owns them: 'a' = OWNED BY (serial), 'i' = identity column.
     let sequence_rows = client
         .query(
@@ -223,7 +219,7 @@ async fn sequences(
             &[],
         )
         .await
-        .map_err(q(target, "listing sequences"))?;
+        .map_err(q(client.target(), "listing sequences"))?;
     let mut sequences = Vec::new();
     let mut identity_sequences: HashMap<(u32, String), (QualifiedName, SequenceOptions)> =
         HashMap::new();
@@ -264,8 +260,7 @@ async fn sequences(
 /// Permanent tables with their columns, constraints and indexes, every parent before its
 /// partitions. Identity columns take their sequence from `identity_sequences`.
 async fn tables(
-    client: &Client,
-    target: &str,
+    client: &Session,
     identity_sequences: IdentitySequences,
 ) -> Result<Vec<Table>, PgError> {
     let table_rows = client
@@ -285,11 +280,11 @@ async fn tables(
             &[],
         )
         .await
-        .map_err(q(target, "listing tables"))?;
+        .map_err(q(client.target(), "listing tables"))?;
     let oids: Vec<u32> = table_rows.iter().map(|r| r.get(0)).collect();
-    let mut columns = columns(client, target, &oids, identity_sequences).await?;
-    let mut constraints = constraints(client, target, &oids).await?;
-    let mut indexes = indexes(client, target, &oids).await?;
+    let mut columns = columns(client, &oids, identity_sequences).await?;
+    let mut constraints = constraints(client, &oids).await?;
+    let mut indexes = indexes(client, &oids).await?;
     let mut tables: Vec<Table> = table_rows
         .iter()
         .map(|r| {
@@ -321,8 +316,7 @@ async fn tables(
 
 /// Local columns of the tables `oids`, by table oid, in column order.
 async fn columns(
-    client: &Client,
-    target: &str,
+    client: &Session,
     oids: &[u32],
     mut identity_sequences: IdentitySequences,
 ) -> Result<HashMap<u32, Vec<Column>>, PgError> {
@@ -341,7 +335,7 @@ async fn columns(
             &[&oids],
         )
         .await
-        .map_err(q(target, "listing columns"))?
+        .map_err(q(client.target(), "listing columns"))?
     {
         let relid: u32 = r.get(0);
         let name: String = r.get(1);
@@ -381,8 +375,7 @@ async fn columns(
 
 /// Local constraints of the tables `oids` (not partitions' clones), by table oid.
 async fn constraints(
-    client: &Client,
-    target: &str,
+    client: &Session,
     oids: &[u32],
 ) -> Result<HashMap<u32, Vec<Constraint>>, PgError> {
     let mut constraints: HashMap<u32, Vec<Constraint>> = HashMap::new();
@@ -397,7 +390,7 @@ async fn constraints(
             &[&oids],
         )
         .await
-        .map_err(q(target, "listing constraints"))?
+        .map_err(q(client.target(), "listing constraints"))?
     {
         let kind = match r.get::<_, String>(2).as_str() {
             "c" => ConstraintKind::Check,
@@ -418,11 +411,7 @@ async fn constraints(
 
 /// Indexes of the tables `oids` that back no constraint and are not partitions' clones, by
 /// table oid.
-async fn indexes(
-    client: &Client,
-    target: &str,
-    oids: &[u32],
-) -> Result<HashMap<u32, Vec<Index>>, PgError> {
+async fn indexes(client: &Session, oids: &[u32]) -> Result<HashMap<u32, Vec<Index>>, PgError> {
     let mut indexes: HashMap<u32, Vec<Index>> = HashMap::new();
     for r in client
         .query(
@@ -437,7 +426,7 @@ async fn indexes(
             &[&oids],
         )
         .await
-        .map_err(q(target, "listing indexes"))?
+        .map_err(q(client.target(), "listing indexes"))?
     {
         indexes.entry(r.get(0)).or_default().push(Index {
             name: r.get(1),

@@ -1,8 +1,6 @@
 //! A subscription of the connected destination database, as `pg_subscription` has it.
 
-use tokio_postgres::Client;
-
-use crate::pg::{PgError, q};
+use crate::pg::{PgError, Session, q};
 
 /// One subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +14,7 @@ pub struct Subscription {
 }
 
 /// Subscription `name` of the connected database, if it exists.
-pub async fn read(
-    client: &Client,
-    target: &str,
-    name: &str,
-) -> Result<Option<Subscription>, PgError> {
+pub async fn read(client: &Session, name: &str) -> Result<Option<Subscription>, PgError> {
     Ok(client
         .query_opt(
             "SELECT subenabled, subslotname IS NOT NULL, obj_description(oid, 'pg_subscription') \
@@ -29,7 +23,7 @@ pub async fn read(
             &[&name],
         )
         .await
-        .map_err(q(target, "reading the subscription"))?
+        .map_err(q(client.target(), "reading the subscription"))?
         .map(|r| Subscription {
             enabled: r.get(0),
             has_slot: r.get(1),

@@ -252,10 +252,8 @@ pub(crate) async fn complete_mapping(
         .map(|d| ctx.names(&d.name).slot)
         .collect();
     let mut admin = DbConn::new(&ctx.source, ctx.source.maintenance_db());
-    let target = admin.target();
     let caught_up =
-        catchup::wait_for_zero_lag(admin.get().await?, &target, &pending, LAG_DRAIN_TIMEOUT)
-            .await?;
+        catchup::wait_for_zero_lag(admin.get().await?, &pending, LAG_DRAIN_TIMEOUT).await?;
     if !caught_up && !force {
         return Err(CommandError::Refused(format!(
             "refusing to complete mapping {name}: the destination has not caught up with the source within {}s; stop writes to the source first, or pass --force",

@@ -14,7 +14,7 @@ use crate::ddl;
 use crate::destination::{self, Built};
 use crate::findings::{Code, Finding};
 use crate::naming::ReplicationNames;
-use crate::pg::PgError;
+use crate::pg::{PgError, Session};
 use crate::phase::{self, DatabaseFacts, DestinationState, Phase, SubscriptionFacts, derive_phase};
 use crate::phases::apply::{self, ApplyWatch};
 use crate::phases::{
@@ -215,9 +215,8 @@ async fn finish_copy_job(
     };
     match job.outcome().await {
         Ok(copy::Copied::Done) => {
-            let dt = conns.destination.target();
             let dst = conns.destination.get().await?;
-            replication::create_subscription(ctx, db, names, dst, &dt, false).await?;
+            replication::create_subscription(ctx, db, names, dst, false).await?;
             tracing::info!(mapping = %ctx.name, database = db, "the subscription streams from the copy's snapshot");
             memory.copy_retry.succeeded();
         }
@@ -329,12 +328,11 @@ pub async fn look(
     copy: Option<&copy::Progress>,
 ) -> Result<Look, PgError> {
     let names = ctx.names(db);
-    let st = conns.source.target();
     let src = conns.source.get().await?;
     let admin = conns.destination_admin.get().await?;
     let dest_state = schema::destination_state(ctx, db, admin).await?;
     let findings = preflight::check_database(ctx, db, src, admin, &dest_state).await?;
-    let replication = catchup::observe(src, &st, &names).await?;
+    let replication = catchup::observe(src, &names).await?;
     let mut look = Look::of(DatabaseFacts {
         destination: dest_state.as_fact(),
         lag: replication.lag,
@@ -369,10 +367,9 @@ async fn look_at_replication(
     copy: Option<&copy::Progress>,
     look: &mut Look,
 ) -> Result<(), PgError> {
-    let (st, dt) = (conns.source.target(), conns.destination.target());
     let src = conns.source.get().await?;
     let dst = conns.destination.get().await?;
-    look.facts.subscription = subscription::read(dst, &dt, &names.subscription)
+    look.facts.subscription = subscription::read(dst, &names.subscription)
         .await?
         .map(|s| SubscriptionFacts {
             enabled: s.enabled,
@@ -385,48 +382,40 @@ async fn look_at_replication(
         look.tables = progress.tables();
         look.facts.tables_total = look.tables.len();
     }
-    let (seqs, values) = sequences::check(
-        src,
-        &st,
-        dst,
-        &dt,
-        sequences::Lead::margin(ctx.sequence_margin),
-    )
-    .await?;
+    let (seqs, values) =
+        sequences::check(src, dst, sequences::Lead::margin(ctx.sequence_margin)).await?;
     look.source_sequences = values;
     look.facts.sequences_behind = seqs.behind();
     look.facts.sequences_missing = seqs.missing();
     look.sequences = Some(seqs);
     if look.facts.subscription.is_some() {
-        look.apply = apply::observe(dst, &dt, &names.subscription).await?;
-        let sizes = sync::source_sizes(src, &st).await?;
-        look.tables = sync::tables(dst, &dt, &names.subscription, &sizes).await?;
+        look.apply = apply::observe(dst, &names.subscription).await?;
+        let sizes = sync::source_sizes(src).await?;
+        look.tables = sync::tables(dst, &names.subscription, &sizes).await?;
         look.facts.tables_total = look.tables.len();
         look.facts.tables_ready = look
             .tables
             .iter()
             .filter(|t| t.state == TableState::Ready)
             .count();
-        let read = crate::catalog::schema::read(src, &st).await?;
-        let existing = deferred::existing(dst, &dt).await?;
+        let read = crate::catalog::schema::read(src).await?;
+        let existing = deferred::existing(dst).await?;
         look.facts.deferred_missing = ddl::deferred_objects(&read)
             .iter()
             .filter(|o| !o.exists_in(&existing))
             .count();
         if look.facts.tables_ready == look.facts.tables_total {
-            look.facts.deferred_missing +=
-                sync::matviews_to_refresh(src, &st, dst, &dt).await?.len();
+            look.facts.deferred_missing += sync::matviews_to_refresh(src, dst).await?.len();
         }
         if look.facts.subscription.is_some_and(|s| s.enabled) {
-            let on_destination = crate::catalog::schema::read(dst, &dt).await?;
+            let on_destination = crate::catalog::schema::read(dst).await?;
             let mut changes = drift::compare(&read, &on_destination);
             changes.extend(drift::compare_objects(
-                &drift::signatures(src, &st).await?,
-                &drift::signatures(dst, &dt).await?,
+                &drift::signatures(src).await?,
+                &drift::signatures(dst).await?,
             ));
             look.findings.extend(drift::finding(db, &changes));
-            look.findings
-                .extend(triggers::held_back(src, &st, db).await?);
+            look.findings.extend(triggers::held_back(src, db).await?);
         }
         look.partitions = PartitionedTable::from_catalog(&read);
         look.source_catalog = Some(read);
@@ -514,8 +503,6 @@ pub async fn act(
     copy_job: &mut Option<copy::Job>,
 ) -> Result<(), PgError> {
     let names = ctx.names(db);
-    let st = conns.source.target();
-    let dt = conns.destination.target();
     let Connections {
         source,
         destination,
@@ -537,15 +524,9 @@ pub async fn act(
         Phase::Sequences => {
             let src = source.get().await?;
             let dst = destination.get().await?;
-            sequences::sync(
-                src,
-                &st,
-                dst,
-                &dt,
-                sequences::Lead::margin(ctx.sequence_margin),
-            )
-            .await
-            .map(|_| ())
+            sequences::sync(src, dst, sequences::Lead::margin(ctx.sequence_margin))
+                .await
+                .map(|_| ())
         }
         Phase::ReplicationSetup => {
             let src = source.get().await?;
@@ -563,17 +544,17 @@ pub async fn act(
             if look.facts.deferred_missing > 0
                 && let Some(source_catalog) = &look.source_catalog
             {
-                build_deferred(ctx, db, dst, &dt, source_catalog, &look.ready_tables()).await?;
+                build_deferred(ctx, db, dst, source_catalog, &look.ready_tables()).await?;
             }
             if phase != Phase::InitialSync {
                 if look.facts.deferred_missing > 0 {
-                    for view in sync::matviews_to_refresh(src, &st, dst, &dt).await? {
-                        sync::refresh(dst, &dt, &view).await?;
+                    for view in sync::matviews_to_refresh(src, dst).await? {
+                        sync::refresh(dst, &view).await?;
                         tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
                     }
                 }
-                sequences::sync(src, &st, dst, &dt, lead).await?;
-                catchup::heartbeat(src, &st).await?;
+                sequences::sync(src, dst, lead).await?;
+                catchup::heartbeat(src).await?;
             }
             Ok(())
         }
@@ -584,15 +565,14 @@ pub async fn act(
 async fn build_deferred(
     ctx: &MappingContext,
     db: &str,
-    dst: &tokio_postgres::Client,
-    dt: &str,
+    dst: &Session,
     source_catalog: &SchemaCatalog,
     ready: &HashSet<QualifiedName>,
 ) -> Result<(), PgError> {
     let objects = ddl::deferred_objects(source_catalog);
-    let existing = deferred::existing(dst, dt).await?;
+    let existing = deferred::existing(dst).await?;
     for object in sync::buildable(source_catalog, &objects, &existing, ready) {
-        match destination::build(dst, dt, object).await? {
+        match destination::build(dst, object).await? {
             Built::Done => {
                 tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
             }

@@ -17,11 +17,10 @@
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ResolvedConnection;
-use crate::pg::{self, PgError};
+use crate::pg::{self, PgError, Session};
 use crate::status::LeaseHolder;
 
 /// The advisory lock's first key: "pgmg" in ASCII, shared by every lease of the tool.
@@ -68,9 +67,8 @@ impl Lease {
     ) -> Result<Acquired, PgError> {
         let mut conn = source.clone();
         conn.pg.application_name(application_name);
-        let dbname = source.pg.get_dbname().unwrap_or("postgres").to_owned();
-        let target = source.target(&dbname);
-        let client = pg::connect(&conn, &dbname).await?;
+        let client = pg::session(&conn, source.maintenance_db()).await?;
+        let target = client.target().to_owned();
         // The server's side of this connection gets the same keepalives as ours, so that the
         // lock of a holder cut off from the network is released within the same bound.
         let seconds = |d: std::time::Duration| d.as_secs().max(1);
@@ -105,7 +103,7 @@ impl Lease {
             .map_err(|e| PgError::query(&target, "taking the mapping's lease", e))?
             .get(0);
         if !got {
-            let holder = holder(&client, &target, mapping).await?;
+            let holder = holder(&client, mapping).await?;
             return Ok(Acquired::Busy(holder));
         }
         // A separate statement: a transaction pooler would run it on another backend, which
@@ -144,7 +142,7 @@ impl Lease {
 }
 
 /// Checks the lease connection every second; cancels `lost` once it fails or stops answering.
-async fn watch(client: Client, lost: CancellationToken) {
+async fn watch(client: Session, lost: CancellationToken) {
     loop {
         let alive = tokio::time::timeout(CHECK_EVERY * 10, client.simple_query("SELECT 1")).await;
         if !matches!(alive, Ok(Ok(_))) {
@@ -157,11 +155,7 @@ async fn watch(client: Client, lost: CancellationToken) {
 }
 
 /// Who holds the lease of `mapping`, seen from any session on the source instance.
-pub async fn holder(
-    client: &Client,
-    target: &str,
-    mapping: &str,
-) -> Result<Option<LeaseHolder>, PgError> {
+pub async fn holder(client: &Session, mapping: &str) -> Result<Option<LeaseHolder>, PgError> {
     let row = client
         .query_opt(
             "SELECT coalesce(host(a.client_addr) || ':' || a.client_port, 'local'), \
@@ -173,7 +167,13 @@ pub async fn holder(
             &[&LOCK_CLASS, &lock_key(mapping)],
         )
         .await
-        .map_err(|e| PgError::query(target, "looking for the holder of the mapping's lease", e))?;
+        .map_err(|e| {
+            PgError::query(
+                client.target(),
+                "looking for the holder of the mapping's lease",
+                e,
+            )
+        })?;
     Ok(row.map(|r| LeaseHolder {
         client: r.get(0),
         application_name: r.get(1),

@@ -13,11 +13,10 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::q;
 use crate::findings::{Code, Finding};
-use crate::pg::PgError;
 
 /// What the destination shows of one subscription's workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +30,7 @@ pub struct ApplyStats {
 }
 
 /// Reads the workers and error counts of `subscription` (`dst` connected to its database).
-pub async fn observe(
-    dst: &Client,
-    dst_target: &str,
-    subscription: &str,
-) -> Result<Option<ApplyStats>, PgError> {
+pub async fn observe(dst: &Session, subscription: &str) -> Result<Option<ApplyStats>, PgError> {
     let row = dst
         .query_opt(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_subscription w WHERE w.subid = s.oid \
@@ -47,7 +42,7 @@ pub async fn observe(
             &[&subscription],
         )
         .await
-        .map_err(q(dst_target, "reading the subscription's workers"))?;
+        .map_err(q(dst.target(), "reading the subscription's workers"))?;
     Ok(row.map(|r| ApplyStats {
         worker_running: r.get(0),
         apply_errors: r.get(1),

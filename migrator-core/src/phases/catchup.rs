@@ -8,13 +8,12 @@
 //! PostgreSQL's own replay_lag of the subscription's WAL sender; it is NULL once the subscriber
 //! is idle and caught up, which counts as zero.
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::q;
 use crate::ddl::quote::ident;
 use crate::findings::{Code, Finding};
 use crate::naming::ReplicationNames;
-use crate::pg::PgError;
 use crate::phase::Lag;
 use crate::status::SlotStatus;
 
@@ -28,11 +27,7 @@ pub struct Replication {
 }
 
 /// Reads the slot, lag in bytes and lag in time (`src` connected to the source database).
-pub async fn observe(
-    src: &Client,
-    src_target: &str,
-    names: &ReplicationNames,
-) -> Result<Replication, PgError> {
+pub async fn observe(src: &Session, names: &ReplicationNames) -> Result<Replication, PgError> {
     let row = src
         .query_opt(
             "SELECT s.active, s.restart_lsn::text, s.confirmed_flush_lsn::text, \
@@ -46,14 +41,14 @@ pub async fn observe(
             &[&names.slot, &names.subscription],
         )
         .await
-        .map_err(q(src_target, "reading the replication slot"))?;
+        .map_err(q(src.target(), "reading the replication slot"))?;
     let publication: bool = src
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
             &[&names.publication],
         )
         .await
-        .map_err(q(src_target, "looking for the publication"))?
+        .map_err(q(src.target(), "looking for the publication"))?
         .get(0);
     let Some(row) = row else {
         return Ok(Replication {
@@ -145,13 +140,13 @@ pub fn slot_findings(db: &str, names: &ReplicationNames, slot: &SlotStatus) -> V
 }
 
 /// Writes a heartbeat into the source database's WAL (non-transactional, a few bytes).
-pub async fn heartbeat(src: &Client, src_target: &str) -> Result<(), PgError> {
+pub async fn heartbeat(src: &Session) -> Result<(), PgError> {
     src.execute(
         "SELECT pg_logical_emit_message(false, 'postgres-migrator', 'heartbeat')",
         &[],
     )
     .await
-    .map_err(q(src_target, "writing the heartbeat"))?;
+    .map_err(q(src.target(), "writing the heartbeat"))?;
     Ok(())
 }
 
@@ -159,15 +154,14 @@ pub async fn heartbeat(src: &Client, src_target: &str) -> Result<(), PgError> {
 /// (`src` on any database of the source): everything written before is on the destination.
 /// Returns false after `timeout`.
 pub async fn wait_for_zero_lag(
-    src: &Client,
-    src_target: &str,
+    src: &Session,
     slots: &[String],
     timeout: std::time::Duration,
 ) -> Result<bool, PgError> {
     let target: String = src
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
         .await
-        .map_err(q(src_target, "reading the current WAL position"))?
+        .map_err(q(src.target(), "reading the current WAL position"))?
         .get(0);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -178,7 +172,7 @@ pub async fn wait_for_zero_lag(
                 &[&slots, &target],
             )
             .await
-            .map_err(q(src_target, "comparing slot positions"))?
+            .map_err(q(src.target(), "comparing slot positions"))?
             .get(0);
         if behind == 0 {
             return Ok(true);

@@ -22,13 +22,12 @@
 
 use std::time::Duration;
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::{MappingContext, q};
 use crate::catalog::subscription;
 use crate::ddl::quote::{ident, literal};
 use crate::naming::ReplicationNames;
-use crate::pg::PgError;
 use crate::sequences;
 
 /// How long to wait for the source's WAL sender to let go of the slot after the subscription is
@@ -73,8 +72,8 @@ pub async fn complete_database(
     ctx: &MappingContext,
     db: &str,
     names: &ReplicationNames,
-    src: &Client,
-    dst: &Client,
+    src: &Session,
+    dst: &Session,
 ) -> Result<(), PgError> {
     run_steps(ctx, db, names, src, dst, &Step::ALL).await
 }
@@ -85,27 +84,18 @@ pub async fn run_steps(
     ctx: &MappingContext,
     db: &str,
     names: &ReplicationNames,
-    src: &Client,
-    dst: &Client,
+    src: &Session,
+    dst: &Session,
     steps: &[Step],
 ) -> Result<(), PgError> {
-    let st = ctx.source.target(db);
-    let dt = ctx.destination.target(db);
     let sub = ident(&names.subscription);
     for step in steps {
         match step {
             Step::Sequences => {
-                sequences::sync(
-                    src,
-                    &st,
-                    dst,
-                    &dt,
-                    sequences::Lead::margin(ctx.sequence_margin),
-                )
-                .await?;
+                sequences::sync(src, dst, sequences::Lead::margin(ctx.sequence_margin)).await?;
             }
             Step::Mark => {
-                if subscription::read(dst, &dt, &names.subscription)
+                if subscription::read(dst, &names.subscription)
                     .await?
                     .is_some()
                 {
@@ -117,36 +107,36 @@ pub async fn run_steps(
                         &[],
                     )
                     .await
-                    .map_err(q(&dt, "marking the subscription as completing"))?;
+                    .map_err(q(dst.target(), "marking the subscription as completing"))?;
                 }
             }
             Step::Disable => {
-                if subscription::read(dst, &dt, &names.subscription)
+                if subscription::read(dst, &names.subscription)
                     .await?
                     .is_some_and(|s| s.enabled)
                 {
                     dst.batch_execute(&format!("ALTER SUBSCRIPTION {sub} DISABLE"))
                         .await
-                        .map_err(q(&dt, "disabling the subscription"))?;
+                        .map_err(q(dst.target(), "disabling the subscription"))?;
                 }
             }
-            Step::DropSlot => drop_slot(ctx, db, names, src, &st).await?,
+            Step::DropSlot => drop_slot(ctx, db, names, src).await?,
             Step::DropPublication => {
                 src.batch_execute(&format!(
                     "DROP PUBLICATION IF EXISTS {}",
                     ident(&names.publication)
                 ))
                 .await
-                .map_err(q(&st, "dropping the publication"))?;
+                .map_err(q(src.target(), "dropping the publication"))?;
             }
             Step::Detach => {
-                if subscription::read(dst, &dt, &names.subscription)
+                if subscription::read(dst, &names.subscription)
                     .await?
                     .is_some_and(|s| s.has_slot)
                 {
                     dst.batch_execute(&format!("ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)"))
                         .await
-                        .map_err(q(&dt, "detaching the subscription from its slot"))?;
+                        .map_err(q(dst.target(), "detaching the subscription from its slot"))?;
                 }
             }
         }
@@ -159,8 +149,7 @@ async fn drop_slot(
     ctx: &MappingContext,
     db: &str,
     names: &ReplicationNames,
-    src: &Client,
-    st: &str,
+    src: &Session,
 ) -> Result<(), PgError> {
     let deadline = tokio::time::Instant::now() + SLOT_RELEASE_TIMEOUT;
     loop {
@@ -170,7 +159,7 @@ async fn drop_slot(
                 &[&names.slot],
             )
             .await
-            .map_err(q(st, "looking for the replication slot"))?
+            .map_err(q(src.target(), "looking for the replication slot"))?
             .map(|r| r.get(0));
         match active {
             None => return Ok(()),
@@ -185,13 +174,19 @@ async fn drop_slot(
                 // 42704: dropped meanwhile by a concurrent run; 55006: taken again, wait.
                 Err(e) if e.code().is_some_and(|c| c.code() == "42704") => return Ok(()),
                 Err(e) if e.code().is_some_and(|c| c.code() == "55006") => {}
-                Err(e) => return Err(PgError::query(st, "dropping the replication slot", e)),
+                Err(e) => {
+                    return Err(PgError::query(
+                        src.target(),
+                        "dropping the replication slot",
+                        e,
+                    ));
+                }
             },
             Some(true) => {}
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(PgError::Query {
-                target: st.to_owned(),
+                target: src.target().to_owned(),
                 context: format!("dropping the replication slot {}", names.slot),
                 message: format!(
                     "the slot is still in use a minute after the subscription was disabled; find \

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::{MappingContext, q};
 use crate::catalog::model::{Column, QualifiedName, SchemaCatalog, Table};
@@ -18,7 +18,6 @@ use crate::ddl;
 use crate::ddl::column_definition;
 use crate::ddl::quote::{ident, qualified};
 use crate::findings::{Code, Finding};
-use crate::pg::PgError;
 
 /// One difference between the source and the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +97,11 @@ pub const SIGNATURES: &str = "
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_namespace'::regclass AND x.objid = n.oid AND x.deptype = 'e')";
 
 /// Reads [`SIGNATURES`] of the database `client` is connected to.
-pub async fn signatures(client: &Client, target: &str) -> Result<Vec<Signature>, PgError> {
+pub async fn signatures(client: &Session) -> Result<Vec<Signature>, PgError> {
     Ok(client
         .query(SIGNATURES, &[])
         .await
-        .map_err(q(target, "reading object signatures"))?
+        .map_err(q(client.target(), "reading object signatures"))?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
@@ -298,20 +297,18 @@ impl Drift {
 pub async fn resync(
     ctx: &MappingContext,
     db: &str,
-    src: &Client,
-    dst: &Client,
+    src: &Session,
+    dst: &Session,
 ) -> Result<Vec<String>, PgError> {
-    let st = format!("{} database {db:?}", ctx.source.describe());
-    let dt = format!("{} database {db:?}", ctx.destination.describe());
-    let source = catalog::read(src, &st).await?;
-    let destination = catalog::read(dst, &dt).await?;
+    let source = catalog::read(src).await?;
+    let destination = catalog::read(dst).await?;
     let drift = compare(&source, &destination);
     let mut report = Vec::new();
     for d in drift.iter().filter(|d| d.is_safe()) {
         if let Drift::ColumnAdded { .. } = d {
-            dst.batch_execute(&d.remedy())
-                .await
-                .map_err(|e| PgError::query(&dt, format!("resolving drift ({})", d.remedy()), e))?;
+            dst.batch_execute(&d.remedy()).await.map_err(|e| {
+                PgError::query(dst.target(), format!("resolving drift ({})", d.remedy()), e)
+            })?;
             report.push(format!(
                 "{db:?}: {} -> added on the destination",
                 d.describe()
@@ -353,11 +350,11 @@ pub async fn resync(
                     &[&table.schema, &table.name],
                 )
                 .await
-                .map_err(q(&st, "quoting a table name"))?
+                .map_err(q(src.target(), "quoting a table name"))?
                 .get::<_, String>(0),
             );
         }
-        let objects = objects::read(src, &st).await?;
+        let objects = objects::read(src).await?;
         let theirs = objects::ObjectCatalog {
             privileges: objects
                 .privileges
@@ -366,14 +363,14 @@ pub async fn resync(
                 .collect(),
             ..Default::default()
         };
-        let (privileges, _) = ddl::objects::privileges(&theirs, &roles::names(dst, &dt).await?);
+        let (privileges, _) = ddl::objects::privileges(&theirs, &roles::names(dst).await?);
         statements.extend(privileges);
         // One simple query: one implicit transaction, all or nothing.
         dst.batch_execute(&statements.join(";\n"))
             .await
-            .map_err(q(&dt, "creating the tables added on the source"))?;
+            .map_err(q(dst.target(), "creating the tables added on the source"))?;
         let names = ctx.names(db);
-        if !crate::catalog::roles::is_superuser(src, &st).await? {
+        if !crate::catalog::roles::is_superuser(src).await? {
             let roots: Vec<String> = new
                 .tables
                 .iter()
@@ -387,7 +384,7 @@ pub async fn resync(
                     roots.join(", ")
                 ))
                 .await
-                .map_err(q(&st, "adding the new tables to the publication"))?;
+                .map_err(q(src.target(), "adding the new tables to the publication"))?;
             }
         }
         dst.batch_execute(&format!(
@@ -395,7 +392,7 @@ pub async fn resync(
             ident(&names.subscription)
         ))
         .await
-        .map_err(q(&dt, "refreshing the subscription"))?;
+        .map_err(q(dst.target(), "refreshing the subscription"))?;
         for table in &added {
             report.push(format!(
                 "{db:?}: table {table} created on the destination (owner and grants as on the source) and copying"
@@ -403,12 +400,12 @@ pub async fn resync(
         }
     }
     // What still differs once the safe changes are made is left to the operator.
-    let source = catalog::read(src, &st).await?;
-    let destination = catalog::read(dst, &dt).await?;
+    let source = catalog::read(src).await?;
+    let destination = catalog::read(dst).await?;
     let mut left = compare(&source, &destination);
     left.extend(compare_objects(
-        &signatures(src, &st).await?,
-        &signatures(dst, &dt).await?,
+        &signatures(src).await?,
+        &signatures(dst).await?,
     ));
     for d in &left {
         report.push(format!(

@@ -19,7 +19,6 @@ pub use crate::pg::q;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-use tokio_postgres::Client;
 
 use crate::config::{
     CopyMode, DatabaseFilter, MappingSettings, MigrationSettings, NoPkRemedy, Problem,
@@ -27,7 +26,7 @@ use crate::config::{
 };
 use crate::limiter::RateLimiter;
 use crate::naming::ReplicationNames;
-use crate::pg::{self, PgError};
+use crate::pg::{self, PgError, Session};
 use crate::phase::Thresholds;
 
 /// Everything a mapping's phases need to know, resolved once from the configuration.
@@ -144,11 +143,11 @@ impl MappingContext {
     }
 }
 
-/// A connection to one database that reconnects when it was lost.
+/// A session to one database that reconnects when it was lost.
 pub struct DbConn {
     conn: ResolvedConnection,
     database: String,
-    client: Option<Client>,
+    session: Option<Session>,
 }
 
 impl DbConn {
@@ -156,25 +155,20 @@ impl DbConn {
         DbConn {
             conn: conn.clone(),
             database: database.to_owned(),
-            client: None,
+            session: None,
         }
     }
 
-    /// The connected client, connecting first when there is none or it was closed.
-    pub async fn get(&mut self) -> Result<&Client, PgError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(pg::connect(&self.conn, &self.database).await?);
+    /// The connected session, connecting first when there is none or it was closed.
+    pub async fn get(&mut self) -> Result<&Session, PgError> {
+        if self.session.as_ref().is_none_or(|s| s.is_closed()) {
+            self.session = Some(pg::session(&self.conn, &self.database).await?);
         }
-        Ok(self.client.as_ref().expect("just connected"))
-    }
-
-    /// `user@host:port/db`, for messages.
-    pub fn target(&self) -> String {
-        self.conn.target(&self.database)
+        Ok(self.session.as_ref().expect("just connected"))
     }
 
     /// Forgets the connection (after an error that may have broken it).
     pub fn reset(&mut self) {
-        self.client = None;
+        self.session = None;
     }
 }

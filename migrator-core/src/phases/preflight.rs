@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 mod database;
 mod instance;
@@ -18,7 +18,6 @@ mod instance;
 use super::MappingContext;
 use crate::ddl::quote::ident;
 use crate::findings::{Code, Finding};
-use crate::pg::PgError;
 use crate::phase::DestinationState;
 use instance::{capacity, our_names};
 
@@ -43,20 +42,18 @@ impl InstanceReport {
 /// Instance-level checks. `src` and `dst` are connected to the maintenance databases.
 pub async fn check_instance(
     ctx: &MappingContext,
-    src: &Client,
-    dst: &Client,
+    src: &Session,
+    dst: &Session,
 ) -> Result<InstanceReport, PgError> {
-    let st = ctx.source.describe();
-    let dt = ctx.destination.describe();
-    let databases = instance::databases(ctx, src, &st).await?;
+    let databases = instance::databases(ctx, src).await?;
     let wanted = databases.len() as i64;
     let ours = our_names(ctx, &databases);
-    let source = instance::source_settings(ctx, src, &st, &ours).await?;
-    let sync_workers = instance::sync_workers(dst, &dt).await?;
-    let destination = instance::destination_settings(dst, &dt, &ours).await?;
+    let source = instance::source_settings(ctx, src, &ours).await?;
+    let sync_workers = instance::sync_workers(dst).await?;
+    let destination = instance::destination_settings(dst, &ours).await?;
 
     let mut findings = Vec::new();
-    findings.extend(instance::source_version(&st, &source));
+    findings.extend(instance::source_version(src.target(), &source));
     findings.extend(instance::wal_level(&source));
     capacity(
         &mut findings,
@@ -76,9 +73,9 @@ pub async fn check_instance(
         wanted,
         sync_workers,
     );
-    findings.extend(instance::source_privileges(&st, &source));
+    findings.extend(instance::source_privileges(src.target(), &source));
     findings.extend(instance::replication_role(ctx, &source));
-    findings.extend(instance::destination_version(&dt, &destination));
+    findings.extend(instance::destination_version(dst.target(), &destination));
     capacity(
         &mut findings,
         Code::ReplicationWorkers,
@@ -89,8 +86,12 @@ pub async fn check_instance(
         sync_workers,
     );
     findings.extend(instance::worker_processes(&destination));
-    findings.extend(instance::destination_privileges(&dt, &destination));
-    findings.extend(instance::session_replication_role(ctx, &dt, &destination));
+    findings.extend(instance::destination_privileges(dst.target(), &destination));
+    findings.extend(instance::session_replication_role(
+        ctx,
+        dst.target(),
+        &destination,
+    ));
     Ok(InstanceReport {
         findings,
         databases,
@@ -102,16 +103,15 @@ pub async fn check_instance(
 pub async fn check_database(
     ctx: &MappingContext,
     db: &str,
-    src: &Client,
-    dst_admin: &Client,
+    src: &Session,
+    dst_admin: &Session,
     destination: &DestinationState,
 ) -> Result<Vec<Finding>, PgError> {
-    let st = format!("{} database {db:?}", ctx.source.describe());
-    let mut findings = database::replica_identity(ctx, db, src, &st).await?;
-    findings.extend(database::source_privileges(ctx, db, src, &st).await?);
-    findings.extend(database::replication_role_privileges(ctx, db, src, &st).await?);
-    findings.extend(database::extensions(ctx, db, src, dst_admin, &st).await?);
-    findings.extend(database::large_objects(db, src, &st).await?);
+    let mut findings = database::replica_identity(ctx, db, src).await?;
+    findings.extend(database::source_privileges(ctx, db, src).await?);
+    findings.extend(database::replication_role_privileges(ctx, db, src).await?);
+    findings.extend(database::extensions(ctx, db, src, dst_admin).await?);
+    findings.extend(database::large_objects(db, src).await?);
     findings.extend(database::destination_in_use(db, destination));
     Ok(findings)
 }

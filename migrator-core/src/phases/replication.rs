@@ -19,7 +19,7 @@
 //! (`run_as_owner = false`), which the admin may switch to through the SET membership it takes
 //! in the roles it created (see [`super::roles`]).
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::{MappingContext, q};
 use crate::catalog::published;
@@ -27,7 +27,6 @@ use crate::catalog::schema as catalog;
 use crate::ddl::quote::{conninfo_value, ident, literal, qualified};
 use crate::destination;
 use crate::naming::ReplicationNames;
-use crate::pg::PgError;
 use secrecy::ExposeSecret;
 
 /// What exists of a database's replication objects.
@@ -42,10 +41,8 @@ pub struct Present {
 /// and the subscription on the destination (`dst` connected to the destination database).
 pub async fn present(
     names: &ReplicationNames,
-    src: &Client,
-    src_target: &str,
-    dst: Option<&Client>,
-    dst_target: &str,
+    src: &Session,
+    dst: Option<&Session>,
 ) -> Result<Present, PgError> {
     let row = src
         .query_one(
@@ -54,7 +51,7 @@ pub async fn present(
             &[&names.publication, &names.slot],
         )
         .await
-        .map_err(q(src_target, "looking for the publication and slot"))?;
+        .map_err(q(src.target(), "looking for the publication and slot"))?;
     let subscription = match dst {
         Some(dst) => dst
             .query_one(
@@ -63,7 +60,7 @@ pub async fn present(
                 &[&names.subscription],
             )
             .await
-            .map_err(q(dst_target, "looking for the subscription"))?
+            .map_err(q(dst.target(), "looking for the subscription"))?
             .get(0),
         None => false,
     };
@@ -112,21 +109,19 @@ pub async fn set_up(
     ctx: &MappingContext,
     db: &str,
     names: &ReplicationNames,
-    src: &Client,
-    dst: &Client,
+    src: &Session,
+    dst: &Session,
 ) -> Result<(), PgError> {
-    let st = format!("{} database {db:?}", ctx.source.describe());
-    let dt = format!("{} database {db:?}", ctx.destination.describe());
-    let present = present(names, src, &st, Some(dst), &dt).await?;
+    let present = present(names, src, Some(dst)).await?;
     if ctx.copy.fast && !present.subscription {
         // Fast copy: the copy job creates the slot (with its snapshot) and the subscription.
         if !present.publication {
-            create_publication(ctx, db, names, src, &st).await?;
+            create_publication(ctx, db, names, src).await?;
         }
         return Ok(());
     }
     if !present.publication {
-        create_publication(ctx, db, names, src, &st).await?;
+        create_publication(ctx, db, names, src).await?;
     }
     if !present.slot {
         src.execute(
@@ -134,14 +129,14 @@ pub async fn set_up(
             &[&names.slot],
         )
         .await
-        .map_err(q(&st, "creating the replication slot"))?;
+        .map_err(q(src.target(), "creating the replication slot"))?;
         tracing::info!(mapping = %ctx.name, database = db, slot = %names.slot, "replication slot created");
     }
     if !present.subscription {
         // Whatever an interrupted fast copy left would collide with the subscription's copy.
-        let tables = published::tables(src, &st, &names.publication).await?;
-        destination::truncate(dst, &dt, tables.iter().map(|t| &t.root).collect()).await?;
-        create_subscription(ctx, db, names, dst, &dt, true).await?;
+        let tables = published::tables(src, &names.publication).await?;
+        destination::truncate(dst, tables.iter().map(|t| &t.root).collect()).await?;
+        create_subscription(ctx, db, names, dst, true).await?;
     }
     Ok(())
 }
@@ -152,15 +147,14 @@ async fn create_publication(
     ctx: &MappingContext,
     db: &str,
     names: &ReplicationNames,
-    src: &Client,
-    st: &str,
+    src: &Session,
 ) -> Result<(), PgError> {
-    let tables = if crate::catalog::roles::is_superuser(src, st).await? {
+    let tables = if crate::catalog::roles::is_superuser(src).await? {
         "FOR ALL TABLES".to_owned()
     } else {
         // FOR ALL TABLES needs a superuser: list the tables (partitioned tables by their
         // root, which publishes their partitions).
-        let catalog = catalog::read(src, st).await?;
+        let catalog = catalog::read(src).await?;
         let roots: Vec<String> = catalog
             .tables
             .iter()
@@ -178,7 +172,7 @@ async fn create_publication(
         ident(&names.publication)
     ))
     .await
-    .map_err(q(st, "creating the publication"))?;
+    .map_err(q(src.target(), "creating the publication"))?;
     tracing::info!(mapping = %ctx.name, database = db, publication = %names.publication, "publication created");
     Ok(())
 }
@@ -189,12 +183,11 @@ pub async fn create_subscription(
     ctx: &MappingContext,
     db: &str,
     names: &ReplicationNames,
-    dst: &Client,
-    dt: &str,
+    dst: &Session,
     copy_data: bool,
 ) -> Result<(), PgError> {
     let conninfo = subscription_conninfo(ctx, db, &names.subscription);
-    let run_as_owner = crate::catalog::roles::is_superuser(dst, dt).await?;
+    let run_as_owner = crate::catalog::roles::is_superuser(dst).await?;
     let sql = format!(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
          create_slot = false, copy_data = {copy_data}, enabled = true, \
@@ -207,7 +200,7 @@ pub async fn create_subscription(
     // The statement holds a password: errors name the step, never the statement.
     dst.batch_execute(&sql)
         .await
-        .map_err(q(dt, "creating the subscription"))?;
+        .map_err(q(dst.target(), "creating the subscription"))?;
     tracing::info!(mapping = %ctx.name, database = db, subscription = %names.subscription, copy_data, "subscription created");
     Ok(())
 }

@@ -16,12 +16,11 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::{MappingContext, q};
 use crate::findings::{Code, Finding};
 use crate::naming;
-use crate::pg::PgError;
 use crate::status::WalForecast;
 
 /// The copy rate assumed for the forecast when no rate limit is set (MB/s). The benches measure
@@ -56,10 +55,9 @@ pub struct WalFacts {
 /// Reads WAL facts from the source (`src` on any database).
 pub async fn observe(
     ctx: &MappingContext,
-    src: &Client,
+    src: &Session,
     databases: &[String],
 ) -> Result<WalFacts, PgError> {
-    let st = ctx.source.describe();
     let row = src
         .query_one(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, \
@@ -69,7 +67,10 @@ pub async fn observe(
             &[&databases],
         )
         .await
-        .map_err(q(&st, "reading the source's WAL position and limits"))?;
+        .map_err(q(
+            src.target(),
+            "reading the source's WAL position and limits",
+        ))?;
     let limit_mb: i64 = row.get(1);
     let prefix = format!("{}{}_", naming::PREFIX, ctx.name);
     let slots = src
@@ -81,7 +82,7 @@ pub async fn observe(
             &[&prefix],
         )
         .await
-        .map_err(q(&st, "listing replication slots"))?
+        .map_err(q(src.target(), "listing replication slots"))?
         .iter()
         .map(|r| OurSlot {
             name: r.get(0),

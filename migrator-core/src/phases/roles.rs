@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::pg::{PgError, Session};
 use secrecy::{ExposeSecret, SecretString};
-use tokio_postgres::Client;
 
 use super::MappingContext;
 use crate::catalog::roles::{
@@ -25,7 +25,6 @@ use crate::config::RoleConflictStrategy;
 use crate::ddl::quote::ident;
 use crate::ddl::roles::{self as ddl, definition};
 use crate::findings::{Code, Finding};
-use crate::pg::PgError;
 use crate::status::{PasswordOutcome, RoleAction, RoleStatus};
 
 /// Written into the comment of every role the tool creates.
@@ -539,14 +538,12 @@ fn md5_password(roles: &[String]) -> Option<Finding> {
 /// Reads the roles of both instances (maintenance databases) and plans.
 pub async fn observe(
     ctx: &MappingContext,
-    src: &Client,
-    dst: &Client,
+    src: &Session,
+    dst: &Session,
 ) -> Result<RolePlan, PgError> {
-    let st = ctx.source.describe();
-    let dt = ctx.destination.describe();
-    let source = catalog::read(src, &st, true).await?;
-    let destination = catalog::read(dst, &dt, true).await?;
-    let destination_powers = powers(dst, &dt).await?;
+    let source = catalog::read(src, true).await?;
+    let destination = catalog::read(dst, true).await?;
+    let destination_powers = powers(dst).await?;
     let destination_user = ctx.destination.pg.get_user().unwrap_or_default();
     Ok(plan(
         &source,
@@ -562,12 +559,11 @@ pub async fn observe(
 }
 
 /// Runs the plan's statements on the destination, in order.
-pub async fn apply(ctx: &MappingContext, plan: &RolePlan, dst: &Client) -> Result<(), PgError> {
-    let dt = ctx.destination.describe();
+pub async fn apply(ctx: &MappingContext, plan: &RolePlan, dst: &Session) -> Result<(), PgError> {
     for statement in &plan.statements {
         dst.batch_execute(statement.sql.expose_secret())
             .await
-            .map_err(|e| PgError::query(&dt, statement.what.clone(), e))?;
+            .map_err(|e| PgError::query(dst.target(), statement.what.clone(), e))?;
     }
     if !plan.statements.is_empty() {
         tracing::info!(mapping = %ctx.name, statements = plan.statements.len(), "roles brought in line with the source");

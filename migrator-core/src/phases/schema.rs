@@ -9,30 +9,31 @@
 //! `schema applied` (set in the same transaction as the schema, so the schema is all there or not
 //! at all). A database with tables and no such comment is someone else's: preflight refuses it.
 
-use tokio_postgres::Client;
+use crate::pg::{self, PgError, Session};
 
-use super::{DbConn, MappingContext, q};
+use super::{MappingContext, q};
 use crate::catalog::schema as catalog;
 use crate::catalog::{objects, roles};
 use crate::ddl;
 use crate::naming::{MARKER_PREFIX, database_marker};
-use crate::pg::PgError;
 use crate::phase::DestinationState;
 
 /// Reads the destination database's state through the maintenance database.
 pub async fn destination_state(
     ctx: &MappingContext,
     db: &str,
-    dst_admin: &Client,
+    dst_admin: &Session,
 ) -> Result<DestinationState, PgError> {
-    let dt = ctx.destination.describe();
     let row = dst_admin
         .query_opt(
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
             &[&db],
         )
         .await
-        .map_err(q(&dt, "looking for the destination database"))?;
+        .map_err(q(
+            dst_admin.target(),
+            "looking for the destination database",
+        ))?;
     let Some(row) = row else {
         return Ok(DestinationState::Missing { exists: false });
     };
@@ -50,8 +51,7 @@ pub async fn destination_state(
     if let Some(other) = comment.filter(|c| c.starts_with(MARKER_PREFIX)) {
         return Ok(DestinationState::OtherMapping { marker: other });
     }
-    let mut conn = DbConn::new(&ctx.destination, db);
-    let client = conn.get().await?;
+    let client = pg::session(&ctx.destination, db).await?;
     let tables: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -59,7 +59,7 @@ pub async fn destination_state(
             &[],
         )
         .await
-        .map_err(q(&conn.target(), "counting tables in the destination database"))?
+        .map_err(q(client.target(), "counting tables in the destination database"))?
         .get(0);
     Ok(if tables == 0 {
         DestinationState::Missing { exists: true }
@@ -73,12 +73,11 @@ pub async fn destination_state(
 pub async fn apply(
     ctx: &MappingContext,
     db: &str,
-    src: &Client,
-    dst_admin: &Client,
+    src: &Session,
+    dst_admin: &Session,
 ) -> Result<(), PgError> {
-    let dt = ctx.destination.describe();
     let state = destination_state(ctx, db, dst_admin).await?;
-    let source_catalog = catalog::read(src, &ctx.source.describe()).await?;
+    let source_catalog = catalog::read(src).await?;
     match state {
         DestinationState::InUse { .. }
         | DestinationState::OtherMapping { .. }
@@ -91,7 +90,7 @@ pub async fn apply(
             dst_admin
                 .batch_execute(&ddl::create_database(&source_catalog.database, db))
                 .await
-                .map_err(q(&dt, "creating the destination database"))?;
+                .map_err(q(dst_admin.target(), "creating the destination database"))?;
             tracing::info!(mapping = %ctx.name, database = db, "created the destination database");
         }
         DestinationState::Missing { exists: true } | DestinationState::Ours { .. } => {}
@@ -105,22 +104,20 @@ pub async fn apply(
                 &database_marker(&ctx.name, db, false),
             ))
             .await
-            .map_err(q(&dt, "marking the destination database"))?;
+            .map_err(q(dst_admin.target(), "marking the destination database"))?;
     }
 
-    let mut conn = DbConn::new(&ctx.destination, db);
-    let target = conn.target();
-    conn.get().await?;
-    let mut client = conn.client.take().expect("connected");
+    let target = ctx.destination.target(db);
+    let mut client = pg::connect(&ctx.destination, db).await?;
     let tx = client
         .transaction()
         .await
         .map_err(q(&target, "starting the schema transaction"))?;
-    let objects = objects::read(src, &ctx.source.describe()).await?;
-    let present = roles::names(dst_admin, &dt).await?;
+    let objects = objects::read(src).await?;
+    let present = roles::names(dst_admin).await?;
     let (mut statements, missing) = ddl::schema_statements(&source_catalog, &objects, &present);
     // Settings of roles in this database, and of the database itself.
-    let role_catalog = roles::read(src, &ctx.source.describe(), false).await?;
+    let role_catalog = roles::read(src, false).await?;
     for setting in role_catalog
         .settings
         .iter()

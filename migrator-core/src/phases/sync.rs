@@ -4,21 +4,19 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::q;
 use crate::catalog::deferred::Existing;
 use crate::catalog::model::{QualifiedName, SchemaCatalog};
 use crate::ddl::DeferredObject;
 use crate::ddl::quote::qualified;
-use crate::pg::PgError;
 use crate::status::{TableState, TableStatus};
 
 /// The subscription's tables with their state and copy progress (destination side), sized
 /// against the source (`src_sizes`, whole partition trees).
 pub async fn tables(
-    dst: &Client,
-    dst_target: &str,
+    dst: &Session,
     subscription: &str,
     src_sizes: &HashMap<QualifiedName, u64>,
 ) -> Result<Vec<TableStatus>, PgError> {
@@ -34,7 +32,7 @@ pub async fn tables(
             &[&subscription],
         )
         .await
-        .map_err(q(dst_target, "reading the subscription's table states"))?;
+        .map_err(q(dst.target(), "reading the subscription's table states"))?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -59,10 +57,7 @@ pub async fn tables(
 
 /// Size of every published table on the source; a partitioned table counts its partitions
 /// (`pg_partition_tree` lists nothing for an ordinary table, hence the CASE).
-pub async fn source_sizes(
-    src: &Client,
-    src_target: &str,
-) -> Result<HashMap<QualifiedName, u64>, PgError> {
+pub async fn source_sizes(src: &Session) -> Result<HashMap<QualifiedName, u64>, PgError> {
     Ok(src
         .query(
             "SELECT n.nspname::text, c.relname::text, \
@@ -75,7 +70,7 @@ pub async fn source_sizes(
             &[],
         )
         .await
-        .map_err(q(src_target, "measuring tables"))?
+        .map_err(q(src.target(), "measuring tables"))?
         .iter()
         .map(|r| {
             (
@@ -89,10 +84,8 @@ pub async fn source_sizes(
 /// Materialized views populated on the source but not yet on the destination (they are created
 /// `WITH NO DATA`; refreshed once the tables are copied), in creation order.
 pub async fn matviews_to_refresh(
-    src: &Client,
-    src_target: &str,
-    dst: &Client,
-    dst_target: &str,
+    src: &Session,
+    dst: &Session,
 ) -> Result<Vec<QualifiedName>, PgError> {
     const MATVIEWS: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND c.relispopulated = $1 \
@@ -100,7 +93,7 @@ pub async fn matviews_to_refresh(
     let unpopulated: Vec<(String, String)> = dst
         .query(MATVIEWS, &[&false])
         .await
-        .map_err(q(dst_target, "listing materialized views"))?
+        .map_err(q(dst.target(), "listing materialized views"))?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -110,7 +103,7 @@ pub async fn matviews_to_refresh(
     Ok(src
         .query(MATVIEWS, &[&true])
         .await
-        .map_err(q(src_target, "listing materialized views"))?
+        .map_err(q(src.target(), "listing materialized views"))?
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
         .filter(|name| unpopulated.contains(name))
@@ -119,12 +112,12 @@ pub async fn matviews_to_refresh(
 }
 
 /// `REFRESH MATERIALIZED VIEW` on the destination.
-pub async fn refresh(dst: &Client, dst_target: &str, view: &QualifiedName) -> Result<(), PgError> {
+pub async fn refresh(dst: &Session, view: &QualifiedName) -> Result<(), PgError> {
     dst.batch_execute(&format!("REFRESH MATERIALIZED VIEW {}", qualified(view)))
         .await
         .map_err(|e| {
             PgError::query(
-                dst_target,
+                dst.target(),
                 format!("refreshing materialized view {view}"),
                 e,
             )

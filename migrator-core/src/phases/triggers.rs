@@ -3,21 +3,16 @@
 //! (see `ddl::objects`). Every tick reports them with the statements that give them back their
 //! source state, to run at cutover.
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session};
 
 use super::q;
 use crate::catalog::model::QualifiedName;
 use crate::catalog::objects::Trigger;
 use crate::ddl::objects::trigger_state;
 use crate::findings::{Code, Finding};
-use crate::pg::PgError;
 
 /// A warning naming the held-back triggers of database `db` and how to enable them, if any.
-pub async fn held_back(
-    src: &Client,
-    src_target: &str,
-    db: &str,
-) -> Result<Option<Finding>, PgError> {
+pub async fn held_back(src: &Session, db: &str) -> Result<Option<Finding>, PgError> {
     let triggers: Vec<Trigger> = src
         .query(
             "SELECT n.nspname::text, c.relname::text, t.tgname::text, t.tgenabled::text FROM pg_trigger t \
@@ -28,7 +23,7 @@ pub async fn held_back(
             &[],
         )
         .await
-        .map_err(q(src_target, "listing triggers that fire during replication"))?
+        .map_err(q(src.target(), "listing triggers that fire during replication"))?
         .iter()
         .map(|r| Trigger {
             table: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),

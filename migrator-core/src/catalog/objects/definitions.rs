@@ -2,16 +2,15 @@
 //! configurations, functions and procedures, views and materialized views, triggers, rules) and
 //! the comments on them. One reader per kind, each with its query.
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use super::{
     Collation, Comment, Definition, QualifiedName, TextSearchConfig, TextSearchDictionary, Trigger,
     View, name, user_object,
 };
-use crate::pg::{PgError, q};
 
 /// User-defined collations, in creation order.
-pub(super) async fn collations(client: &Client, target: &str) -> Result<Vec<Collation>, PgError> {
+pub(super) async fn collations(client: &Session) -> Result<Vec<Collation>, PgError> {
     let collations = client
         .query(
             &format!(
@@ -22,7 +21,7 @@ pub(super) async fn collations(client: &Client, target: &str) -> Result<Vec<Coll
             &[],
         )
         .await
-        .map_err(q(target, "listing collations"))?
+        .map_err(q(client.target(), "listing collations"))?
         .iter()
         .map(|r| {
             let json: serde_json::Value = r.get(2);
@@ -50,8 +49,7 @@ pub(super) async fn collations(client: &Client, target: &str) -> Result<Vec<Coll
 
 /// Text search dictionaries, in creation order.
 pub(super) async fn text_search_dictionaries(
-    client: &Client,
-    target: &str,
+    client: &Session,
 ) -> Result<Vec<TextSearchDictionary>, PgError> {
     let ts_dictionaries = client
         .query(
@@ -65,7 +63,7 @@ pub(super) async fn text_search_dictionaries(
             &[],
         )
         .await
-        .map_err(q(target, "listing text search dictionaries"))?
+        .map_err(q(client.target(), "listing text search dictionaries"))?
         .iter()
         .map(|r| TextSearchDictionary {
             name: name(r, 0),
@@ -78,8 +76,7 @@ pub(super) async fn text_search_dictionaries(
 
 /// Text search configurations with their token mappings, in creation order.
 pub(super) async fn text_search_configs(
-    client: &Client,
-    target: &str,
+    client: &Session,
 ) -> Result<Vec<TextSearchConfig>, PgError> {
     let config_rows = client
         .query(
@@ -93,7 +90,7 @@ pub(super) async fn text_search_configs(
             &[],
         )
         .await
-        .map_err(q(target, "listing text search configurations"))?;
+        .map_err(q(client.target(), "listing text search configurations"))?;
     let mut ts_configs = Vec::new();
     for r in &config_rows {
         let oid: u32 = r.get(0);
@@ -107,7 +104,7 @@ pub(super) async fn text_search_configs(
                 &[&oid],
             )
             .await
-            .map_err(q(target, "reading text search mappings"))?
+            .map_err(q(client.target(), "reading text search mappings"))?
             .iter()
             .map(|m| (m.get::<_, String>(0), m.get::<_, Vec<String>>(1)))
             .collect();
@@ -122,8 +119,7 @@ pub(super) async fn text_search_configs(
 
 /// Functions and procedures, as `(early, late)` in the sense of [`super::ObjectCatalog`].
 pub(super) async fn functions(
-    client: &Client,
-    target: &str,
+    client: &Session,
 ) -> Result<(Vec<Definition>, Vec<Definition>), PgError> {
     let mut early_functions = Vec::new();
     let mut late_functions = Vec::new();
@@ -143,7 +139,7 @@ pub(super) async fn functions(
             &[],
         )
         .await
-        .map_err(q(target, "listing functions"))?
+        .map_err(q(client.target(), "listing functions"))?
     {
         let def = Definition {
             name: name(&r, 0),
@@ -159,7 +155,7 @@ pub(super) async fn functions(
 }
 
 /// Views and materialized views, each after those it reads.
-pub(super) async fn views(client: &Client, target: &str) -> Result<Vec<View>, PgError> {
+pub(super) async fn views(client: &Session) -> Result<Vec<View>, PgError> {
     let view_rows = client
         .query(
             &format!(
@@ -174,12 +170,12 @@ pub(super) async fn views(client: &Client, target: &str) -> Result<Vec<View>, Pg
             &[],
         )
         .await
-        .map_err(q(target, "listing views"))?;
+        .map_err(q(client.target(), "listing views"))?;
     let mut views: Vec<View> = Vec::new();
     for r in &view_rows {
         let depends_on = dependency_names(client, r.get::<_, u32>(0))
             .await
-            .map_err(q(target, "reading view dependencies"))?;
+            .map_err(q(client.target(), "reading view dependencies"))?;
         views.push(View {
             name: name(r, 1),
             materialized: r.get(3),
@@ -195,7 +191,7 @@ pub(super) async fn views(client: &Client, target: &str) -> Result<Vec<View>, Pg
 
 /// Views and materialized views the view `oid` reads.
 async fn dependency_names(
-    client: &Client,
+    client: &Session,
     oid: u32,
 ) -> Result<Vec<QualifiedName>, tokio_postgres::Error> {
     let rows = client
@@ -240,7 +236,7 @@ pub fn dependencies_first(views: &mut Vec<View>) {
 }
 
 /// Triggers on user tables (not internal ones, not partitions' clones).
-pub(super) async fn triggers(client: &Client, target: &str) -> Result<Vec<Trigger>, PgError> {
+pub(super) async fn triggers(client: &Session) -> Result<Vec<Trigger>, PgError> {
     let triggers = client
         .query(
             &format!(
@@ -253,7 +249,7 @@ pub(super) async fn triggers(client: &Client, target: &str) -> Result<Vec<Trigge
             &[],
         )
         .await
-        .map_err(q(target, "listing triggers"))?
+        .map_err(q(client.target(), "listing triggers"))?
         .iter()
         .map(|r| Trigger {
             table: name(r, 0),
@@ -266,7 +262,7 @@ pub(super) async fn triggers(client: &Client, target: &str) -> Result<Vec<Trigge
 }
 
 /// Rules other than views' `_RETURN` rules, in creation order.
-pub(super) async fn rules(client: &Client, target: &str) -> Result<Vec<Definition>, PgError> {
+pub(super) async fn rules(client: &Session) -> Result<Vec<Definition>, PgError> {
     let rules = client
         .query(
             &format!(
@@ -278,7 +274,7 @@ pub(super) async fn rules(client: &Client, target: &str) -> Result<Vec<Definitio
             &[],
         )
         .await
-        .map_err(q(target, "listing rules"))?
+        .map_err(q(client.target(), "listing rules"))?
         .iter()
         .map(|r| Definition {
             name: name(r, 0),
@@ -290,7 +286,7 @@ pub(super) async fn rules(client: &Client, target: &str) -> Result<Vec<Definitio
 
 /// Comments on tables, views, sequences, columns, schemas, routines, types, triggers and
 /// policies.
-pub(super) async fn comments(client: &Client, target: &str) -> Result<Vec<Comment>, PgError> {
+pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> {
     let comments = client
         .query(
             &format!(
@@ -333,7 +329,7 @@ pub(super) async fn comments(client: &Client, target: &str) -> Result<Vec<Commen
             &[],
         )
         .await
-        .map_err(q(target, "listing comments"))?
+        .map_err(q(client.target(), "listing comments"))?
         .iter()
         .map(|r| Comment {
             target: r.get(0),

@@ -11,10 +11,9 @@
 mod definitions;
 mod security;
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use super::model::QualifiedName;
-use crate::pg::{PgError, q};
 
 pub use definitions::dependencies_first;
 
@@ -176,27 +175,27 @@ pub struct ObjectCatalog {
 }
 
 /// Reads every object of the database `client` is connected to.
-pub async fn read(client: &Client, target: &str) -> Result<ObjectCatalog, PgError> {
+pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     client
         .batch_execute("SET search_path = ''")
         .await
-        .map_err(q(target, "emptying search_path"))?;
-    let collations = definitions::collations(client, target).await?;
-    let ts_dictionaries = definitions::text_search_dictionaries(client, target).await?;
-    let ts_configs = definitions::text_search_configs(client, target).await?;
-    let (early_functions, late_functions) = definitions::functions(client, target).await?;
-    let views = definitions::views(client, target).await?;
-    let triggers = definitions::triggers(client, target).await?;
-    let rules = definitions::rules(client, target).await?;
-    let row_security = security::row_security(client, target).await?;
-    let policies = security::policies(client, target).await?;
-    let comments = definitions::comments(client, target).await?;
-    let privileges = security::privileges(client, target).await?;
-    let default_privileges = security::default_privileges(client, target).await?;
+        .map_err(q(client.target(), "emptying search_path"))?;
+    let collations = definitions::collations(client).await?;
+    let ts_dictionaries = definitions::text_search_dictionaries(client).await?;
+    let ts_configs = definitions::text_search_configs(client).await?;
+    let (early_functions, late_functions) = definitions::functions(client).await?;
+    let views = definitions::views(client).await?;
+    let triggers = definitions::triggers(client).await?;
+    let rules = definitions::rules(client).await?;
+    let row_security = security::row_security(client).await?;
+    let policies = security::policies(client).await?;
+    let comments = definitions::comments(client).await?;
+    let privileges = security::privileges(client).await?;
+    let default_privileges = security::default_privileges(client).await?;
     client
         .batch_execute("RESET search_path")
         .await
-        .map_err(q(target, "resetting search_path"))?;
+        .map_err(q(client.target(), "resetting search_path"))?;
     Ok(ObjectCatalog {
         collations,
         ts_dictionaries,

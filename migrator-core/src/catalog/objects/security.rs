@@ -1,10 +1,9 @@
 //! Who may do what: row-level security and its policies, owners and privileges, default
 //! privileges. One reader per kind, each with its query.
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use super::{DefaultPrivileges, Grant, Policy, Privileges, RowSecurity, name, user_object};
-use crate::pg::{PgError, q};
 
 /// `[[grantee, privilege, grantable], ...]` as built by [`acl_json`].
 fn grants(json: Option<serde_json::Value>) -> Option<Vec<Grant>> {
@@ -35,10 +34,7 @@ fn acl_json(column: &str) -> String {
 }
 
 /// Tables with row-level security switched on.
-pub(super) async fn row_security(
-    client: &Client,
-    target: &str,
-) -> Result<Vec<RowSecurity>, PgError> {
+pub(super) async fn row_security(client: &Session) -> Result<Vec<RowSecurity>, PgError> {
     let row_security = client
         .query(
             &format!(
@@ -50,7 +46,7 @@ pub(super) async fn row_security(
             &[],
         )
         .await
-        .map_err(q(target, "listing tables with row-level security"))?
+        .map_err(q(client.target(), "listing tables with row-level security"))?
         .iter()
         .map(|r| RowSecurity {
             table: name(r, 0),
@@ -61,7 +57,7 @@ pub(super) async fn row_security(
 }
 
 /// Row-level security policies.
-pub(super) async fn policies(client: &Client, target: &str) -> Result<Vec<Policy>, PgError> {
+pub(super) async fn policies(client: &Session) -> Result<Vec<Policy>, PgError> {
     let policies = client
         .query(
             &format!(
@@ -77,7 +73,7 @@ pub(super) async fn policies(client: &Client, target: &str) -> Result<Vec<Policy
             &[],
         )
         .await
-        .map_err(q(target, "listing row-level security policies"))?
+        .map_err(q(client.target(), "listing row-level security policies"))?
         .iter()
         .map(|r| Policy {
             table: name(r, 0),
@@ -94,7 +90,7 @@ pub(super) async fn policies(client: &Client, target: &str) -> Result<Vec<Policy
 
 /// Owners and privileges of relations, columns, schemas, routines, types, collations, text
 /// search objects and the database itself.
-pub(super) async fn privileges(client: &Client, target: &str) -> Result<Vec<Privileges>, PgError> {
+pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgError> {
     let privileges = client
         .query(
             &format!(
@@ -157,7 +153,7 @@ pub(super) async fn privileges(client: &Client, target: &str) -> Result<Vec<Priv
             &[],
         )
         .await
-        .map_err(q(target, "listing owners and privileges"))?
+        .map_err(q(client.target(), "listing owners and privileges"))?
         .iter()
         .map(|r| Privileges {
             owner_kind: r.get(0),
@@ -173,8 +169,7 @@ pub(super) async fn privileges(client: &Client, target: &str) -> Result<Vec<Priv
 
 /// Default privileges on tables, sequences, functions, types and schemas.
 pub(super) async fn default_privileges(
-    client: &Client,
-    target: &str,
+    client: &Session,
 ) -> Result<Vec<DefaultPrivileges>, PgError> {
     let default_privileges = client
         .query(
@@ -189,7 +184,7 @@ pub(super) async fn default_privileges(
             &[],
         )
         .await
-        .map_err(q(target, "listing default privileges"))?
+        .map_err(q(client.target(), "listing default privileges"))?
         .iter()
         .map(|r| DefaultPrivileges {
             role: r.get(0),

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt, TryStreamExt, future};
 use tokio::task::JoinHandle;
-use tokio_postgres::Client;
 
 use super::{MappingContext, q};
 use crate::catalog::deferred;
@@ -38,7 +37,7 @@ use crate::ddl::quote::literal;
 use crate::ddl::{self, DeferredKind, DeferredObject};
 use crate::destination;
 use crate::naming;
-use crate::pg::{self, PgError};
+use crate::pg::{self, PgError, Session};
 use crate::walsender::{ExportedSlot, ReplicationConnection};
 
 mod guard;
@@ -130,11 +129,9 @@ impl Job {
 
 async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result<Copied, PgError> {
     let names = ctx.names(&db);
-    let st = ctx.source.target(&db);
-    let dt = ctx.destination.target(&db);
     let chunks = {
-        let src = pg::connect(&ctx.source, &db).await?;
-        let tables = published::tables(&src, &st, &names.publication).await?;
+        let src = pg::session(&ctx.source, &db).await?;
+        let tables = published::tables(&src, &names.publication).await?;
         let chunk = chunk_size(&ctx.copy, &tables);
         plan(tables, chunk)
     };
@@ -147,28 +144,27 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
         .await
         .expect("the copy semaphore is never closed");
     let started = Instant::now();
-    let src = pg::connect(&ctx.source, &db).await?;
-    let dst = pg::connect(&ctx.destination, &db).await?;
+    let src = pg::session(&ctx.source, &db).await?;
+    let dst = pg::session(&ctx.destination, &db).await?;
     // The turn can come hours later: the database must still be in the state that started this
     // job (schema applied, no subscription: not copied, not completed by anyone meanwhile)
     // before anything is dropped or emptied.
-    if let Some(changed) = changed_since_start(&ctx, &db, &dst, &dt, &names.subscription).await? {
+    if let Some(changed) = changed_since_start(&ctx, &db, &dst, &names.subscription).await? {
         tracing::warn!(mapping = %ctx.name, database = %db, reason = %changed, "the database changed while its copy waited for its turn; not copying");
         return Ok(Copied::Skipped);
     }
-    drop_leftover_slot(&src, &st, &names.slot).await?;
-    destination::truncate(&dst, &dt, chunks.iter().map(|c| &c.table.root).collect()).await?;
+    drop_leftover_slot(&src, &names.slot).await?;
+    destination::truncate(&dst, chunks.iter().map(|c| &c.table.root).collect()).await?;
     let total: u64 = chunks.iter().map(|c| c.bytes).sum();
 
     // The slot and its snapshot; every worker imports the snapshot before the walsender goes.
     let mut walsender = ReplicationConnection::connect(&ctx.source, &db).await?;
-    let exported = create_slot(&ctx, &names.slot, &mut walsender, &src, &st, &progress).await?;
+    let exported = create_slot(&ctx, &names.slot, &mut walsender, &src, &progress).await?;
     tracing::info!(mapping = %ctx.name, database = %db, slot = %names.slot, consistent_point = %exported.consistent_point, "replication slot created with an exported snapshot");
     let workers = ctx.copy.workers.clamp(1, chunks.len().max(1));
-    let sessions = future::try_join_all(
-        (0..workers).map(|_| open_session(&ctx, &db, &st, &dt, &exported.snapshot)),
-    )
-    .await?;
+    let sessions =
+        future::try_join_all((0..workers).map(|_| open_session(&ctx, &db, &exported.snapshot)))
+            .await?;
     walsender.close().await;
 
     let queue = Mutex::new(VecDeque::from(chunks));
@@ -178,7 +174,7 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     let copied = future::try_join_all(
         sessions
             .iter()
-            .map(|(s, d)| worker(&ctx, s, &st, d, &dt, &queue, &progress)),
+            .map(|(s, d)| worker(&ctx, s, d, &queue, &progress)),
     );
     tokio::select! {
         result = copied => { result?; }
@@ -190,20 +186,20 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     for (s, _) in &sessions {
         s.batch_execute("COMMIT")
             .await
-            .map_err(q(&st, "ending the snapshot transaction"))?;
+            .map_err(q(s.target(), "ending the snapshot transaction"))?;
     }
 
-    let source_catalog = catalog::read(&src, &st).await?;
+    let source_catalog = catalog::read(&src).await?;
     let objects = ddl::deferred_objects(&source_catalog);
-    let existing = deferred::existing(&dst, &dt).await?;
+    let existing = deferred::existing(&dst).await?;
     let missing: Vec<&DeferredObject> =
         objects.iter().filter(|o| !o.exists_in(&existing)).collect();
     let (foreign_keys, others): (Vec<_>, Vec<_>) = missing
         .into_iter()
         .partition(|o| o.kind == DeferredKind::ForeignKey);
-    let destinations: Vec<&Client> = sessions.iter().map(|(_, d)| d).collect();
-    build_in_parallel(&destinations, &dt, others).await?;
-    build_in_parallel(&destinations, &dt, foreign_keys).await?;
+    let destinations: Vec<&Session> = sessions.iter().map(|(_, d)| d).collect();
+    build_in_parallel(&destinations, others).await?;
+    build_in_parallel(&destinations, foreign_keys).await?;
     drop(sessions);
     tracing::info!(mapping = %ctx.name, database = %db, objects = objects.len(), seconds = started.elapsed().as_secs_f64() - copy_seconds, "indexes and constraints built");
 
@@ -218,15 +214,14 @@ async fn create_slot(
     ctx: &MappingContext,
     slot: &str,
     walsender: &mut ReplicationConnection,
-    src: &Client,
-    st: &str,
+    src: &Session,
     progress: &Progress,
 ) -> Result<ExportedSlot, PgError> {
     let create = tokio::time::timeout(
         ctx.copy.slot_create_timeout,
         walsender.create_slot_exporting_snapshot(slot),
     );
-    let watch = watch_slot_wait(src, st, progress);
+    let watch = watch_slot_wait(src, progress);
     let outcome = tokio::select! {
         created = create => created,
         error = watch => return Err(error),
@@ -247,7 +242,7 @@ async fn create_slot(
                 )
                 .await;
             Err(PgError::Query {
-                target: st.to_owned(),
+                target: src.target().to_owned(),
                 context: format!("creating the replication slot {slot}"),
                 message: format!(
                     "it waited {} (slot_create_timeout) for transactions open on the source \
@@ -265,8 +260,7 @@ async fn create_slot(
 async fn changed_since_start(
     ctx: &MappingContext,
     db: &str,
-    dst: &Client,
-    dt: &str,
+    dst: &Session,
     subscription: &str,
 ) -> Result<Option<String>, PgError> {
     let row = dst
@@ -277,7 +271,7 @@ async fn changed_since_start(
             &[&subscription],
         )
         .await
-        .map_err(q(dt, "checking the database before the copy"))?;
+        .map_err(q(dst.target(), "checking the database before the copy"))?;
     let marker: Option<String> = row.get(0);
     let subscribed: bool = row.get(1);
     Ok(if subscribed {
@@ -294,10 +288,10 @@ async fn changed_since_start(
 /// While the slot is being created, names the transactions it waits for: logical decoding
 /// starts from a point where no transaction with an xid is running, so each one open on the
 /// source when the slot began must end first. Returns only on error.
-async fn watch_slot_wait(src: &Client, st: &str, progress: &Progress) -> PgError {
+async fn watch_slot_wait(src: &Session, progress: &Progress) -> PgError {
     let began: String = match src.query_one("SELECT now()::text", &[]).await {
         Ok(row) => row.get(0),
-        Err(e) => return PgError::query(st, "reading the source's clock", e),
+        Err(e) => return PgError::query(src.target(), "reading the source's clock", e),
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     loop {
@@ -317,7 +311,11 @@ async fn watch_slot_wait(src: &Client, st: &str, progress: &Progress) -> PgError
                 progress.set_waiting_for((!open.is_empty()).then(|| open.join("; ")));
             }
             Err(e) => {
-                return PgError::query(st, "looking for the transactions the slot waits for", e);
+                return PgError::query(
+                    src.target(),
+                    "looking for the transactions the slot waits for",
+                    e,
+                );
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -326,25 +324,24 @@ async fn watch_slot_wait(src: &Client, st: &str, progress: &Progress) -> PgError
 
 /// Drops the slot a failed copy of `db` left (the job has ended, so nothing reads it).
 pub async fn drop_slot_of_failed_copy(ctx: &MappingContext, db: &str) -> Result<(), PgError> {
-    let st = ctx.source.target(db);
-    let src = pg::connect(&ctx.source, db).await?;
-    drop_leftover_slot(&src, &st, &ctx.names(db).slot).await
+    let src = pg::session(&ctx.source, db).await?;
+    drop_leftover_slot(&src, &ctx.names(db).slot).await
 }
 
 /// A slot left by an interrupted copy is useless (its snapshot is gone): drop it.
-async fn drop_leftover_slot(src: &Client, st: &str, slot: &str) -> Result<(), PgError> {
+async fn drop_leftover_slot(src: &Session, slot: &str) -> Result<(), PgError> {
     let active: Option<bool> = src
         .query_opt(
             "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
         .await
-        .map_err(q(st, "looking for the replication slot"))?
+        .map_err(q(src.target(), "looking for the replication slot"))?
         .map(|r| r.get(0));
     match active {
         None => Ok(()),
         Some(true) => Err(PgError::Query {
-            target: st.to_owned(),
+            target: src.target().to_owned(),
             context: "starting the copy".into(),
             message: format!(
                 "the replication slot {slot} is in use by another connection; stop whatever \
@@ -355,7 +352,7 @@ async fn drop_leftover_slot(src: &Client, st: &str, slot: &str) -> Result<(), Pg
         Some(false) => {
             src.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
                 .await
-                .map_err(q(st, "dropping the slot of an interrupted copy"))?;
+                .map_err(q(src.target(), "dropping the slot of an interrupted copy"))?;
             tracing::info!(
                 slot,
                 "dropped the slot of an interrupted copy; copying again"
@@ -369,34 +366,30 @@ async fn drop_leftover_slot(src: &Client, st: &str, slot: &str) -> Result<(), Pg
 async fn open_session(
     ctx: &MappingContext,
     db: &str,
-    st: &str,
-    dt: &str,
     snapshot: &str,
-) -> Result<(Client, Client), PgError> {
-    let src = pg::connect(&ctx.source, db).await?;
+) -> Result<(Session, Session), PgError> {
+    let src = pg::session(&ctx.source, db).await?;
     src.batch_execute(&format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
         literal(snapshot)
     ))
     .await
-    .map_err(q(st, "importing the slot's snapshot"))?;
-    let dst = pg::connect(&ctx.destination, db).await?;
+    .map_err(q(src.target(), "importing the slot's snapshot"))?;
+    let dst = pg::session(&ctx.destination, db).await?;
     dst.batch_execute(
         "SET synchronous_commit = off; SET session_replication_role = replica; \
          SET maintenance_work_mem = '256MB'",
     )
     .await
-    .map_err(q(dt, "preparing a copy session"))?;
+    .map_err(q(dst.target(), "preparing a copy session"))?;
     Ok((src, dst))
 }
 
 /// Takes chunks off the queue until it is empty, streaming each from source to destination.
 async fn worker(
     ctx: &MappingContext,
-    src: &Client,
-    st: &str,
-    dst: &Client,
-    dt: &str,
+    src: &Session,
+    dst: &Session,
     queue: &Mutex<VecDeque<Chunk>>,
     progress: &Progress,
 ) -> Result<(), PgError> {
@@ -410,17 +403,23 @@ async fn worker(
         let out = src
             .copy_out(chunk.copy_out().as_str())
             .await
-            .map_err(|e| PgError::query(st, context("copying out"), e))?;
+            .map_err(|e| PgError::query(src.target(), context("copying out"), e))?;
         let sink = dst
             .copy_in::<_, Bytes>(chunk.copy_in().as_str())
             .await
-            .map_err(|e| PgError::query(dt, context("copying into the destination from"), e))?;
+            .map_err(|e| {
+                PgError::query(
+                    dst.target(),
+                    context("copying into the destination from"),
+                    e,
+                )
+            })?;
         futures_util::pin_mut!(out, sink);
         let mut unpaid = 0u64;
         while let Some(data) = out
             .try_next()
             .await
-            .map_err(|e| PgError::query(st, context("copying out"), e))?
+            .map_err(|e| PgError::query(src.target(), context("copying out"), e))?
         {
             unpaid += data.len() as u64;
             if unpaid >= LIMITER_STEP {
@@ -428,24 +427,30 @@ async fn worker(
                 progress.copied(root, unpaid);
                 unpaid = 0;
             }
-            sink.feed(data)
-                .await
-                .map_err(|e| PgError::query(dt, context("copying into the destination from"), e))?;
+            sink.feed(data).await.map_err(|e| {
+                PgError::query(
+                    dst.target(),
+                    context("copying into the destination from"),
+                    e,
+                )
+            })?;
         }
         ctx.limiter.take(unpaid).await;
         progress.copied(root, unpaid);
-        sink.as_mut()
-            .finish()
-            .await
-            .map_err(|e| PgError::query(dt, context("copying into the destination from"), e))?;
+        sink.as_mut().finish().await.map_err(|e| {
+            PgError::query(
+                dst.target(),
+                context("copying into the destination from"),
+                e,
+            )
+        })?;
         progress.finished(root);
     }
 }
 
 /// Runs each object's statements, one object per session at a time.
 async fn build_in_parallel(
-    sessions: &[&Client],
-    dt: &str,
+    sessions: &[&Session],
     objects: Vec<&DeferredObject>,
 ) -> Result<(), PgError> {
     let queue = Mutex::new(VecDeque::from(objects));
@@ -456,7 +461,7 @@ async fn build_in_parallel(
             };
             // Nothing else writes yet, so a deadlock (Postponed) cannot happen; if it did, the
             // catch-up ticks build what is missing.
-            destination::build(dst, dt, object).await?;
+            destination::build(dst, object).await?;
         }
     }))
     .await

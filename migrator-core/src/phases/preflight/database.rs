@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use crate::catalog::model::QualifiedName;
 use crate::config::NoPkRemedy;
 use crate::ddl::quote::{ident, qualified};
 use crate::findings::{Code, Finding};
-use crate::pg::{PgError, q};
 use crate::phase::DestinationState;
 use crate::phases::MappingContext;
 
@@ -18,11 +17,10 @@ use crate::phases::MappingContext;
 pub(super) async fn replica_identity(
     ctx: &MappingContext,
     db: &str,
-    src: &Client,
-    st: &str,
+    src: &Session,
 ) -> Result<Vec<Finding>, PgError> {
     let mut findings = Vec::new();
-    let (missing, mut full) = tables_without_primary_key(src, st).await?;
+    let (missing, mut full) = tables_without_primary_key(src).await?;
     if !missing.is_empty() {
         match ctx.no_pk_remedy {
             NoPkRemedy::Refuse => findings.push(Finding::blocking(
@@ -38,7 +36,7 @@ pub(super) async fn replica_identity(
                 for table in &missing {
                     src.batch_execute(&format!("ALTER TABLE {} REPLICA IDENTITY FULL", qualified(table)))
                         .await
-                        .map_err(q(st, "setting REPLICA IDENTITY FULL (no_pk_remedy)"))?;
+                        .map_err(q(src.target(), "setting REPLICA IDENTITY FULL (no_pk_remedy)"))?;
                     tracing::warn!(mapping = %ctx.name, database = db, table = %table, "set REPLICA IDENTITY FULL on the source (no_pk_remedy)");
                 }
                 full.extend(missing);
@@ -62,8 +60,7 @@ pub(super) async fn replica_identity(
 /// The tables without a primary key: those without any replica identity, and those with
 /// REPLICA IDENTITY FULL.
 async fn tables_without_primary_key(
-    src: &Client,
-    st: &str,
+    src: &Session,
 ) -> Result<(Vec<QualifiedName>, Vec<QualifiedName>), PgError> {
     let rows = src
         .query(
@@ -80,7 +77,7 @@ async fn tables_without_primary_key(
             &[],
         )
         .await
-        .map_err(q(st, "looking for tables without a primary key"))?;
+        .map_err(q(src.target(), "looking for tables without a primary key"))?;
     let mut missing = Vec::new();
     let mut full = Vec::new();
     for r in &rows {
@@ -98,8 +95,7 @@ async fn tables_without_primary_key(
 pub(super) async fn source_privileges(
     ctx: &MappingContext,
     db: &str,
-    src: &Client,
-    st: &str,
+    src: &Session,
 ) -> Result<Vec<Finding>, PgError> {
     let row = src
         .query_one(
@@ -118,7 +114,7 @@ pub(super) async fn source_privileges(
             &[&ctx.source.replication_user],
         )
         .await
-        .map_err(q(st, "checking the connecting roles' privileges"))?;
+        .map_err(q(src.target(), "checking the connecting roles' privileges"))?;
     let superuser: Option<bool> = row.get(0);
     let can_create: bool = row.get(1);
     let not_owned: Vec<String> = row.get(2);
@@ -179,10 +175,9 @@ fn row_level_security(ctx: &MappingContext, db: &str, rls_hidden: &[String]) -> 
 pub(super) async fn replication_role_privileges(
     ctx: &MappingContext,
     db: &str,
-    src: &Client,
-    st: &str,
+    src: &Session,
 ) -> Result<Option<Finding>, PgError> {
-    let unreadable = unreadable_by_replication_role(src, st, &ctx.source.replication_user).await?;
+    let unreadable = unreadable_by_replication_role(src, &ctx.source.replication_user).await?;
     if unreadable.is_empty() {
         return Ok(None);
     }
@@ -204,14 +199,13 @@ pub(super) async fn replication_role_privileges(
 /// Tables the replication role cannot SELECT (or whose schema it cannot use); none when the role
 /// is a superuser or does not exist (the instance check reports a missing role).
 async fn unreadable_by_replication_role(
-    src: &Client,
-    target: &str,
+    src: &Session,
     role: &str,
 ) -> Result<Vec<QualifiedName>, PgError> {
     let row = src
         .query_opt("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role])
         .await
-        .map_err(q(target, "looking up the replication role"))?;
+        .map_err(q(src.target(), "looking up the replication role"))?;
     if row.is_none_or(|r| r.get::<_, bool>(0)) {
         return Ok(Vec::new());
     }
@@ -227,7 +221,10 @@ async fn unreadable_by_replication_role(
             &[&role],
         )
         .await
-        .map_err(q(target, "checking the replication role's privileges"))?
+        .map_err(q(
+            src.target(),
+            "checking the replication role's privileges",
+        ))?
         .iter()
         .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
         .collect())
@@ -237,9 +234,8 @@ async fn unreadable_by_replication_role(
 pub(super) async fn extensions(
     ctx: &MappingContext,
     db: &str,
-    src: &Client,
-    dst_admin: &Client,
-    st: &str,
+    src: &Session,
+    dst_admin: &Session,
 ) -> Result<Vec<Finding>, PgError> {
     // Extension name -> version on the source, and -> default version on the destination (what
     // CREATE EXTENSION without VERSION installs there).
@@ -249,7 +245,7 @@ pub(super) async fn extensions(
             &[],
         )
         .await
-        .map_err(q(st, "listing extensions"))?
+        .map_err(q(src.target(), "listing extensions"))?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -259,10 +255,7 @@ pub(super) async fn extensions(
             &[],
         )
         .await
-        .map_err(q(
-            &ctx.destination.describe(),
-            "listing available extensions",
-        ))?
+        .map_err(q(dst_admin.target(), "listing available extensions"))?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -319,15 +312,11 @@ fn missing_extensions(
 }
 
 /// Large objects, which logical replication does not carry.
-pub(super) async fn large_objects(
-    db: &str,
-    src: &Client,
-    st: &str,
-) -> Result<Option<Finding>, PgError> {
+pub(super) async fn large_objects(db: &str, src: &Session) -> Result<Option<Finding>, PgError> {
     let large_objects: i64 = src
         .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
         .await
-        .map_err(q(st, "counting large objects"))?
+        .map_err(q(src.target(), "counting large objects"))?
         .get(0);
     Ok((large_objects > 0).then(|| Finding::warning(
         Code::LargeObjects,

@@ -2,27 +2,22 @@
 //! reads each side's settings and roles (one round trip each), one the destination's sync
 //! workers; then one function per check turns what was read into its finding.
 
-use tokio_postgres::Client;
+use crate::pg::{PgError, Session, q};
 
 use super::{MIN_DESTINATION_VERSION, MIN_SOURCE_VERSION};
 use crate::ddl::quote::ident;
 use crate::findings::{Code, Finding};
-use crate::pg::{PgError, q};
 use crate::phases::MappingContext;
 
 /// The source databases the mapping migrates (after include/exclude).
-pub(super) async fn databases(
-    ctx: &MappingContext,
-    src: &Client,
-    st: &str,
-) -> Result<Vec<String>, PgError> {
+pub(super) async fn databases(ctx: &MappingContext, src: &Session) -> Result<Vec<String>, PgError> {
     Ok(src
         .query(
             "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname",
             &[],
         )
         .await
-        .map_err(q(st, "listing databases"))?
+        .map_err(q(src.target(), "listing databases"))?
         .iter()
         .map(|r| r.get::<_, String>(0))
         .filter(|db| ctx.databases.admits(db))
@@ -66,8 +61,7 @@ impl SourceSettings {
 
 pub(super) async fn source_settings(
     ctx: &MappingContext,
-    src: &Client,
-    st: &str,
+    src: &Session,
     ours: &[String],
 ) -> Result<SourceSettings, PgError> {
     let row = src
@@ -84,7 +78,7 @@ pub(super) async fn source_settings(
             &[&ours, &ctx.source.replication_user],
         )
         .await
-        .map_err(q(st, "reading the source's settings"))?;
+        .map_err(q(src.target(), "reading the source's settings"))?;
     Ok(SourceSettings {
         version: row.get(0),
         wal_level: row.get(1),
@@ -101,14 +95,14 @@ pub(super) async fn source_settings(
 
 /// max_sync_workers_per_subscription on the destination: how many more slots, senders and
 /// workers each database's initial sync may use at once.
-pub(super) async fn sync_workers(dst: &Client, dt: &str) -> Result<i64, PgError> {
+pub(super) async fn sync_workers(dst: &Session) -> Result<i64, PgError> {
     Ok(dst
         .query_one(
             "SELECT current_setting('max_sync_workers_per_subscription')::int",
             &[],
         )
         .await
-        .map_err(q(dt, "reading max_sync_workers_per_subscription"))?
+        .map_err(q(dst.target(), "reading max_sync_workers_per_subscription"))?
         .get::<_, i32>(0) as i64)
 }
 
@@ -191,8 +185,7 @@ impl DestinationSettings {
 }
 
 pub(super) async fn destination_settings(
-    dst: &Client,
-    dt: &str,
+    dst: &Session,
     ours: &[String],
 ) -> Result<DestinationSettings, PgError> {
     let row = dst
@@ -207,7 +200,7 @@ pub(super) async fn destination_settings(
             &[&ours],
         )
         .await
-        .map_err(q(dt, "reading the destination's settings"))?;
+        .map_err(q(dst.target(), "reading the destination's settings"))?;
     Ok(DestinationSettings {
         version: row.get(0),
         version_text: row.get(1),
