@@ -110,7 +110,7 @@ pub async fn check_database(
     let mut findings = database::replica_identity(ctx, db, src).await?;
     findings.extend(database::source_privileges(ctx, db, src).await?);
     findings.extend(database::replication_role_privileges(ctx, db, src).await?);
-    findings.extend(database::extensions(ctx, db, src, dst_admin).await?);
+    findings.extend(database::extensions(db, src, dst_admin).await?);
     findings.extend(database::large_objects(db, src).await?);
     findings.extend(database::destination_in_use(db, destination));
     Ok(findings)

@@ -232,7 +232,6 @@ async fn unreadable_by_replication_role(
 
 /// Extensions the destination lacks (blocking) or has in another default version (a warning).
 pub(super) async fn extensions(
-    ctx: &MappingContext,
     db: &str,
     src: &Session,
     dst_admin: &Session,
