@@ -17,7 +17,7 @@ use crate::findings::Code;
 use crate::pg::PgError;
 use crate::phases::preflight::{Claim, InstanceReport};
 use crate::phases::{MappingContext, cutover, retention, roles};
-use crate::status::DatabaseStatus;
+use crate::status::{DatabaseStatus, RoleStatus, WalForecast};
 
 /// Runs mapping `ctx` until `shutdown`: takes the mapping's lease (see [`lease`]), acts while it
 /// holds it, and while another instance holds it shows who and waits to take over.
@@ -103,47 +103,27 @@ async fn act_while_held(
     lost: CancellationToken,
     first: &mut bool,
 ) {
-    let ctx = ctx.clone();
     let (report_tx, report_rx) = watch::channel::<Option<Arc<InstanceReport>>>(None);
-    let mut databases: BTreeMap<String, (CancellationToken, JoinHandle<()>)> = BTreeMap::new();
-    let mut conns = InstanceConnections::new(&ctx);
+    let mut tasks = DatabaseTasks {
+        ctx: ctx.clone(),
+        poll,
+        report: report_rx,
+        updates: updates.clone(),
+        shutdown: shutdown.clone(),
+        lost: lost.clone(),
+        running: BTreeMap::new(),
+    };
+    let mut conns = InstanceConnections::new(ctx);
     let mut delays = retry_delays(poll);
     let mut wal_watch = retention::WalWatch::default();
     loop {
-        let checked = instance::look(&ctx, &mut conns, &mut wal_watch);
+        let checked = async {
+            let look = instance::look(ctx, &mut conns, &mut wal_watch).await?;
+            claim_and_apply_roles(ctx, claims, look, &mut conns, first, poll, &lost).await
+        };
         let checked = tokio::select! {
             _ = lost.cancelled() => break,
             checked = checked => checked,
-        };
-        let checked = match checked {
-            Ok(InstanceLook {
-                mut report,
-                plan,
-                forecast,
-            }) => {
-                claims.register(Claim {
-                    mapping: ctx.name.clone(),
-                    destination: ctx.destination_key(),
-                    databases: report.databases.clone(),
-                    roles: plan.definitions.clone(),
-                });
-                if *first {
-                    claims.wait_for_all(poll).await;
-                    *first = false;
-                }
-                report.findings.extend(claims.conflicts_for(&ctx.name));
-                // Roles first: every database's schema names them as owners and grantees.
-                let applied = if report.blocked() || lost.is_cancelled() {
-                    Ok(())
-                } else {
-                    match conns.destination.get().await {
-                        Ok(dst) => roles::apply(&ctx, &plan, dst).await,
-                        Err(e) => Err(e),
-                    }
-                };
-                applied.map(|()| (report, plan.roles, forecast))
-            }
-            Err(e) => Err(e),
         };
         let delay = match checked {
             Ok((report, roles, forecast)) => {
@@ -151,40 +131,11 @@ async fn act_while_held(
                     name: ctx.name.clone(),
                     findings: report.findings.clone(),
                     last_error: None,
-                    instructions: Some(cutover::instructions(&ctx, &report.databases)),
+                    instructions: Some(cutover::instructions(ctx, &report.databases)),
                     roles: Some(roles),
                     wal: Some(forecast),
                 });
-                for db in &report.databases {
-                    databases.entry(db.clone()).or_insert_with(|| {
-                        let token = shutdown.child_token();
-                        let task = tokio::spawn(run_database(
-                            ctx.clone(),
-                            db.clone(),
-                            poll,
-                            report_rx.clone(),
-                            updates.clone(),
-                            token.clone(),
-                            lost.clone(),
-                        ));
-                        (token, task)
-                    });
-                }
-                let gone: Vec<String> = databases
-                    .keys()
-                    .filter(|db| !report.databases.contains(db))
-                    .cloned()
-                    .collect();
-                for db in gone {
-                    if let Some((token, task)) = databases.remove(&db) {
-                        token.cancel();
-                        let _ = task.await;
-                    }
-                    let _ = updates.send(Update::DatabaseGone {
-                        mapping: ctx.name.clone(),
-                        database: db,
-                    });
-                }
+                tasks.reconcile(&report.databases).await;
                 report_tx.send_replace(Some(Arc::new(report)));
                 delays = retry_delays(poll);
                 poll
@@ -192,13 +143,7 @@ async fn act_while_held(
             Err(e) => {
                 conns.reset();
                 tracing::warn!(mapping = %ctx.name, error = %e, "instance check failed; retrying");
-                report_error(
-                    &ctx,
-                    updates,
-                    &e,
-                    Code::Connection,
-                    instance::CONNECTION_FIX,
-                );
+                report_error(ctx, updates, &e, Code::Connection, instance::CONNECTION_FIX);
                 delays.next().unwrap_or(poll)
             }
         };
@@ -208,9 +153,98 @@ async fn act_while_held(
             _ = tokio::time::sleep(delay) => {}
         }
     }
-    for (_, (token, task)) in databases {
-        token.cancel();
-        let _ = task.await;
+    tasks.stop_all().await;
+}
+
+/// Registers what the look found in the claims registry (the first look waits, up to `poll`,
+/// for every mapping's first claim), adds the name conflicts to the report, and applies the
+/// role plan unless something blocks: roles first, since every database's schema names them as
+/// owners and grantees.
+async fn claim_and_apply_roles(
+    ctx: &MappingContext,
+    claims: &Claims,
+    look: InstanceLook,
+    conns: &mut InstanceConnections,
+    first: &mut bool,
+    poll: Duration,
+    lost: &CancellationToken,
+) -> Result<(InstanceReport, Vec<RoleStatus>, WalForecast), PgError> {
+    let InstanceLook {
+        mut report,
+        plan,
+        forecast,
+    } = look;
+    claims.register(Claim {
+        mapping: ctx.name.clone(),
+        destination: ctx.destination_key(),
+        databases: report.databases.clone(),
+        roles: plan.definitions.clone(),
+    });
+    if *first {
+        claims.wait_for_all(poll).await;
+        *first = false;
+    }
+    report.findings.extend(claims.conflicts_for(&ctx.name));
+    if !report.blocked() && !lost.is_cancelled() {
+        roles::apply(ctx, &plan, conns.destination.get().await?).await?;
+    }
+    Ok((report, plan.roles, forecast))
+}
+
+/// The database tasks of a mapping, by database name.
+struct DatabaseTasks {
+    ctx: Arc<MappingContext>,
+    poll: Duration,
+    report: watch::Receiver<Option<Arc<InstanceReport>>>,
+    updates: mpsc::UnboundedSender<Update>,
+    shutdown: CancellationToken,
+    lost: CancellationToken,
+    running: BTreeMap<String, (CancellationToken, JoinHandle<()>)>,
+}
+
+impl DatabaseTasks {
+    /// Starts a task for each database of `wanted` that has none, and stops (after its current
+    /// step) the task of each database no longer in it.
+    async fn reconcile(&mut self, wanted: &[String]) {
+        for db in wanted {
+            if !self.running.contains_key(db) {
+                let token = self.shutdown.child_token();
+                let task = tokio::spawn(run_database(
+                    self.ctx.clone(),
+                    db.clone(),
+                    self.poll,
+                    self.report.clone(),
+                    self.updates.clone(),
+                    token.clone(),
+                    self.lost.clone(),
+                ));
+                self.running.insert(db.clone(), (token, task));
+            }
+        }
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|db| !wanted.contains(db))
+            .cloned()
+            .collect();
+        for db in gone {
+            if let Some((token, task)) = self.running.remove(&db) {
+                token.cancel();
+                let _ = task.await;
+            }
+            let _ = self.updates.send(Update::DatabaseGone {
+                mapping: self.ctx.name.clone(),
+                database: db,
+            });
+        }
+    }
+
+    /// Stops every task, each after its current step.
+    async fn stop_all(self) {
+        for (_, (token, task)) in self.running {
+            token.cancel();
+            let _ = task.await;
+        }
     }
 }
 

@@ -151,15 +151,11 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
         .iter()
         .map(|ctx| (ctx.name.clone(), ctx.limiter.clone()))
         .collect();
-    let retries: Retries = contexts
-        .iter()
-        .map(|ctx| (ctx.name.clone(), ctx.retry_generation.clone()))
-        .collect();
     let acting: Acting = contexts
         .iter()
         .map(|ctx| (ctx.name.clone(), ctx.clone()))
         .collect();
-    let publisher = tokio::spawn(publish(headers, limiters.clone(), updates_rx, status_tx));
+    let publisher = tokio::spawn(publish(headers, limiters, updates_rx, status_tx));
     let claims = Claims::new(contexts.len());
     let mut tasks = Vec::new();
     for ctx in contexts {
@@ -174,8 +170,6 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     drop(updates_tx);
     let (commands, command_rx) = mpsc::channel(16);
     tasks.push(tokio::spawn(run_commands(
-        limiters,
-        retries,
         acting,
         status_rx.clone(),
         command_rx,
@@ -196,10 +190,10 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     })
 }
 
-/// Runs commands one at a time until `shutdown` or until every sender is gone.
+/// Runs commands one at a time until `shutdown` or until every sender is gone. `acting` holds
+/// the live context of every mapping (its limiter, retry generation and lease flag are the ones
+/// its task uses), `status` the live snapshot.
 async fn run_commands(
-    limiters: Limiters,
-    retries: Retries,
     acting: Acting,
     status: watch::Receiver<Arc<Snapshot>>,
     mut commands: mpsc::Receiver<Command>,
@@ -213,89 +207,101 @@ async fn run_commands(
                 None => return,
             },
         };
-        match command {
+        let (result, reply) = match command {
             Command::Complete { mapping, reply } => {
-                let live = status.borrow().mapping(&mapping).cloned();
-                let result = match (live, acting.get(&mapping)) {
-                    (None, _) | (_, None) => {
-                        Err(commands::CommandError::UnknownMapping(mapping.clone()))
-                    }
-                    _ if !holds(&acting, &mapping) => {
-                        Err(held_elsewhere(&status, &mapping, "complete"))
-                    }
-                    (Some(live), Some(ctx))
-                        if matches!(
-                            live.phase,
-                            Phase::CutoverReady | Phase::Completing | Phase::Completed
-                        ) =>
-                    {
-                        tracing::info!(mapping = %mapping, "mark complete requested");
-                        commands::complete_mapping(ctx, &live, false).await
-                    }
-                    (Some(live), _) => Err(commands::CommandError::Refused(format!(
-                        "mapping {mapping} is {}, not cutover ready: it can be marked complete once the light is green",
-                        live.phase
-                    ))),
-                };
-                let _ = reply.send(result);
+                (complete(&acting, &status, &mapping).await, reply)
             }
-            Command::Resync { mapping, reply } => {
-                let result = match acting.get(&mapping) {
-                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
-                    Some(_) if !holds(&acting, &mapping) => {
-                        Err(held_elsewhere(&status, &mapping, "resync"))
-                    }
-                    Some(ctx) => {
-                        tracing::info!(mapping = %mapping, "schema re-sync requested");
-                        let databases: Vec<String> = status
-                            .borrow()
-                            .mapping(&mapping)
-                            .map(|m| m.databases.iter().map(|d| d.name.clone()).collect())
-                            .unwrap_or_default();
-                        commands::resync_databases(ctx, &databases).await
-                    }
-                };
-                let _ = reply.send(result);
-            }
-            Command::Retry { mapping, reply } => {
-                let result = match retries.get(&mapping) {
-                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
-                    Some(generation) => {
-                        generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::info!(mapping = %mapping, "retry requested");
-                        Ok(vec![format!(
-                            "mapping {mapping}: failures forgotten; what the tool had given up on starts again at the next tick"
-                        )])
-                    }
-                };
-                let _ = reply.send(result);
-            }
+            Command::Resync { mapping, reply } => (resync(&acting, &status, &mapping).await, reply),
+            Command::Retry { mapping, reply } => (retry(&acting, &mapping), reply),
             Command::SetRateLimit {
                 mapping,
                 mb_per_s,
                 reply,
-            } => {
-                let result = match limiters.get(&mapping) {
-                    None => Err(commands::CommandError::UnknownMapping(mapping.clone())),
-                    Some(limiter) => {
-                        let was = limiter.limit_mb();
-                        limiter.set_limit_mb(mb_per_s);
-                        tracing::info!(mapping = %mapping, was, now = mb_per_s, "copy rate limit changed");
-                        let show = |mb: u64| match mb {
-                            0 => "no limit".to_owned(),
-                            mb => format!("{mb} MB/s"),
-                        };
-                        Ok(vec![format!(
-                            "copy rate limit of {mapping}: {} (was {}); until restart, then rate_limit_mb_per_s applies again",
-                            show(mb_per_s),
-                            show(was)
-                        )])
-                    }
-                };
-                let _ = reply.send(result);
-            }
+            } => (set_rate_limit(&acting, &mapping, mb_per_s), reply),
+        };
+        let _ = reply.send(result);
+    }
+}
+
+type CommandResult = Result<Vec<String>, commands::CommandError>;
+
+/// [`Command::Complete`]: only for a mapping this instance acts for, once it is cutover ready.
+async fn complete(
+    acting: &Acting,
+    status: &watch::Receiver<Arc<Snapshot>>,
+    mapping: &str,
+) -> CommandResult {
+    let live = status.borrow().mapping(mapping).cloned();
+    match (live, acting.get(mapping)) {
+        (None, _) | (_, None) => Err(commands::CommandError::UnknownMapping(mapping.to_owned())),
+        _ if !holds(acting, mapping) => Err(held_elsewhere(status, mapping, "complete")),
+        (Some(live), Some(ctx))
+            if matches!(
+                live.phase,
+                Phase::CutoverReady | Phase::Completing | Phase::Completed
+            ) =>
+        {
+            tracing::info!(mapping = %mapping, "mark complete requested");
+            commands::complete_mapping(ctx, &live, false).await
+        }
+        (Some(live), _) => Err(commands::CommandError::Refused(format!(
+            "mapping {mapping} is {}, not cutover ready: it can be marked complete once the light is green",
+            live.phase
+        ))),
+    }
+}
+
+/// [`Command::Resync`] of the databases the live snapshot lists.
+async fn resync(
+    acting: &Acting,
+    status: &watch::Receiver<Arc<Snapshot>>,
+    mapping: &str,
+) -> CommandResult {
+    match acting.get(mapping) {
+        None => Err(commands::CommandError::UnknownMapping(mapping.to_owned())),
+        Some(_) if !holds(acting, mapping) => Err(held_elsewhere(status, mapping, "resync")),
+        Some(ctx) => {
+            tracing::info!(mapping = %mapping, "schema re-sync requested");
+            let databases: Vec<String> = status
+                .borrow()
+                .mapping(mapping)
+                .map(|m| m.databases.iter().map(|d| d.name.clone()).collect())
+                .unwrap_or_default();
+            commands::resync_databases(ctx, &databases).await
         }
     }
+}
+
+/// [`Command::Retry`]: the mapping's tasks forget what they gave up on.
+fn retry(acting: &Acting, mapping: &str) -> CommandResult {
+    let ctx = acting
+        .get(mapping)
+        .ok_or_else(|| commands::CommandError::UnknownMapping(mapping.to_owned()))?;
+    ctx.retry_generation
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(mapping = %mapping, "retry requested");
+    Ok(vec![format!(
+        "mapping {mapping}: failures forgotten; what the tool had given up on starts again at the next tick"
+    )])
+}
+
+/// [`Command::SetRateLimit`]: until restart.
+fn set_rate_limit(acting: &Acting, mapping: &str, mb_per_s: u64) -> CommandResult {
+    let ctx = acting
+        .get(mapping)
+        .ok_or_else(|| commands::CommandError::UnknownMapping(mapping.to_owned()))?;
+    let was = ctx.limiter.limit_mb();
+    ctx.limiter.set_limit_mb(mb_per_s);
+    tracing::info!(mapping = %mapping, was, now = mb_per_s, "copy rate limit changed");
+    let show = |mb: u64| match mb {
+        0 => "no limit".to_owned(),
+        mb => format!("{mb} MB/s"),
+    };
+    Ok(vec![format!(
+        "copy rate limit of {mapping}: {} (was {}); until restart, then rate_limit_mb_per_s applies again",
+        show(mb_per_s),
+        show(was)
+    )])
 }
 
 /// A mapping's status before anything is known of it.
@@ -345,9 +351,6 @@ fn held_elsewhere(
             .and_then(|m| m.held_by.clone()),
     }
 }
-
-/// Each mapping's retry generation (see [`Command::Retry`]), by mapping name.
-type Retries = BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>;
 
 /// What tasks tell the publisher.
 #[derive(Debug)]

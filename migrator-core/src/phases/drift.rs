@@ -323,76 +323,7 @@ pub async fn resync(
         })
         .collect();
     if !added.is_empty() {
-        let new = SchemaCatalog {
-            sequences: source
-                .sequences
-                .iter()
-                .filter(|s| s.owned_by.as_ref().is_some_and(|(t, _)| added.contains(&t)))
-                .cloned()
-                .collect(),
-            tables: source
-                .tables
-                .iter()
-                .filter(|t| added.contains(&&t.name))
-                .cloned()
-                .collect(),
-            ..Default::default()
-        };
-        let mut statements = ddl::added_tables(&new);
-        // Owners and privileges of the new tables (and their columns), as the schema phase
-        // sets them; references are matched in the server's quoting.
-        let mut references = Vec::new();
-        let owned_sequences: Vec<&QualifiedName> = new.sequences.iter().map(|s| &s.name).collect();
-        for table in added.iter().chain(&owned_sequences) {
-            references.push(
-                src.query_one(
-                    "SELECT format('%I.%I', $1::text, $2::text)",
-                    &[&table.schema, &table.name],
-                )
-                .await
-                .map_err(q(src.target(), "quoting a table name"))?
-                .get::<_, String>(0),
-            );
-        }
-        let objects = objects::read(src).await?;
-        let theirs = objects::ObjectCatalog {
-            privileges: objects
-                .privileges
-                .into_iter()
-                .filter(|p| references.contains(&p.reference))
-                .collect(),
-            ..Default::default()
-        };
-        let (privileges, _) = ddl::objects::privileges(&theirs, &roles::names(dst).await?);
-        statements.extend(privileges);
-        // One simple query: one implicit transaction, all or nothing.
-        dst.batch_execute(&statements.join(";\n"))
-            .await
-            .map_err(q(dst.target(), "creating the tables added on the source"))?;
-        let names = ctx.names(db);
-        if !crate::catalog::roles::is_superuser(src).await? {
-            let roots: Vec<String> = new
-                .tables
-                .iter()
-                .filter(|t| t.partition_of.is_none())
-                .map(|t| qualified(&t.name))
-                .collect();
-            if !roots.is_empty() {
-                src.batch_execute(&format!(
-                    "ALTER PUBLICATION {} ADD TABLE {}",
-                    ident(&names.publication),
-                    roots.join(", ")
-                ))
-                .await
-                .map_err(q(src.target(), "adding the new tables to the publication"))?;
-            }
-        }
-        dst.batch_execute(&format!(
-            "ALTER SUBSCRIPTION {} REFRESH PUBLICATION",
-            ident(&names.subscription)
-        ))
-        .await
-        .map_err(q(dst.target(), "refreshing the subscription"))?;
+        add_tables(ctx, db, src, dst, &source, &added).await?;
         for table in &added {
             report.push(format!(
                 "{db:?}: table {table} created on the destination (owner and grants as on the source) and copying"
@@ -415,6 +346,97 @@ pub async fn resync(
         ));
     }
     Ok(report)
+}
+
+/// Creates the tables `added` on the source (with their owned sequences, owners and grants) on
+/// the destination in one transaction, adds them to a listed publication, and refreshes the
+/// subscription so that it copies them.
+async fn add_tables(
+    ctx: &MappingContext,
+    db: &str,
+    src: &Session,
+    dst: &Session,
+    source: &SchemaCatalog,
+    added: &[&QualifiedName],
+) -> Result<(), PgError> {
+    let new = SchemaCatalog {
+        sequences: source
+            .sequences
+            .iter()
+            .filter(|s| s.owned_by.as_ref().is_some_and(|(t, _)| added.contains(&t)))
+            .cloned()
+            .collect(),
+        tables: source
+            .tables
+            .iter()
+            .filter(|t| added.contains(&&t.name))
+            .cloned()
+            .collect(),
+        ..Default::default()
+    };
+    let mut statements = ddl::added_tables(&new);
+    statements.extend(privileges_of(src, dst, &new).await?);
+    // One simple query: one implicit transaction, all or nothing.
+    dst.batch_execute(&statements.join(";\n"))
+        .await
+        .map_err(q(dst.target(), "creating the tables added on the source"))?;
+    let names = ctx.names(db);
+    if !crate::catalog::roles::is_superuser(src).await? {
+        let roots: Vec<String> = new
+            .tables
+            .iter()
+            .filter(|t| t.partition_of.is_none())
+            .map(|t| qualified(&t.name))
+            .collect();
+        if !roots.is_empty() {
+            src.batch_execute(&format!(
+                "ALTER PUBLICATION {} ADD TABLE {}",
+                ident(&names.publication),
+                roots.join(", ")
+            ))
+            .await
+            .map_err(q(src.target(), "adding the new tables to the publication"))?;
+        }
+    }
+    dst.batch_execute(&format!(
+        "ALTER SUBSCRIPTION {} REFRESH PUBLICATION",
+        ident(&names.subscription)
+    ))
+    .await
+    .map_err(q(dst.target(), "refreshing the subscription"))
+}
+
+/// Owners and privileges of the tables (and their columns and owned sequences) of `new`, as
+/// the schema phase sets them; references are matched in the server's quoting.
+async fn privileges_of(
+    src: &Session,
+    dst: &Session,
+    new: &SchemaCatalog,
+) -> Result<Vec<String>, PgError> {
+    let mut references = Vec::new();
+    let names = new.tables.iter().map(|t| &t.name);
+    for name in names.chain(new.sequences.iter().map(|s| &s.name)) {
+        references.push(
+            src.query_one(
+                "SELECT format('%I.%I', $1::text, $2::text)",
+                &[&name.schema, &name.name],
+            )
+            .await
+            .map_err(q(src.target(), "quoting a table name"))?
+            .get::<_, String>(0),
+        );
+    }
+    let objects = objects::read(src).await?;
+    let theirs = objects::ObjectCatalog {
+        privileges: objects
+            .privileges
+            .into_iter()
+            .filter(|p| references.contains(&p.reference))
+            .collect(),
+        ..Default::default()
+    };
+    let (privileges, _) = ddl::objects::privileges(&theirs, &roles::names(dst).await?);
+    Ok(privileges)
 }
 
 /// One blocking finding for all drift of a database.
