@@ -29,7 +29,7 @@ fn code_map_order() -> Vec<String> {
             }
             continue;
         }
-        let entry = line.trim_start().split_whitespace().next().unwrap_or("");
+        let entry = line.split_whitespace().next().unwrap_or("");
         let module = entry
             .split('/')
             .next()
