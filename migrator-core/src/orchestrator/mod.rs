@@ -1,15 +1,19 @@
 //! The reconcile loops: one task per mapping, and inside it one per source database.
 //!
-//! Every `poll_interval` a database task reads facts from both servers ([`database::observe`]),
-//! derives the phase with the pure [`crate::phase::derive_phase`], runs that phase's idempotent
-//! step ([`database::act`]) and sends its status to the publisher, which assembles an immutable
-//! [`Snapshot`] and publishes it on a `watch` channel. A mapping task checks the instances
-//! (preflight), finds the databases to migrate, and starts or stops database tasks.
+//! Every `poll_interval` a database task runs one [`database::pass`]: it reads facts from both
+//! servers ([`database::look`]), derives the phase with the pure
+//! [`crate::phase::derive_phase`], runs that phase's idempotent step ([`database::act`]) and
+//! sends the status assembled from both to the publisher, which builds an immutable [`Snapshot`]
+//! and publishes it on a `watch` channel. A mapping task looks at the instances
+//! ([`instance::look`]: preflight, WAL, roles), finds the databases to migrate, and starts or
+//! stops database tasks. The one-look commands ([`commands`]) run the same passes once, without
+//! acting.
 //!
 //! Failure isolation: an error in one database or mapping is shown in its status and retried
 //! with exponential backoff and jitter (`backon`); other tasks never wait for it. Nothing is kept
-//! but the connections, two clocks (how long the cutover conditions have held, and copy progress
-//! for the ETA) and, in fast copy mode, the running copy job, which a restart forgets safely (the
+//! but the connections and each database's [`database::Memory`] (how long the cutover
+//! conditions have held, copy progress for the ETA, sequence rates, apply error counts, copy
+//! retries and, in fast copy mode, the running copy job), which a restart forgets safely (the
 //! interrupted copy starts over).
 
 pub mod commands;
