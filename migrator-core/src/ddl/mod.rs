@@ -154,8 +154,9 @@ pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
     sql
 }
 
-/// The whole schema of a database in one list: [`early_statements`] with
-/// [`objects`](objects::before_tables) woven in where they depend, then owners and grants.
+/// The whole schema of a database in one list: [`early_statements`] with the
+/// [`objects`] (text search and collations, functions, then what follows the tables) woven in
+/// where they depend, then owners and grants.
 /// Returns the roles that grants or owners name but the destination lacks (`present`).
 pub fn schema_statements(
     catalog: &SchemaCatalog,
@@ -254,7 +255,7 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
     sql
 }
 
-/// Tables added later (drift re-sync): their sequences, then [`tables`]' statements for them.
+/// Tables added later (drift re-sync): their sequences, then the table statements for them.
 pub fn added_tables(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = types(catalog);
     sql.extend(tables(catalog));

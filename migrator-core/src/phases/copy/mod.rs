@@ -60,7 +60,7 @@ pub struct CopySettings {
     pub workers: usize,
     /// Whether large tables are split into ranges copied at once.
     pub split: bool,
-    /// The range size in bytes; 0 = automatic (see [`chunk_size`]).
+    /// The range size in bytes; 0 = automatic (see `plan::chunk_size`).
     pub chunk_bytes: u64,
     /// Health guard: slow down when another replica's or slot's lag on the source exceeds
     /// this many bytes (0 = not watched) ...
