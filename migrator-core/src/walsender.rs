@@ -15,7 +15,8 @@
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
-use postgres_protocol::message::{backend::Message, frontend};
+use postgres_protocol::message::backend::{AuthenticationSaslBody, ErrorResponseBody, Message};
+use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::config::Host;
 
@@ -119,127 +120,200 @@ impl ReplicationConnection {
         Ok(this)
     }
 
+    /// Answers the server's authentication requests until it is ready for queries, with the
+    /// method it asks for; refuses a login that `binding` or SCRAM's proof does not allow.
     async fn authenticate(
         &mut self,
         user: &str,
         password: Option<&[u8]>,
         binding: &Binding,
     ) -> Result<(), PgError> {
-        let target = self.target.clone();
-        let needs_password = || PgError::Connect {
-            target: target.clone(),
+        let mut login = Login::default();
+        loop {
+            match self.receive().await? {
+                Message::AuthenticationOk => self.check_login(&login, binding)?,
+                Message::AuthenticationCleartextPassword => {
+                    self.send_cleartext(password, binding).await?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    self.send_md5(user, password, body.salt(), binding).await?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    self.start_scram(&body, password, binding, &mut login)
+                        .await?;
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    self.continue_scram(&mut login, body.data()).await?;
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    self.finish_scram(&mut login, body.data())?;
+                }
+                Message::ParameterStatus(_) | Message::BackendKeyData(_) => {}
+                Message::ReadyForQuery(_) => return Ok(()),
+                Message::ErrorResponse(body) => return Err(self.refused(&body)),
+                _ => return Err(self.protocol("an unsupported authentication request")),
+            }
+        }
+    }
+
+    /// AuthenticationOk: accepted only when a SCRAM exchange ended with the server's verified
+    /// signature, and when channel binding is required, only after a bound SCRAM exchange.
+    fn check_login(&self, login: &Login, binding: &Binding) -> Result<(), PgError> {
+        // A server that skips SCRAM's final message has not proven it knows the
+        // password: whoever answers may be an impostor.
+        if login.scram.is_some() && !login.scram_verified {
+            return Err(self.protocol(
+                "the server ended SCRAM authentication without proving it knows the password (no server signature)",
+            ));
+        }
+        if binding.mode == ChannelBinding::Require && !login.bound {
+            return Err(self.unbound());
+        }
+        Ok(())
+    }
+
+    /// Cleartext password authentication (refused when channel binding is required).
+    async fn send_cleartext(
+        &mut self,
+        password: Option<&[u8]>,
+        binding: &Binding,
+    ) -> Result<(), PgError> {
+        if binding.mode == ChannelBinding::Require {
+            return Err(self.unbound());
+        }
+        let password = password.ok_or_else(|| self.needs_password())?;
+        self.send_password(password).await
+    }
+
+    /// MD5 password authentication with the server's `salt` (refused when channel binding is
+    /// required).
+    async fn send_md5(
+        &mut self,
+        user: &str,
+        password: Option<&[u8]>,
+        salt: [u8; 4],
+        binding: &Binding,
+    ) -> Result<(), PgError> {
+        if binding.mode == ChannelBinding::Require {
+            return Err(self.unbound());
+        }
+        let password = password.ok_or_else(|| self.needs_password())?;
+        let answer = md5_hash(user.as_bytes(), password, salt).into_bytes();
+        self.send_password(&answer).await
+    }
+
+    /// Sends a PasswordMessage holding `answer`.
+    async fn send_password(&mut self, answer: &[u8]) -> Result<(), PgError> {
+        let mut out = BytesMut::new();
+        frontend::password_message(answer, &mut out).map_err(|e| self.io_error(e))?;
+        self.send(&mut out).await
+    }
+
+    /// AuthenticationSASL: starts SCRAM-SHA-256 with the mechanism [`Self::scram_mechanism`]
+    /// picks, and keeps its state in `login`.
+    async fn start_scram(
+        &mut self,
+        body: &AuthenticationSaslBody,
+        password: Option<&[u8]>,
+        binding: &Binding,
+        login: &mut Login,
+    ) -> Result<(), PgError> {
+        let password = password.ok_or_else(|| self.needs_password())?;
+        let (mechanism, channel) = self.scram_mechanism(body, binding)?;
+        if mechanism == sasl::SCRAM_SHA_256_PLUS {
+            login.bound = true;
+        }
+        let state = sasl::ScramSha256::new(password, channel);
+        let mut out = BytesMut::new();
+        frontend::sasl_initial_response(mechanism, state.message(), &mut out)
+            .map_err(|e| self.io_error(e))?;
+        login.scram = Some(state);
+        self.send(&mut out).await
+    }
+
+    /// The SASL mechanism and channel binding to log in with: SCRAM-SHA-256-PLUS bound to the
+    /// TLS channel when the server offers it and `binding` allows it, else SCRAM-SHA-256
+    /// unbound (refused when channel binding is required).
+    fn scram_mechanism(
+        &self,
+        body: &AuthenticationSaslBody,
+        binding: &Binding,
+    ) -> Result<(&'static str, sasl::ChannelBinding), PgError> {
+        let mut mechanisms = body.mechanisms();
+        let (mut plain, mut plus) = (false, false);
+        while let Some(m) = mechanisms.next().map_err(|e| self.io_error(e))? {
+            plain |= m == sasl::SCRAM_SHA_256;
+            plus |= m == sasl::SCRAM_SHA_256_PLUS;
+        }
+        match (&binding.server_end_point, binding.mode) {
+            (Some(hash), ChannelBinding::Prefer | ChannelBinding::Require) if plus => Ok((
+                sasl::SCRAM_SHA_256_PLUS,
+                sasl::ChannelBinding::tls_server_end_point(hash.clone()),
+            )),
+            (_, ChannelBinding::Require) => Err(self.unbound()),
+            (Some(_), _) if plain => Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested())),
+            _ if plain => Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported())),
+            _ => Err(self.protocol("the server offers no SASL mechanism this connection can use")),
+        }
+    }
+
+    /// AuthenticationSASLContinue: answers the server's challenge.
+    async fn continue_scram(&mut self, login: &mut Login, data: &[u8]) -> Result<(), PgError> {
+        let state = login
+            .scram
+            .as_mut()
+            .ok_or_else(|| self.protocol("SASL continue before SASL start"))?;
+        state.update(data).map_err(|e| self.io_error(e))?;
+        let mut out = BytesMut::new();
+        frontend::sasl_response(state.message(), &mut out).map_err(|e| self.io_error(e))?;
+        self.send(&mut out).await
+    }
+
+    /// AuthenticationSASLFinal: checks the server's signature, which proves the server knows
+    /// the password.
+    fn finish_scram(&self, login: &mut Login, data: &[u8]) -> Result<(), PgError> {
+        let state = login
+            .scram
+            .as_mut()
+            .ok_or_else(|| self.protocol("SASL final before SASL start"))?;
+        state
+            .finish(data)
+            .map_err(|e| self.protocol(&format!("the server's SCRAM signature is wrong ({e})")))?;
+        login.scram_verified = true;
+        Ok(())
+    }
+
+    /// The server refused the login: its message, with a hint for the usual causes.
+    fn refused(&self, body: &ErrorResponseBody) -> PgError {
+        let (code, message) = error_fields(body.fields());
+        let hint = pg::refusal_hint(&code, &message, pg::Login::Replication).unwrap_or("");
+        PgError::Connect {
+            target: self.target.clone(),
+            message,
+            hint,
+            transient: code.starts_with("57P") || code.starts_with("53"),
+        }
+    }
+
+    /// The server asks for a password and none is configured.
+    fn needs_password(&self) -> PgError {
+        PgError::Connect {
+            target: self.target.clone(),
             message: "the server asks for a password and none is configured".into(),
             hint: " (set the mapping's source password or password_file)",
             transient: false,
-        };
-        let unbound = || PgError::Connect {
-            target: target.clone(),
+        }
+    }
+
+    /// Channel binding is required, and the login would go (or went) without it.
+    fn unbound(&self) -> PgError {
+        PgError::Connect {
+            target: self.target.clone(),
             message:
                 "channel binding is required, but the server authenticated the login without it"
                     .into(),
             hint: " (the server must use SCRAM-SHA-256 passwords over TLS; or set channel_binding = \"prefer\")",
             transient: false,
-        };
-        let mut scram: Option<sasl::ScramSha256> = None;
-        let mut scram_verified = false;
-        let mut bound = false;
-        let mut out = BytesMut::new();
-        loop {
-            match self.receive().await? {
-                Message::AuthenticationOk => {
-                    // A server that skips SCRAM's final message has not proven it knows the
-                    // password: whoever answers may be an impostor.
-                    if scram.is_some() && !scram_verified {
-                        return Err(self.protocol(
-                            "the server ended SCRAM authentication without proving it knows the password (no server signature)",
-                        ));
-                    }
-                    if binding.mode == ChannelBinding::Require && !bound {
-                        return Err(unbound());
-                    }
-                }
-                m @ (Message::AuthenticationCleartextPassword
-                | Message::AuthenticationMd5Password(_)) => {
-                    if binding.mode == ChannelBinding::Require {
-                        return Err(unbound());
-                    }
-                    let password = password.ok_or_else(needs_password)?;
-                    let answer = match m {
-                        Message::AuthenticationMd5Password(body) => {
-                            md5_hash(user.as_bytes(), password, body.salt()).into_bytes()
-                        }
-                        _ => password.to_vec(),
-                    };
-                    frontend::password_message(&answer, &mut out).map_err(|e| self.io_error(e))?;
-                    self.send(&mut out).await?;
-                }
-                Message::AuthenticationSasl(body) => {
-                    let password = password.ok_or_else(needs_password)?;
-                    let mut mechanisms = body.mechanisms();
-                    let (mut plain, mut plus) = (false, false);
-                    while let Some(m) = mechanisms.next().map_err(|e| self.io_error(e))? {
-                        plain |= m == sasl::SCRAM_SHA_256;
-                        plus |= m == sasl::SCRAM_SHA_256_PLUS;
-                    }
-                    let (mechanism, channel) = match (&binding.server_end_point, binding.mode) {
-                        (Some(hash), ChannelBinding::Prefer | ChannelBinding::Require) if plus => {
-                            bound = true;
-                            (
-                                sasl::SCRAM_SHA_256_PLUS,
-                                sasl::ChannelBinding::tls_server_end_point(hash.clone()),
-                            )
-                        }
-                        (_, ChannelBinding::Require) => return Err(unbound()),
-                        (Some(_), _) if plain => {
-                            (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested())
-                        }
-                        _ if plain => (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported()),
-                        _ => {
-                            return Err(self.protocol(
-                                "the server offers no SASL mechanism this connection can use",
-                            ));
-                        }
-                    };
-                    let state = sasl::ScramSha256::new(password, channel);
-                    frontend::sasl_initial_response(mechanism, state.message(), &mut out)
-                        .map_err(|e| self.io_error(e))?;
-                    scram = Some(state);
-                    self.send(&mut out).await?;
-                }
-                Message::AuthenticationSaslContinue(body) => {
-                    let state = scram
-                        .as_mut()
-                        .ok_or_else(|| self.protocol("SASL continue before SASL start"))?;
-                    state.update(body.data()).map_err(|e| self.io_error(e))?;
-                    frontend::sasl_response(state.message(), &mut out)
-                        .map_err(|e| self.io_error(e))?;
-                    self.send(&mut out).await?;
-                }
-                Message::AuthenticationSaslFinal(body) => {
-                    let state = scram
-                        .as_mut()
-                        .ok_or_else(|| self.protocol("SASL final before SASL start"))?;
-                    // Checks the server's signature: it proves the server knows the password.
-                    state.finish(body.data()).map_err(|e| {
-                        self.protocol(&format!("the server's SCRAM signature is wrong ({e})"))
-                    })?;
-                    scram_verified = true;
-                }
-                Message::ParameterStatus(_) | Message::BackendKeyData(_) => {}
-                Message::ReadyForQuery(_) => return Ok(()),
-                Message::ErrorResponse(body) => {
-                    let (code, message) = error_fields(body.fields());
-                    let hint =
-                        pg::refusal_hint(&code, &message, pg::Login::Replication).unwrap_or("");
-                    return Err(PgError::Connect {
-                        target: self.target.clone(),
-                        message,
-                        hint,
-                        transient: code.starts_with("57P") || code.starts_with("53"),
-                    });
-                }
-                _ => return Err(self.protocol("an unsupported authentication request")),
-            }
         }
     }
 
@@ -359,6 +433,17 @@ impl ReplicationConnection {
             transient: false,
         }
     }
+}
+
+/// What authentication has established so far.
+#[derive(Default)]
+struct Login {
+    /// The SCRAM exchange, once the server asked for SASL.
+    scram: Option<sasl::ScramSha256>,
+    /// Whether the server's SCRAM signature has been checked.
+    scram_verified: bool,
+    /// Whether SCRAM was bound to the TLS channel (SCRAM-SHA-256-PLUS).
+    bound: bool,
 }
 
 /// How SCRAM may bind itself to the TLS channel of this connection.

@@ -251,69 +251,116 @@ impl ConnectionSettings {
     /// problem is reported under `key` (e.g. `mappings.prod.source`).
     pub fn resolve(&self, key: &str) -> Result<ResolvedConnection, Vec<Problem>> {
         let mut problems = Vec::new();
-        let mut url_tcp = TcpLayer::default();
-        let mut url_tls = TlsLayer::default();
-        let mut pg = match (&self.url, &self.host) {
-            (Some(_), Some(_)) => {
-                problems.push(Problem::new(
-                    key,
-                    "set either url or host, not both (remove one of them)",
-                ));
-                tokio_postgres::Config::new()
-            }
-            (None, None) => {
-                problems.push(Problem::new(
-                    key,
-                    "set either url or host (for example url = \"postgres://user@db.example:5432/postgres\")",
-                ));
-                tokio_postgres::Config::new()
-            }
-            (Some(url), None) => {
-                for (field, set) in [
-                    ("port", self.port.is_some()),
-                    ("user", self.user.is_some()),
-                    ("dbname", self.dbname.is_some()),
-                ] {
-                    if set {
-                        problems.push(Problem::new(
-                            format!("{key}.{field}"),
-                            format!("{field} cannot be combined with url: put it into the url, or use host instead of url"),
-                        ));
-                    }
-                }
-                let (rest, from_url) = tcp::split_url(
-                    url.expose_secret(),
-                    &format!("{key}.url"),
-                    &mut url_tls,
-                    &mut problems,
-                );
-                url_tcp = from_url;
-                match SecretString::from(rest)
-                    .expose_secret()
-                    .parse::<tokio_postgres::Config>()
-                {
-                    Ok(pg) => {
-                        url_tcp = url_tcp.or(TcpLayer::parsed_by(&pg));
-                        pg
-                    }
-                    Err(e) => {
-                        problems.push(Problem::new(
-                            format!("{key}.url"),
-                            format!("not a valid PostgreSQL connection URL ({e}); expected postgres://user:password@host:port/dbname"),
-                        ));
-                        tokio_postgres::Config::new()
-                    }
-                }
-            }
+        let (mut pg, url_tcp, url_tls) = self.base(key, &mut problems);
+        self.fill_defaults(&mut pg);
+        self.check_port(&pg, key, &mut problems);
+        self.tcp_layer()
+            .or(url_tcp)
+            .apply(&mut pg, key, &mut problems);
+        self.set_password(&mut pg, key, &mut problems);
+        let replication_password = secret_from(
+            &self.replication_password,
+            &self.replication_password_file,
+            &format!("{key}.replication_password"),
+            &mut problems,
+        );
+        let tls = self.set_tls(&mut pg, url_tls, key, &mut problems);
+        let sslmode = tls.as_ref().map_or(SslMode::Prefer, |t| t.mode);
+        let subscription_ssl = self.subscription_ssl(sslmode, tls.as_ref());
+        let password = own_password(&pg, key, &mut problems);
+        let (replication_user, replication_password) =
+            self.replication_login(&pg, password, replication_password, key, &mut problems);
+
+        let Some(tls) = tls.filter(|_| problems.is_empty()) else {
+            return Err(problems);
+        };
+        Ok(ResolvedConnection {
+            pg,
+            sslmode,
+            tls,
+            subscription_ssl,
+            replication_user,
+            replication_password,
+        })
+    }
+
+    /// The settings `url` or `host` gives (exactly one of them must be set), with the TCP and
+    /// TLS settings taken out of the url's query.
+    fn base(
+        &self,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> (tokio_postgres::Config, TcpLayer, TlsLayer) {
+        let mut pg = tokio_postgres::Config::new();
+        match (&self.url, &self.host) {
+            (Some(_), Some(_)) => problems.push(Problem::new(
+                key,
+                "set either url or host, not both (remove one of them)",
+            )),
+            (None, None) => problems.push(Problem::new(
+                key,
+                "set either url or host (for example url = \"postgres://user@db.example:5432/postgres\")",
+            )),
+            (Some(url), None) => return self.url_settings(url, key, problems),
             (None, Some(host)) => {
-                let mut pg = tokio_postgres::Config::new();
                 if host.trim().is_empty() {
                     problems.push(Problem::new(format!("{key}.host"), "must not be empty"));
                 }
                 pg.host(host);
+            }
+        }
+        (pg, TcpLayer::default(), TlsLayer::default())
+    }
+
+    /// The settings of `url`: its TCP and TLS parameters split off, the rest parsed by
+    /// tokio-postgres. The fields that only go with `host` are refused beside it.
+    fn url_settings(
+        &self,
+        url: &SecretString,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> (tokio_postgres::Config, TcpLayer, TlsLayer) {
+        for (field, set) in [
+            ("port", self.port.is_some()),
+            ("user", self.user.is_some()),
+            ("dbname", self.dbname.is_some()),
+        ] {
+            if set {
+                problems.push(Problem::new(
+                    format!("{key}.{field}"),
+                    format!("{field} cannot be combined with url: put it into the url, or use host instead of url"),
+                ));
+            }
+        }
+        let mut url_tls = TlsLayer::default();
+        let (rest, mut url_tcp) = tcp::split_url(
+            url.expose_secret(),
+            &format!("{key}.url"),
+            &mut url_tls,
+            problems,
+        );
+        let pg = match SecretString::from(rest)
+            .expose_secret()
+            .parse::<tokio_postgres::Config>()
+        {
+            Ok(pg) => {
+                url_tcp = url_tcp.or(TcpLayer::parsed_by(&pg));
                 pg
             }
+            Err(e) => {
+                problems.push(Problem::new(
+                    format!("{key}.url"),
+                    format!("not a valid PostgreSQL connection URL ({e}); expected postgres://user:password@host:port/dbname"),
+                ));
+                tokio_postgres::Config::new()
+            }
         };
+        (pg, url_tcp, url_tls)
+    }
+
+    /// Port, user, database, application name and connect timeout: a field wins over the url,
+    /// and what neither says gets its default.
+    fn fill_defaults(&self, pg: &mut tokio_postgres::Config) {
         if self.url.is_none() || self.port.is_some() {
             pg.port(self.port.unwrap_or(5432));
         }
@@ -333,6 +380,10 @@ impl ConnectionSettings {
         if pg.get_connect_timeout().is_none() || self.connect_timeout.is_some() {
             pg.connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)));
         }
+    }
+
+    /// Refuses port 0, under the field (`port` or `url`) that gave it.
+    fn check_port(&self, pg: &tokio_postgres::Config, key: &str, problems: &mut Vec<Problem>) {
         if pg.get_ports().contains(&0) {
             let field = if self.url.is_some() && self.port.is_none() {
                 "url"
@@ -344,6 +395,10 @@ impl ConnectionSettings {
                 "port 0 is not a port a server listens on: set the server's port (PostgreSQL's default is 5432)",
             ));
         }
+    }
+
+    /// The TCP settings the fields give.
+    fn tcp_layer(&self) -> TcpLayer {
         TcpLayer {
             keepalives: self.keepalives,
             keepalives_idle: self.keepalives_idle,
@@ -351,14 +406,21 @@ impl ConnectionSettings {
             keepalives_count: self.keepalives_count,
             tcp_user_timeout: self.tcp_user_timeout,
         }
-        .or(url_tcp)
-        .apply(&mut pg, key, &mut problems);
+    }
 
+    /// Sets the password of `password` or `password_file` on `pg`; refused when the url holds
+    /// one already.
+    fn set_password(
+        &self,
+        pg: &mut tokio_postgres::Config,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) {
         let configured = secret_from(
             &self.password,
             &self.password_file,
             &format!("{key}.password"),
-            &mut problems,
+            problems,
         );
         if let Some(password) = &configured {
             if pg.get_password().is_some() {
@@ -369,13 +431,17 @@ impl ConnectionSettings {
             }
             pg.password(password.expose_secret());
         }
-        let replication_password = secret_from(
-            &self.replication_password,
-            &self.replication_password_file,
-            &format!("{key}.replication_password"),
-            &mut problems,
-        );
+    }
 
+    /// Resolves the TLS of the fields over that of the url, and sets its mode and channel
+    /// binding on `pg`.
+    fn set_tls(
+        &self,
+        pg: &mut tokio_postgres::Config,
+        url_tls: TlsLayer,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Tls> {
         let tls = TlsLayer {
             sslmode: self.sslmode,
             sslrootcert: self.sslrootcert.clone(),
@@ -384,12 +450,18 @@ impl ConnectionSettings {
             channel_binding: self.channel_binding,
         }
         .or(url_tls)
-        .resolve(key, &mut problems);
+        .resolve(key, problems);
         if let Some(tls) = &tls {
             pg.ssl_mode(tls.tokio_postgres_mode());
             pg.channel_binding(tls.tokio_postgres_channel_binding());
         }
-        let sslmode = tls.as_ref().map_or(SslMode::Prefer, |t| t.mode);
+        tls
+    }
+
+    /// The ssl keywords of the subscription's connection string: its `sslmode` (the
+    /// connection's `sslmode` unless set), the files configured for it, and `channel_binding`
+    /// when it is not libpq's default.
+    fn subscription_ssl(&self, sslmode: SslMode, tls: Option<&Tls>) -> Vec<(&'static str, String)> {
         let mut subscription_ssl = vec![(
             "sslmode",
             self.subscription_sslmode
@@ -406,24 +478,25 @@ impl ConnectionSettings {
                 subscription_ssl.push((name, value.clone()));
             }
         }
-        if let Some(tls) = &tls
+        if let Some(tls) = tls
             && tls.channel_binding != ChannelBinding::Prefer
         {
             subscription_ssl.push(("channel_binding", tls.channel_binding.as_str().to_owned()));
         }
+        subscription_ssl
+    }
 
-        // The connection's own password, from password/password_file or from inside the url.
-        let password = match pg.get_password().map(std::str::from_utf8) {
-            None => None,
-            Some(Ok(text)) => Some(SecretString::from(text.to_owned())),
-            Some(Err(_)) => {
-                problems.push(Problem::new(
-                    format!("{key}.url"),
-                    "the url's password is not valid UTF-8 once percent-decoded: fix its encoding, or use password_file",
-                ));
-                None
-            }
-        };
+    /// The role and password of the subscription's connection: `replication_user` (default
+    /// `user`) with its own password, or with the connection's `password` only when it is
+    /// `user` itself.
+    fn replication_login(
+        &self,
+        pg: &tokio_postgres::Config,
+        password: Option<SecretString>,
+        replication_password: Option<SecretString>,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> (String, Option<SecretString>) {
         let user = pg.get_user().unwrap_or("postgres").to_owned();
         let replication_user = self
             .replication_user
@@ -444,18 +517,26 @@ impl ConnectionSettings {
             }
             None => None,
         };
+        (replication_user, replication_password)
+    }
+}
 
-        let Some(tls) = tls.filter(|_| problems.is_empty()) else {
-            return Err(problems);
-        };
-        Ok(ResolvedConnection {
-            pg,
-            sslmode,
-            tls,
-            subscription_ssl,
-            replication_user,
-            replication_password,
-        })
+/// The connection's own password, from password/password_file or from inside the url.
+fn own_password(
+    pg: &tokio_postgres::Config,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<SecretString> {
+    match pg.get_password().map(std::str::from_utf8) {
+        None => None,
+        Some(Ok(text)) => Some(SecretString::from(text.to_owned())),
+        Some(Err(_)) => {
+            problems.push(Problem::new(
+                format!("{key}.url"),
+                "the url's password is not valid UTF-8 once percent-decoded: fix its encoding, or use password_file",
+            ));
+            None
+        }
     }
 }
 

@@ -223,12 +223,45 @@ impl TlsLayer {
     pub fn resolve(&self, key: &str, problems: &mut Vec<Problem>) -> Option<Tls> {
         let mode = self.sslmode.unwrap_or(SslMode::Prefer);
         let channel_binding = self.channel_binding.unwrap_or_default();
-        let system = self
-            .sslrootcert
-            .as_deref()
-            .is_some_and(|p| p == Path::new("system"));
         let before = problems.len();
-        if system && mode != SslMode::VerifyFull {
+        self.check_combinations(mode, channel_binding, key, problems);
+        let verify = verification(mode, self.sslrootcert.is_some());
+        let roots = self.roots(verify, key, problems);
+        let client = match (&self.sslcert, &self.sslkey) {
+            (Some(cert), Some(keyfile)) => client_identity(cert, keyfile, key, problems),
+            _ => None,
+        };
+        if problems.len() > before {
+            return None;
+        }
+        let client_certificate = client.is_some();
+        let config = client_config(roots, verify, client, key, problems)?;
+        Some(Tls {
+            mode,
+            verify,
+            channel_binding,
+            client_certificate,
+            connector: tokio_postgres_rustls::MakeRustlsConnect::new(config.clone()),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Whether `sslrootcert` is `system`: the operating system's roots.
+    fn trusts_system(&self) -> bool {
+        self.sslrootcert
+            .as_deref()
+            .is_some_and(|p| p == Path::new("system"))
+    }
+
+    /// Refuses the settings that are unsafe or incomplete together, each with its fix.
+    fn check_combinations(
+        &self,
+        mode: SslMode,
+        channel_binding: ChannelBinding,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) {
+        if self.trusts_system() && mode != SslMode::VerifyFull {
             problems.push(Problem::new(
                 format!("{key}.sslrootcert"),
                 format!(
@@ -258,79 +291,95 @@ impl TlsLayer {
                 "sslcert and sslkey go together: set both or neither",
             ));
         }
-        let verify = verification(mode, self.sslrootcert.is_some());
-        let roots = match (&self.sslrootcert, verify) {
-            (Some(_), Verify::Nothing) | (None, _) => None,
-            (Some(_), _) if system => system_roots(&format!("{key}.sslrootcert"), problems),
-            (Some(path), _) => file_roots(path, &format!("{key}.sslrootcert"), problems),
-        };
-        let client = match (&self.sslcert, &self.sslkey) {
-            (Some(cert), Some(keyfile)) => client_identity(cert, keyfile, key, problems),
-            _ => None,
-        };
-        if problems.len() > before {
-            return None;
-        }
+    }
 
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let chain = match roots {
-            Some(roots) if verify != Verify::Nothing => {
-                match WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
-                    .build()
-                {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        problems.push(Problem::new(
-                            format!("{key}.sslrootcert"),
-                            format!("the CA certificates cannot be used: {e}"),
-                        ));
-                        return None;
-                    }
-                }
+    /// The CA certificates the server's certificate is checked against, when `verify` checks
+    /// it: the file of `sslrootcert`, or the system's roots.
+    fn roots(
+        &self,
+        verify: Verify,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Arc<RootCertStore>> {
+        match (&self.sslrootcert, verify) {
+            (Some(_), Verify::Nothing) | (None, _) => None,
+            (Some(_), _) if self.trusts_system() => {
+                system_roots(&format!("{key}.sslrootcert"), problems)
             }
-            _ => None,
-        };
-        let verifier: Arc<dyn ServerCertVerifier> = match (verify, chain) {
-            (Verify::Full, Some(full)) => full,
-            (_, chain) => Arc::new(Lenient {
-                provider: Arc::clone(&provider),
-                chain,
-            }),
-        };
-        let builder = match ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-        {
+            (Some(path), _) => file_roots(path, &format!("{key}.sslrootcert"), problems),
+        }
+    }
+}
+
+/// The rustls configuration: the server certificate check `verify` asks for over `roots`, the
+/// client certificate `client` if any, and PostgreSQL's ALPN.
+fn client_config(
+    roots: Option<Arc<RootCertStore>>,
+    verify: Verify,
+    client: Option<Identity>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = server_verifier(roots, verify, &provider, key, problems)?;
+    let builder =
+        match ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
             Ok(b) => b.dangerous().with_custom_certificate_verifier(verifier),
             Err(e) => {
                 problems.push(Problem::new(key, format!("TLS cannot be set up: {e}")));
                 return None;
             }
         };
-        let client_certificate = client.is_some();
-        let mut config = match client {
-            Some((chain, private_key)) => match builder.with_client_auth_cert(chain, private_key) {
-                Ok(c) => c,
+    let mut config = match client {
+        Some((chain, private_key)) => match builder.with_client_auth_cert(chain, private_key) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(Problem::new(
+                    format!("{key}.sslkey"),
+                    format!("sslcert and sslkey do not make a usable client certificate ({e}): check that the key belongs to the certificate"),
+                ));
+                return None;
+            }
+        },
+        None => builder.with_no_client_auth(),
+    };
+    // PostgreSQL 17+ checks the ALPN of direct TLS connections; older servers ignore it.
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    Some(config)
+}
+
+/// The check of the server's certificate: `verify-full`'s over `roots`, or [`Lenient`] (with
+/// the chain check over `roots` when `verify` asks for one).
+fn server_verifier(
+    roots: Option<Arc<RootCertStore>>,
+    verify: Verify,
+    provider: &Arc<CryptoProvider>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Arc<dyn ServerCertVerifier>> {
+    let chain = match roots {
+        Some(roots) if verify != Verify::Nothing => {
+            match WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(provider)).build() {
+                Ok(v) => Some(v),
                 Err(e) => {
                     problems.push(Problem::new(
-                        format!("{key}.sslkey"),
-                        format!("sslcert and sslkey do not make a usable client certificate ({e}): check that the key belongs to the certificate"),
+                        format!("{key}.sslrootcert"),
+                        format!("the CA certificates cannot be used: {e}"),
                     ));
                     return None;
                 }
-            },
-            None => builder.with_no_client_auth(),
-        };
-        // PostgreSQL 17+ checks the ALPN of direct TLS connections; older servers ignore it.
-        config.alpn_protocols = vec![b"postgresql".to_vec()];
-        Some(Tls {
-            mode,
-            verify,
-            channel_binding,
-            client_certificate,
-            connector: tokio_postgres_rustls::MakeRustlsConnect::new(config.clone()),
-            config: Arc::new(config),
-        })
-    }
+            }
+        }
+        _ => None,
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match (verify, chain) {
+        (Verify::Full, Some(full)) => full,
+        (_, chain) => Arc::new(Lenient {
+            provider: Arc::clone(provider),
+            chain,
+        }),
+    };
+    Some(verifier)
 }
 
 fn file_roots(path: &Path, key: &str, problems: &mut Vec<Problem>) -> Option<Arc<RootCertStore>> {

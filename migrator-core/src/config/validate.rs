@@ -7,24 +7,39 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::{Problem, ServerSettings, Settings, connection::read_secret_file};
+use super::{
+    MappingSettings, MigrationSettings, Problem, ServerSettings, Settings,
+    connection::read_secret_file,
+};
 
 /// Longest mapping name: object names built from it must stay within PostgreSQL's 63 bytes.
 pub const MAX_MAPPING_NAME_LEN: usize = 32;
 
 /// Every semantic problem in `settings`.
 pub fn validate(settings: &Settings) -> Vec<Problem> {
+    let mut problems = server_problems(&settings.server);
+    problems.extend(migration_problems(&settings.migration));
+    // Destination endpoint -> the mappings that migrate onto it.
+    let mut destinations: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, mapping) in &settings.mappings {
+        problems.extend(mapping_problems(name, mapping, &mut destinations));
+    }
+    problems.extend(shared_destinations(&destinations));
+    problems
+}
+
+/// The problems of `[server]`: its address, admin token, refresh interval and rate limit.
+fn server_problems(server: &ServerSettings) -> Vec<Problem> {
     let mut problems = Vec::new();
-    if settings.server.listen.parse::<SocketAddr>().is_err() {
+    if server.listen.parse::<SocketAddr>().is_err() {
         problems.push(Problem::new(
             "server.listen",
             format!(
                 "`{}` is not an address and port; write e.g. 0.0.0.0:8080",
-                settings.server.listen
+                server.listen
             ),
         ));
     }
-    let server = &settings.server;
     problems.extend(admin_token_problem(server));
     if server.refresh_interval < Duration::from_secs(1) {
         problems.push(Problem::new(
@@ -44,7 +59,12 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
             "must be longer than zero, e.g. \"200ms\"",
         ));
     }
-    let m = &settings.migration;
+    problems
+}
+
+/// The problems of `[migration]`: its poll interval and fallback password.
+fn migration_problems(m: &MigrationSettings) -> Vec<Problem> {
+    let mut problems = Vec::new();
     if m.poll_interval.is_zero() {
         problems.push(Problem::new(
             "migration.poll_interval",
@@ -63,37 +83,43 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
         }
         _ => {}
     }
-    // Destination endpoint -> the mappings that migrate onto it.
-    let mut destinations: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for (name, mapping) in &settings.mappings {
-        let key = format!("mappings.{name}");
-        if let Some(reason) = mapping_name_problem(name) {
-            problems.push(Problem::new(&key, reason));
-        }
-        if let Err(found) = mapping.source.resolve(&format!("{key}.source")) {
-            problems.extend(found);
-        }
-        match mapping.destination.resolve(&format!("{key}.destination")) {
-            Ok(destination) => {
-                for endpoint in destination.endpoints() {
-                    let sharing = destinations.entry(endpoint).or_default();
-                    if !sharing.contains(&name.as_str()) {
-                        sharing.push(name);
-                    }
+    problems
+}
+
+/// The problems of mapping `name`: its name, its two connections and its database filter.
+/// Records the destination's endpoints in `destinations`, for [`shared_destinations`].
+fn mapping_problems<'a>(
+    name: &'a str,
+    mapping: &MappingSettings,
+    destinations: &mut BTreeMap<String, Vec<&'a str>>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let key = format!("mappings.{name}");
+    if let Some(reason) = mapping_name_problem(name) {
+        problems.push(Problem::new(&key, reason));
+    }
+    if let Err(found) = mapping.source.resolve(&format!("{key}.source")) {
+        problems.extend(found);
+    }
+    match mapping.destination.resolve(&format!("{key}.destination")) {
+        Ok(destination) => {
+            for endpoint in destination.endpoints() {
+                let sharing = destinations.entry(endpoint).or_default();
+                if !sharing.contains(&name) {
+                    sharing.push(name);
                 }
             }
-            Err(found) => problems.extend(found),
         }
-        for db in &mapping.databases.include {
-            if mapping.databases.exclude.contains(db) {
-                problems.push(Problem::new(
-                    format!("{key}.databases"),
-                    format!("`{db}` is both included and excluded: remove it from one list"),
-                ));
-            }
+        Err(found) => problems.extend(found),
+    }
+    for db in &mapping.databases.include {
+        if mapping.databases.exclude.contains(db) {
+            problems.push(Problem::new(
+                format!("{key}.databases"),
+                format!("`{db}` is both included and excluded: remove it from one list"),
+            ));
         }
     }
-    problems.extend(shared_destinations(&destinations));
     problems
 }
 
