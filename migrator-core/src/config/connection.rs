@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::tcp::{self, TcpLayer};
+pub use super::tls::SslMode;
 use super::tls::{ChannelBinding, Tls, TlsLayer};
 use super::{Problem, redact};
 
@@ -118,35 +119,6 @@ pub struct ConnectionSettings {
     /// File holding `replication_password`. Default: unset.
     #[serde(default)]
     pub replication_password_file: Option<PathBuf>,
-}
-
-/// libpq's sslmode values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// Never use TLS.
-    Disable,
-    /// Use TLS when the server offers it.
-    Prefer,
-    /// Always use TLS, without checking the certificate.
-    Require,
-    /// Always use TLS and check the certificate against `sslrootcert`.
-    VerifyCa,
-    /// As `verify-ca`, and check that the host name matches the certificate.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// The libpq spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
 }
 
 /// A connection whose files have been read and whose form has been checked: ready to connect.

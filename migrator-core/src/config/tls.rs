@@ -32,7 +32,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use super::connection::SslMode;
 
 /// libpq's `channel_binding`: whether SCRAM authentication binds itself to the TLS channel, so
 /// that a man in the middle holding a certificate the tool accepts still cannot log in.
@@ -64,6 +63,35 @@ impl ChannelBinding {
             "prefer" => Some(ChannelBinding::Prefer),
             "require" => Some(ChannelBinding::Require),
             _ => None,
+        }
+    }
+}
+
+/// libpq's sslmode values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it.
+    Prefer,
+    /// Always use TLS, without checking the certificate.
+    Require,
+    /// Always use TLS and check the certificate against `sslrootcert`.
+    VerifyCa,
+    /// As `verify-ca`, and check that the host name matches the certificate.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
         }
     }
 }
