@@ -35,6 +35,8 @@ pub enum Code {
     WalSenders,
     /// `max_logical_replication_workers` on the destination leaves too little room.
     ReplicationWorkers,
+    /// `max_active_replication_origins` on the destination (PostgreSQL 18) leaves too little room.
+    ReplicationOrigins,
     /// `max_worker_processes` on the destination leaves no room for the apply workers.
     WorkerProcesses,
     /// The source role is neither a superuser nor has REPLICATION.
@@ -130,6 +132,7 @@ impl Code {
             Code::ReplicationSlots => "replication_slots",
             Code::WalSenders => "wal_senders",
             Code::ReplicationWorkers => "replication_workers",
+            Code::ReplicationOrigins => "replication_origins",
             Code::WorkerProcesses => "worker_processes",
             Code::SourcePrivileges => "source_privileges",
             Code::SourceNotSuperuser => "source_not_superuser",

@@ -85,6 +85,17 @@ pub async fn check_instance(
         wanted,
         sync_workers,
     );
+    if let Some(free) = destination.free_origins() {
+        capacity(
+            &mut findings,
+            Code::ReplicationOrigins,
+            "max_active_replication_origins",
+            "destination",
+            free,
+            wanted,
+            sync_workers,
+        );
+    }
     findings.extend(instance::worker_processes(&destination));
     findings.extend(instance::destination_privileges(dst.target(), &destination));
     findings.extend(instance::session_replication_role(

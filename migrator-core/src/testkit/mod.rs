@@ -141,6 +141,7 @@ impl ClusterOptions {
                 ("max_logical_replication_workers", "24"),
                 ("max_worker_processes", "40"),
                 ("max_replication_slots", "40"),
+                ("max_active_replication_origins", "40"),
             ]),
             tls: None,
             hba: Vec::new(),

@@ -171,6 +171,9 @@ pub(super) struct DestinationSettings {
     workers: i32,
     /// max_worker_processes.
     processes: i32,
+    /// max_active_replication_origins (PostgreSQL 18: before it, max_replication_slots also
+    /// bounded the origins a subscriber tracks).
+    origins: Option<i32>,
     /// Whether the connecting role may create databases and subscriptions.
     privileged: Option<bool>,
     other_subscriptions: i64,
@@ -181,6 +184,13 @@ impl DestinationSettings {
     /// The room for one more apply worker per database, not counting other subscriptions.
     pub(super) fn free_workers(&self) -> i64 {
         self.workers as i64 - self.other_subscriptions
+    }
+
+    /// The room for one more replication origin per database (each running apply or table
+    /// synchronization worker tracks one), not counting other subscriptions; `None` before 18.
+    pub(super) fn free_origins(&self) -> Option<i64> {
+        self.origins
+            .map(|origins| origins as i64 - self.other_subscriptions)
     }
 }
 
@@ -196,7 +206,8 @@ pub(super) async fn destination_settings(
                (SELECT rolsuper OR (rolcreatedb AND pg_has_role(current_user, 'pg_create_subscription', 'MEMBER')) \
                   FROM pg_roles WHERE rolname = current_user), \
                (SELECT count(*) FROM pg_subscription WHERE subname <> ALL($1) AND subenabled), \
-               has_parameter_privilege('session_replication_role', 'SET')",
+               has_parameter_privilege('session_replication_role', 'SET'), \
+               current_setting('max_active_replication_origins', true)::int",
             &[&ours],
         )
         .await
@@ -209,6 +220,7 @@ pub(super) async fn destination_settings(
         privileged: row.get(4),
         other_subscriptions: row.get(5),
         sets_replication_role: row.get(6),
+        origins: row.get(7),
     })
 }
 
