@@ -127,12 +127,7 @@ pub async fn pass(
 ) -> Result<Passed, Failed> {
     let now = Instant::now();
     let names = ctx.names(db);
-    finish_copy_job(ctx, db, &names, conns, memory, now)
-        .await
-        .map_err(|error| Failed {
-            status: None,
-            error,
-        })?;
+    finish_copy_job(ctx, db, &names, conns, memory, now).await;
     let progress = memory.copy_job.as_ref().map(|job| &*job.progress);
     let mut look = look(ctx, db, instance_blocked, conns, progress)
         .await
@@ -196,9 +191,9 @@ pub async fn pass(
 }
 
 /// Takes the outcome of a copy job that has ended: a finished copy gets its subscription (on the
-/// copy's slot, streaming from where its snapshot ends); a failed one starts over once its
-/// backoff has passed (see [`CopyRetry`]), and its slot is dropped at once so it does not hold
-/// WAL on the source meanwhile.
+/// copy's slot, streaming from where its snapshot ends). A failed copy, or a subscription that
+/// could not be created, starts over once its backoff has passed (see [`CopyRetry`]); its slot
+/// is dropped at once so that it does not hold WAL on the source meanwhile.
 async fn finish_copy_job(
     ctx: &MappingContext,
     db: &str,
@@ -206,21 +201,23 @@ async fn finish_copy_job(
     conns: &mut Connections,
     memory: &mut Memory,
     now: Instant,
-) -> Result<(), PgError> {
+) {
     memory
         .copy_retry
         .operator_generation(ctx.retry_generation.load(Ordering::Relaxed));
     let Some(job) = memory.copy_job.take_if(|job| job.is_finished()) else {
-        return Ok(());
+        return;
     };
-    match job.outcome().await {
-        Ok(copy::Copied::Done) => {
-            let dst = conns.destination.get().await?;
-            replication::create_subscription(ctx, db, names, dst, false).await?;
-            tracing::info!(mapping = %ctx.name, database = db, "the subscription streams from the copy's snapshot");
-            memory.copy_retry.succeeded();
-        }
-        Ok(copy::Copied::Skipped) => memory.copy_retry.succeeded(),
+    let outcome = match job.outcome().await {
+        Ok(copy::Copied::Done) => match conns.destination.get().await {
+            Ok(dst) => replication::create_subscription(ctx, db, names, dst, false).await,
+            Err(e) => Err(e),
+        },
+        Ok(copy::Copied::Skipped) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => memory.copy_retry.succeeded(),
         Err(e) => {
             memory.copy_retry.failed(&e, now);
             tracing::warn!(mapping = %ctx.name, database = db, error = %e, failures = memory.copy_retry.failures(), "the initial copy failed");
@@ -229,7 +226,6 @@ async fn finish_copy_job(
             }
         }
     }
-    Ok(())
 }
 
 /// What one look at a database found: the facts the phase is derived from, and what the status
