@@ -153,7 +153,7 @@ fn main() {
              `cargo bench -p migrator-core --bench tick` on {} ({}): PostgreSQL 15 -> 18 test \
              clusters, {databases} databases of {tables} tables (primary key, one secondary index, \
              one row) each, migrated to catch-up by the orchestrator ({migrate_seconds:.0} s), then \
-             the database tick (observe: preflight checks, subscription and table states, \
+             the database pass (look: preflight checks, subscription and table states, \
              sequences, deferred objects, both table catalogs and object signatures for drift, \
              held-back triggers, lag; act: sequence sync and heartbeat), {ticks} rounds.\n\n\
              | tick | median | p95 | max |\n|---|---:|---:|---:|\n\
