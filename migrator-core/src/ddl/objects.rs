@@ -3,7 +3,7 @@
 //! * [`text_search_and_collations`] before types; [`early_functions`] after types, before
 //!   tables: the functions tables may call in defaults, checks and generated columns (created
 //!   with `check_function_bodies = off`, so a body may name a table created later).
-//! * [`after_tables`]: functions whose signature names a table's row type, views and
+//! * [`after_tables`]: functions whose signature names a table's row type, aggregates, views and
 //!   materialized views (`WITH NO DATA`: refreshed after the initial sync), triggers, rules,
 //!   row-level security and policies, comments.
 //! * [`privileges`]: owners, grants (objects and columns) and default privileges, last, so that
@@ -171,6 +171,7 @@ pub fn after_tables(o: &ObjectCatalog) -> Vec<String> {
         sql.push("SET LOCAL check_function_bodies = off".to_owned());
         sql.extend(o.late_functions.iter().map(|f| f.sql.clone()));
     }
+    sql.extend(o.aggregates.iter().map(|a| a.sql.clone()));
     for v in &o.views {
         sql.extend(create_view(v));
     }

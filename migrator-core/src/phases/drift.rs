@@ -67,10 +67,10 @@ pub type Signature = (String, String, String);
 /// entries depends on the order of the grants), row-level security flags). Deparsed view
 /// text and trigger conditions are left out: PostgreSQL 16+ prints them differently.
 pub const SIGNATURES: &str = "
-    SELECT 'function', format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+    SELECT CASE p.prokind WHEN 'a' THEN 'aggregate' ELSE 'function' END, format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
            md5(coalesce(p.prosrc, '')) || ' ' || pg_get_userbyid(p.proowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), '')
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE p.prokind IN ('f', 'p', 'w') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+     WHERE p.prokind IN ('f', 'p', 'w', 'a') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass AND x.objid = p.oid AND x.deptype = 'e')
     UNION ALL
     SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'table' END,

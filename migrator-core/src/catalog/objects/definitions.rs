@@ -117,6 +117,57 @@ pub(super) async fn text_search_configs(
     Ok(ts_configs)
 }
 
+/// User-defined aggregates as `CREATE AGGREGATE` statements, built by the server from
+/// `pg_aggregate` (`pg_get_functiondef` refuses aggregates). Support functions and types print
+/// qualified (`search_path` is empty) and every literal is quoted by the server.
+pub(super) async fn aggregates(client: &Session) -> Result<Vec<Definition>, PgError> {
+    Ok(client
+        .query(
+            &format!(
+                "SELECT n.nspname, p.proname, format('CREATE AGGREGATE %I.%I (%s) (%s)', n.nspname, p.proname, \
+                   CASE WHEN p.pronargs = 0 THEN '*' ELSE pg_get_function_arguments(p.oid) END, \
+                   concat_ws(', ', \
+                     'SFUNC = ' || a.aggtransfn::regproc, \
+                     'STYPE = ' || format_type(a.aggtranstype, NULL), \
+                     CASE WHEN a.aggtransspace <> 0 THEN 'SSPACE = ' || a.aggtransspace END, \
+                     CASE WHEN a.aggfinalfn <> 0 THEN 'FINALFUNC = ' || a.aggfinalfn::regproc END, \
+                     CASE WHEN a.aggfinalextra THEN 'FINALFUNC_EXTRA' END, \
+                     CASE WHEN a.aggfinalfn <> 0 THEN 'FINALFUNC_MODIFY = ' || {modify} END, \
+                     CASE WHEN a.aggcombinefn <> 0 THEN 'COMBINEFUNC = ' || a.aggcombinefn::regproc END, \
+                     CASE WHEN a.aggserialfn <> 0 THEN 'SERIALFUNC = ' || a.aggserialfn::regproc END, \
+                     CASE WHEN a.aggdeserialfn <> 0 THEN 'DESERIALFUNC = ' || a.aggdeserialfn::regproc END, \
+                     CASE WHEN a.agginitval IS NOT NULL THEN 'INITCOND = ' || quote_literal(a.agginitval) END, \
+                     CASE WHEN a.aggmtransfn <> 0 THEN 'MSFUNC = ' || a.aggmtransfn::regproc END, \
+                     CASE WHEN a.aggminvtransfn <> 0 THEN 'MINVFUNC = ' || a.aggminvtransfn::regproc END, \
+                     CASE WHEN a.aggmtransfn <> 0 THEN 'MSTYPE = ' || format_type(a.aggmtranstype, NULL) END, \
+                     CASE WHEN a.aggmtransspace <> 0 THEN 'MSSPACE = ' || a.aggmtransspace END, \
+                     CASE WHEN a.aggmfinalfn <> 0 THEN 'MFINALFUNC = ' || a.aggmfinalfn::regproc END, \
+                     CASE WHEN a.aggmfinalextra THEN 'MFINALFUNC_EXTRA' END, \
+                     CASE WHEN a.aggmfinalfn <> 0 THEN 'MFINALFUNC_MODIFY = ' || {mmodify} END, \
+                     CASE WHEN a.aggminitval IS NOT NULL THEN 'MINITCOND = ' || quote_literal(a.aggminitval) END, \
+                     CASE WHEN a.aggsortop <> 0 THEN (SELECT 'SORTOP = OPERATOR(' || quote_ident(son.nspname) || '.' || so.oprname || ')' \
+                       FROM pg_operator so JOIN pg_namespace son ON son.oid = so.oprnamespace WHERE so.oid = a.aggsortop) END, \
+                     CASE WHEN a.aggkind = 'h' THEN 'HYPOTHETICAL' END, \
+                     CASE p.proparallel WHEN 's' THEN 'PARALLEL = SAFE' WHEN 'r' THEN 'PARALLEL = RESTRICTED' END)) \
+                 FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid \
+                 JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE {} ORDER BY p.oid",
+                user_object("pg_proc", "p.oid"),
+                modify = "CASE a.aggfinalmodify WHEN 'r' THEN 'READ_ONLY' WHEN 's' THEN 'SHAREABLE' ELSE 'READ_WRITE' END",
+                mmodify = "CASE a.aggmfinalmodify WHEN 'r' THEN 'READ_ONLY' WHEN 's' THEN 'SHAREABLE' ELSE 'READ_WRITE' END",
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(client.target(), "listing aggregates"))?
+        .iter()
+        .map(|r| Definition {
+            name: name(r, 0),
+            sql: r.get(2),
+        })
+        .collect())
+}
+
 /// Functions and procedures, as `(early, late)` in the sense of [`super::ObjectCatalog`].
 pub(super) async fn functions(
     client: &Session,
@@ -308,7 +359,7 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
                  UNION ALL \
                  SELECT 'ROUTINE ' || p.oid::regprocedure::text, d.description \
                  FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid AND d.classoid = 'pg_proc'::regclass \
-                 JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w') AND {proc} \
+                 JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w', 'a') AND {proc} \
                  UNION ALL \
                  SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname), d.description \
                  FROM pg_description d JOIN pg_type t ON t.oid = d.objoid AND d.classoid = 'pg_type'::regclass \

@@ -1,5 +1,5 @@
 //! Reads what a database holds besides tables and their data: collations, text search
-//! configurations, functions and procedures, views and materialized views, triggers, rules,
+//! configurations, functions, procedures and aggregates, views and materialized views, triggers, rules,
 //! row-level security, comments, owners, privileges and default privileges.
 //!
 //! Read only by the schema phase (once per database), never per tick. As in
@@ -163,6 +163,8 @@ pub struct ObjectCatalog {
     pub early_functions: Vec<Definition>,
     /// The others: created after the tables.
     pub late_functions: Vec<Definition>,
+    /// Aggregates: created after every function (their support functions).
+    pub aggregates: Vec<Definition>,
     /// Views and materialized views, each after those it reads.
     pub views: Vec<View>,
     pub triggers: Vec<Trigger>,
@@ -184,6 +186,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     let ts_dictionaries = definitions::text_search_dictionaries(client).await?;
     let ts_configs = definitions::text_search_configs(client).await?;
     let (early_functions, late_functions) = definitions::functions(client).await?;
+    let aggregates = definitions::aggregates(client).await?;
     let views = definitions::views(client).await?;
     let triggers = definitions::triggers(client).await?;
     let rules = definitions::rules(client).await?;
@@ -202,6 +205,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
         ts_configs,
         early_functions,
         late_functions,
+        aggregates,
         views,
         triggers,
         rules,

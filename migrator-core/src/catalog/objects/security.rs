@@ -113,7 +113,7 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                  FROM pg_namespace n WHERE {nsp} \
                  UNION ALL \
                  SELECT 'ROUTINE', 'ROUTINE', p.oid::regprocedure::text, pg_get_userbyid(p.proowner), NULL, {proacl}, p.oid::bigint \
-                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w') AND {proc} \
+                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w', 'a') AND {proc} \
                  UNION ALL \
                  SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, 'TYPE', format('%I.%I', n.nspname, t.typname), \
                    pg_get_userbyid(t.typowner), NULL, {typacl}, t.oid::bigint \

@@ -1,0 +1,175 @@
+//! Schema fidelity, PostgreSQL 15 -> 18: kinds of objects beyond tables and plain functions
+//! arrive on the destination as they are on the source, while the source takes writes.
+//!
+//! Aggregates: a view over a user-defined aggregate (as in public sample databases:
+//! `group_concat`) used to stop the migration at the schema step for good, since aggregates were
+//! never read.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use migrator_core::orchestrator;
+use migrator_core::phase::Phase;
+use migrator_core::testkit::Cluster;
+use tokio_util::sync::CancellationToken;
+
+const DB: &str = "sample ü";
+
+const SCHEMA: &str = r#"
+    CREATE ROLE "report ""owner""" NOLOGIN;
+    CREATE ROLE reader NOLOGIN;
+    CREATE SCHEMA "Stats";
+    CREATE TABLE public.films (id serial PRIMARY KEY, title text NOT NULL, rating float8, genre text);
+    INSERT INTO public.films (title, rating, genre)
+        SELECT 'film ' || g, (g % 10) / 2.0, CASE WHEN g % 3 = 0 THEN 'drama' ELSE 'comedy' END
+        FROM generate_series(1, 200) g;
+
+    -- group_concat, as the public sample databases have it: a state function in SQL.
+    CREATE FUNCTION public._group_concat(text, text) RETURNS text LANGUAGE sql IMMUTABLE AS
+        $$ SELECT CASE WHEN $2 IS NULL THEN $1 WHEN $1 IS NULL THEN $2 ELSE $1 || ', ' || $2 END $$;
+    CREATE AGGREGATE public.group_concat(text) (SFUNC = public._group_concat, STYPE = text);
+
+    -- An initial condition, a final function, a combine function and PARALLEL SAFE.
+    CREATE FUNCTION "Stats".acc(float8[], float8) RETURNS float8[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+        $$ SELECT ARRAY[$1[1] + coalesce($2, 0), $1[2] + CASE WHEN $2 IS NULL THEN 0 ELSE 1 END] $$;
+    CREATE FUNCTION "Stats".merge(float8[], float8[]) RETURNS float8[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+        $$ SELECT ARRAY[$1[1] + $2[1], $1[2] + $2[2]] $$;
+    CREATE FUNCTION "Stats".fin(float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+        $$ SELECT CASE WHEN $1[2] = 0 THEN NULL ELSE $1[1] / $1[2] END $$;
+    CREATE AGGREGATE "Stats"."mean ü"(float8) (
+        SFUNC = "Stats".acc, STYPE = float8[], INITCOND = '{0,0}',
+        FINALFUNC = "Stats".fin, COMBINEFUNC = "Stats".merge, PARALLEL = SAFE);
+
+    -- Moving-aggregate mode (window frames that shrink).
+    CREATE FUNCTION "Stats".dec(float8[], float8) RETURNS float8[] LANGUAGE sql IMMUTABLE AS
+        $$ SELECT ARRAY[$1[1] - coalesce($2, 0), $1[2] - CASE WHEN $2 IS NULL THEN 0 ELSE 1 END] $$;
+    CREATE AGGREGATE "Stats".moving_mean(float8) (
+        SFUNC = "Stats".acc, STYPE = float8[], INITCOND = '{0,0}', FINALFUNC = "Stats".fin,
+        MSFUNC = "Stats".acc, MINVFUNC = "Stats".dec, MSTYPE = float8[], MINITCOND = '{0,0}',
+        MFINALFUNC = "Stats".fin);
+
+    -- An ordered-set aggregate on the built-in support functions, and one without arguments.
+    CREATE AGGREGATE "Stats".median_disc(float8 ORDER BY anyelement) (
+        SFUNC = ordered_set_transition, STYPE = internal,
+        FINALFUNC = percentile_disc_final, FINALFUNC_EXTRA);
+    CREATE AGGREGATE "Stats".rows_seen(*) (SFUNC = int8inc, STYPE = int8, INITCOND = '0');
+    -- A sort operator: min/max-like aggregates can use an index.
+    CREATE AGGREGATE "Stats".last_title(text) (SFUNC = text_larger, STYPE = text, SORTOP = >);
+
+    ALTER AGGREGATE public.group_concat(text) OWNER TO "report ""owner""";
+    REVOKE ALL ON FUNCTION "Stats"."mean ü"(float8) FROM PUBLIC;
+    GRANT EXECUTE ON FUNCTION "Stats"."mean ü"(float8) TO reader;
+    COMMENT ON AGGREGATE public.group_concat(text) IS 'joins with commas';
+
+    -- Views that use them: created after the aggregates, or the schema step fails.
+    CREATE VIEW public.genres AS
+        SELECT genre, public.group_concat(title ORDER BY id) AS titles,
+               "Stats"."mean ü"(rating) AS mean, "Stats".median_disc(0.5) WITHIN GROUP (ORDER BY rating) AS median,
+               "Stats".rows_seen(*) AS n, "Stats".last_title(title) AS latest
+        FROM public.films GROUP BY genre;
+    CREATE VIEW "Stats".trend AS
+        SELECT id, "Stats".moving_mean(rating) OVER (ORDER BY id ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS m
+        FROM public.films;
+"#;
+
+/// Every aggregate of the database: its definition as pg_aggregate holds it (support functions
+/// and types by name), owner, privileges and comment.
+const AGGREGATES: &str = r#"
+    SELECT format('%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s',
+             p.oid::regprocedure, a.aggkind, a.aggnumdirectargs, a.aggtransfn::regproc,
+             format_type(a.aggtranstype, NULL), a.aggfinalfn::regproc, a.aggfinalextra,
+             a.aggcombinefn::regproc, a.agginitval, a.aggmtransfn::regproc, a.aggminvtransfn::regproc,
+             a.aggminitval, a.aggsortop::regoperator, p.proparallel, pg_get_userbyid(p.proowner), p.proacl,
+             obj_description(p.oid, 'pg_proc'))
+      FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
+      JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname IN ('public', 'Stats') ORDER BY 1
+"#;
+
+async fn rows(cluster: &Cluster, sql: &str) -> Vec<String> {
+    connect(cluster, DB)
+        .await
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aggregates_and_the_views_over_them_arrive_as_they_are() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    let admin = connect(&source, "postgres").await;
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {}",
+            migrator_core::ddl::quote::ident(DB)
+        ))
+        .await
+        .unwrap();
+    connect(&source, DB)
+        .await
+        .batch_execute(SCHEMA)
+        .await
+        .unwrap();
+
+    // Writes that never stop while the migration runs: inserts on the serial key.
+    let writer = {
+        let client = connect(&source, DB).await;
+        tokio::spawn(async move {
+            loop {
+                client
+                    .execute(
+                        "INSERT INTO public.films (title, rating, genre) \
+                         VALUES ('late ' || clock_timestamp(), random() * 5, 'drama')",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    let settings = settings(&[("fidelity", &source, &destination)], &[]);
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    wait_until("cutover ready", Duration::from_secs(120), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let m = snapshot.mapping("fidelity").ok_or("no mapping yet")?;
+            let db = m.databases.iter().find(|d| d.name == DB);
+            match db {
+                Some(db) if db.phase == Phase::CutoverReady => Ok(()),
+                _ => Err(serde_json::to_string_pretty(m).unwrap()),
+            }
+        }
+    })
+    .await;
+
+    let on_source = rows(&source, AGGREGATES).await;
+    assert_eq!(on_source.len(), 6, "{on_source:#?}");
+    assert_eq!(rows(&destination, AGGREGATES).await, on_source);
+
+    // The views give the same answers once the last writes have arrived.
+    writer.abort();
+    let _ = writer.await;
+    wait_until_replicated(&source, Duration::from_secs(60)).await;
+    for view in [
+        "SELECT format('%s %s %s %s %s %s', genre, titles, round(mean::numeric, 9), median, n, latest) \
+         FROM public.genres ORDER BY genre",
+        "SELECT format('%s %s', id, round(m::numeric, 9)) FROM \"Stats\".trend ORDER BY id",
+    ] {
+        let expected = rows(&source, view).await;
+        assert!(expected.len() >= 2, "{view}: {expected:?}");
+        assert_eq!(rows(&destination, view).await, expected, "{view}");
+    }
+    assert_same_contents(&source, &destination, DB).await;
+
+    shutdown.cancel();
+    let _ = handle.join.await;
+}
