@@ -128,11 +128,11 @@ pub struct DatabaseStatus {
 
 impl DatabaseStatus {
     pub fn bytes_copied(&self) -> u64 {
-        self.tables.iter().map(|t| t.bytes_copied).sum()
+        TableStatus::bytes(&self.tables).0
     }
 
     pub fn bytes_total(&self) -> u64 {
-        self.tables.iter().map(|t| t.bytes_total).sum()
+        TableStatus::bytes(&self.tables).1
     }
 }
 
@@ -197,6 +197,13 @@ pub struct TableStatus {
 }
 
 impl TableStatus {
+    /// Bytes copied so far and bytes to copy, over `tables`.
+    pub fn bytes(tables: &[TableStatus]) -> (u64, u64) {
+        tables
+            .iter()
+            .fold((0, 0), |(c, t), s| (c + s.bytes_copied, t + s.bytes_total))
+    }
+
     /// `schema.table`, for people.
     pub fn display_name(&self) -> String {
         format!("{}.{}", self.schema, self.table)

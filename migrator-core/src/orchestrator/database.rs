@@ -129,7 +129,7 @@ pub async fn pass(
     let names = ctx.names(db);
     finish_copy_job(ctx, db, &names, conns, memory, now).await;
     let progress = memory.copy_job.as_ref().map(|job| &*job.progress);
-    let mut look = look(ctx, db, instance_blocked, conns, progress)
+    let mut look = look(ctx, db, &names, instance_blocked, conns, progress)
         .await
         .map_err(|error| Failed {
             status: None,
@@ -155,10 +155,8 @@ pub async fn pass(
     let met = phase::cutover_conditions_met(&look.facts, &ctx.thresholds);
     let held = memory.held_for(met);
     let phase = derive_phase(&look.facts, &ctx.thresholds, held);
-    let eta = memory.eta(
-        look.tables.iter().map(|t| t.bytes_copied).sum(),
-        look.tables.iter().map(|t| t.bytes_total).sum(),
-    );
+    let (copied, total) = TableStatus::bytes(&look.tables);
+    let eta = memory.eta(copied, total);
     let copy_waits = phase == Phase::ReplicationSetup
         && ctx.copy.fast
         && memory.copy_job.is_none()
@@ -180,7 +178,7 @@ pub async fn pass(
             phase,
             Phase::Schema | Phase::Sequences | Phase::ReplicationSetup
         );
-    let status = look.into_status(db, &names, phase, met, held, eta);
+    let status = look.into_status(db, phase, met, held, eta);
     match outcome {
         Ok(()) => Ok(Passed { status, stepped }),
         Err(error) => Err(Failed {
@@ -232,6 +230,8 @@ async fn finish_copy_job(
 /// shows of them. Nothing in it is decided yet.
 #[derive(Debug, Clone)]
 pub struct Look {
+    /// Publication, slot and subscription of the database looked at.
+    pub names: ReplicationNames,
     pub facts: DatabaseFacts,
     pub findings: Vec<Finding>,
     /// Per-table progress: the copy job's while it copies, the subscription's afterwards.
@@ -250,8 +250,9 @@ pub struct Look {
 
 impl Look {
     /// A look that saw `facts` and nothing else yet.
-    fn of(facts: DatabaseFacts) -> Look {
+    fn of(names: &ReplicationNames, facts: DatabaseFacts) -> Look {
         Look {
+            names: names.clone(),
             facts,
             findings: Vec::new(),
             tables: Vec::new(),
@@ -284,7 +285,6 @@ impl Look {
     pub fn into_status(
         self,
         db: &str,
-        names: &ReplicationNames,
         phase: Phase,
         conditions_met: bool,
         held: Duration,
@@ -295,7 +295,7 @@ impl Look {
         DatabaseStatus {
             name: db.to_owned(),
             phase,
-            names: names.into(),
+            names: (&self.names).into(),
             findings: self.findings,
             last_error: None,
             tables: self.tables,
@@ -319,27 +319,30 @@ impl Look {
 pub async fn look(
     ctx: &MappingContext,
     db: &str,
+    names: &ReplicationNames,
     instance_blocked: bool,
     conns: &mut Connections,
     copy: Option<&copy::Progress>,
 ) -> Result<Look, PgError> {
-    let names = ctx.names(db);
     let src = conns.source.get().await?;
     let admin = conns.destination_admin.get().await?;
     let dest_state = schema::destination_state(ctx, db, admin).await?;
     let findings = preflight::check_database(ctx, db, src, admin, &dest_state).await?;
-    let replication = catchup::observe(src, &names).await?;
-    let mut look = Look::of(DatabaseFacts {
-        destination: dest_state.as_fact(),
-        lag: replication.lag,
-        source_slot: replication.slot.is_some(),
-        publication: replication.publication,
-        ..DatabaseFacts::default()
-    });
+    let replication = catchup::observe(src, names).await?;
+    let mut look = Look::of(
+        names,
+        DatabaseFacts {
+            destination: dest_state.as_fact(),
+            lag: replication.lag,
+            source_slot: replication.slot.is_some(),
+            publication: replication.publication,
+            ..DatabaseFacts::default()
+        },
+    );
     look.findings = findings;
     if let Some(slot) = &replication.slot {
         look.findings
-            .extend(catchup::slot_findings(db, &names, slot));
+            .extend(catchup::slot_findings(db, names, slot));
     }
     look.slot = replication.slot;
     if dest_state
@@ -347,7 +350,7 @@ pub async fn look(
             schema_applied: true,
         })
     {
-        look_at_replication(ctx, db, &names, conns, copy, &mut look).await?;
+        look_at_replication(ctx, db, names, conns, copy, &mut look).await?;
     }
     look.facts.blocked = instance_blocked || look.findings.iter().any(Finding::is_blocking);
     Ok(look)
@@ -498,19 +501,19 @@ pub async fn act(
     conns: &mut Connections,
     copy_job: &mut Option<copy::Job>,
 ) -> Result<(), PgError> {
-    let names = ctx.names(db);
     let Connections {
         source,
         destination,
         destination_admin,
     } = conns;
+    let names = &look.names;
     match phase {
         Phase::Preflight | Phase::Problematic | Phase::Completed => Ok(()),
         Phase::Completing => {
             let src = source.get().await?;
             let dst = destination.get().await?;
             tracing::info!(mapping = %ctx.name, database = db, "finishing mark complete");
-            complete::complete_database(ctx, db, &names, src, dst).await
+            complete::complete_database(ctx, db, names, src, dst).await
         }
         Phase::Schema => {
             let src = source.get().await?;
@@ -527,7 +530,7 @@ pub async fn act(
         Phase::ReplicationSetup => {
             let src = source.get().await?;
             let dst = destination.get().await?;
-            replication::set_up(ctx, db, &names, src, dst).await?;
+            replication::set_up(ctx, db, names, src, dst).await?;
             if ctx.copy.fast && copy_job.is_none() {
                 tracing::info!(mapping = %ctx.name, database = db, workers = ctx.copy.workers, "starting the fast copy");
                 *copy_job = Some(copy::Job::start(ctx, db));
@@ -582,9 +585,8 @@ async fn build_deferred(
 
 /// The status of a database no pass has seen yet.
 pub fn unseen(ctx: &MappingContext, db: &str) -> DatabaseStatus {
-    Look::of(DatabaseFacts::default()).into_status(
+    Look::of(&ctx.names(db), DatabaseFacts::default()).into_status(
         db,
-        &ctx.names(db),
         Phase::Preflight,
         false,
         Duration::ZERO,
