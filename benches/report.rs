@@ -12,6 +12,16 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Runs `bench` to its end on a multi-threaded tokio runtime.
+#[allow(dead_code)] // the render bench runs its requests on a runtime of its own
+pub fn block_on<F: std::future::Future>(bench: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench)
+}
+
 /// `N cores, <CPU model>`.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -1,6 +1,11 @@
 //! The binary as an operator or a Kubernetes pod runs it.
 
+mod common;
+
 use std::process::{Command, Output};
+
+use common::{execute, query_i64};
+use migrator_core::testkit::Cluster;
 
 fn migrator(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_postgres-migrator"));
@@ -16,6 +21,18 @@ fn migrator(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The environment that makes `source` and `destination` the two sides of mapping `prod`.
+fn prod_env(source: &Cluster, destination: &Cluster) -> Vec<(String, String)> {
+    let mut env = source.mapping_env("prod", "source");
+    env.extend(destination.mapping_env("prod", "destination"));
+    env
+}
+
+/// `env` as [`migrator`] takes it.
+fn borrowed(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 #[test]
@@ -132,48 +149,15 @@ fn an_invalid_log_level_is_a_configuration_error() {
 
 #[test]
 fn check_exits_3_naming_a_table_without_primary_key() {
-    use migrator_core::testkit::Cluster;
     let (source, destination) = Cluster::start_pair().expect("start clusters");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let (client, connection) = source
-            .pg_config("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute("CREATE TABLE events_raw (payload text)")
-            .await
-            .unwrap();
-    });
-    let env = [
-        (
-            "MIGRATOR__MAPPINGS__PROD__SOURCE__HOST",
-            "127.0.0.1".to_owned(),
-        ),
-        (
-            "MIGRATOR__MAPPINGS__PROD__SOURCE__PORT",
-            source.port().to_string(),
-        ),
-        (
-            "MIGRATOR__MAPPINGS__PROD__SOURCE__PASSWORD",
-            source.password().to_owned(),
-        ),
-        (
-            "MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST",
-            "127.0.0.1".to_owned(),
-        ),
-        (
-            "MIGRATOR__MAPPINGS__PROD__DESTINATION__PORT",
-            destination.port().to_string(),
-        ),
-        (
-            "MIGRATOR__MAPPINGS__PROD__DESTINATION__PASSWORD",
-            destination.password().to_owned(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    runtime.block_on(execute(
+        &source,
+        "postgres",
+        "CREATE TABLE events_raw (payload text)",
+    ));
+    let env = prod_env(&source, &destination);
+    let env = borrowed(&env);
     let out = migrator(&["check"], &env);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
@@ -197,44 +181,27 @@ fn check_exits_3_naming_a_table_without_primary_key() {
 }
 
 /// Sessions of the tool (application_name `postgres-migrator`) still open on `cluster`.
-async fn tool_sessions(cluster: &migrator_core::testkit::Cluster) -> i64 {
-    let (client, connection) = cluster
-        .pg_config("postgres")
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'postgres-migrator'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+async fn tool_sessions(cluster: &Cluster) -> i64 {
+    query_i64(
+        cluster,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'postgres-migrator'",
+    )
+    .await
 }
 
 #[test]
 fn one_look_commands_end_their_sessions_cleanly() {
-    use migrator_core::testkit::{Cluster, ClusterOptions};
+    use migrator_core::testkit::ClusterOptions;
     use std::time::{Duration, Instant};
     let options = |o: ClusterOptions| o.with("log_disconnections", "on");
     let source = std::thread::spawn(move || Cluster::start(&options(ClusterOptions::source())));
     let destination = Cluster::start(&options(ClusterOptions::destination())).unwrap();
     let source = source.join().unwrap().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let (client, connection) = source
-            .pg_config("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client.batch_execute("CREATE DATABASE shop").await.unwrap();
-    });
-    let mut env = source.mapping_env("prod", "source");
-    env.extend(destination.mapping_env("prod", "destination"));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    runtime.block_on(execute(&source, "postgres", "CREATE DATABASE shop"));
+    let env = prod_env(&source, &destination);
+    let env = borrowed(&env);
     let commands = [
         &["status"][..],
         &["status", "--json"],

@@ -7,14 +7,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 
-use migrator_core::phases::{DbConn, MappingContext};
-use migrator_core::testkit::{Cluster, sample};
-use migrator_core::verify;
+use migrator_core::testkit::sample;
 
 fn read(log: &Path) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
@@ -23,6 +20,19 @@ fn read(log: &Path) -> String {
 fn api_status(address: &str) -> serde_json::Value {
     let response = http_get(address, "/api/status");
     serde_json::from_str(body(&response)).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+/// Waits (for `what`, failing after `deadline`) until `log` holds `text`.
+async fn wait_for_log(what: &str, deadline: Duration, log: &Path, text: &str) {
+    wait_until(what, deadline, || {
+        let logged = read(log);
+        if logged.contains(text) {
+            Ok(())
+        } else {
+            Err(logged)
+        }
+    })
+    .await
 }
 
 /// The HTTP address of the `run` logging to `log`, once it listens.
@@ -46,24 +56,17 @@ fn command(args: &[&str], config: &Path) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
-    let (source, destination) = Cluster::start_pair().unwrap();
-    sample::load(&source, 100_000).await.unwrap();
-    let load = sample::WriteLoad::start(&source).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("migrator.toml");
-    write_config(&config, &source, &destination);
+    let (source, _destination, load, dir, config) = migration_under_load().await;
     let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
 
     // 1. A takes the lease; B, started after, watches and names A.
     let mut a = start(&config, &log_a);
-    wait_until("A to take the lease", Duration::from_secs(30), || {
-        let text = read(&log_a);
-        if text.contains("took the mapping's lease") {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    })
+    wait_for_log(
+        "A to take the lease",
+        Duration::from_secs(30),
+        &log_a,
+        "took the mapping's lease",
+    )
     .await;
     let mut b = start(&config, &log_b);
     let address_b = wait_for_address(&log_b).await;
@@ -93,12 +96,7 @@ async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
     assert!(http_get(&address_b, "/readyz").starts_with("HTTP/1.1 200"));
 
     // 2. Commands from the command line while A holds the mapping: refused, exit 3, naming A.
-    let slots_before = query_i64(
-        &source,
-        "postgres",
-        "SELECT count(*) FROM pg_replication_slots",
-    )
-    .await;
+    let slots_before = replication_slots(&source).await;
     for args in [
         ["complete", "k", "--force"].as_slice(),
         ["resync", "k"].as_slice(),
@@ -113,38 +111,26 @@ async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
         );
     }
     assert!(
-        query_i64(
-            &source,
-            "postgres",
-            "SELECT count(*) FROM pg_replication_slots"
-        )
-        .await
-            >= slots_before,
+        replication_slots(&source).await >= slots_before,
         "a refused command dropped nothing"
     );
 
     // 3. Kill A in the middle of the copy (only A copies: B has not started one).
-    wait_until("A's copy on the source", Duration::from_secs(60), || {
-        let text = read(&log_a);
-        if text.contains("starting the fast copy") {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    })
+    wait_for_log(
+        "A's copy on the source",
+        Duration::from_secs(60),
+        &log_a,
+        "starting the fast copy",
+    )
     .await;
-    let end = Instant::now() + Duration::from_secs(60);
-    while query_i64(
+    wait_for_count(
         &source,
         "postgres",
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %TO STDOUT%'",
+        (Duration::from_millis(50), Duration::from_secs(60)),
+        "no copy seen running",
     )
-    .await
-        == 0
-    {
-        assert!(Instant::now() < end, "no copy seen running");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    .await;
     assert!(
         !read(&log_b).contains("starting the fast copy"),
         "B acted while A held the lease"
@@ -152,14 +138,12 @@ async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
     a.kill().unwrap();
     a.wait().unwrap();
     let killed = Instant::now();
-    wait_until("B to take over", Duration::from_secs(60), || {
-        let text = read(&log_b);
-        if text.contains("took the mapping's lease") {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    })
+    wait_for_log(
+        "B to take over",
+        Duration::from_secs(60),
+        &log_b,
+        "took the mapping's lease",
+    )
     .await;
     eprintln!("B took over {:?} after A was killed", killed.elapsed());
     wait_until(
@@ -184,37 +168,19 @@ async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
     // 4. B stops; the command line may now act.
     let rounds = load.stop().await.unwrap();
     assert!(rounds > 10);
-    let _ = Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status();
+    terminate(&b);
     assert!(b.wait().unwrap().success());
     let out = command(&["resync", "k"], &config);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("no schema drift"),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{}",
+        printed(&out)
     );
     let out = command(&["complete", "k"], &config);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let settings = migrator_core::config::load(&migrator_core::config::ConfigSource {
-        file: Some(config.clone()),
-        env: Some(Default::default()),
-    })
-    .unwrap();
-    let ctx = MappingContext::new("k", &settings.mappings["k"], &settings.migration).unwrap();
+    assert!(out.status.success(), "{}", printed(&out));
+    let ctx = mapping_k(&config);
     for db in sample::DATABASES {
-        let mut src = DbConn::new(&ctx.source, db);
-        let mut dst = DbConn::new(&ctx.destination, db);
-        for t in verify::compare_database(src.get().await.unwrap(), dst.get().await.unwrap())
-            .await
-            .unwrap()
-        {
+        for t in compare_tables(&ctx, db).await {
             assert!(
                 t.equal,
                 "{db}: {} differs: {} rows on the source, {:?} on the destination",
@@ -222,13 +188,5 @@ async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
             );
         }
     }
-    assert_eq!(
-        query_i64(
-            &source,
-            "postgres",
-            "SELECT count(*) FROM pg_replication_slots"
-        )
-        .await,
-        0
-    );
+    assert_eq!(replication_slots(&source).await, 0);
 }

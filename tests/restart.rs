@@ -6,14 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 
-use migrator_core::phases::{DbConn, MappingContext};
 use migrator_core::testkit::{Cluster, sample};
-use migrator_core::verify;
 use tokio_postgres::NoTls;
 
 fn status_json(config: &Path) -> serde_json::Value {
@@ -39,13 +36,8 @@ fn databases(status: &serde_json::Value) -> Vec<serde_json::Value> {
 
 /// Source databases whose subscription on `destination` is disabled.
 async fn disabled_subscriptions(destination: &Cluster) -> Vec<String> {
-    let (client, connection) = destination
-        .pg_config("postgres")
-        .connect(NoTls)
+    connect(destination, "postgres")
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
         .query(
             "SELECT d.datname::text FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid \
              WHERE NOT s.subenabled",
@@ -60,9 +52,8 @@ async fn disabled_subscriptions(destination: &Cluster) -> Vec<String> {
 
 /// Non-idle sessions of a cluster, for failure messages.
 async fn activity(cluster: &Cluster) -> String {
-    let (client, connection) = cluster.pg_config("postgres").connect(NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
+    connect(cluster, "postgres")
+        .await
         .query(
             "SELECT format('%s %s %s wait=%s/%s xact=%s: %s', pid, datname, state, wait_event_type, wait_event, \
                now() - xact_start, left(query, 200)) FROM pg_stat_activity WHERE state <> 'idle' AND pid <> pg_backend_pid()",
@@ -91,14 +82,8 @@ async fn try_query_i64(cluster: &Cluster, db: &str, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss() {
-    let (source, destination) = Cluster::start_pair().unwrap();
-    sample::load(&source, 100_000).await.unwrap();
-    let load = sample::WriteLoad::start(&source).await.unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("migrator.toml");
+    let (source, destination, load, dir, config) = migration_under_load().await;
     let log = dir.path().join("run.log");
-    write_config(&config, &source, &destination);
 
     // 1. Kill in the middle of the fast copy: the slot exists, the tool's COPY sessions are
     //    streaming, no subscription yet.
@@ -177,14 +162,7 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
     })
     .await;
     // The running process serves its API: the address is in its log (port 0 in the config).
-    let log_text = std::fs::read_to_string(&log).unwrap();
-    let address = log_text
-        .lines()
-        .rev()
-        .find_map(|l| l.split("HTTP server listening address=").nth(1))
-        .expect("the log names the HTTP address")
-        .trim()
-        .to_owned();
+    let address = address(&log).expect("the log names the HTTP address");
     let ready = http_get(&address, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     let api = http_get(&address, "/api/status");
@@ -200,9 +178,7 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
     let rounds = load.stop().await.unwrap();
     assert!(rounds > 10);
     // SIGTERM: a graceful stop.
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
+    terminate(&run);
     let exit = run.wait().unwrap();
     assert!(
         exit.success(),
@@ -218,21 +194,14 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let end = Instant::now() + Duration::from_secs(90);
-    while query_i64(
+    wait_for_count(
         &destination,
         "postgres",
         "SELECT count(*) FROM pg_subscription WHERE NOT subenabled",
+        (Duration::from_millis(5), Duration::from_secs(90)),
+        "complete never disabled a subscription",
     )
-    .await
-        == 0
-    {
-        assert!(
-            Instant::now() < end,
-            "complete never disabled a subscription"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    .await;
     complete.kill().unwrap();
     complete.wait().unwrap();
     let begun = disabled_subscriptions(&destination).await;
@@ -265,9 +234,7 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
         },
     )
     .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
+    terminate(&run);
     run.wait().unwrap();
 
     // 5. `complete` again finishes the rest.
@@ -276,27 +243,13 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
         .arg(&config)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "complete failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "complete failed: {}", printed(&out));
 
     // Same rows on both sides, table by table.
-    let settings = migrator_core::config::load(&migrator_core::config::ConfigSource {
-        file: Some(config.clone()),
-        env: Some(Default::default()),
-    })
-    .unwrap();
-    let ctx = MappingContext::new("k", &settings.mappings["k"], &settings.migration).unwrap();
+    let ctx = mapping_k(&config);
     let mut rows = 0;
     for db in sample::DATABASES {
-        let mut src = DbConn::new(&ctx.source, db);
-        let mut dst = DbConn::new(&ctx.destination, db);
-        let tables = verify::compare_database(src.get().await.unwrap(), dst.get().await.unwrap())
-            .await
-            .unwrap();
+        let tables = compare_tables(&ctx, db).await;
         assert!(!tables.is_empty());
         for t in &tables {
             assert!(
@@ -308,15 +261,7 @@ async fn killed_during_initial_sync_and_catch_up_the_tool_resumes_without_loss()
         }
     }
     assert!(rows > 500_000, "compared {rows} rows");
-    assert_eq!(
-        query_i64(
-            &source,
-            "postgres",
-            "SELECT count(*) FROM pg_replication_slots"
-        )
-        .await,
-        0
-    );
+    assert_eq!(replication_slots(&source).await, 0);
     for db in sample::DATABASES {
         assert_eq!(
             query_i64(&source, db, "SELECT count(*) FROM pg_publication").await,

@@ -501,11 +501,7 @@ fn main() {
     let scale = report::env_number("BENCH_SCALE", 5);
     let rounds = report::env_number("BENCH_ROUNDS", 3) as usize;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    report::block_on(async {
         let (source, destination) = Cluster::start_pair().unwrap();
         let bytes = build_data(&source, scale).await;
         println!(

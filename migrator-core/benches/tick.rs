@@ -48,11 +48,7 @@ fn main() {
     let databases = report::env_number("BENCH_DATABASES", 20) as usize;
     let tables = report::env_number("BENCH_TABLES", 500);
     let ticks = report::env_number("BENCH_TICKS", 10) as usize;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    report::block_on(async {
         let (source, destination) = Cluster::start_pair().unwrap();
         let (admin, connection) = source.pg_config("postgres").connect(NoTls).await.unwrap();
         tokio::spawn(connection);

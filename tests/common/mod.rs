@@ -2,12 +2,16 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Command};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use migrator_core::testkit::Cluster;
-use tokio_postgres::NoTls;
+use migrator_core::config::{ConfigSource, load};
+use migrator_core::phases::{DbConn, MappingContext};
+use migrator_core::testkit::{Cluster, sample};
+use migrator_core::verify::{self, TableComparison};
+use tempfile::TempDir;
+use tokio_postgres::{Client, NoTls};
 
 /// The binary, with no configuration from the environment and info logs.
 pub fn binary() -> Command {
@@ -32,6 +36,19 @@ pub fn write_config(path: &Path, source: &Cluster, destination: &Cluster) {
         ),
     )
     .unwrap();
+}
+
+/// What both kill tests migrate: two clusters, the source with the sample data (100,000 rows)
+/// under a write load, and the configuration of mapping `k` between them ([`write_config`]) in
+/// `migrator.toml` of a new temporary directory.
+pub async fn migration_under_load() -> (Cluster, Cluster, sample::WriteLoad, TempDir, PathBuf) {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    sample::load(&source, 100_000).await.unwrap();
+    let load = sample::WriteLoad::start(&source).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrator.toml");
+    write_config(&config, &source, &destination);
+    (source, destination, load, dir, config)
 }
 
 /// `run --config CONFIG`, its output appended to `log`.
@@ -100,9 +117,85 @@ pub fn body(response: &str) -> &str {
         .map_or(response, |(_, body)| body)
 }
 
-/// One number from `sql` on database `db` of `cluster`.
-pub async fn query_i64(cluster: &Cluster, db: &str, sql: &str) -> i64 {
+/// SIGTERM to `child` (a graceful stop), by the `kill` command.
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+/// What a finished command printed: its standard output, then its standard error.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A session on database `db` of `cluster` as its superuser.
+pub async fn connect(cluster: &Cluster, db: &str) -> Client {
     let (client, connection) = cluster.pg_config(db).connect(NoTls).await.unwrap();
     tokio::spawn(connection);
-    client.query_one(sql, &[]).await.unwrap().get(0)
+    client
+}
+
+/// Runs the statements `sql` on database `db` of `cluster`.
+pub async fn execute(cluster: &Cluster, db: &str, sql: &str) {
+    connect(cluster, db).await.batch_execute(sql).await.unwrap();
+}
+
+/// One number from `sql` on database `db` of `cluster`.
+pub async fn query_i64(cluster: &Cluster, db: &str, sql: &str) -> i64 {
+    connect(cluster, db)
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Runs `sql` on database `db` of `cluster` every `every` until it counts more than 0; panics
+/// with `timeout` once `deadline` has passed.
+pub async fn wait_for_count(
+    cluster: &Cluster,
+    db: &str,
+    sql: &str,
+    (every, deadline): (Duration, Duration),
+    timeout: &str,
+) {
+    let end = Instant::now() + deadline;
+    while query_i64(cluster, db, sql).await == 0 {
+        assert!(Instant::now() < end, "{timeout}");
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The replication slots on `cluster`.
+pub async fn replication_slots(cluster: &Cluster) -> i64 {
+    query_i64(
+        cluster,
+        "postgres",
+        "SELECT count(*) FROM pg_replication_slots",
+    )
+    .await
+}
+
+/// The context of mapping `k` of the configuration file `config` (as [`write_config`] writes it).
+pub fn mapping_k(config: &Path) -> MappingContext {
+    let settings = load(&ConfigSource {
+        file: Some(config.to_owned()),
+        env: Some(Default::default()),
+    })
+    .unwrap();
+    MappingContext::new("k", &settings.mappings["k"], &settings.migration).unwrap()
+}
+
+/// The tables of database `db` compared between the source and the destination of `ctx`.
+pub async fn compare_tables(ctx: &MappingContext, db: &str) -> Vec<TableComparison> {
+    let mut src = DbConn::new(&ctx.source, db);
+    let mut dst = DbConn::new(&ctx.destination, db);
+    verify::compare_database(src.get().await.unwrap(), dst.get().await.unwrap())
+        .await
+        .unwrap()
 }

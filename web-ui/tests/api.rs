@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
-
 use axum::http::StatusCode;
 use common::*;
 use migrator_core::orchestrator::Command;
@@ -22,19 +20,13 @@ async fn healthz_is_always_ok() {
 
 #[tokio::test]
 async fn readyz_needs_a_recent_snapshot() {
-    let fresh = harness(snapshot(Phase::CatchUp, Some(SystemTime::now())), None);
+    let fresh = harness(snapshot(Phase::CatchUp, now()), None);
     assert_eq!(call(&fresh.state, get("/readyz")).await.0, StatusCode::OK);
     let none = harness(Snapshot::default(), None);
     let (code, body) = call(&none.state, get("/readyz")).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("not published"), "{body}");
-    let stale = harness(
-        snapshot(
-            Phase::CatchUp,
-            Some(SystemTime::now() - Duration::from_secs(120)),
-        ),
-        None,
-    );
+    let stale = harness(snapshot(Phase::CatchUp, ago(120)), None);
     let (code, body) = call(&stale.state, get("/readyz")).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
@@ -45,7 +37,7 @@ async fn readyz_needs_a_recent_snapshot() {
 
 #[tokio::test]
 async fn api_status_is_the_snapshot_as_json() {
-    let h = harness(snapshot(Phase::InitialSync, Some(SystemTime::now())), None);
+    let h = harness(snapshot(Phase::InitialSync, now()), None);
     let (code, body) = call(&h.state, get("/api/status")).await;
     assert_eq!(code, StatusCode::OK);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -60,7 +52,7 @@ async fn api_status_is_the_snapshot_as_json() {
 
 #[tokio::test]
 async fn metrics_show_phase_lag_tables_and_readiness() {
-    let h = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    let h = harness(snapshot(Phase::CutoverReady, now()), None);
     let (code, body) = call(&h.state, get("/metrics")).await;
     assert_eq!(code, StatusCode::OK);
     for line in [
@@ -80,7 +72,7 @@ async fn metrics_show_phase_lag_tables_and_readiness() {
 
 #[tokio::test]
 async fn complete_forwards_to_the_orchestrator_and_maps_its_answer() {
-    let mut h = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    let mut h = harness(snapshot(Phase::CutoverReady, now()), None);
     let state = h.state.clone();
     let answers = tokio::spawn(async move {
         let mut n = 0;
@@ -106,10 +98,7 @@ async fn complete_forwards_to_the_orchestrator_and_maps_its_answer() {
 
 #[tokio::test]
 async fn complete_needs_the_admin_token_when_one_is_set() {
-    let h = harness(
-        snapshot(Phase::CutoverReady, Some(SystemTime::now())),
-        Some("s3cret-token"),
-    );
+    let h = harness(snapshot(Phase::CutoverReady, now()), Some("s3cret-token"));
     for token in [None, Some("wrong")] {
         let (code, body) = call(&h.state, complete(token)).await;
         assert_eq!(code, StatusCode::UNAUTHORIZED, "{token:?}");
@@ -119,7 +108,7 @@ async fn complete_needs_the_admin_token_when_one_is_set() {
 
 #[tokio::test]
 async fn complete_without_a_running_orchestrator_is_503() {
-    let h = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    let h = harness(snapshot(Phase::CutoverReady, now()), None);
     let state = h.state.clone();
     drop(h.commands);
     let (code, _) = call(&state, complete(None)).await;
@@ -128,83 +117,40 @@ async fn complete_without_a_running_orchestrator_is_503() {
 
 #[tokio::test]
 async fn resync_needs_the_admin_token_and_forwards_to_the_orchestrator() {
-    let Harness {
-        state,
-        mut commands,
-        status: _status,
-    } = harness(
-        snapshot(Phase::Problematic, Some(SystemTime::now())),
-        Some("tok"),
-    );
-    let answers = tokio::spawn(async move {
-        let mut n = 0;
-        while let Some(Command::Resync { mapping, reply }) = commands.recv().await {
+    let (state, answers) =
+        harness(snapshot(Phase::Problematic, now()), Some("tok")).answering(resync, |mapping| {
             assert_eq!(mapping, "prod");
-            n += 1;
-            let _ = reply.send(Ok(vec!["table app.t created".into()]));
-        }
-        n
-    });
+            "table app.t created".into()
+        });
     let (code, _) = call(&state, api_command("resync", Some("wrong"))).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     let (code, body) = call(&state, api_command("resync", Some("tok"))).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body, r#"{"done":["table app.t created"]}"#);
     drop(state);
-    assert_eq!(answers.await.unwrap(), 1);
+    assert_eq!(answers.await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn retry_needs_the_admin_token_and_forwards_to_the_orchestrator() {
-    let Harness {
-        state,
-        mut commands,
-        status: _status,
-    } = harness(
-        snapshot(Phase::Problematic, Some(SystemTime::now())),
-        Some("tok"),
-    );
-    let answers = tokio::spawn(async move {
-        let mut n = 0;
-        while let Some(Command::Retry { mapping, reply }) = commands.recv().await {
+    let (state, answers) =
+        harness(snapshot(Phase::Problematic, now()), Some("tok")).answering(retry, |mapping| {
             assert_eq!(mapping, "prod");
-            n += 1;
-            let _ = reply.send(Ok(vec!["mapping prod: failures forgotten".into()]));
-        }
-        n
-    });
+            "mapping prod: failures forgotten".into()
+        });
     let (code, _) = call(&state, api_command("retry", None)).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     let (code, body) = call(&state, api_command("retry", Some("tok"))).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body, r#"{"done":["mapping prod: failures forgotten"]}"#);
     drop(state);
-    assert_eq!(answers.await.unwrap(), 1);
+    assert_eq!(answers.await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn rate_limit_takes_json_needs_the_admin_token_and_forwards_the_limit() {
-    let Harness {
-        state,
-        mut commands,
-        status: _status,
-    } = harness(
-        snapshot(Phase::InitialSync, Some(SystemTime::now())),
-        Some("tok"),
-    );
-    let answers = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(Command::SetRateLimit {
-            mapping,
-            mb_per_s,
-            reply,
-        }) = commands.recv().await
-        {
-            seen.push((mapping, mb_per_s));
-            let _ = reply.send(Ok(vec!["set".into()]));
-        }
-        seen
-    });
+    let (state, answers) = harness(snapshot(Phase::InitialSync, now()), Some("tok"))
+        .answering(rate_limit, |_| "set".into());
     let request = |token: &str, body: &str| {
         axum::http::Request::post("/api/mappings/prod/rate-limit")
             .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
@@ -237,21 +183,27 @@ async fn send_all(
     token: Option<&str>,
     requests: &[Post<'_>],
 ) -> (Vec<(StatusCode, String)>, Vec<&'static str>) {
-    let Harness {
-        state,
-        commands,
-        status: _status,
-    } = harness(
-        snapshot(Phase::CutoverReady, Some(SystemTime::now())),
-        token,
-    );
-    let answers = answer_all(commands);
+    let (state, answers) = harness(snapshot(Phase::CutoverReady, now()), token).answer_all();
     let mut got = Vec::new();
     for (command, headers, body) in requests {
         got.push(call(&state, api_post(command, headers, body)).await);
     }
     drop(state);
     (got, answers.await.unwrap())
+}
+
+/// Every API command with each of the header sets `cases` and a JSON body it accepts.
+fn every_command<'a>(cases: &[Vec<(&'a str, &'a str)>]) -> Vec<Post<'a>> {
+    API_COMMANDS
+        .iter()
+        .flat_map(|c| cases.iter().map(|h| (*c, h.clone(), json_body(c))))
+        .collect()
+}
+
+/// The `error` of an API answer.
+fn error_message(body: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    json["error"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -264,10 +216,7 @@ async fn commands_from_another_site_are_refused_before_the_orchestrator() {
         vec![HOST, ("sec-fetch-site", "cross-site"), JSON],
         vec![HOST, ("sec-fetch-site", "same-site"), JSON],
     ];
-    let requests: Vec<_> = API_COMMANDS
-        .iter()
-        .flat_map(|c| cases.iter().map(|h| (*c, h.clone(), json_body(c))))
-        .collect();
+    let requests = every_command(&cases);
     let (answers, reached) = send_all(None, &requests).await;
     for ((command, headers, _), (code, body)) in requests.iter().zip(&answers) {
         assert_eq!(
@@ -275,8 +224,7 @@ async fn commands_from_another_site_are_refused_before_the_orchestrator() {
             &StatusCode::FORBIDDEN,
             "{command} {headers:?}: {body}"
         );
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        let message = json["error"].as_str().unwrap();
+        let message = error_message(body);
         assert!(message.contains("refused"), "{message}");
         assert!(message.contains("curl"), "says what to do: {message}");
     }
@@ -323,8 +271,7 @@ async fn commands_that_are_not_json_are_415_with_what_to_send() {
             &StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "{command} {headers:?}: {body}"
         );
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        let message = json["error"].as_str().unwrap();
+        let message = error_message(body);
         assert!(
             message.contains("Content-Type: application/json"),
             "{message}"
@@ -359,10 +306,7 @@ async fn same_origin_and_non_browser_json_commands_are_accepted() {
         vec![JSON],
         vec![HOST, ("content-type", "application/json; charset=utf-8")],
     ];
-    let requests: Vec<_> = API_COMMANDS
-        .iter()
-        .flat_map(|c| cases.iter().map(|h| (*c, h.clone(), json_body(c))))
-        .collect();
+    let requests = every_command(&cases);
     let (answers, reached) = send_all(None, &requests).await;
     for ((command, headers, _), (code, body)) in requests.iter().zip(&answers) {
         assert_eq!(code, &StatusCode::OK, "{command} {headers:?}: {body}");
@@ -412,13 +356,8 @@ async fn a_foreign_origin_is_refused_even_with_the_right_token() {
 
 #[tokio::test]
 async fn a_loopback_dashboard_refuses_commands_that_name_it_otherwise() {
-    let Harness {
-        mut state,
-        commands,
-        status: _status,
-    } = harness(snapshot(Phase::CutoverReady, Some(SystemTime::now())), None);
+    let (mut state, answers) = harness(snapshot(Phase::CutoverReady, now()), None).answer_all();
     state.loopback_only = true;
-    let answers = answer_all(commands);
     // A page of rebind.example whose name now resolves to 127.0.0.1: same origin to the browser.
     let rebound = call(
         &state,

@@ -16,10 +16,6 @@ use migrator_core::phase::Phase;
 use migrator_core::status::Snapshot;
 use web_ui::{LagHistory, LogEntry};
 
-fn now() -> Option<SystemTime> {
-    Some(SystemTime::now())
-}
-
 #[tokio::test]
 async fn the_grid_shows_each_phase_with_its_light() {
     for (phase, class, words) in [
@@ -78,13 +74,7 @@ async fn the_status_bar_counts_mappings_and_shows_freshness() {
     assert!(body.contains("class=\"fresh\""));
     assert!(body.contains("UTC"));
 
-    let stale = harness(
-        snapshot(
-            Phase::CatchUp,
-            Some(SystemTime::now() - Duration::from_secs(600)),
-        ),
-        None,
-    );
+    let stale = harness(snapshot(Phase::CatchUp, ago(600)), None);
     let (_, body) = call(&stale.state, get("/")).await;
     assert!(body.contains("stopped reporting"), "{body}");
 }
@@ -332,13 +322,7 @@ async fn mark_complete_is_offered_only_when_cutover_ready() {
 /// Answers commands as the orchestrator would for a cutover-ready mapping; the task ends, with
 /// the number of commands it saw, once the returned state (the last sender) is dropped.
 fn answer_completes(h: Harness) -> (web_ui::AppState, tokio::task::JoinHandle<usize>) {
-    let Harness {
-        state,
-        mut commands,
-        status,
-    } = h;
-    let task = tokio::spawn(async move {
-        let _status = status;
+    h.orchestrated(|mut commands| async move {
         let mut n = 0;
         while let Some(Command::Complete { mapping, reply }) = commands.recv().await {
             n += 1;
@@ -349,8 +333,7 @@ fn answer_completes(h: Harness) -> (web_ui::AppState, tokio::task::JoinHandle<us
             });
         }
         n
-    });
-    (state, task)
+    })
 }
 
 #[tokio::test]
@@ -364,24 +347,16 @@ async fn the_form_needs_this_servers_csrf_token() {
         "csrf=0000",
         &format!("csrf={}", "a".repeat(64)),
     ] {
-        let (code, body) = call(&state, post_form("/mappings/prod/complete", form)).await;
+        let (code, body) = post(&state, "/mappings/prod/complete", form).await;
         assert_eq!(code, StatusCode::FORBIDDEN, "{form}");
         assert!(body.contains("reload the page"), "{body}");
     }
-    let (code, body) = call(
-        &state,
-        post_form("/mappings/prod/complete", &format!("csrf={csrf}")),
-    )
-    .await;
+    let (code, body) = post(&state, "/mappings/prod/complete", &format!("csrf={csrf}")).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert!(body.contains("prod is complete"));
     assert!(body.contains("completed (call 1)"));
     // A double submit goes to the orchestrator again, which answers as for a completed mapping.
-    let (code, _) = call(
-        &state,
-        post_form("/mappings/prod/complete", &format!("csrf={csrf}")),
-    )
-    .await;
+    let (code, _) = post(&state, "/mappings/prod/complete", &format!("csrf={csrf}")).await;
     assert_eq!(code, StatusCode::OK);
     drop(state);
     assert_eq!(
@@ -398,23 +373,10 @@ async fn the_form_needs_the_admin_token_when_one_is_set() {
     let (_, confirm) = call(&h.state, get("/mappings/prod/complete")).await;
     assert!(confirm.contains("name=\"admin_token\""));
     let (state, answers) = answer_completes(h);
-    let (code, _) = call(
-        &state,
-        post_form(
-            "/mappings/prod/complete",
-            &format!("csrf={csrf}&admin_token=wrong"),
-        ),
-    )
-    .await;
+    let uri = "/mappings/prod/complete";
+    let (code, _) = post(&state, uri, &format!("csrf={csrf}&admin_token=wrong")).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
-    let (code, body) = call(
-        &state,
-        post_form(
-            "/mappings/prod/complete",
-            &format!("csrf={csrf}&admin_token=let-me-in"),
-        ),
-    )
-    .await;
+    let (code, body) = post(&state, uri, &format!("csrf={csrf}&admin_token=let-me-in")).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     drop(state);
     assert_eq!(answers.await.unwrap(), 1);
@@ -422,24 +384,16 @@ async fn the_form_needs_the_admin_token_when_one_is_set() {
 
 #[tokio::test]
 async fn a_refusal_from_the_orchestrator_is_shown_with_its_reason() {
-    let Harness {
-        state,
-        mut commands,
-        status: _status,
-    } = harness(snapshot(Phase::CutoverReady, now()), None);
-    let csrf = state.csrf.value().to_owned();
-    let answers = tokio::spawn(async move {
+    let h = harness(snapshot(Phase::CutoverReady, now()), None);
+    let (state, answers) = h.orchestrated(|mut commands| async move {
         while let Some(Command::Complete { reply, .. }) = commands.recv().await {
             let _ = reply.send(Err(CommandError::Refused(
                 "mapping prod is catching up, not cutover ready".into(),
             )));
         }
     });
-    let (code, body) = call(
-        &state,
-        post_form("/mappings/prod/complete", &format!("csrf={csrf}")),
-    )
-    .await;
+    let csrf = state.csrf.value().to_owned();
+    let (code, body) = post(&state, "/mappings/prod/complete", &format!("csrf={csrf}")).await;
     assert_eq!(code, StatusCode::CONFLICT);
     assert!(body.contains("catching up, not cutover ready"), "{body}");
     drop(state);
@@ -501,6 +455,22 @@ async fn the_page_follows_the_latest_snapshot() {
     assert!(empty.contains("No mapping reported yet"));
 }
 
+/// The forms to `/mappings/prod/{command}` (with the command's own `fields`) that must be refused,
+/// with the status of each refusal: a forged CSRF token (with the right admin token
+/// `let-me-in`), then a wrong admin token.
+fn refused_forms(csrf: &str, fields: &str) -> [(String, StatusCode); 2] {
+    [
+        (
+            format!("csrf=forged&admin_token=let-me-in{fields}"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!("csrf={csrf}&admin_token=wrong{fields}"),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn schema_drift_offers_the_safe_changes_behind_a_checked_form() {
     let mut s = snapshot(Phase::Problematic, now());
@@ -509,11 +479,10 @@ async fn schema_drift_offers_the_safe_changes_behind_a_checked_form() {
         "the schema of \"shop\" changed on the source after it was copied: column nickname (text) was added to app.accounts",
         "press \"Apply safe schema changes\" on the dashboard or run `postgres-migrator resync MAPPING` (new tables and columns), or run on the destination database ...",
     ).resolvable_by_resync(true));
-    let Harness {
-        state,
-        mut commands,
-        status: _status,
-    } = harness(s, Some("let-me-in"));
+    let (state, answers) = harness(s, Some("let-me-in")).answering(resync, |_| {
+        "\"shop\": column nickname (text) was added to app.accounts -> added on the destination"
+            .into()
+    });
     let csrf = state.csrf.value().to_owned();
     let (_, page) = call(&state, get("/mappings/prod")).await;
     assert!(page.contains("action=\"/mappings/prod/resync\""), "{page}");
@@ -521,42 +490,12 @@ async fn schema_drift_offers_the_safe_changes_behind_a_checked_form() {
     assert!(page.contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
     assert!(page.contains("name=\"admin_token\""));
 
-    let answers = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(command) = commands.recv().await {
-            match command {
-                Command::Resync { mapping, reply } => {
-                    seen.push(mapping);
-                    let _ = reply.send(Ok(vec![
-                        "\"shop\": column nickname (text) was added to app.accounts -> added on the destination".into(),
-                    ]));
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        seen
-    });
-    for (form, code) in [
-        (
-            "csrf=forged&admin_token=let-me-in".to_owned(),
-            StatusCode::FORBIDDEN,
-        ),
-        (
-            format!("csrf={csrf}&admin_token=wrong"),
-            StatusCode::UNAUTHORIZED,
-        ),
-    ] {
-        let (got, _) = call(&state, post_form("/mappings/prod/resync", &form)).await;
+    let uri = "/mappings/prod/resync";
+    for (form, code) in refused_forms(&csrf, "") {
+        let (got, _) = post(&state, uri, &form).await;
         assert_eq!(got, code, "{form}");
     }
-    let (code, body) = call(
-        &state,
-        post_form(
-            "/mappings/prod/resync",
-            &format!("csrf={csrf}&admin_token=let-me-in"),
-        ),
-    )
-    .await;
+    let (code, body) = post(&state, uri, &format!("csrf={csrf}&admin_token=let-me-in")).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert!(body.contains("added on the destination"), "{body}");
     drop(state);
@@ -570,11 +509,10 @@ async fn schema_drift_offers_the_safe_changes_behind_a_checked_form() {
 
 #[tokio::test]
 async fn the_copy_rate_shows_with_its_limit_and_a_checked_form_changes_it() {
-    let Harness {
-        state,
-        mut commands,
-        status: _status,
-    } = harness(snapshot(Phase::InitialSync, now()), Some("let-me-in"));
+    let (state, answers) = harness(snapshot(Phase::InitialSync, now()), Some("let-me-in"))
+        .answering(rate_limit, |(_, mb_per_s)| {
+            format!("copy rate limit of prod: {mb_per_s} MB/s")
+        });
     let csrf = state.csrf.value().to_owned();
     let (_, page) = call(&state, get("/mappings/prod")).await;
     assert!(
@@ -587,53 +525,20 @@ async fn the_copy_rate_shows_with_its_limit_and_a_checked_form_changes_it() {
     );
     assert!(page.contains("name=\"mb_per_s\""));
 
-    let answers = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(command) = commands.recv().await {
-            match command {
-                Command::SetRateLimit {
-                    mapping,
-                    mb_per_s,
-                    reply,
-                } => {
-                    seen.push((mapping, mb_per_s));
-                    let _ = reply.send(Ok(vec![format!(
-                        "copy rate limit of prod: {mb_per_s} MB/s"
-                    )]));
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        seen
-    });
-    for (form, code) in [
-        (
-            "csrf=forged&admin_token=let-me-in&mb_per_s=5".to_owned(),
-            StatusCode::FORBIDDEN,
-        ),
-        (
-            format!("csrf={csrf}&admin_token=wrong&mb_per_s=5"),
-            StatusCode::UNAUTHORIZED,
-        ),
-        (
-            format!("csrf={csrf}&admin_token=let-me-in&mb_per_s=-3"),
-            StatusCode::BAD_REQUEST,
-        ),
-    ] {
-        let (got, body) = call(&state, post_form("/mappings/prod/rate-limit", &form)).await;
+    let uri = "/mappings/prod/rate-limit";
+    let negative = format!("csrf={csrf}&admin_token=let-me-in&mb_per_s=-3");
+    for (form, code) in refused_forms(&csrf, "&mb_per_s=5")
+        .into_iter()
+        .chain([(negative, StatusCode::BAD_REQUEST)])
+    {
+        let (got, body) = post(&state, uri, &form).await;
         assert_eq!(got, code, "{form}: {body}");
         if code == StatusCode::BAD_REQUEST {
             assert!(body.contains("whole MB per second"), "{body}");
         }
     }
-    let (code, body) = call(
-        &state,
-        post_form(
-            "/mappings/prod/rate-limit",
-            &format!("csrf={csrf}&admin_token=let-me-in&mb_per_s=+7+"),
-        ),
-    )
-    .await;
+    let form = format!("csrf={csrf}&admin_token=let-me-in&mb_per_s=+7+");
+    let (code, body) = post(&state, uri, &form).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert!(body.contains("copy rate limit of prod: 7 MB/s"), "{body}");
     drop(state);
@@ -648,11 +553,8 @@ async fn a_copy_the_tool_gave_up_on_offers_retry_behind_a_checked_form() {
         "the initial copy of \"shop\" failed 5 times in a row, so the tool stopped retrying it",
         "fix the cause named in the error, then press Retry on the mapping's page",
     ));
-    let Harness {
-        state,
-        mut commands,
-        status: _status,
-    } = harness(s, Some("let-me-in"));
+    let (state, answers) = harness(s, Some("let-me-in"))
+        .answering(retry, |_| "mapping prod: failures forgotten".into());
     let csrf = state.csrf.value().to_owned();
     let (_, page) = call(&state, get("/mappings/prod")).await;
     assert!(page.contains("action=\"/mappings/prod/retry\""), "{page}");
@@ -663,40 +565,12 @@ async fn a_copy_the_tool_gave_up_on_offers_retry_behind_a_checked_form() {
         "{page}"
     );
 
-    let answers = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(command) = commands.recv().await {
-            match command {
-                Command::Retry { mapping, reply } => {
-                    seen.push(mapping);
-                    let _ = reply.send(Ok(vec!["mapping prod: failures forgotten".into()]));
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        seen
-    });
-    for (form, code) in [
-        (
-            "csrf=forged&admin_token=let-me-in".to_owned(),
-            StatusCode::FORBIDDEN,
-        ),
-        (
-            format!("csrf={csrf}&admin_token=wrong"),
-            StatusCode::UNAUTHORIZED,
-        ),
-    ] {
-        let (got, _) = call(&state, post_form("/mappings/prod/retry", &form)).await;
+    let uri = "/mappings/prod/retry";
+    for (form, code) in refused_forms(&csrf, "") {
+        let (got, _) = post(&state, uri, &form).await;
         assert_eq!(got, code, "{form}");
     }
-    let (code, body) = call(
-        &state,
-        post_form(
-            "/mappings/prod/retry",
-            &format!("csrf={csrf}&admin_token=let-me-in"),
-        ),
-    )
-    .await;
+    let (code, body) = post(&state, uri, &format!("csrf={csrf}&admin_token=let-me-in")).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert!(body.contains("failures forgotten"), "{body}");
     drop(state);
@@ -710,13 +584,8 @@ async fn a_copy_the_tool_gave_up_on_offers_retry_behind_a_checked_form() {
 
 #[tokio::test]
 async fn forms_from_another_site_are_refused_even_with_the_csrf_token() {
-    let Harness {
-        state,
-        commands,
-        status: _status,
-    } = harness(snapshot(Phase::CutoverReady, now()), None);
+    let (state, answers) = harness(snapshot(Phase::CutoverReady, now()), None).answer_all();
     let csrf = state.csrf.value().to_owned();
-    let answers = answer_all(commands);
     let forms = [
         ("/mappings/prod/complete", format!("csrf={csrf}")),
         ("/mappings/prod/resync", format!("csrf={csrf}")),

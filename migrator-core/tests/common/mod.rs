@@ -9,6 +9,7 @@ use migrator_core::config::{ConfigSource, Settings, load};
 use migrator_core::ddl::quote::qualified;
 use migrator_core::testkit::Cluster;
 use tokio_postgres::Client;
+use tokio_postgres::types::FromSql;
 
 pub async fn connect(cluster: &Cluster, db: &str) -> Client {
     let (client, connection) = cluster
@@ -79,21 +80,37 @@ where
     .await
 }
 
-/// Every user table (partitions included) of the connected database.
-pub async fn tables(client: &Client) -> Vec<(String, String)> {
+/// The first two columns of every row `sql` returns on `client`.
+async fn pairs<A, B, C>(client: &Client, sql: &str) -> C
+where
+    A: for<'a> FromSql<'a>,
+    B: for<'a> FromSql<'a>,
+    C: FromIterator<(A, B)>,
+{
     client
-        .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
-             ORDER BY 1, 2",
-            &[],
-        )
+        .query(sql, &[])
         .await
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// The number `sql` returns on `client`.
+async fn count(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Every user table (partitions included) of the connected database.
+pub async fn tables(client: &Client) -> Vec<(String, String)> {
+    pairs(
+        client,
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+         ORDER BY 1, 2",
+    )
+    .await
 }
 
 /// Row count and a digest of every row's text, in a stable order.
@@ -131,17 +148,11 @@ pub async fn assert_same_contents(source: &Cluster, destination: &Cluster, db: &
 
 /// `schema.sequence -> last_value` of every sequence of `db`.
 async fn sequence_values(cluster: &Cluster, db: &str) -> HashMap<String, Option<i64>> {
-    connect(cluster, db)
-        .await
-        .query(
-            "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    pairs(
+        &connect(cluster, db).await,
+        "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences",
+    )
+    .await
 }
 
 /// Asserts every sequence on the destination is at or past the source's value.
@@ -190,19 +201,11 @@ pub async fn wait_until_replicated(source: &Cluster, deadline: Duration) {
 /// Replication leftovers on the source: (slots, publications in `dbs`).
 pub async fn source_leftovers(source: &Cluster, dbs: &[&str]) -> (i64, i64) {
     let admin = connect(source, "postgres").await;
-    let slots: i64 = admin
-        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let slots = count(&admin, "SELECT count(*) FROM pg_replication_slots").await;
     let mut publications = 0;
     for db in dbs {
         let c = connect(source, db).await;
-        publications += c
-            .query_one("SELECT count(*) FROM pg_publication", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
+        publications += count(&c, "SELECT count(*) FROM pg_publication").await;
     }
     (slots, publications)
 }

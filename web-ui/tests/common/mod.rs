@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,7 +14,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use migrator_core::config::{ConfigSource, Settings};
 use migrator_core::naming::ReplicationNames;
-use migrator_core::orchestrator::Command;
+use migrator_core::orchestrator::{Command, Reply};
 use migrator_core::phase::{Lag, Phase};
 use migrator_core::status::{
     DatabaseStatus, MappingStatus, Partition, PartitionedTable, PasswordOutcome, RoleAction,
@@ -23,6 +24,16 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use web_ui::{AppState, LogBuffer, app};
+
+/// A snapshot time of now.
+pub fn now() -> Option<SystemTime> {
+    Some(SystemTime::now())
+}
+
+/// A snapshot time `seconds` ago.
+pub fn ago(seconds: u64) -> Option<SystemTime> {
+    Some(SystemTime::now() - Duration::from_secs(seconds))
+}
 
 pub fn database(name: &str, phase: Phase) -> DatabaseStatus {
     DatabaseStatus {
@@ -194,6 +205,102 @@ pub fn harness(snapshot: Snapshot, token: Option<&str>) -> Harness {
     }
 }
 
+impl Harness {
+    /// Splits the harness into its state and a task that plays the orchestrator: `orchestrator`
+    /// over the commands the state sends. The task also holds the status sender, so that the
+    /// state's receiver stays connected while it runs.
+    pub fn orchestrated<F>(
+        self,
+        orchestrator: impl FnOnce(mpsc::Receiver<Command>) -> F,
+    ) -> (AppState, JoinHandle<F::Output>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let Harness {
+            state,
+            commands,
+            status,
+        } = self;
+        let run = orchestrator(commands);
+        let task = tokio::spawn(async move {
+            let _status = status;
+            run.await
+        });
+        (state, task)
+    }
+
+    /// [`Harness::orchestrated`] by an orchestrator for the one kind of command `take` takes
+    /// apart: it records what `take` gives of each and answers `Ok(vec![answer(&recorded)])`, and
+    /// panics at a command of another kind. The task ends, with what it recorded, once every
+    /// sender of commands (the state) is gone.
+    pub fn answering<T: Send + 'static>(
+        self,
+        take: Take<T>,
+        answer: impl Fn(&T) -> String + Send + 'static,
+    ) -> (AppState, JoinHandle<Vec<T>>) {
+        self.orchestrated(|mut commands| async move {
+            let mut seen = Vec::new();
+            while let Some(command) = commands.recv().await {
+                let (recorded, reply) =
+                    take(command).unwrap_or_else(|other| panic!("unexpected {other:?}"));
+                let text = answer(&recorded);
+                seen.push(recorded);
+                let _ = reply.send(Ok(vec![text]));
+            }
+            seen
+        })
+    }
+
+    /// Plays the orchestrator for every command: answers each with `{"done": ["ok"]}`; the task's
+    /// result is the kind of every command that reached it, once every sender is gone.
+    pub fn answer_all(self) -> (AppState, JoinHandle<Vec<&'static str>>) {
+        self.answering(kind, |_| "ok".into())
+    }
+}
+
+/// Takes a command of one kind apart into what a test records of it and where its answer goes;
+/// gives back a command of another kind.
+pub type Take<T> = fn(Command) -> Result<(T, Reply), Command>;
+
+/// A [`Take`] for every command: its kind (`complete`, `resync`, `retry` or `rate-limit`).
+pub fn kind(command: Command) -> Result<(&'static str, Reply), Command> {
+    Ok(match command {
+        Command::Complete { reply, .. } => ("complete", reply),
+        Command::Resync { reply, .. } => ("resync", reply),
+        Command::Retry { reply, .. } => ("retry", reply),
+        Command::SetRateLimit { reply, .. } => ("rate-limit", reply),
+    })
+}
+
+/// A [`Take`] for [`Command::Resync`]: its mapping.
+pub fn resync(command: Command) -> Result<(String, Reply), Command> {
+    match command {
+        Command::Resync { mapping, reply } => Ok((mapping, reply)),
+        other => Err(other),
+    }
+}
+
+/// A [`Take`] for [`Command::Retry`]: its mapping.
+pub fn retry(command: Command) -> Result<(String, Reply), Command> {
+    match command {
+        Command::Retry { mapping, reply } => Ok((mapping, reply)),
+        other => Err(other),
+    }
+}
+
+/// A [`Take`] for [`Command::SetRateLimit`]: its mapping and limit.
+pub fn rate_limit(command: Command) -> Result<((String, u64), Reply), Command> {
+    match command {
+        Command::SetRateLimit {
+            mapping,
+            mb_per_s,
+            reply,
+        } => Ok(((mapping, mb_per_s), reply)),
+        other => Err(other),
+    }
+}
+
 /// Sends `request` to a new router over `state`.
 pub async fn call_with_headers(
     state: &AppState,
@@ -217,6 +324,11 @@ pub async fn send(router: &Router, mut request: Request<Body>) -> (StatusCode, H
 pub async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
     let (status, _, body) = call_with_headers(state, request).await;
     (status, body)
+}
+
+/// Posts `form` to `uri` of a new router over `state`.
+pub async fn post(state: &AppState, uri: &str, form: &str) -> (StatusCode, String) {
+    call(state, post_form(uri, form)).await
 }
 
 pub fn get(uri: &str) -> Request<Body> {
@@ -275,23 +387,4 @@ pub fn api_post(command: &str, headers: &[(&str, &str)], body: &str) -> Request<
         r = r.header(*name, *value);
     }
     r.body(Body::from(body.to_owned())).unwrap()
-}
-
-/// Plays the orchestrator: answers every command with `{"done": ["ok"]}`; the task's result is
-/// the kind of every command that reached it, once every sender is gone.
-pub fn answer_all(mut commands: mpsc::Receiver<Command>) -> JoinHandle<Vec<&'static str>> {
-    tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(command) = commands.recv().await {
-            let (kind, reply) = match command {
-                Command::Complete { reply, .. } => ("complete", reply),
-                Command::Resync { reply, .. } => ("resync", reply),
-                Command::Retry { reply, .. } => ("retry", reply),
-                Command::SetRateLimit { reply, .. } => ("rate-limit", reply),
-            };
-            seen.push(kind);
-            let _ = reply.send(Ok(vec!["ok".into()]));
-        }
-        seen
-    })
 }
