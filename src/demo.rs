@@ -74,6 +74,7 @@ async fn demo(
             rate_limit_mb_per_s: None,
             role_conflict_strategy: None,
             no_pk_remedy: None,
+            schema_exclude: Vec::new(),
         },
     );
     settings.migration.poll_interval = Duration::from_secs(1);

@@ -115,6 +115,11 @@ pub enum Code {
     ApplyWorkerAbsent,
     /// The source's schema changed after it was copied.
     SchemaDrift,
+    /// A schema object could not be created on the destination; the rest of the schema is there
+    /// and the object is tried again (blocking once the tool stops retrying by itself).
+    SchemaObjectFailed,
+    /// Schema objects left out by the mapping's `schema_exclude` setting.
+    SchemaObjectsExcluded,
     /// Triggers that fire during replication on the source, disabled on the destination until cutover.
     TriggersHeldBack,
 }
@@ -172,6 +177,8 @@ impl Code {
             Code::ApplyFailing => "apply_failing",
             Code::ApplyWorkerAbsent => "apply_worker_absent",
             Code::SchemaDrift => "schema_drift",
+            Code::SchemaObjectFailed => "schema_object_failed",
+            Code::SchemaObjectsExcluded => "schema_objects_excluded",
             Code::TriggersHeldBack => "triggers_held_back",
         }
     }

@@ -84,9 +84,47 @@ pub fn database_marker(mapping: &str, db: &str, schema_applied: bool) -> String 
     format!("{MARKER_PREFIX}{mapping}, source database {db:?}, {state}")
 }
 
+/// The marker of a destination database whose schema transaction committed without the objects
+/// `unapplied` (each failed and is retried; see `phases::schema`).
+pub fn incomplete_marker(mapping: &str, db: &str, unapplied: &[String]) -> String {
+    format!(
+        "{}{}",
+        incomplete_prefix(mapping, db),
+        serde_json::to_string(unapplied).expect("a list of strings serialises")
+    )
+}
+
+/// The objects an [`incomplete_marker`] of this mapping and database lists; `None` for any other
+/// comment.
+pub fn unapplied_in(marker: &str, mapping: &str, db: &str) -> Option<Vec<String>> {
+    let list = marker.strip_prefix(&incomplete_prefix(mapping, db))?;
+    serde_json::from_str(list).ok()
+}
+
+fn incomplete_prefix(mapping: &str, db: &str) -> String {
+    format!("{MARKER_PREFIX}{mapping}, source database {db:?}, schema applied except ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incomplete_marker_lists_its_objects_and_belongs_to_one_database() {
+        let objects = vec![
+            "VIEW public.v".to_owned(),
+            "ROUTINE public.\"f, g\"(integer, text)".to_owned(),
+        ];
+        let marker = incomplete_marker("m", "shop", &objects);
+        assert!(marker.starts_with(MARKER_PREFIX));
+        assert_eq!(unapplied_in(&marker, "m", "shop"), Some(objects));
+        assert_eq!(unapplied_in(&marker, "m", "other"), None);
+        assert_eq!(unapplied_in(&marker, "n", "shop"), None);
+        assert_eq!(
+            unapplied_in(&database_marker("m", "shop", true), "m", "shop"),
+            None
+        );
+    }
 
     #[test]
     fn markers_differ_by_state_mapping_and_database() {

@@ -29,6 +29,9 @@ pub enum DestinationState {
     Missing { exists: bool },
     /// Carries this mapping's marker.
     Ours { schema_applied: bool },
+    /// Carries this mapping's marker of a schema that committed without these objects (each
+    /// failed, and is tried again until it is created or excluded by the configuration).
+    Incomplete { unapplied: Vec<String> },
     /// Has tables and no marker of this tool.
     InUse { tables: i64 },
     /// Carries the marker of another mapping (two mappings sending one database name to one
@@ -41,6 +44,9 @@ impl DestinationState {
         match self {
             DestinationState::Ours { schema_applied } => DestinationDatabase::Ours {
                 schema_applied: *schema_applied,
+            },
+            DestinationState::Incomplete { .. } => DestinationDatabase::Ours {
+                schema_applied: false,
             },
             _ => DestinationDatabase::Missing,
         }

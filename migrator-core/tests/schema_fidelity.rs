@@ -173,3 +173,216 @@ async fn aggregates_and_the_views_over_them_arrive_as_they_are() {
     shutdown.cancel();
     let _ = handle.join.await;
 }
+
+const REFUSING_DB: &str = "refusals";
+
+/// Objects PostgreSQL 15 accepts and 18 refuses (`pg_stat_bgwriter.buffers_backend` and the
+/// `force_parallel_mode` setting are gone since 17 and 16), among objects 18 accepts.
+const REFUSED_ON_18: &str = r#"
+    CREATE ROLE viewer NOLOGIN;
+    CREATE TABLE public.orders (id serial PRIMARY KEY, amount numeric NOT NULL);
+    INSERT INTO public.orders (amount) SELECT g FROM generate_series(1, 500) g;
+    CREATE FUNCTION public.doubled(numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$ SELECT $1 * 2 $$;
+    CREATE VIEW public.big_orders AS SELECT id, public.doubled(amount) AS twice FROM public.orders WHERE amount > 100;
+
+    CREATE VIEW public.backend_writes AS SELECT buffers_backend FROM pg_stat_bgwriter;
+    COMMENT ON VIEW public.backend_writes IS 'gone in 17';
+    GRANT SELECT ON public.backend_writes TO viewer;
+    CREATE VIEW public.backend_writes_twice AS SELECT buffers_backend * 2 AS twice FROM public.backend_writes;
+    ALTER DATABASE refusals SET force_parallel_mode = off;
+    ALTER DATABASE refusals SET work_mem = '8MB';
+"#;
+
+/// The findings of database `db` of mapping `m` with `code`, from the latest snapshot.
+fn findings_of(
+    snapshot: &migrator_core::status::Snapshot,
+    m: &str,
+    db: &str,
+    code: &str,
+) -> Vec<migrator_core::findings::Finding> {
+    snapshot
+        .mapping(m)
+        .and_then(|m| m.databases.iter().find(|d| d.name == db))
+        .map(|d| {
+            d.findings
+                .iter()
+                .filter(|f| f.code == code)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_the_destination_refuses_is_a_finding_and_the_rest_of_the_schema_arrives() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    connect(&source, "postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {REFUSING_DB}"))
+        .await
+        .unwrap();
+    connect(&source, REFUSING_DB)
+        .await
+        .batch_execute(REFUSED_ON_18)
+        .await
+        .unwrap();
+    let writer = {
+        let client = connect(&source, REFUSING_DB).await;
+        tokio::spawn(async move {
+            loop {
+                client
+                    .execute(
+                        "INSERT INTO public.orders (amount) VALUES (random() * 1000)",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    // First run: the refused objects are findings, with the server's error and the way out; the
+    // database waits in the schema phase with everything else created.
+    let settings1 = settings(&[("refusing", &source, &destination)], &[]);
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings1, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    let refused = wait_until("the refusals reported", Duration::from_secs(60), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let found = findings_of(&snapshot, "refusing", REFUSING_DB, "schema_object_failed");
+            if found.len() == 3 {
+                Ok((snapshot, found))
+            } else {
+                Err(serde_json::to_string_pretty(&*snapshot).unwrap())
+            }
+        }
+    })
+    .await;
+    let (snapshot, found) = refused;
+    let db = snapshot
+        .mapping("refusing")
+        .unwrap()
+        .databases
+        .iter()
+        .find(|d| d.name == REFUSING_DB)
+        .unwrap()
+        .clone();
+    assert_eq!(db.phase, Phase::Schema, "{db:#?}");
+    assert_eq!(
+        db.last_error, None,
+        "a refusal is a finding, not a failed step"
+    );
+    let text: Vec<String> = found.iter().map(|f| f.message.clone()).collect();
+    for (object, error) in [
+        ("VIEW public.backend_writes ", "buffers_backend"),
+        ("VIEW public.backend_writes_twice ", "backend_writes"),
+        ("SETTING force_parallel_mode ", "force_parallel_mode"),
+    ] {
+        let f = found
+            .iter()
+            .find(|f| f.message.starts_with(object))
+            .unwrap_or_else(|| panic!("{object}: {text:#?}"));
+        assert!(f.message.contains(error), "{f:?}");
+        assert!(!f.message.contains("CREATE VIEW"), "no DDL text: {f:?}");
+        assert!(!f.is_blocking(), "retried with a backoff first: {f:?}");
+        assert!(
+            f.fix
+                .contains(&format!("\"{REFUSING_DB}: {}\"", object.trim_end())),
+            "{f:?}"
+        );
+    }
+    // Everything else is there: tables, functions, views, the other setting, grants.
+    let dst = connect(&destination, REFUSING_DB).await;
+    let present: i64 = dst
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('orders', 'big_orders', 'backend_writes') \
+             AND relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(present, 2, "orders and big_orders, not the refused view");
+    let settings_row: Vec<String> = dst
+        .query_one(
+            "SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \
+             WHERE d.datname = current_database() AND s.setrole = 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(settings_row, ["work_mem=8MB"]);
+    // It does not retry at every tick: a second look a few ticks later still shows attempt 1.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = findings_of(
+        &status.borrow(),
+        "refusing",
+        REFUSING_DB,
+        "schema_object_failed",
+    );
+    assert!(
+        again.iter().all(|f| f.message.contains("attempt 1;")),
+        "{again:#?}"
+    );
+    shutdown.cancel();
+    let _ = handle.join.await;
+
+    // Second run: the operator leaves them out; the rest of the migration goes on.
+    let exclude = format!(
+        "{db}: VIEW public.backend_writes; {db}: VIEW public.backend_writes_twice; {db}: SETTING force_parallel_mode",
+        db = REFUSING_DB
+    );
+    let settings2 = settings(
+        &[("refusing", &source, &destination)],
+        &[("MIGRATOR__MAPPINGS__REFUSING__SCHEMA_EXCLUDE", &exclude)],
+    );
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings2, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    wait_until("cutover ready", Duration::from_secs(120), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let m = snapshot.mapping("refusing").ok_or("no mapping yet")?;
+            match m.databases.iter().find(|d| d.name == REFUSING_DB) {
+                Some(db) if db.phase == Phase::CutoverReady => Ok(()),
+                _ => Err(serde_json::to_string_pretty(m).unwrap()),
+            }
+        }
+    })
+    .await;
+    let snapshot = status.borrow().clone();
+    let excluded = findings_of(
+        &snapshot,
+        "refusing",
+        REFUSING_DB,
+        "schema_objects_excluded",
+    );
+    assert_eq!(excluded.len(), 1, "{snapshot:#?}");
+    assert!(
+        excluded[0]
+            .message
+            .contains("VIEW public.backend_writes_twice")
+    );
+    assert!(findings_of(&snapshot, "refusing", REFUSING_DB, "schema_drift").is_empty());
+    assert!(findings_of(&snapshot, "refusing", REFUSING_DB, "schema_object_failed").is_empty());
+    let marker: String = connect(&destination, "postgres")
+        .await
+        .query_one(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&REFUSING_DB],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(marker.ends_with("schema applied"), "{marker}");
+
+    writer.abort();
+    let _ = writer.await;
+    wait_until_replicated(&source, Duration::from_secs(60)).await;
+    assert!(assert_same_contents(&source, &destination, REFUSING_DB).await > 500);
+    shutdown.cancel();
+    let _ = handle.join.await;
+}

@@ -102,6 +102,26 @@ fn file_layer(path: &Path) -> Result<File<config::FileSourceString, FileFormat>,
     Ok(File::from_str(&text, FileFormat::Toml))
 }
 
+/// Accepts a list of strings or one `;`-separated string (as an environment variable gives), for
+/// entries that may hold commas (a routine's signature).
+pub(crate) fn semicolon_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::List(list) => list,
+        Form::One(text) => text
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
 /// Accepts a list of strings or one comma-separated string (as an environment variable gives).
 pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]

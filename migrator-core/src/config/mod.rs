@@ -232,6 +232,15 @@ pub struct MappingSettings {
     /// Overrides `migration.no_pk_remedy` for this mapping.
     #[serde(default)]
     pub no_pk_remedy: Option<NoPkRemedy>,
+    /// Schema objects left out of the destination, each `"<database>: <object>"` with the object
+    /// named as its `schema_object_failed` finding names it (`"shop: VIEW public.v"`,
+    /// `"shop: ROUTINE public.f(integer)"`): for an object that cannot be created on the
+    /// destination. Reported as a warning. Tables cannot be left out (their rows are
+    /// replicated). From the environment: one string, entries separated by `;`.
+    /// Default: empty.
+    #[serde(default, deserialize_with = "load::semicolon_list")]
+    #[schemars(with = "Vec<String>")]
+    pub schema_exclude: Vec<String>,
 }
 
 /// Which databases of a source instance to migrate. Lists may be written as TOML arrays or, as
@@ -255,6 +264,13 @@ impl DatabaseFilter {
         (self.include.is_empty() || self.include.iter().any(|n| n == name))
             && !self.exclude.iter().any(|n| n == name)
     }
+}
+
+/// One `schema_exclude` entry split into database and object; `None` when it has no `": "`.
+pub fn schema_exclusion(entry: &str) -> Option<(&str, &str)> {
+    let (db, object) = entry.split_once(": ")?;
+    let (db, object) = (db.trim(), object.trim());
+    (!db.is_empty() && !object.is_empty()).then_some((db, object))
 }
 
 impl MappingSettings {

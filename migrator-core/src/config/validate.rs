@@ -112,6 +112,26 @@ fn mapping_problems<'a>(
         }
         Err(found) => problems.extend(found),
     }
+    for entry in &mapping.schema_exclude {
+        match super::schema_exclusion(entry) {
+            None => problems.push(Problem::new(
+                format!("{key}.schema_exclude"),
+                format!(
+                    "`{entry}` is not `<database>: <object>`: write it as the finding names it, \
+                     e.g. \"shop: VIEW public.v\""
+                ),
+            )),
+            Some((db, object)) if object.starts_with("TABLE ") => problems.push(Problem::new(
+                format!("{key}.schema_exclude"),
+                format!(
+                    "`{entry}`: a table cannot be left out of database {db:?}, since its rows \
+                     are replicated; fix what stops its creation on the destination (the \
+                     finding's error says what), or exclude the whole database"
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
     for db in &mapping.databases.include {
         if mapping.databases.exclude.contains(db) {
             problems.push(Problem::new(
@@ -220,6 +240,44 @@ mod tests {
             Err(ConfigError::Invalid(list)) => list.iter().map(ToString::to_string).collect(),
             Err(other) => panic!("expected validation problems, got: {other}"),
             Ok(_) => Vec::new(),
+        }
+    }
+
+    const MAPPING: [(&str, &str); 4] = [
+        ("MIGRATOR__MAPPINGS__PROD__SOURCE__HOST", "old"),
+        ("MIGRATOR__MAPPINGS__PROD__SOURCE__USER", "m"),
+        ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new"),
+        ("MIGRATOR__MAPPINGS__PROD__DESTINATION__USER", "m"),
+    ];
+
+    #[test]
+    fn schema_exclude_takes_semicolons_from_the_environment_and_refuses_tables() {
+        let mut pairs = MAPPING.to_vec();
+        pairs.push((
+            "MIGRATOR__MAPPINGS__PROD__SCHEMA_EXCLUDE",
+            "shop: ROUTINE public.f(integer, text); shop: VIEW public.v ;",
+        ));
+        let settings = load_env(&pairs).unwrap();
+        assert_eq!(
+            settings.mappings["prod"].schema_exclude,
+            [
+                "shop: ROUTINE public.f(integer, text)",
+                "shop: VIEW public.v"
+            ]
+        );
+        for (entry, says) in [
+            ("VIEW public.v", "is not `<database>: <object>`"),
+            ("shop: TABLE public.orders", "a table cannot be left out"),
+        ] {
+            let mut pairs = MAPPING.to_vec();
+            pairs.push(("MIGRATOR__MAPPINGS__PROD__SCHEMA_EXCLUDE", entry));
+            let found = problems(&pairs);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].contains("mappings.prod.schema_exclude"),
+                "{found:?}"
+            );
+            assert!(found[0].contains(says), "{found:?}");
         }
     }
 

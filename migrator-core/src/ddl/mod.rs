@@ -146,12 +146,42 @@ fn add_constraint(table: &QualifiedName, c: &Constraint) -> String {
     )
 }
 
+/// One statement of a database's schema and the object it creates or alters, named as the
+/// findings and the `schema_exclude` setting name it: a kind and the source's raw name
+/// (`VIEW public.v`, `TABLE sales.orders`, `TRIGGER audit ON sales.orders`), routines by their
+/// signature as `regprocedure` prints it (`ROUTINE public.f(integer)`). The owner, grants and
+/// comment of an object carry its name too, so they stand or fall with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub object: String,
+    pub sql: String,
+}
+
+impl Statement {
+    pub fn new(object: impl Into<String>, sql: impl Into<String>) -> Self {
+        Statement {
+            object: object.into(),
+            sql: sql.into(),
+        }
+    }
+}
+
+/// `KIND schema.name`: how a schema object is named in [`Statement::object`].
+pub fn object_name(kind: &str, name: &QualifiedName) -> String {
+    format!("{kind} {}.{}", name.schema, name.name)
+}
+
+/// The SQL of `statements`, in order.
+pub fn sql_of(statements: Vec<Statement>) -> Vec<String> {
+    statements.into_iter().map(|s| s.sql).collect()
+}
+
 /// Everything that must exist on the destination before any row arrives, in dependency order.
 pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = namespaces(catalog);
     sql.extend(types(catalog));
     sql.extend(tables(catalog));
-    sql
+    sql_of(sql)
 }
 
 /// The whole schema of a database in one list: [`early_statements`] with the
@@ -162,46 +192,59 @@ pub fn schema_statements(
     catalog: &SchemaCatalog,
     objects: &crate::catalog::objects::ObjectCatalog,
     present: &std::collections::BTreeSet<String>,
-) -> (Vec<String>, std::collections::BTreeSet<String>) {
+) -> (Vec<Statement>, std::collections::BTreeSet<String>) {
     let mut sql = namespaces(catalog);
     sql.extend(objects::text_search_and_collations(objects));
     sql.extend(types(catalog));
     sql.extend(objects::early_functions(objects));
     sql.extend(tables(catalog));
     sql.extend(objects::after_tables(objects));
-    let (privileges, missing) = objects::privileges(objects, present);
+    let (privileges, missing) = objects::privilege_statements(objects, present);
     sql.extend(privileges);
     (sql, missing)
 }
 
 /// Schemas and extensions.
-fn namespaces(catalog: &SchemaCatalog) -> Vec<String> {
+fn namespaces(catalog: &SchemaCatalog) -> Vec<Statement> {
     let mut sql = Vec::new();
     for schema in &catalog.schemas {
-        sql.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)));
+        sql.push(Statement::new(
+            format!("SCHEMA {schema}"),
+            format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)),
+        ));
     }
     for ext in &catalog.extensions {
-        sql.push(format!(
-            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
-            ident(&ext.name),
-            ident(&ext.schema)
+        sql.push(Statement::new(
+            format!("EXTENSION {}", ext.name),
+            format!(
+                "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
+                ident(&ext.name),
+                ident(&ext.schema)
+            ),
         ));
     }
     sql
 }
 
 /// Enums, domains, composite types and sequences.
-fn types(catalog: &SchemaCatalog) -> Vec<String> {
+fn types(catalog: &SchemaCatalog) -> Vec<Statement> {
     let mut sql = Vec::new();
     for e in &catalog.enums {
         let labels: Vec<String> = e.labels.iter().map(|l| literal(l)).collect();
-        sql.push(format!(
-            "CREATE TYPE {} AS ENUM ({})",
-            qualified(&e.name),
-            labels.join(", ")
+        sql.push(Statement::new(
+            object_name("TYPE", &e.name),
+            format!(
+                "CREATE TYPE {} AS ENUM ({})",
+                qualified(&e.name),
+                labels.join(", ")
+            ),
         ));
     }
     for t in &catalog.types {
+        let object = match t {
+            UserType::Domain { name, .. } => object_name("DOMAIN", name),
+            UserType::Composite { name, .. } => object_name("TYPE", name),
+        };
         let last = match t {
             UserType::Domain {
                 name,
@@ -226,7 +269,7 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
                     s.push_str(&format!(" CONSTRAINT {} {def}", ident(check_name)));
                 }
                 for (check_name, def) in not_valid {
-                    sql.push(std::mem::take(&mut s));
+                    sql.push(Statement::new(&object, std::mem::take(&mut s)));
                     s = format!(
                         "ALTER DOMAIN {} ADD CONSTRAINT {} {def}",
                         qualified(name),
@@ -243,13 +286,16 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
                 format!("CREATE TYPE {} AS ({})", qualified(name), attrs.join(", "))
             }
         };
-        sql.push(last);
+        sql.push(Statement::new(object, last));
     }
     for s in &catalog.sequences {
-        sql.push(format!(
-            "CREATE SEQUENCE {} {}",
-            qualified(&s.name),
-            sequence_options(&s.options, true)
+        sql.push(Statement::new(
+            object_name("SEQUENCE", &s.name),
+            format!(
+                "CREATE SEQUENCE {} {}",
+                qualified(&s.name),
+                sequence_options(&s.options, true)
+            ),
         ));
     }
     sql
@@ -259,25 +305,26 @@ fn types(catalog: &SchemaCatalog) -> Vec<String> {
 pub fn added_tables(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = types(catalog);
     sql.extend(tables(catalog));
-    sql
+    sql_of(sql)
 }
 
 /// Tables, primary keys, replica identities, sequence ownership.
-fn tables(catalog: &SchemaCatalog) -> Vec<String> {
+fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
     let mut sql = Vec::new();
+    let table = |t: &Table| object_name("TABLE", &t.name);
     for t in &catalog.tables {
-        sql.push(create_table(t));
+        sql.push(Statement::new(table(t), create_table(t)));
     }
     for t in &catalog.tables {
         for c in &t.constraints {
             let early = c.kind == ConstraintKind::PrimaryKey
                 || (c.replica_identity && c.kind != ConstraintKind::ForeignKey);
             if early {
-                sql.push(add_constraint(&t.name, c));
+                sql.push(Statement::new(table(t), add_constraint(&t.name, c)));
             }
         }
         for i in t.indexes.iter().filter(|i| i.replica_identity) {
-            sql.push(i.definition.clone());
+            sql.push(Statement::new(table(t), i.definition.clone()));
         }
     }
     for t in &catalog.tables {
@@ -299,19 +346,25 @@ fn tables(catalog: &SchemaCatalog) -> Vec<String> {
             _ => None,
         };
         if let Some(identity) = identity {
-            sql.push(format!(
-                "ALTER TABLE {} REPLICA IDENTITY {identity}",
-                qualified(&t.name)
+            sql.push(Statement::new(
+                table(t),
+                format!(
+                    "ALTER TABLE {} REPLICA IDENTITY {identity}",
+                    qualified(&t.name)
+                ),
             ));
         }
     }
     for s in &catalog.sequences {
         if let Some((table, column)) = &s.owned_by {
-            sql.push(format!(
-                "ALTER SEQUENCE {} OWNED BY {}.{}",
-                qualified(&s.name),
-                qualified(table),
-                ident(column)
+            sql.push(Statement::new(
+                object_name("SEQUENCE", &s.name),
+                format!(
+                    "ALTER SEQUENCE {} OWNED BY {}.{}",
+                    qualified(&s.name),
+                    qualified(table),
+                    ident(column)
+                ),
             ));
         }
     }

@@ -18,10 +18,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::quote::{ident, literal, qualified};
+use super::{Statement, object_name};
 use crate::catalog::objects::*;
 
 /// Collations and text search objects: types and columns may use them.
-pub fn text_search_and_collations(o: &ObjectCatalog) -> Vec<String> {
+pub fn text_search_and_collations(o: &ObjectCatalog) -> Vec<Statement> {
     let mut sql = Vec::new();
     for c in &o.collations {
         let mut options = vec![format!("provider = {}", c.provider)];
@@ -38,10 +39,13 @@ pub fn text_search_and_collations(o: &ObjectCatalog) -> Vec<String> {
         if !c.deterministic {
             options.push("deterministic = false".to_owned());
         }
-        sql.push(format!(
-            "CREATE COLLATION {} ({})",
-            qualified(&c.name),
-            options.join(", ")
+        sql.push(Statement::new(
+            object_name("COLLATION", &c.name),
+            format!(
+                "CREATE COLLATION {} ({})",
+                qualified(&c.name),
+                options.join(", ")
+            ),
         ));
     }
     for d in &o.ts_dictionaries {
@@ -49,37 +53,47 @@ pub fn text_search_and_collations(o: &ObjectCatalog) -> Vec<String> {
         if let Some(extra) = d.options.as_deref().filter(|s| !s.is_empty()) {
             options.push_str(&format!(", {extra}"));
         }
-        sql.push(format!(
-            "CREATE TEXT SEARCH DICTIONARY {} ({options})",
-            qualified(&d.name)
+        sql.push(Statement::new(
+            object_name("TEXT SEARCH DICTIONARY", &d.name),
+            format!(
+                "CREATE TEXT SEARCH DICTIONARY {} ({options})",
+                qualified(&d.name)
+            ),
         ));
     }
     for c in &o.ts_configs {
-        sql.push(format!(
-            "CREATE TEXT SEARCH CONFIGURATION {} (PARSER = {})",
-            qualified(&c.name),
-            c.parser
+        let object = object_name("TEXT SEARCH CONFIGURATION", &c.name);
+        sql.push(Statement::new(
+            &object,
+            format!(
+                "CREATE TEXT SEARCH CONFIGURATION {} (PARSER = {})",
+                qualified(&c.name),
+                c.parser
+            ),
         ));
         for (token, dictionaries) in &c.mappings {
-            sql.push(format!(
-                "ALTER TEXT SEARCH CONFIGURATION {} ADD MAPPING FOR {} WITH {}",
-                qualified(&c.name),
-                ident(token),
-                dictionaries.join(", ")
+            sql.push(Statement::new(
+                &object,
+                format!(
+                    "ALTER TEXT SEARCH CONFIGURATION {} ADD MAPPING FOR {} WITH {}",
+                    qualified(&c.name),
+                    ident(token),
+                    dictionaries.join(", ")
+                ),
             ));
         }
     }
     sql
 }
 
-/// Functions tables may call (after the types their signatures use).
-pub fn early_functions(o: &ObjectCatalog) -> Vec<String> {
-    let mut sql = Vec::new();
-    if !o.early_functions.is_empty() {
-        sql.push("SET LOCAL check_function_bodies = off".to_owned());
-        sql.extend(o.early_functions.iter().map(|f| f.sql.clone()));
-    }
-    sql
+/// Functions tables may call (after the types their signatures use). The schema transaction
+/// runs with `check_function_bodies = off`, so a body may name what is created later.
+pub fn early_functions(o: &ObjectCatalog) -> Vec<Statement> {
+    o.early_functions.iter().map(definition).collect()
+}
+
+fn definition(d: &Definition) -> Statement {
+    Statement::new(&d.object, &d.sql)
 }
 
 fn create_view(v: &View) -> Vec<String> {
@@ -165,18 +179,25 @@ fn create_policy(p: &Policy) -> String {
 }
 
 /// The second group: what reads or acts on tables.
-pub fn after_tables(o: &ObjectCatalog) -> Vec<String> {
-    let mut sql = Vec::new();
-    if !o.late_functions.is_empty() {
-        sql.push("SET LOCAL check_function_bodies = off".to_owned());
-        sql.extend(o.late_functions.iter().map(|f| f.sql.clone()));
-    }
-    sql.extend(o.aggregates.iter().map(|a| a.sql.clone()));
+pub fn after_tables(o: &ObjectCatalog) -> Vec<Statement> {
+    let mut sql: Vec<Statement> = o.late_functions.iter().map(definition).collect();
+    sql.extend(o.aggregates.iter().map(definition));
     for v in &o.views {
-        sql.extend(create_view(v));
+        let kind = if v.materialized {
+            "MATERIALIZED VIEW"
+        } else {
+            "VIEW"
+        };
+        let object = object_name(kind, &v.name);
+        sql.extend(
+            create_view(v)
+                .into_iter()
+                .map(|s| Statement::new(&object, s)),
+        );
     }
     for t in &o.triggers {
-        sql.push(t.sql.clone());
+        let object = format!("TRIGGER {} ON {}.{}", t.name, t.table.schema, t.table.name);
+        sql.push(Statement::new(&object, &t.sql));
         let state = if matches!(t.enabled, 'R' | 'A') {
             Some(format!(
                 "ALTER TABLE {} DISABLE TRIGGER {}",
@@ -186,24 +207,39 @@ pub fn after_tables(o: &ObjectCatalog) -> Vec<String> {
         } else {
             trigger_state(t)
         };
-        sql.extend(state);
+        sql.extend(state.map(|s| Statement::new(&object, s)));
     }
-    sql.extend(o.rules.iter().map(|r| r.sql.clone()));
+    sql.extend(o.rules.iter().map(definition));
     for r in &o.row_security {
-        sql.push(format!(
-            "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
-            qualified(&r.table)
+        let object = object_name("TABLE", &r.table);
+        sql.push(Statement::new(
+            &object,
+            format!(
+                "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
+                qualified(&r.table)
+            ),
         ));
         if r.forced {
-            sql.push(format!(
-                "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
-                qualified(&r.table)
+            sql.push(Statement::new(
+                &object,
+                format!(
+                    "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
+                    qualified(&r.table)
+                ),
             ));
         }
     }
-    sql.extend(o.policies.iter().map(create_policy));
+    sql.extend(o.policies.iter().map(|p| {
+        Statement::new(
+            format!("POLICY {} ON {}.{}", p.name, p.table.schema, p.table.name),
+            create_policy(p),
+        )
+    }));
     for c in &o.comments {
-        sql.push(format!("COMMENT ON {} IS {}", c.target, literal(&c.text)));
+        sql.push(Statement::new(
+            &c.object,
+            format!("COMMENT ON {} IS {}", c.target, literal(&c.text)),
+        ));
     }
     sql
 }
@@ -223,8 +259,15 @@ const PRIVILEGES_BEFORE_MAINTAIN: [&str; 7] = [
     "TRIGGER",
 ];
 
-/// `GRANT a, b ON <on> TO x [WITH GRANT OPTION]`, one statement per grantee and option.
-fn grant_statements(prefix: &str, on: &str, grants: &[Grant], column: Option<&str>) -> Vec<String> {
+/// `GRANT a, b ON <on> TO x [WITH GRANT OPTION]`, one statement per grantee and option, for
+/// `object`.
+fn grant_statements(
+    object: &str,
+    prefix: &str,
+    on: &str,
+    grants: &[Grant],
+    column: Option<&str>,
+) -> Vec<Statement> {
     let mut grouped: BTreeMap<(Option<String>, bool), Vec<String>> = BTreeMap::new();
     for g in grants {
         let privilege = match column {
@@ -252,22 +295,34 @@ fn grant_statements(prefix: &str, on: &str, grants: &[Grant], column: Option<&st
     grouped
         .into_iter()
         .map(|((to, grantable), privileges)| {
-            format!(
-                "{prefix}GRANT {} ON {on} TO {}{}",
-                privileges.join(", "),
-                grantee(&to),
-                if grantable { " WITH GRANT OPTION" } else { "" }
+            Statement::new(
+                object,
+                format!(
+                    "{prefix}GRANT {} ON {on} TO {}{}",
+                    privileges.join(", "),
+                    grantee(&to),
+                    if grantable { " WITH GRANT OPTION" } else { "" }
+                ),
             )
         })
         .collect()
 }
 
-/// The third group: owners, grants, default privileges. Statements naming a role that does not
-/// exist on the destination (`present`) are left out; those roles are returned.
+/// [`privilege_statements`] as SQL only.
 pub fn privileges(
     o: &ObjectCatalog,
     present: &BTreeSet<String>,
 ) -> (Vec<String>, BTreeSet<String>) {
+    let (sql, missing) = privilege_statements(o, present);
+    (super::sql_of(sql), missing)
+}
+
+/// The third group: owners, grants, default privileges. Statements naming a role that does not
+/// exist on the destination (`present`) are left out; those roles are returned.
+pub fn privilege_statements(
+    o: &ObjectCatalog,
+    present: &BTreeSet<String>,
+) -> (Vec<Statement>, BTreeSet<String>) {
     let mut sql = Vec::new();
     let mut missing = BTreeSet::new();
     let mut known = |role: &str| {
@@ -282,10 +337,9 @@ pub fn privileges(
             && p.column.is_none()
             && known(&p.owner)
         {
-            sql.push(format!(
-                "ALTER {kind} {} OWNER TO {}",
-                p.reference,
-                ident(&p.owner)
+            sql.push(Statement::new(
+                &p.object,
+                format!("ALTER {kind} {} OWNER TO {}", p.reference, ident(&p.owner)),
             ));
         }
     }
@@ -298,27 +352,48 @@ pub fn privileges(
             .collect();
         let on = format!("{} {}", p.grant_kind, p.reference);
         if p.column.is_none() {
-            sql.push(format!("REVOKE ALL ON {on} FROM PUBLIC"));
+            sql.push(Statement::new(
+                &p.object,
+                format!("REVOKE ALL ON {on} FROM PUBLIC"),
+            ));
             if known(&p.owner) {
-                sql.push(format!("REVOKE ALL ON {on} FROM {}", ident(&p.owner)));
+                sql.push(Statement::new(
+                    &p.object,
+                    format!("REVOKE ALL ON {on} FROM {}", ident(&p.owner)),
+                ));
             }
         }
-        sql.extend(grant_statements("", &on, &grants, p.column.as_deref()));
+        sql.extend(grant_statements(
+            &p.object,
+            "",
+            &on,
+            &grants,
+            p.column.as_deref(),
+        ));
     }
     for d in &o.default_privileges {
         if !known(&d.role) {
             continue;
         }
         let mut prefix = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {} ", ident(&d.role));
+        let object = match &d.schema {
+            Some(schema) => format!(
+                "DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {schema} ON {}",
+                d.role, d.kind
+            ),
+            None => format!("DEFAULT PRIVILEGES FOR ROLE {} ON {}", d.role, d.kind),
+        };
         match &d.schema {
             Some(schema) => prefix.push_str(&format!("IN SCHEMA {} ", ident(schema))),
             None => {
                 // A global entry replaces the built-in defaults: start from nothing.
-                sql.push(format!("{prefix}REVOKE ALL ON {} FROM PUBLIC", d.kind));
-                sql.push(format!(
-                    "{prefix}REVOKE ALL ON {} FROM {}",
-                    d.kind,
-                    ident(&d.role)
+                sql.push(Statement::new(
+                    &object,
+                    format!("{prefix}REVOKE ALL ON {} FROM PUBLIC", d.kind),
+                ));
+                sql.push(Statement::new(
+                    &object,
+                    format!("{prefix}REVOKE ALL ON {} FROM {}", d.kind, ident(&d.role)),
                 ));
             }
         }
@@ -329,7 +404,7 @@ pub fn privileges(
             .cloned()
             .collect();
         // `ALTER DEFAULT PRIVILEGES ... GRANT x ON TABLES TO ...`
-        sql.extend(grant_statements(&prefix, &d.kind, &grants, None));
+        sql.extend(grant_statements(&object, &prefix, &d.kind, &grants, None));
     }
     (sql, missing)
 }
@@ -363,6 +438,7 @@ mod tests {
                         grant(Some("gone"), "SELECT", false),
                         grant(None, "SELECT", true),
                     ]),
+                    object: "TABLE app.accounts".into(),
                 },
                 Privileges {
                     owner_kind: None,
@@ -371,6 +447,7 @@ mod tests {
                     owner: "app".into(),
                     column: Some("e\"mail".into()),
                     acl: Some(vec![grant(Some("reader"), "SELECT", false)]),
+                    object: "TABLE app.accounts".into(),
                 },
                 Privileges {
                     owner_kind: Some("SEQUENCE".into()),
@@ -379,6 +456,7 @@ mod tests {
                     owner: "app".into(),
                     column: None,
                     acl: None,
+                    object: "SEQUENCE app.s".into(),
                 },
             ],
             ..Default::default()
@@ -446,14 +524,24 @@ mod tests {
             ..Default::default()
         };
         let sql = after_tables(&o);
+        let pairs: Vec<(&str, &str)> = sql
+            .iter()
+            .map(|s| (s.object.as_str(), s.sql.as_str()))
+            .collect();
         assert_eq!(
-            sql,
+            pairs,
             vec![
-                "CREATE TRIGGER o ...",
-                "CREATE TRIGGER d ...",
-                "ALTER TABLE \"app\".\"t\" DISABLE TRIGGER \"d\"",
-                "CREATE TRIGGER a ...",
-                "ALTER TABLE \"app\".\"t\" DISABLE TRIGGER \"a\"",
+                ("TRIGGER o ON app.t", "CREATE TRIGGER o ..."),
+                ("TRIGGER d ON app.t", "CREATE TRIGGER d ..."),
+                (
+                    "TRIGGER d ON app.t",
+                    "ALTER TABLE \"app\".\"t\" DISABLE TRIGGER \"d\""
+                ),
+                ("TRIGGER a ON app.t", "CREATE TRIGGER a ..."),
+                (
+                    "TRIGGER a ON app.t",
+                    "ALTER TABLE \"app\".\"t\" DISABLE TRIGGER \"a\""
+                ),
             ]
         );
         let held = held_back_triggers(&o);
@@ -492,10 +580,13 @@ mod tests {
         };
         let sql = after_tables(&o);
         assert_eq!(
-            sql[1],
+            sql[1].sql,
             "CREATE MATERIALIZED VIEW \"s\".\"mid\" WITH (\"security_barrier\" = 'true') AS SELECT 1 AS mid WITH NO DATA"
         );
-        assert_eq!(sql[2], "CREATE UNIQUE INDEX i ON s.mid USING btree (x)");
+        assert_eq!(sql[2].sql, "CREATE UNIQUE INDEX i ON s.mid USING btree (x)");
+        // The index stands or falls with its view.
+        assert_eq!(sql[2].object, "MATERIALIZED VIEW s.mid");
+        assert_eq!(sql[0].object, "VIEW s.base");
     }
 
     #[test]

@@ -25,27 +25,86 @@ pub const MAX_DELAY: Duration = Duration::from_secs(600);
 /// Consecutive failures (not transient) after which the tool stops trying by itself.
 pub const MAX_FAILURES: u32 = 5;
 
-/// The failures of one database's copy, since its last success or the operator's last retry.
-pub struct CopyRetry {
+/// Consecutive failures of a step that is not retried at every tick, since its last success or
+/// the operator's last retry: when it may run again, and whether the tool has stopped trying by
+/// itself. Shared by the fast copy ([`CopyRetry`]) and the schema
+/// ([`super::schema_retry::SchemaRetry`]).
+pub struct Backoff {
     delays: Box<dyn Iterator<Item = Duration> + Send + Sync>,
     failures: u32,
     definite_failures: u32,
-    last_error: Option<String>,
     not_before: Option<Instant>,
     generation: u64,
 }
 
-impl Default for CopyRetry {
+impl Default for Backoff {
     fn default() -> Self {
-        CopyRetry {
+        Backoff {
             delays: delays(),
             failures: 0,
             definite_failures: 0,
-            last_error: None,
             not_before: None,
             generation: 0,
         }
     }
+}
+
+impl Backoff {
+    /// Records a failure at `now`; `transient` ones never make the tool give up.
+    pub fn failed(&mut self, transient: bool, now: Instant) {
+        self.failures += 1;
+        if !transient {
+            self.definite_failures += 1;
+        }
+        let wait = self.delays.next().unwrap_or(MAX_DELAY);
+        self.not_before = Some(now + wait);
+    }
+
+    /// The step succeeded: forget every failure.
+    pub fn succeeded(&mut self) {
+        let generation = self.generation;
+        *self = Backoff::default();
+        self.generation = generation;
+    }
+
+    /// The operator asked for a retry when `generation` differs from the last one seen; then
+    /// every failure is forgotten and `true` returned.
+    pub fn operator_generation(&mut self, generation: u64) -> bool {
+        if generation == self.generation {
+            return false;
+        }
+        self.succeeded();
+        self.generation = generation;
+        true
+    }
+
+    /// The tool has stopped trying by itself.
+    pub fn gave_up(&self) -> bool {
+        self.definite_failures >= MAX_FAILURES
+    }
+
+    /// Whether the step may run at `now`.
+    pub fn may_start(&self, now: Instant) -> bool {
+        !self.gave_up() && self.not_before.is_none_or(|t| now >= t)
+    }
+
+    /// Consecutive failures so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// How long until the next attempt.
+    pub fn wait(&self, now: Instant) -> Duration {
+        self.not_before
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+}
+
+/// The failures of one database's copy, since its last success or the operator's last retry.
+#[derive(Default)]
+pub struct CopyRetry {
+    backoff: Backoff,
+    last_error: Option<String>,
 }
 
 fn delays() -> Box<dyn Iterator<Item = Duration> + Send + Sync> {
@@ -63,43 +122,36 @@ fn delays() -> Box<dyn Iterator<Item = Duration> + Send + Sync> {
 impl CopyRetry {
     /// Records a failed copy at `now`.
     pub fn failed(&mut self, error: &PgError, now: Instant) {
-        self.failures += 1;
-        if !error.is_transient() {
-            self.definite_failures += 1;
-        }
+        self.backoff.failed(error.is_transient(), now);
         self.last_error = Some(error.to_string());
-        let wait = self.delays.next().unwrap_or(MAX_DELAY);
-        self.not_before = Some(now + wait);
     }
 
     /// The copy finished: forget every failure.
     pub fn succeeded(&mut self) {
-        let generation = self.generation;
-        *self = CopyRetry::default();
-        self.generation = generation;
+        self.backoff.succeeded();
+        self.last_error = None;
     }
 
     /// The operator asked for a retry when `generation` differs from the last one seen.
     pub fn operator_generation(&mut self, generation: u64) {
-        if generation != self.generation {
-            self.succeeded();
-            self.generation = generation;
+        if self.backoff.operator_generation(generation) {
+            self.last_error = None;
         }
     }
 
     /// The tool has stopped trying by itself.
     pub fn gave_up(&self) -> bool {
-        self.definite_failures >= MAX_FAILURES
+        self.backoff.gave_up()
     }
 
     /// Whether a copy may start at `now`.
     pub fn may_start(&self, now: Instant) -> bool {
-        !self.gave_up() && self.not_before.is_none_or(|t| now >= t)
+        self.backoff.may_start(now)
     }
 
     /// Consecutive failures so far.
     pub fn failures(&self) -> u32 {
-        self.failures
+        self.backoff.failures()
     }
 
     /// What the status shows: a warning while it backs off, a blocking finding once it gave up.
@@ -112,7 +164,7 @@ impl CopyRetry {
                     "the initial copy of {db:?} failed {} times in a row, so the tool stopped \
                      retrying it (each attempt reads the whole database from the source again); \
                      last error: {error}",
-                    self.failures
+                    self.failures()
                 ),
                 format!(
                     "fix the cause named in the error{}, then press Retry on the mapping's page \
@@ -121,15 +173,13 @@ impl CopyRetry {
                 ),
             ));
         }
-        let wait = self
-            .not_before
-            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        let wait = self.backoff.wait(now);
         Some(Finding::warning(
             Code::CopyFailed,
             format!(
                 "the initial copy of {db:?} failed ({} time(s) in a row); next attempt in {} s; \
                  last error: {error}",
-                self.failures,
+                self.failures(),
                 wait.as_secs()
             ),
             format!(
@@ -187,7 +237,7 @@ mod tests {
         let mut waits = Vec::new();
         for n in 1..MAX_FAILURES {
             retry.failed(&definite(), now);
-            let next = retry.not_before.unwrap();
+            let next = retry.backoff.not_before.unwrap();
             waits.push(next - now);
             assert!(!retry.may_start(now), "attempt {n}");
             let finding = retry.finding("shop", "prod", now).unwrap();

@@ -25,6 +25,7 @@ use crate::sequences;
 use crate::status::{DatabaseStatus, PartitionedTable, SlotStatus, TableState, TableStatus};
 
 use super::copy_retry::CopyRetry;
+use super::schema_retry::{self, SchemaRetry};
 
 /// Connections one database's task keeps open.
 pub struct Connections {
@@ -66,6 +67,8 @@ pub struct Memory {
     apply: ApplyWatch,
     /// The fast copy running in the background, if any.
     copy_job: Option<copy::Job>,
+    /// The schema objects the destination refused, and when to try them again.
+    schema_retry: SchemaRetry,
 }
 
 impl Memory {
@@ -136,6 +139,15 @@ pub async fn pass(
             error,
         })?;
     memory.sequence_rates.record(&look.source_sequences, now);
+    memory
+        .schema_retry
+        .operator_generation(ctx.retry_generation.load(Ordering::Relaxed));
+    let excluded: Vec<&str> = ctx.schema_excluded(db).into_iter().collect();
+    let schema_findings = memory
+        .schema_retry
+        .findings(db, &ctx.name, &look.unapplied, now)
+        .into_iter()
+        .chain(schema_retry::excluded_finding(db, &ctx.name, &excluded));
     let enabled = look.facts.subscription.is_some_and(|s| s.enabled);
     let apply_findings = memory.apply.update(
         &names.subscription,
@@ -150,30 +162,27 @@ pub async fn pass(
             .copy_retry
             .finding(db, &ctx.name, now)
             .into_iter()
-            .chain(apply_findings),
+            .chain(apply_findings)
+            .chain(schema_findings),
     );
     let met = phase::cutover_conditions_met(&look.facts, &ctx.thresholds);
     let held = memory.held_for(met);
     let phase = derive_phase(&look.facts, &ctx.thresholds, held);
     let (copied, total) = TableStatus::bytes(&look.tables);
     let eta = memory.eta(copied, total);
-    let copy_waits = phase == Phase::ReplicationSetup
-        && ctx.copy.fast
-        && memory.copy_job.is_none()
-        && !memory.copy_retry.may_start(now);
-    let outcome = match mode {
-        Mode::Act if !copy_waits => {
-            let lead = sequences::Lead::following(
-                ctx.sequence_margin,
-                &memory.sequence_rates,
-                ctx.poll * sequences::LEAD_POLLS,
-            );
-            act(ctx, db, phase, &look, lead, conns, &mut memory.copy_job).await
+    let waits = match phase {
+        Phase::ReplicationSetup => {
+            ctx.copy.fast && memory.copy_job.is_none() && !memory.copy_retry.may_start(now)
         }
+        Phase::Schema => !memory.schema_retry.may_start(now),
+        _ => false,
+    };
+    let outcome = match mode {
+        Mode::Act if !waits => act(ctx, db, phase, &look, conns, memory, now).await,
         _ => Ok(()),
     };
     let stepped = mode == Mode::Act
-        && !copy_waits
+        && !waits
         && matches!(
             phase,
             Phase::Schema | Phase::Sequences | Phase::ReplicationSetup
@@ -246,6 +255,8 @@ pub struct Look {
     pub source_sequences: Vec<sequences::SequenceValue>,
     /// The subscription's workers and error counts, when it exists.
     pub apply: Option<apply::ApplyStats>,
+    /// Schema objects the destination refused so far (its marker lists them).
+    pub unapplied: Vec<String>,
 }
 
 impl Look {
@@ -262,6 +273,7 @@ impl Look {
             source_catalog: None,
             source_sequences: Vec::new(),
             apply: None,
+            unapplied: Vec::new(),
         }
     }
 
@@ -340,6 +352,9 @@ pub async fn look(
         },
     );
     look.findings = findings;
+    if let DestinationState::Incomplete { unapplied } = &dest_state {
+        look.unapplied.clone_from(unapplied);
+    }
     if let Some(slot) = &replication.slot {
         look.findings
             .extend(catchup::slot_findings(db, names, slot));
@@ -409,9 +424,10 @@ async fn look_at_replication(
         if look.facts.subscription.is_some_and(|s| s.enabled) {
             let on_destination = crate::catalog::schema::read(dst).await?;
             let mut changes = drift::compare(&read, &on_destination);
+            let excluded = ctx.schema_excluded(db);
             changes.extend(drift::compare_objects(
-                &drift::signatures(src).await?,
-                &drift::signatures(dst).await?,
+                &drift::signatures(src, &excluded).await?,
+                &drift::signatures(dst, &excluded).await?,
             ));
             look.findings.extend(drift::finding(db, &changes));
             look.findings.extend(triggers::held_back(src, db).await?);
@@ -497,9 +513,9 @@ pub async fn act(
     db: &str,
     phase: Phase,
     look: &Look,
-    lead: sequences::Lead<'_>,
     conns: &mut Connections,
-    copy_job: &mut Option<copy::Job>,
+    memory: &mut Memory,
+    now: Instant,
 ) -> Result<(), PgError> {
     let Connections {
         source,
@@ -518,7 +534,9 @@ pub async fn act(
         Phase::Schema => {
             let src = source.get().await?;
             let admin = destination_admin.get().await?;
-            schema::apply(ctx, db, src, admin).await
+            let refused = schema::apply(ctx, db, src, admin).await?;
+            memory.schema_retry.attempted(refused, now);
+            Ok(())
         }
         Phase::Sequences => {
             let src = source.get().await?;
@@ -531,9 +549,9 @@ pub async fn act(
             let src = source.get().await?;
             let dst = destination.get().await?;
             replication::set_up(ctx, db, names, src, dst).await?;
-            if ctx.copy.fast && copy_job.is_none() {
+            if ctx.copy.fast && memory.copy_job.is_none() {
                 tracing::info!(mapping = %ctx.name, database = db, workers = ctx.copy.workers, "starting the fast copy");
-                *copy_job = Some(copy::Job::start(ctx, db));
+                memory.copy_job = Some(copy::Job::start(ctx, db));
             }
             Ok(())
         }
@@ -552,6 +570,11 @@ pub async fn act(
                         tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
                     }
                 }
+                let lead = sequences::Lead::following(
+                    ctx.sequence_margin,
+                    &memory.sequence_rates,
+                    ctx.poll * sequences::LEAD_POLLS,
+                );
                 sequences::sync(src, dst, lead).await?;
                 catchup::heartbeat(src).await?;
             }

@@ -22,6 +22,7 @@ pub mod database;
 pub mod instance;
 pub mod lease;
 mod mapping;
+mod schema_retry;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

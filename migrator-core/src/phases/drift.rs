@@ -7,7 +7,7 @@
 //! operator has run them (the tool re-checks every tick and goes on by itself), or has let the
 //! tool apply the safe part ([`resync`]: new tables and columns).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::pg::{PgError, Session};
 
@@ -68,7 +68,8 @@ pub type Signature = (String, String, String);
 /// text and trigger conditions are left out: PostgreSQL 16+ prints them differently.
 pub const SIGNATURES: &str = "
     SELECT CASE p.prokind WHEN 'a' THEN 'aggregate' ELSE 'function' END, format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
-           md5(coalesce(p.prosrc, '')) || ' ' || pg_get_userbyid(p.proowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), '')
+           md5(coalesce(p.prosrc, '')) || ' ' || pg_get_userbyid(p.proowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), ''),
+           'ROUTINE ' || p.oid::regprocedure::text
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE p.prokind IN ('f', 'p', 'w', 'a') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass AND x.objid = p.oid AND x.deptype = 'e')
@@ -77,32 +78,54 @@ pub const SIGNATURES: &str = "
            format('%I.%I', n.nspname, c.relname),
            pg_get_userbyid(c.relowner) || ' ' || coalesce((SELECT string_agg(regexp_replace(x::text, '=([a-zA-Z*]*)m([a-zA-Z*]*)/', '=\\1\\2/'), ',' ORDER BY x::text) FROM unnest(c.relacl) x), '') || ' ' || c.relrowsecurity || c.relforcerowsecurity
            || CASE WHEN c.relkind IN ('v', 'm') THEN ' ' || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
-                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ELSE '' END
+                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ELSE '' END,
+           CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p'
        AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass AND x.objid = c.oid AND x.deptype = 'e')
     UNION ALL
-    SELECT 'trigger', format('%I on %I.%I', t.tgname, n.nspname, c.relname), t.tgtype || ' ' || t.tgfoid::regproc::text
+    SELECT 'trigger', format('%I on %I.%I', t.tgname, n.nspname, c.relname), t.tgtype || ' ' || t.tgfoid::regproc::text,
+           'TRIGGER ' || t.tgname || ' ON ' || n.nspname || '.' || c.relname
       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
     UNION ALL
     SELECT 'policy', format('%I on %I.%I', p.polname, n.nspname, c.relname),
-           p.polcmd::text || ' ' || p.polpermissive || ' ' || p.polroles::regrole[]::text
+           p.polcmd::text || ' ' || p.polpermissive || ' ' || p.polroles::regrole[]::text,
+           'POLICY ' || p.polname || ' ON ' || n.nspname || '.' || c.relname
       FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     UNION ALL
-    SELECT 'schema', format('%I', n.nspname), pg_get_userbyid(n.nspowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(n.nspacl) x), '')
+    SELECT 'schema', format('%I', n.nspname), pg_get_userbyid(n.nspowner) || ' ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(n.nspacl) x), ''),
+           'SCHEMA ' || n.nspname
       FROM pg_namespace n
      WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_namespace'::regclass AND x.objid = n.oid AND x.deptype = 'e')";
 
-/// Reads [`SIGNATURES`] of the database `client` is connected to.
-pub async fn signatures(client: &Session) -> Result<Vec<Signature>, PgError> {
-    Ok(client
-        .query(SIGNATURES, &[])
-        .await
+/// Reads [`SIGNATURES`] of the database `client` is connected to, but for the objects
+/// `excluded` (the `schema_exclude` setting; named as `ddl::Statement::object` names them, with
+/// `search_path` emptied as when they were read for the schema).
+pub async fn signatures(
+    client: &Session,
+    excluded: &BTreeSet<&str>,
+) -> Result<Vec<Signature>, PgError> {
+    let rows = if excluded.is_empty() {
+        client.query(SIGNATURES, &[]).await
+    } else {
+        client
+            .batch_execute("SET search_path = ''")
+            .await
+            .map_err(q(client.target(), "emptying search_path"))?;
+        let rows = client.query(SIGNATURES, &[]).await;
+        client
+            .batch_execute("RESET search_path")
+            .await
+            .map_err(q(client.target(), "resetting search_path"))?;
+        rows
+    };
+    Ok(rows
         .map_err(q(client.target(), "reading object signatures"))?
         .iter()
+        .filter(|r| !excluded.contains(r.get::<_, &str>(3)))
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
@@ -335,8 +358,8 @@ pub async fn resync(
     let destination = catalog::read(dst).await?;
     let mut left = compare(&source, &destination);
     left.extend(compare_objects(
-        &signatures(src).await?,
-        &signatures(dst).await?,
+        &signatures(src, &ctx.schema_excluded(db)).await?,
+        &signatures(dst, &ctx.schema_excluded(db)).await?,
     ));
     for d in &left {
         report.push(format!(

@@ -56,9 +56,20 @@ pub struct MappingContext {
     pub holds_lease: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped when the operator asks to retry what the tool gave up on (a failing copy).
     pub retry_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// `schema_exclude`: (database, object) pairs left out of the destination's schema.
+    pub schema_exclude: Vec<(String, String)>,
 }
 
 impl MappingContext {
+    /// The objects of database `db` that `schema_exclude` leaves out.
+    pub fn schema_excluded(&self, db: &str) -> std::collections::BTreeSet<&str> {
+        self.schema_exclude
+            .iter()
+            .filter(|(d, _)| d == db)
+            .map(|(_, object)| object.as_str())
+            .collect()
+    }
+
     pub fn new(
         name: &str,
         mapping: &MappingSettings,
@@ -102,6 +113,12 @@ impl MappingContext {
             destination,
             databases: mapping.databases.clone(),
             no_pk_remedy: mapping.no_pk_remedy(defaults),
+            schema_exclude: mapping
+                .schema_exclude
+                .iter()
+                .filter_map(|entry| crate::config::schema_exclusion(entry))
+                .map(|(db, object)| (db.to_owned(), object.to_owned()))
+                .collect(),
             sequence_margin: defaults.sequence_margin,
             poll: defaults.poll_interval,
             copy: copy::CopySettings {

@@ -141,14 +141,15 @@ fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl In
     });
     let retry = findings
         .iter()
-        .any(|f| f.code == Code::CopyFailing)
+        .any(|f| matches!(f.code, Code::CopyFailing | Code::SchemaObjectFailed))
         .then(|| {
             command_button(
                 &state,
                 &mapping,
                 "retry",
                 "Retry",
-                " Once the cause is fixed: the copy starts again at the next tick.",
+                " Once the cause is fixed: the copy, or the schema objects the destination \
+                 refused, are tried again at the next tick.",
             )
         });
     view! {

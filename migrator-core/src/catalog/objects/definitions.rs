@@ -148,7 +148,8 @@ pub(super) async fn aggregates(client: &Session) -> Result<Vec<Definition>, PgEr
                      CASE WHEN a.aggsortop <> 0 THEN (SELECT 'SORTOP = OPERATOR(' || quote_ident(son.nspname) || '.' || so.oprname || ')' \
                        FROM pg_operator so JOIN pg_namespace son ON son.oid = so.oprnamespace WHERE so.oid = a.aggsortop) END, \
                      CASE WHEN a.aggkind = 'h' THEN 'HYPOTHETICAL' END, \
-                     CASE p.proparallel WHEN 's' THEN 'PARALLEL = SAFE' WHEN 'r' THEN 'PARALLEL = RESTRICTED' END)) \
+                     CASE p.proparallel WHEN 's' THEN 'PARALLEL = SAFE' WHEN 'r' THEN 'PARALLEL = RESTRICTED' END)), \
+                   'ROUTINE ' || p.oid::regprocedure::text \
                  FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid \
                  JOIN pg_namespace n ON n.oid = p.pronamespace \
                  WHERE {} ORDER BY p.oid",
@@ -164,6 +165,7 @@ pub(super) async fn aggregates(client: &Session) -> Result<Vec<Definition>, PgEr
         .map(|r| Definition {
             name: name(r, 0),
             sql: r.get(2),
+            object: r.get(3),
         })
         .collect())
 }
@@ -182,7 +184,8 @@ pub(super) async fn functions(
                      SELECT 1 FROM pg_depend d JOIN pg_type t ON t.oid = d.refobjid \
                      JOIN pg_class c ON c.oid = t.typrelid \
                      WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid \
-                       AND d.refclassid = 'pg_type'::regclass AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
+                       AND d.refclassid = 'pg_type'::regclass AND c.relkind IN ('r', 'p', 'v', 'm', 'f')), \
+                   'ROUTINE ' || p.oid::regprocedure::text \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
                  WHERE p.prokind IN ('f', 'p', 'w') AND {} ORDER BY p.oid",
                 user_object("pg_proc", "p.oid")
@@ -195,6 +198,7 @@ pub(super) async fn functions(
         let def = Definition {
             name: name(&r, 0),
             sql: r.get(2),
+            object: r.get(4),
         };
         if r.get::<_, bool>(3) {
             late_functions.push(def);
@@ -317,7 +321,8 @@ pub(super) async fn rules(client: &Session) -> Result<Vec<Definition>, PgError> 
     let rules = client
         .query(
             &format!(
-                "SELECT n.nspname, c.relname, pg_get_ruledef(rw.oid) FROM pg_rewrite rw \
+                "SELECT n.nspname, c.relname, pg_get_ruledef(rw.oid), \
+                   'RULE ' || rw.rulename || ' ON ' || n.nspname || '.' || c.relname FROM pg_rewrite rw \
                  JOIN pg_class c ON c.oid = rw.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE rw.rulename <> '_RETURN' AND {} ORDER BY rw.oid",
                 user_object("pg_class", "c.oid")
@@ -330,10 +335,15 @@ pub(super) async fn rules(client: &Session) -> Result<Vec<Definition>, PgError> 
         .map(|r| Definition {
             name: name(r, 0),
             sql: r.get(2),
+            object: r.get(3),
         })
         .collect();
     Ok(rules)
 }
+
+/// A relation `c` in `n` named as [`crate::ddl::Statement::object`] names it.
+pub(super) const RELATION_OBJECT: &str = "CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
+     WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname";
 
 /// Comments on tables, views, sequences, columns, schemas, routines, types, triggers and
 /// policies.
@@ -342,40 +352,45 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
         .query(
             &format!(
                 "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
-                          WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || format('%I.%I', n.nspname, c.relname), d.description \
+                          WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || format('%I.%I', n.nspname, c.relname), d.description, \
+                   {relation} \
                  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p' AND {rel} \
                  UNION ALL \
-                 SELECT 'COLUMN ' || format('%I.%I.%I', n.nspname, c.relname, a.attname), d.description \
+                 SELECT 'COLUMN ' || format('%I.%I.%I', n.nspname, c.relname, a.attname), d.description, {relation} \
                  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass \
                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE d.objsubid > 0 AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relpersistence = 'p' AND {rel} \
                  UNION ALL \
-                 SELECT 'SCHEMA ' || format('%I', n.nspname), d.description \
+                 SELECT 'SCHEMA ' || format('%I', n.nspname), d.description, 'SCHEMA ' || n.nspname \
                  FROM pg_description d JOIN pg_namespace n ON n.oid = d.objoid AND d.classoid = 'pg_namespace'::regclass \
                  WHERE {nsp} \
                  UNION ALL \
-                 SELECT 'ROUTINE ' || p.oid::regprocedure::text, d.description \
+                 SELECT 'ROUTINE ' || p.oid::regprocedure::text, d.description, 'ROUTINE ' || p.oid::regprocedure::text \
                  FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid AND d.classoid = 'pg_proc'::regclass \
                  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w', 'a') AND {proc} \
                  UNION ALL \
-                 SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname), d.description \
+                 SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname), d.description, \
+                   CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || n.nspname || '.' || t.typname \
                  FROM pg_description d JOIN pg_type t ON t.oid = d.objoid AND d.classoid = 'pg_type'::regclass \
                  JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {typ} \
                  UNION ALL \
-                 SELECT 'TRIGGER ' || format('%I ON %I.%I', t.tgname, n.nspname, c.relname), d.description \
+                 SELECT 'TRIGGER ' || format('%I ON %I.%I', t.tgname, n.nspname, c.relname), d.description, \
+                   'TRIGGER ' || t.tgname || ' ON ' || n.nspname || '.' || c.relname \
                  FROM pg_description d JOIN pg_trigger t ON t.oid = d.objoid AND d.classoid = 'pg_trigger'::regclass \
                  JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel} \
                  UNION ALL \
-                 SELECT 'POLICY ' || format('%I ON %I.%I', p.polname, n.nspname, c.relname), d.description \
+                 SELECT 'POLICY ' || format('%I ON %I.%I', p.polname, n.nspname, c.relname), d.description, \
+                   'POLICY ' || p.polname || ' ON ' || n.nspname || '.' || c.relname \
                  FROM pg_description d JOIN pg_policy p ON p.oid = d.objoid AND d.classoid = 'pg_policy'::regclass \
                  JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel}",
                 rel = user_object("pg_class", "c.oid"),
                 nsp = user_object("pg_namespace", "n.oid"),
                 proc = user_object("pg_proc", "p.oid"),
                 typ = user_object("pg_type", "t.oid"),
+                relation = RELATION_OBJECT,
             ),
             &[],
         )
@@ -385,6 +400,7 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
         .map(|r| Comment {
             target: r.get(0),
             text: r.get(1),
+            object: r.get(2),
         })
         .collect();
     Ok(comments)

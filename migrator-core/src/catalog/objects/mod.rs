@@ -31,6 +31,9 @@ fn user_object(class: &str, oid: &str) -> String {
 pub struct Definition {
     pub name: QualifiedName,
     pub sql: String,
+    /// The object as findings and `schema_exclude` name it (`ROUTINE public.f(integer)`,
+    /// `RULE r ON public.t`).
+    pub object: String,
 }
 
 /// A view or materialized view.
@@ -84,6 +87,9 @@ pub struct RowSecurity {
 pub struct Comment {
     pub target: String,
     pub text: String,
+    /// The object it belongs to, named as in [`Definition::object`] (a column's comment belongs
+    /// to its table).
+    pub object: String,
 }
 
 /// One privilege entry: `grantee` (`None` = PUBLIC) holds `privilege`.
@@ -109,6 +115,8 @@ pub struct Privileges {
     pub column: Option<String>,
     /// `None`: the object's ACL is the default (nothing to grant or revoke).
     pub acl: Option<Vec<Grant>>,
+    /// The object, named as in [`Definition::object`] (a column belongs to its table).
+    pub object: String,
 }
 
 /// `ALTER DEFAULT PRIVILEGES FOR ROLE role [IN SCHEMA schema] ...` on `kind` (TABLES, SEQUENCES,

@@ -99,41 +99,48 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                                          AND dp.objid = c.oid AND dp.deptype IN ('a', 'i')) THEN NULL ELSE 'SEQUENCE' END \
                           ELSE 'TABLE' END, \
                    CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, \
-                   format('%I.%I', n.nspname, c.relname), pg_get_userbyid(c.relowner), NULL::text, {relacl}, c.oid::bigint \
+                   format('%I.%I', n.nspname, c.relname), pg_get_userbyid(c.relowner), NULL::text, {relacl}, c.oid::bigint, \
+                   {relation} \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p' AND {rel} \
                  UNION ALL \
                  SELECT NULL, 'TABLE', format('%I.%I', n.nspname, c.relname), pg_get_userbyid(c.relowner), \
-                   a.attname::text, {attacl}, c.oid::bigint \
+                   a.attname::text, {attacl}, c.oid::bigint, {relation} \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped \
                    AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relpersistence = 'p' AND {rel} \
                  UNION ALL \
-                 SELECT 'SCHEMA', 'SCHEMA', format('%I', n.nspname), pg_get_userbyid(n.nspowner), NULL, {nspacl}, n.oid::bigint \
+                 SELECT 'SCHEMA', 'SCHEMA', format('%I', n.nspname), pg_get_userbyid(n.nspowner), NULL, {nspacl}, n.oid::bigint, \
+                   'SCHEMA ' || n.nspname \
                  FROM pg_namespace n WHERE {nsp} \
                  UNION ALL \
-                 SELECT 'ROUTINE', 'ROUTINE', p.oid::regprocedure::text, pg_get_userbyid(p.proowner), NULL, {proacl}, p.oid::bigint \
+                 SELECT 'ROUTINE', 'ROUTINE', p.oid::regprocedure::text, pg_get_userbyid(p.proowner), NULL, {proacl}, p.oid::bigint, \
+                   'ROUTINE ' || p.oid::regprocedure::text \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w', 'a') AND {proc} \
                  UNION ALL \
                  SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, 'TYPE', format('%I.%I', n.nspname, t.typname), \
-                   pg_get_userbyid(t.typowner), NULL, {typacl}, t.oid::bigint \
+                   pg_get_userbyid(t.typowner), NULL, {typacl}, t.oid::bigint, \
+                   CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || n.nspname || '.' || t.typname \
                  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
                  LEFT JOIN pg_class tc ON tc.oid = t.typrelid \
                  WHERE t.typtype IN ('e', 'd', 'c') AND (t.typrelid = 0 OR tc.relkind = 'c') AND {typ} \
                  UNION ALL \
                  SELECT 'COLLATION', 'COLLATION', format('%I.%I', n.nspname, co.collname), \
-                   pg_get_userbyid(co.collowner), NULL, NULL, co.oid::bigint \
+                   pg_get_userbyid(co.collowner), NULL, NULL, co.oid::bigint, 'COLLATION ' || n.nspname || '.' || co.collname \
                  FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE {coll} \
                  UNION ALL \
                  SELECT 'TEXT SEARCH DICTIONARY', 'TEXT SEARCH DICTIONARY', format('%I.%I', n.nspname, td.dictname), \
-                   pg_get_userbyid(td.dictowner), NULL, NULL, td.oid::bigint \
+                   pg_get_userbyid(td.dictowner), NULL, NULL, td.oid::bigint, \
+                   'TEXT SEARCH DICTIONARY ' || n.nspname || '.' || td.dictname \
                  FROM pg_ts_dict td JOIN pg_namespace n ON n.oid = td.dictnamespace WHERE {dict} \
                  UNION ALL \
                  SELECT 'TEXT SEARCH CONFIGURATION', 'TEXT SEARCH CONFIGURATION', format('%I.%I', n.nspname, tc.cfgname), \
-                   pg_get_userbyid(tc.cfgowner), NULL, NULL, tc.oid::bigint \
+                   pg_get_userbyid(tc.cfgowner), NULL, NULL, tc.oid::bigint, \
+                   'TEXT SEARCH CONFIGURATION ' || n.nspname || '.' || tc.cfgname \
                  FROM pg_ts_config tc JOIN pg_namespace n ON n.oid = tc.cfgnamespace WHERE {cfg} \
                  UNION ALL \
-                 SELECT 'DATABASE', 'DATABASE', format('%I', d.datname), pg_get_userbyid(d.datdba), NULL, {datacl}, 0 \
+                 SELECT 'DATABASE', 'DATABASE', format('%I', d.datname), pg_get_userbyid(d.datdba), NULL, {datacl}, 0, \
+                   'DATABASE ' || d.datname \
                  FROM pg_database d WHERE d.datname = current_database() \
                  ORDER BY 7, 5 NULLS FIRST",
                 relacl = acl_json("c.relacl"),
@@ -149,6 +156,7 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                 coll = user_object("pg_collation", "co.oid"),
                 dict = user_object("pg_ts_dict", "td.oid"),
                 cfg = user_object("pg_ts_config", "tc.oid"),
+                relation = super::definitions::RELATION_OBJECT,
             ),
             &[],
         )
@@ -162,6 +170,7 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
             owner: r.get(3),
             column: r.get(4),
             acl: grants(r.get(5)),
+            object: r.get(7),
         })
         .collect();
     Ok(privileges)
