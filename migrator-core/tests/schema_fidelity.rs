@@ -89,7 +89,11 @@ const AGGREGATES: &str = r#"
 "#;
 
 async fn rows(cluster: &Cluster, sql: &str) -> Vec<String> {
-    connect(cluster, DB)
+    rows_in(cluster, DB, sql).await
+}
+
+async fn rows_in(cluster: &Cluster, db: &str, sql: &str) -> Vec<String> {
+    connect(cluster, db)
         .await
         .query(sql, &[])
         .await
@@ -383,6 +387,145 @@ async fn an_object_the_destination_refuses_is_a_finding_and_the_rest_of_the_sche
     let _ = writer.await;
     wait_until_replicated(&source, Duration::from_secs(60)).await;
     assert!(assert_same_contents(&source, &destination, REFUSING_DB).await > 500);
+    shutdown.cancel();
+    let _ = handle.join.await;
+}
+
+const SHAPES_DB: &str = "shapes";
+
+/// Table shapes and constraint states pg_dump keeps: INHERITS, NOT VALID checks and foreign keys
+/// (with rows that violate them), DEFERRABLE constraints, storage parameters, statistics
+/// targets, column storage and compression.
+const SHAPES: &str = r#"
+    CREATE TABLE public.vehicles (id serial PRIMARY KEY, name text NOT NULL CHECK (length(name) > 0));
+    CREATE TABLE public.cars (doors int NOT NULL DEFAULT 4) INHERITS (public.vehicles);
+    ALTER TABLE public.cars ADD PRIMARY KEY (id);
+    CREATE TABLE "Fleet"."electric ⚡" (range_km int) INHERITS (public.cars);
+    INSERT INTO public.vehicles (name) SELECT 'v' || g FROM generate_series(1, 100) g;
+    INSERT INTO public.cars (name, doors) SELECT 'c' || g, 2 + g % 3 FROM generate_series(1, 100) g;
+    INSERT INTO "Fleet"."electric ⚡" (name, doors, range_km) SELECT 'e' || g, 4, 300 + g FROM generate_series(1, 20) g;
+    ALTER TABLE "Fleet"."electric ⚡" ADD PRIMARY KEY (id);
+
+    CREATE TABLE public.readings (id serial PRIMARY KEY, value int NOT NULL, note text)
+        WITH (fillfactor = 70, autovacuum_enabled = false, toast.autovacuum_vacuum_scale_factor = 0.05);
+    ALTER TABLE public.readings ALTER COLUMN value SET STATISTICS 500,
+        ALTER COLUMN note SET STORAGE EXTERNAL, ALTER COLUMN note SET COMPRESSION pglz;
+    INSERT INTO public.readings (value, note) SELECT -g, 'old' FROM generate_series(1, 50) g;
+    ALTER TABLE public.readings ADD CONSTRAINT value_positive CHECK (value > 0) NOT VALID;
+
+    CREATE TABLE public.sensors (id int PRIMARY KEY);
+    INSERT INTO public.sensors VALUES (1);
+    CREATE TABLE public.sensor_readings (id serial PRIMARY KEY, sensor int);
+    INSERT INTO public.sensor_readings (sensor) VALUES (1), (999);
+    ALTER TABLE public.sensor_readings ADD CONSTRAINT sensor_fk FOREIGN KEY (sensor)
+        REFERENCES public.sensors (id) NOT VALID;
+
+    CREATE TABLE public.seats (id serial PRIMARY KEY,
+        place int CONSTRAINT place_unique UNIQUE DEFERRABLE INITIALLY DEFERRED,
+        row_no int CONSTRAINT row_fk REFERENCES public.sensors (id) DEFERRABLE);
+    INSERT INTO public.seats (place, row_no) SELECT g, 1 FROM generate_series(1, 20) g;
+"#;
+
+/// What must be equal on both sides, one line per object.
+const SHAPE_FACTS: [&str; 3] = [
+    "SELECT format('%s %s %s %s %s %s %s', conrelid::regclass, conname, contype, convalidated, condeferrable, condeferred, conislocal) \
+     FROM pg_constraint WHERE conrelid <> 0 AND contype <> 'n' \
+       AND connamespace IN ('public'::regnamespace, '\"Fleet\"'::regnamespace) ORDER BY 1",
+    "SELECT format('%s %s %s', c.oid::regclass, c.reloptions, \
+       (SELECT array_agg(i.inhparent::regclass::text ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid)) \
+       || coalesce(' toast ' || (SELECT t.reloptions::text FROM pg_class t WHERE t.oid = c.reltoastrelid), '') \
+     FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace IN ('public'::regnamespace, '\"Fleet\"'::regnamespace) ORDER BY 1",
+    "SELECT format('%s %s %s %s %s %s %s', a.attrelid::regclass, a.attname, nullif(a.attstattarget, -1), a.attstorage, \
+       a.attcompression, a.attislocal, a.attinhcount) \
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+     WHERE c.relkind = 'r' AND c.relnamespace IN ('public'::regnamespace, '\"Fleet\"'::regnamespace) \
+       AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn table_shapes_and_constraint_states_arrive_as_they_are() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    connect(&source, "postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {SHAPES_DB}"))
+        .await
+        .unwrap();
+    let src = connect(&source, SHAPES_DB).await;
+    src.batch_execute("CREATE SCHEMA \"Fleet\"").await.unwrap();
+    src.batch_execute(SHAPES).await.unwrap();
+    let writer = {
+        let client = connect(&source, SHAPES_DB).await;
+        tokio::spawn(async move {
+            for n in 0.. {
+                client
+                    .batch_execute(&format!(
+                        "INSERT INTO public.readings (value, note) VALUES ({n} + 1, repeat('x', 3000)); \
+                         INSERT INTO public.cars (name, doors) VALUES ('late {n}', 5); \
+                         INSERT INTO \"Fleet\".\"electric ⚡\" (name, doors, range_km) VALUES ('late {n}', 4, {n}); \
+                         BEGIN; UPDATE public.seats SET place = place + 1000 WHERE id = 1 + {n} % 20; \
+                         UPDATE public.seats SET place = place - 1000 WHERE id = 1 + {n} % 20; COMMIT;"
+                    ))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    let settings = settings(&[("shapes", &source, &destination)], &[]);
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    wait_until("cutover ready", Duration::from_secs(120), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let m = snapshot.mapping("shapes").ok_or("no mapping yet")?;
+            match m.databases.iter().find(|d| d.name == SHAPES_DB) {
+                Some(db) if db.phase == Phase::CutoverReady => Ok(()),
+                _ => Err(serde_json::to_string_pretty(m).unwrap()),
+            }
+        }
+    })
+    .await;
+    for sql in SHAPE_FACTS {
+        let expected = rows_in(&source, SHAPES_DB, sql).await;
+        assert!(expected.len() >= 5, "{sql}: {expected:#?}");
+        assert_eq!(
+            rows_in(&destination, SHAPES_DB, sql).await,
+            expected,
+            "{sql}"
+        );
+    }
+    // The rows that break the NOT VALID constraints arrived with the others.
+    let dst = connect(&destination, SHAPES_DB).await;
+    let violating: i64 = dst
+        .query_one(
+            "SELECT (SELECT count(*) FROM public.readings WHERE value <= 0) \
+                  + (SELECT count(*) FROM public.sensor_readings WHERE sensor = 999)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(violating, 51);
+
+    writer.abort();
+    let _ = writer.await;
+    wait_until_replicated(&source, Duration::from_secs(60)).await;
+    assert_same_contents(&source, &destination, SHAPES_DB).await;
+    // A parent's rows and its children's, ONLY each table: equal per table too.
+    for table in [
+        "public.vehicles",
+        "public.cars",
+        "\"Fleet\".\"electric ⚡\"",
+    ] {
+        let sql = format!("SELECT count(*)::text FROM ONLY {table}");
+        assert_eq!(
+            rows_in(&destination, SHAPES_DB, &sql).await,
+            rows_in(&source, SHAPES_DB, &sql).await,
+            "{table}"
+        );
+    }
     shutdown.cancel();
     let _ = handle.join.await;
 }

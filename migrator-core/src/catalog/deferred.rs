@@ -12,6 +12,7 @@ use super::model::QualifiedName;
 pub struct Existing {
     indexes: HashSet<(String, String)>,
     constraints: HashSet<(String, String, String)>,
+    validated: HashSet<(String, String, String)>,
 }
 
 impl Existing {
@@ -20,15 +21,21 @@ impl Existing {
         self.indexes.contains(&(schema.to_owned(), name.to_owned()))
     }
 
-    /// Constraint `name` exists on `table` (a foreign key only once validated).
+    /// Constraint `name` exists on `table`, validated or not.
     pub fn has_constraint(&self, table: &QualifiedName, name: &str) -> bool {
         self.constraints
             .contains(&(table.schema.clone(), table.name.clone(), name.to_owned()))
     }
+
+    /// Constraint `name` exists on `table` and is validated (so an interrupted NOT VALID +
+    /// VALIDATE of a foreign key is finished on the next tick).
+    pub fn has_validated_constraint(&self, table: &QualifiedName, name: &str) -> bool {
+        self.validated
+            .contains(&(table.schema.clone(), table.name.clone(), name.to_owned()))
+    }
 }
 
-/// Reads which indexes and constraints exist on the destination (only validated foreign keys
-/// count, so an interrupted NOT VALID + VALIDATE is finished on the next tick).
+/// Reads which indexes and constraints exist on the destination, and which are validated.
 pub async fn existing(dst: &Session) -> Result<Existing, PgError> {
     let indexes = dst
         .query(
@@ -43,18 +50,21 @@ pub async fn existing(dst: &Session) -> Result<Existing, PgError> {
         .collect();
     let constraints = dst
         .query(
-            "SELECT n.nspname::text, t.relname::text, c.conname::text FROM pg_constraint c \
-             JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
-             WHERE c.convalidated OR c.contype <> 'f'",
+            "SELECT n.nspname::text, t.relname::text, c.conname::text, c.convalidated \
+             FROM pg_constraint c \
+             JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace",
             &[],
         )
         .await
-        .map_err(q(dst.target(), "listing constraints"))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+        .map_err(q(dst.target(), "listing constraints"))?;
+    let key = |r: &tokio_postgres::Row| (r.get(0), r.get(1), r.get(2));
     Ok(Existing {
         indexes,
-        constraints,
+        validated: constraints
+            .iter()
+            .filter(|r| r.get::<_, bool>(3))
+            .map(key)
+            .collect(),
+        constraints: constraints.iter().map(key).collect(),
     })
 }

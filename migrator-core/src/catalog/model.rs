@@ -122,6 +122,12 @@ pub struct Column {
     pub generated: Option<String>,
     /// Explicit collation differing from the type's.
     pub collation: Option<QualifiedName>,
+    /// `SET STATISTICS` target, when set.
+    pub statistics: Option<i16>,
+    /// `SET STORAGE` (`PLAIN`, `EXTERNAL`, `EXTENDED`, `MAIN`), when it differs from the type's.
+    pub storage: Option<String>,
+    /// `SET COMPRESSION` (`pglz`, `lz4`), when set.
+    pub compression: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,4 +173,16 @@ pub struct Table {
     pub indexes: Vec<Index>,
     /// `d` default, `n` nothing, `f` full, `i` index.
     pub replica_identity: char,
+    /// Parents of a table created with INHERITS (not partitions), in order.
+    pub inherits: Vec<QualifiedName>,
+    /// Storage parameters as `pg_class.reloptions` holds them (`fillfactor=70`), the TOAST
+    /// table's with a `toast.` prefix.
+    pub options: Vec<String>,
+}
+
+impl Constraint {
+    /// Added `NOT VALID` on the source (rows from before it may violate it), and kept so.
+    pub fn not_valid(&self) -> bool {
+        self.definition.ends_with(" NOT VALID")
+    }
 }

@@ -268,7 +268,14 @@ async fn tables(
             &format!(
                 "SELECT c.oid, n.nspname, c.relname, c.relreplident::text, \
                    CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
-                   pn.nspname, pc.relname, pg_get_expr(c.relpartbound, c.oid) \
+                   pn.nspname, pc.relname, pg_get_expr(c.relpartbound, c.oid), \
+                   ARRAY(SELECT hn.nspname::text FROM pg_inherits h JOIN pg_class hc ON hc.oid = h.inhparent \
+                         JOIN pg_namespace hn ON hn.oid = hc.relnamespace \
+                         WHERE h.inhrelid = c.oid AND NOT c.relispartition ORDER BY h.inhseqno), \
+                   ARRAY(SELECT hc.relname::text FROM pg_inherits h JOIN pg_class hc ON hc.oid = h.inhparent \
+                         WHERE h.inhrelid = c.oid AND NOT c.relispartition ORDER BY h.inhseqno), \
+                   coalesce(c.reloptions, '{{}}') || coalesce(ARRAY(SELECT 'toast.' || o FROM pg_class tc, \
+                         unnest(tc.reloptions) o WHERE tc.oid = c.reltoastrelid), '{{}}') \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
                  LEFT JOIN pg_class pc ON pc.oid = i.inhparent \
@@ -307,6 +314,13 @@ async fn tables(
                 constraints: constraints.remove(&oid).unwrap_or_default(),
                 indexes: indexes.remove(&oid).unwrap_or_default(),
                 replica_identity: r.get::<_, String>(3).chars().next().unwrap_or('d'),
+                inherits: r
+                    .get::<_, Vec<String>>(8)
+                    .into_iter()
+                    .zip(r.get::<_, Vec<String>>(9))
+                    .map(|(schema, name)| QualifiedName::new(schema, name))
+                    .collect(),
+                options: r.get(10),
             }
         })
         .collect();
@@ -325,7 +339,11 @@ async fn columns(
         .query(
             "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
                a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid), a.attidentity::text, \
-               a.attgenerated::text, cn.nspname, co.collname, a.attislocal \
+               a.attgenerated::text, cn.nspname, co.collname, a.attislocal, \
+               nullif(a.attstattarget, -1)::int2, \
+               CASE WHEN a.attstorage <> t.typstorage THEN \
+                 CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END END, \
+               CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END \
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
              LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> t.typcollation \
@@ -368,6 +386,9 @@ async fn columns(
             identity,
             generated: if is_generated { expr } else { None },
             collation,
+            statistics: r.get(10),
+            storage: r.get(11),
+            compression: r.get(12),
         });
     }
     Ok(columns)
@@ -437,7 +458,8 @@ async fn indexes(client: &Session, oids: &[u32]) -> Result<HashMap<u32, Vec<Inde
     Ok(indexes)
 }
 
-/// Orders tables so that every partition comes after its parent (stable otherwise).
+/// Orders tables so that every partition and every INHERITS child comes after its parents
+/// (stable otherwise).
 pub fn parents_first(tables: &mut Vec<Table>) {
     let mut placed: HashSet<QualifiedName> = HashSet::new();
     let mut ordered = Vec::with_capacity(tables.len());
@@ -447,6 +469,7 @@ pub fn parents_first(tables: &mut Vec<Table>) {
             t.partition_of
                 .as_ref()
                 .is_none_or(|(parent, _)| placed.contains(parent))
+                && t.inherits.iter().all(|parent| placed.contains(parent))
         });
         if ready.is_empty() {
             // A parent outside the catalog (e.g. unlogged): keep the rest as they are.

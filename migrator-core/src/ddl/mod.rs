@@ -98,10 +98,12 @@ pub fn column_definition(c: &Column) -> String {
 }
 
 fn create_table(t: &Table) -> String {
+    // A NOT VALID check is added after the copy (old rows may violate it); see
+    // [`deferred_objects`].
     let checks = t
         .constraints
         .iter()
-        .filter(|c| c.kind == ConstraintKind::Check)
+        .filter(|c| c.kind == ConstraintKind::Check && !c.not_valid())
         .map(|c| format!("CONSTRAINT {} {}", ident(&c.name), c.definition));
     let mut sql = match &t.partition_of {
         Some((parent, bound)) => {
@@ -124,15 +126,75 @@ fn create_table(t: &Table) -> String {
                 .map(column_definition)
                 .chain(checks)
                 .collect();
-            format!(
+            let mut sql = format!(
                 "CREATE TABLE {} ({})",
                 qualified(&t.name),
                 elements.join(", ")
-            )
+            );
+            if !t.inherits.is_empty() {
+                let parents: Vec<String> = t.inherits.iter().map(qualified).collect();
+                sql.push_str(&format!(" INHERITS ({})", parents.join(", ")));
+            }
+            sql
         }
     };
     if let Some(key) = &t.partition_key {
         sql.push_str(&format!(" PARTITION BY {key}"));
+    }
+    sql
+}
+
+/// Storage parameters, statistics targets, column storage and compression: `ALTER TABLE`
+/// statements after the table's creation.
+fn table_settings(t: &Table) -> Vec<String> {
+    let mut sql = Vec::new();
+    if !t.options.is_empty() {
+        // `name=value` as pg_class.reloptions holds them; a TOAST table's carry `toast.`.
+        let options: Vec<String> = t
+            .options
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .map(|(name, value)| {
+                let name = match name.split_once('.') {
+                    Some((namespace, name)) => format!("{}.{}", ident(namespace), ident(name)),
+                    None => ident(name),
+                };
+                format!("{name} = {}", literal(value))
+            })
+            .collect();
+        sql.push(format!(
+            "ALTER TABLE {} SET ({})",
+            qualified(&t.name),
+            options.join(", ")
+        ));
+    }
+    let mut columns = Vec::new();
+    for c in &t.columns {
+        if let Some(target) = c.statistics {
+            columns.push(format!(
+                "ALTER COLUMN {} SET STATISTICS {target}",
+                ident(&c.name)
+            ));
+        }
+        if let Some(storage) = &c.storage {
+            columns.push(format!(
+                "ALTER COLUMN {} SET STORAGE {storage}",
+                ident(&c.name)
+            ));
+        }
+        if let Some(compression) = &c.compression {
+            columns.push(format!(
+                "ALTER COLUMN {} SET COMPRESSION {compression}",
+                ident(&c.name)
+            ));
+        }
+    }
+    if !columns.is_empty() {
+        sql.push(format!(
+            "ALTER TABLE {} {}",
+            qualified(&t.name),
+            columns.join(", ")
+        ));
     }
     sql
 }
@@ -314,6 +376,11 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
     let table = |t: &Table| object_name("TABLE", &t.name);
     for t in &catalog.tables {
         sql.push(Statement::new(table(t), create_table(t)));
+        sql.extend(
+            table_settings(t)
+                .into_iter()
+                .map(|s| Statement::new(table(t), s)),
+        );
     }
     for t in &catalog.tables {
         for c in &t.constraints {
@@ -390,6 +457,9 @@ pub struct DeferredObject {
     pub kind: DeferredKind,
     /// Statements that build it, in order.
     pub statements: Vec<String>,
+    /// NOT VALID on the source, and so on the destination: a foreign key that exists counts as
+    /// built (the others count once validated).
+    pub not_valid: bool,
 }
 
 impl DeferredObject {
@@ -397,9 +467,11 @@ impl DeferredObject {
     pub fn exists_in(&self, existing: &crate::catalog::deferred::Existing) -> bool {
         match self.kind {
             DeferredKind::Index => existing.has_index(&self.table.schema, &self.name),
-            DeferredKind::Constraint | DeferredKind::ForeignKey => {
+            DeferredKind::Constraint => existing.has_constraint(&self.table, &self.name),
+            DeferredKind::ForeignKey if self.not_valid => {
                 existing.has_constraint(&self.table, &self.name)
             }
+            DeferredKind::ForeignKey => existing.has_validated_constraint(&self.table, &self.name),
         }
     }
 }
@@ -416,6 +488,7 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
                 name: i.name.clone(),
                 kind: DeferredKind::Index,
                 statements: vec![i.definition.clone()],
+                not_valid: false,
             });
         }
         for c in &t.constraints {
@@ -423,9 +496,12 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
                 ConstraintKind::Unique | ConstraintKind::Exclusion if !c.replica_identity => {
                     vec![add_constraint(&t.name, c)]
                 }
+                // Rows the source kept from before the constraint may violate it: added after
+                // the copy, NOT VALID as on the source.
+                ConstraintKind::Check if c.not_valid() => vec![add_constraint(&t.name, c)],
                 ConstraintKind::ForeignKey => {
                     let mut steps = Vec::new();
-                    if c.definition.ends_with("NOT VALID") {
+                    if c.not_valid() {
                         steps.push(add_constraint(&t.name, c));
                     } else {
                         steps.push(format!("{} NOT VALID", add_constraint(&t.name, c)));
@@ -448,6 +524,7 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
                     DeferredKind::Constraint
                 },
                 statements,
+                not_valid: c.not_valid(),
             };
             if c.kind == ConstraintKind::ForeignKey {
                 foreign_keys.push(object);

@@ -21,6 +21,9 @@ pub(crate) fn col(name: &str, ty: &str) -> Column {
         identity: None,
         generated: None,
         collation: None,
+        statistics: None,
+        storage: None,
+        compression: None,
     }
 }
 
@@ -33,6 +36,8 @@ pub(crate) fn table(schema: &str, name: &str) -> Table {
         constraints: vec![],
         indexes: vec![],
         replica_identity: 'd',
+        inherits: vec![],
+        options: vec![],
     }
 }
 
@@ -331,6 +336,84 @@ fn a_domain_check_added_not_valid_follows_as_alter_domain() {
         [
             "CREATE DOMAIN \"app\".\"pos\" AS integer CONSTRAINT \"pos_check\" CHECK ((VALUE > 0))",
             "ALTER DOMAIN \"app\".\"pos\" ADD CONSTRAINT \"late\" CHECK ((VALUE < 100)) NOT VALID",
+        ]
+    );
+}
+
+#[test]
+fn inherits_children_follow_their_parents_and_keep_them() {
+    let mut child = table("app", "child");
+    child.columns = vec![col("extra", "text")];
+    child.inherits = vec![
+        QualifiedName::new("app", "base"),
+        QualifiedName::new("Other", "mixin"),
+    ];
+    let mut tables = vec![child, table("Other", "mixin"), table("app", "base")];
+    crate::catalog::schema::parents_first(&mut tables);
+    let names: Vec<&str> = tables.iter().map(|t| t.name.name.as_str()).collect();
+    assert_eq!(names, ["mixin", "base", "child"]);
+    let sql = early_statements(&SchemaCatalog {
+        tables,
+        ..Default::default()
+    });
+    assert_eq!(
+        sql[2],
+        "CREATE TABLE \"app\".\"child\" (\"extra\" text) INHERITS (\"app\".\"base\", \"Other\".\"mixin\")"
+    );
+}
+
+#[test]
+fn not_valid_checks_come_after_the_copy_and_stay_not_valid() {
+    let mut t = table("app", "t");
+    t.columns = vec![col("n", "integer")];
+    t.constraints = vec![
+        constraint("n_positive", ConstraintKind::Check, "CHECK ((n > 0))"),
+        constraint(
+            "n_small",
+            ConstraintKind::Check,
+            "CHECK ((n < 10)) NOT VALID",
+        ),
+    ];
+    let catalog = SchemaCatalog {
+        tables: vec![t],
+        ..Default::default()
+    };
+    let early = early_statements(&catalog);
+    assert_eq!(
+        early,
+        ["CREATE TABLE \"app\".\"t\" (\"n\" integer, CONSTRAINT \"n_positive\" CHECK ((n > 0)))"]
+    );
+    let deferred = deferred_objects(&catalog);
+    assert_eq!(deferred.len(), 1);
+    assert!(deferred[0].not_valid);
+    assert_eq!(
+        deferred[0].statements,
+        ["ALTER TABLE \"app\".\"t\" ADD CONSTRAINT \"n_small\" CHECK ((n < 10)) NOT VALID"]
+    );
+}
+
+#[test]
+fn storage_parameters_and_column_settings_follow_the_table() {
+    let mut t = table("app", "t");
+    let mut body = col("body", "text");
+    body.statistics = Some(500);
+    body.storage = Some("EXTERNAL".into());
+    body.compression = Some("pglz".into());
+    t.columns = vec![col("id", "integer"), body];
+    t.options = vec![
+        "fillfactor=70".into(),
+        "autovacuum_enabled=false".into(),
+        "toast.autovacuum_vacuum_scale_factor=0.05".into(),
+    ];
+    let sql = early_statements(&SchemaCatalog {
+        tables: vec![t],
+        ..Default::default()
+    });
+    assert_eq!(
+        &sql[1..],
+        [
+            "ALTER TABLE \"app\".\"t\" SET (\"fillfactor\" = '70', \"autovacuum_enabled\" = 'false', \"toast\".\"autovacuum_vacuum_scale_factor\" = '0.05')",
+            "ALTER TABLE \"app\".\"t\" ALTER COLUMN \"body\" SET STATISTICS 500, ALTER COLUMN \"body\" SET STORAGE EXTERNAL, ALTER COLUMN \"body\" SET COMPRESSION pglz",
         ]
     );
 }
