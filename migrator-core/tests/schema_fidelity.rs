@@ -508,6 +508,21 @@ async fn table_shapes_and_constraint_states_arrive_as_they_are() {
         .unwrap()
         .get(0);
     assert_eq!(violating, 51);
+    // Every table has planner statistics before the cutover (ANALYZE after the copy), the
+    // partitioned-free, little-changing ones too, which autovacuum would leave alone.
+    let (unanalyzed, analyzed): (i64, i64) = {
+        let r = dst
+            .query_one(
+                "SELECT count(*) FILTER (WHERE last_analyze IS NULL AND last_autoanalyze IS NULL), \
+                        count(*) FILTER (WHERE last_analyze IS NOT NULL) FROM pg_stat_user_tables",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(unanalyzed, 0);
+    assert!(analyzed >= 7, "{analyzed}");
 
     writer.abort();
     let _ = writer.await;

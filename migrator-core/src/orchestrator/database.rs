@@ -420,6 +420,7 @@ async fn look_at_replication(
             .count();
         if look.facts.tables_ready == look.facts.tables_total {
             look.facts.deferred_missing += sync::matviews_to_refresh(src, dst).await?.len();
+            look.facts.deferred_missing += sync::tables_to_analyze(dst).await?.len();
         }
         if look.facts.subscription.is_some_and(|s| s.enabled) {
             let on_destination = crate::catalog::schema::read(dst).await?;
@@ -569,6 +570,7 @@ pub async fn act(
                         sync::refresh(dst, &view).await?;
                         tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
                     }
+                    analyze_some(ctx, db, dst).await?;
                 }
                 let lead = sequences::Lead::following(
                     ctx.sequence_margin,
@@ -581,6 +583,20 @@ pub async fn act(
             Ok(())
         }
     }
+}
+
+/// ANALYZE of the destination's tables that have no statistics yet, once every table is copied
+/// and built: as many as one poll interval allows (at least one), the rest at the next ticks.
+async fn analyze_some(ctx: &MappingContext, db: &str, dst: &Session) -> Result<(), PgError> {
+    let started = Instant::now();
+    for table in sync::tables_to_analyze(dst).await? {
+        sync::analyze(dst, &table).await?;
+        tracing::info!(mapping = %ctx.name, database = db, table = %table, "analyzed");
+        if started.elapsed() >= ctx.poll {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Builds the deferred objects whose tables are ready.

@@ -111,6 +111,35 @@ pub async fn matviews_to_refresh(
         .collect())
 }
 
+/// Tables and populated materialized views of the destination that no ANALYZE has seen since
+/// they were filled (by the tool or by autovacuum), partitioned tables first (their ANALYZE
+/// covers their partitions too). Without statistics the destination's planner guesses, and the
+/// application's first queries after the cutover can take the wrong plans; autovacuum never
+/// analyzes a partitioned table, nor a table that changes little.
+pub async fn tables_to_analyze(dst: &Session) -> Result<Vec<QualifiedName>, PgError> {
+    Ok(dst
+        .query(
+            "SELECT s.schemaname::text, s.relname::text FROM pg_stat_user_tables s \
+             JOIN pg_class c ON c.oid = s.relid \
+             WHERE s.last_analyze IS NULL AND s.last_autoanalyze IS NULL \
+               AND (c.relkind IN ('r', 'p') OR (c.relkind = 'm' AND c.relispopulated)) \
+             ORDER BY c.relkind <> 'p', c.relpages DESC, c.oid",
+            &[],
+        )
+        .await
+        .map_err(q(dst.target(), "listing tables without statistics"))?
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
+/// `ANALYZE` of one table on the destination.
+pub async fn analyze(dst: &Session, table: &QualifiedName) -> Result<(), PgError> {
+    dst.batch_execute(&format!("ANALYZE {}", qualified(table)))
+        .await
+        .map_err(|e| PgError::query(dst.target(), format!("analyzing {table}"), e))
+}
+
 /// `REFRESH MATERIALIZED VIEW` on the destination.
 pub async fn refresh(dst: &Session, view: &QualifiedName) -> Result<(), PgError> {
     dst.batch_execute(&format!("REFRESH MATERIALIZED VIEW {}", qualified(view)))
