@@ -544,3 +544,114 @@ async fn table_shapes_and_constraint_states_arrive_as_they_are() {
     shutdown.cancel();
     let _ = handle.join.await;
 }
+
+const ORDER_DB: &str = "order ⇄ cycles";
+
+/// Objects that need one of a later creation group, and a view -> function -> view cycle (the
+/// function's SQL-standard body reads the view, the view calls the function), which only a
+/// placeholder view breaks.
+const OUT_OF_ORDER: &str = r#"
+    CREATE FUNCTION public.is_even(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 % 2 = 0 $$;
+    CREATE DOMAIN public.even_int AS int CHECK (public.is_even(VALUE));
+    CREATE TABLE public.numbers (id serial PRIMARY KEY, n public.even_int NOT NULL);
+    INSERT INTO public.numbers (n) SELECT g * 2 FROM generate_series(1, 100) g;
+    CREATE VIEW public.big_numbers AS SELECT id, n FROM public.numbers WHERE n > 100;
+    CREATE FUNCTION public.describe(r public.big_numbers) RETURNS text LANGUAGE sql AS $$ SELECT r.id || ':' || r.n $$;
+    CREATE FUNCTION public.count_big() RETURNS bigint LANGUAGE sql STABLE
+        BEGIN ATOMIC SELECT count(*) FROM public.big_numbers; END;
+    CREATE VIEW public.described AS SELECT public.describe(b) AS d FROM public.big_numbers b;
+
+    CREATE VIEW public."cycle ü" AS SELECT 1 AS n, 'x'::text COLLATE "C" AS label;
+    CREATE FUNCTION public.cycle_size() RETURNS bigint LANGUAGE sql STABLE
+        BEGIN ATOMIC SELECT count(*) FROM public."cycle ü"; END;
+    CREATE OR REPLACE VIEW public."cycle ü" AS
+        SELECT 1 AS n, 'x'::text COLLATE "C" AS label, CASE WHEN false THEN public.cycle_size() END AS size;
+"#;
+
+/// Routines, views and domains with what defines them, as both versions print them.
+const DEFINITIONS: [&str; 3] = [
+    "SELECT p.oid::regprocedure::text || ' ' || md5(coalesce(p.prosrc, '')) || ' ' \
+       || (pg_get_function_sqlbody(p.oid) IS NOT NULL)::text \
+     FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace ORDER BY 1",
+    "SELECT c.oid::regclass::text || ' ' || string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) \
+       || ' ' || a.attcollation::regcollation::text, ', ' ORDER BY a.attnum) \
+     FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+     WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace GROUP BY c.oid ORDER BY 1",
+    "SELECT t.typname || ' ' || pg_get_constraintdef(c.oid) FROM pg_type t \
+     JOIN pg_constraint c ON c.contypid = t.oid WHERE t.typnamespace = 'public'::regnamespace ORDER BY 1",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn objects_out_of_creation_order_and_a_view_function_cycle_are_created() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    connect(&source, "postgres")
+        .await
+        .batch_execute(&format!(
+            "CREATE DATABASE {}",
+            migrator_core::ddl::quote::ident(ORDER_DB)
+        ))
+        .await
+        .unwrap();
+    connect(&source, ORDER_DB)
+        .await
+        .batch_execute(OUT_OF_ORDER)
+        .await
+        .unwrap();
+    let writer = {
+        let client = connect(&source, ORDER_DB).await;
+        tokio::spawn(async move {
+            loop {
+                client
+                    .execute(
+                        "INSERT INTO public.numbers (n) VALUES ((random() * 1000)::int * 2)",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let settings = settings(&[("ordering", &source, &destination)], &[]);
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    wait_until("cutover ready", Duration::from_secs(120), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let m = snapshot.mapping("ordering").ok_or("no mapping yet")?;
+            match m.databases.iter().find(|d| d.name == ORDER_DB) {
+                Some(db) if db.phase == Phase::CutoverReady && db.findings.is_empty() => Ok(()),
+                _ => Err(serde_json::to_string_pretty(m).unwrap()),
+            }
+        }
+    })
+    .await;
+    for sql in DEFINITIONS {
+        let expected = rows_in(&source, ORDER_DB, sql).await;
+        assert!(!expected.is_empty(), "{sql}");
+        assert_eq!(
+            rows_in(&destination, ORDER_DB, sql).await,
+            expected,
+            "{sql}"
+        );
+    }
+    writer.abort();
+    let _ = writer.await;
+    wait_until_replicated(&source, Duration::from_secs(60)).await;
+    for sql in [
+        "SELECT public.count_big()::text",
+        "SELECT d FROM public.described ORDER BY d",
+        "SELECT format('%s %s %s', n, label, size) FROM public.\"cycle ü\"",
+    ] {
+        let expected = rows_in(&source, ORDER_DB, sql).await;
+        assert_eq!(
+            rows_in(&destination, ORDER_DB, sql).await,
+            expected,
+            "{sql}"
+        );
+    }
+    assert_same_contents(&source, &destination, ORDER_DB).await;
+    shutdown.cancel();
+    let _ = handle.join.await;
+}

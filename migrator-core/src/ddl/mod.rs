@@ -217,6 +217,17 @@ fn add_constraint(table: &QualifiedName, c: &Constraint) -> String {
 pub struct Statement {
     pub object: String,
     pub sql: String,
+    /// For a view's CREATE: a view with its columns and no dependencies, created first when the
+    /// view is part of a dependency cycle; `sql` then runs as `CREATE OR REPLACE VIEW`.
+    pub placeholder: Option<Placeholder>,
+}
+
+/// A stand-in view that breaks a dependency cycle, and how to remove it if the real view still
+/// cannot be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    pub create: String,
+    pub drop: String,
 }
 
 impl Statement {
@@ -224,6 +235,15 @@ impl Statement {
         Statement {
             object: object.into(),
             sql: sql.into(),
+            placeholder: None,
+        }
+    }
+
+    /// `sql` once a placeholder of the same view exists.
+    pub fn replacing(&self) -> String {
+        match self.sql.strip_prefix("CREATE VIEW ") {
+            Some(rest) if self.placeholder.is_some() => format!("CREATE OR REPLACE VIEW {rest}"),
+            _ => self.sql.clone(),
         }
     }
 }

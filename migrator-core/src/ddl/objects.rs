@@ -189,11 +189,21 @@ pub fn after_tables(o: &ObjectCatalog) -> Vec<Statement> {
             "VIEW"
         };
         let object = object_name(kind, &v.name);
-        sql.extend(
-            create_view(v)
-                .into_iter()
-                .map(|s| Statement::new(&object, s)),
-        );
+        let mut statements: Vec<Statement> = create_view(v)
+            .into_iter()
+            .map(|s| Statement::new(&object, s))
+            .collect();
+        if !v.materialized && !v.placeholder_columns.is_empty() {
+            statements[0].placeholder = Some(super::Placeholder {
+                create: format!(
+                    "CREATE VIEW {} AS SELECT {}",
+                    qualified(&v.name),
+                    v.placeholder_columns.join(", ")
+                ),
+                drop: format!("DROP VIEW {}", qualified(&v.name)),
+            });
+        }
+        sql.extend(statements);
     }
     for t in &o.triggers {
         let object = format!("TRIGGER {} ON {}.{}", t.name, t.table.schema, t.table.name);
@@ -565,6 +575,7 @@ mod tests {
                 vec![]
             },
             depends_on: deps.iter().map(|d| QualifiedName::new("s", *d)).collect(),
+            placeholder_columns: vec![format!("NULL::integer AS {name}")],
         };
         let mut views = vec![
             view("top", &["mid"], false),
@@ -587,6 +598,19 @@ mod tests {
         // The index stands or falls with its view.
         assert_eq!(sql[2].object, "MATERIALIZED VIEW s.mid");
         assert_eq!(sql[0].object, "VIEW s.base");
+        // A plain view can be stood in for in a cycle; a materialized one cannot.
+        let placeholder = sql[0].placeholder.as_ref().unwrap();
+        assert_eq!(
+            placeholder.create,
+            "CREATE VIEW \"s\".\"base\" AS SELECT NULL::integer AS base"
+        );
+        assert_eq!(placeholder.drop, "DROP VIEW \"s\".\"base\"");
+        assert!(
+            sql[0]
+                .replacing()
+                .starts_with("CREATE OR REPLACE VIEW \"s\".\"base\" ")
+        );
+        assert!(sql[1].placeholder.is_none());
     }
 
     #[test]

@@ -143,40 +143,80 @@ pub async fn apply(
     tx.batch_execute("SET LOCAL check_function_bodies = off")
         .await
         .map_err(q(&target, "starting the schema transaction"))?;
-    let mut failed: Vec<ObjectFailure> = Vec::new();
+    // Creation goes in groups (types, functions, tables, views, ...); an object that needs one
+    // of a later group fails, and is run again once a pass has created something, until a pass
+    // creates nothing. Then views among the failures get a placeholder (their columns, no
+    // dependencies), which breaks a cycle (a view calling a function whose body reads the view),
+    // as pg_dump does, and the passes go on.
+    let mut todo: Vec<&ddl::Statement> = statements
+        .iter()
+        .filter(|s| {
+            !excluded.contains(s.object.as_str())
+                && pending.as_ref().is_none_or(|p| p.contains(&s.object))
+        })
+        .collect();
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
     let mut applied = 0usize;
-    for statement in &statements {
-        let object = statement.object.as_str();
-        if excluded.contains(object)
-            || pending.as_ref().is_some_and(|p| !p.contains(object))
-            || failed.iter().any(|f| f.object == object)
-        {
-            continue;
-        }
-        let guarded = format!(
-            "SAVEPOINT schema_object; {}; RELEASE SAVEPOINT schema_object",
-            statement.sql
-        );
-        match tx.batch_execute(&guarded).await {
-            Ok(()) => applied += 1,
-            Err(e) => {
-                let error = PgError::query(&target, format!("creating {object}"), e);
-                if error.is_transient() {
-                    return Err(error);
+    let failed = loop {
+        let mut failed: Vec<ObjectFailure> = Vec::new();
+        let mut left = Vec::new();
+        let before = applied;
+        for statement in todo {
+            let object = statement.object.as_str();
+            if failed.iter().any(|f| f.object == object) {
+                left.push(statement);
+                continue;
+            }
+            let sql = if placed.contains(object) {
+                statement.replacing()
+            } else {
+                statement.sql.clone()
+            };
+            match guarded(&tx, &target, object, &sql).await? {
+                None => applied += 1,
+                Some(error) => {
+                    failed.push(ObjectFailure {
+                        object: object.to_owned(),
+                        error,
+                    });
+                    left.push(statement);
                 }
-                tx.batch_execute("ROLLBACK TO SAVEPOINT schema_object")
-                    .await
-                    .map_err(q(&target, "rolling back a refused schema object"))?;
-                let PgError::Query { message, .. } = error else {
-                    unreachable!("PgError::query builds a Query")
-                };
-                tracing::warn!(mapping = %ctx.name, database = db, object, error = %message, "the destination refused a schema object; the rest of the schema goes on");
-                failed.push(ObjectFailure {
-                    object: object.to_owned(),
-                    error: message,
-                });
             }
         }
+        todo = left;
+        if failed.is_empty() {
+            break failed;
+        }
+        if applied > before {
+            continue;
+        }
+        let mut broke_cycle = false;
+        for statement in &todo {
+            let object = statement.object.as_str();
+            if let Some(placeholder) = &statement.placeholder
+                && !placed.contains(object)
+                && guarded(&tx, &target, object, &placeholder.create)
+                    .await?
+                    .is_none()
+            {
+                placed.insert(object);
+                broke_cycle = true;
+            }
+        }
+        if !broke_cycle {
+            break failed;
+        }
+    };
+    // A placeholder whose view still failed would pass for the view: gone with it.
+    for statement in &todo {
+        if let Some(placeholder) = &statement.placeholder
+            && placed.remove(statement.object.as_str())
+        {
+            guarded(&tx, &target, &statement.object, &placeholder.drop).await?;
+        }
+    }
+    for f in &failed {
+        tracing::warn!(mapping = %ctx.name, database = db, object = %f.object, error = %f.error, "the destination refused a schema object; the rest of the schema goes on");
     }
     let marker = if failed.is_empty() {
         database_marker(&ctx.name, db, true)
@@ -192,6 +232,32 @@ pub async fn apply(
         .map_err(q(&target, "committing the schema"))?;
     tracing::info!(mapping = %ctx.name, database = db, statements = applied, refused = failed.len(), excluded = excluded.len(), "schema applied");
     Ok(failed)
+}
+
+/// Runs `sql` (one statement of `object`) under a savepoint: `None` when it succeeded, the
+/// server's message when the destination refused it (rolled back alone). A connection that broke
+/// is an error: nothing was refused.
+async fn guarded(
+    tx: &tokio_postgres::Transaction<'_>,
+    target: &str,
+    object: &str,
+    sql: &str,
+) -> Result<Option<String>, PgError> {
+    let guarded = format!("SAVEPOINT schema_object; {sql}; RELEASE SAVEPOINT schema_object");
+    let Err(e) = tx.batch_execute(&guarded).await else {
+        return Ok(None);
+    };
+    let error = PgError::query(target, format!("creating {object}"), e);
+    if error.is_transient() {
+        return Err(error);
+    }
+    tx.batch_execute("ROLLBACK TO SAVEPOINT schema_object")
+        .await
+        .map_err(q(target, "rolling back a refused schema object"))?;
+    match error {
+        PgError::Query { message, .. } => Ok(Some(message)),
+        other => Err(other),
+    }
 }
 
 /// Every statement of the schema, each with its object: the objects, then the settings of the

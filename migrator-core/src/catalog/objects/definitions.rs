@@ -217,7 +217,14 @@ pub(super) async fn views(client: &Session) -> Result<Vec<View>, PgError> {
                 "SELECT c.oid, n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid), \
                    coalesce(c.reloptions, '{{}}'), \
                    coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) \
-                             FROM pg_index i WHERE i.indrelid = c.oid), '{{}}') \
+                             FROM pg_index i WHERE i.indrelid = c.oid), '{{}}'), \
+                   coalesce((SELECT array_agg(format('NULL::%s%s AS %I', format_type(a.atttypid, a.atttypmod), \
+                               CASE WHEN a.attcollation <> t.typcollation \
+                                 THEN (SELECT format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_collation co \
+                                       JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) \
+                                 ELSE '' END, a.attname) ORDER BY a.attnum) \
+                             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{{}}') \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('v', 'm') AND {} ORDER BY c.oid",
                 user_object("pg_class", "c.oid")
@@ -237,6 +244,7 @@ pub(super) async fn views(client: &Session) -> Result<Vec<View>, PgError> {
             query: r.get(4),
             options: r.get(5),
             indexes: r.get(6),
+            placeholder_columns: r.get(7),
             depends_on,
         });
     }

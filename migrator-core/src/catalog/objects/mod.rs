@@ -49,6 +49,9 @@ pub struct View {
     pub indexes: Vec<String>,
     /// Other views and materialized views it reads, which must exist first.
     pub depends_on: Vec<QualifiedName>,
+    /// Its columns as `NULL::type [COLLATE c] AS name`: the select list of a placeholder view
+    /// that breaks a dependency cycle (see `phases::schema`).
+    pub placeholder_columns: Vec<String>,
 }
 
 /// A trigger and whether it fires (`pg_trigger.tgenabled`: O origin/local, D disabled,
