@@ -120,6 +120,11 @@ pub enum Code {
     SchemaObjectFailed,
     /// Schema objects left out by the mapping's `schema_exclude` setting.
     SchemaObjectsExcluded,
+    /// Unlogged tables: logical replication carries neither them nor their rows.
+    UnloggedTables,
+    /// Tables or indexes in tablespaces other than the default: created in the destination's
+    /// default tablespace.
+    Tablespaces,
     /// Triggers that fire during replication on the source, disabled on the destination until cutover.
     TriggersHeldBack,
 }
@@ -179,6 +184,8 @@ impl Code {
             Code::SchemaDrift => "schema_drift",
             Code::SchemaObjectFailed => "schema_object_failed",
             Code::SchemaObjectsExcluded => "schema_objects_excluded",
+            Code::UnloggedTables => "unlogged_tables",
+            Code::Tablespaces => "tablespaces",
             Code::TriggersHeldBack => "triggers_held_back",
         }
     }

@@ -219,15 +219,7 @@ pub struct Statement {
     pub sql: String,
     /// For a view's CREATE: a view with its columns and no dependencies, created first when the
     /// view is part of a dependency cycle; `sql` then runs as `CREATE OR REPLACE VIEW`.
-    pub placeholder: Option<Placeholder>,
-}
-
-/// A stand-in view that breaks a dependency cycle, and how to remove it if the real view still
-/// cannot be created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placeholder {
-    pub create: String,
-    pub drop: String,
+    pub placeholder: Option<String>,
 }
 
 impl Statement {
@@ -278,11 +270,13 @@ pub fn schema_statements(
     let mut sql = namespaces(catalog);
     sql.extend(objects::text_search_and_collations(objects));
     sql.extend(types(catalog));
+    sql.extend(objects::range_types(objects));
     sql.extend(objects::early_functions(objects));
     sql.extend(tables(catalog));
     sql.extend(objects::after_tables(objects));
     let (privileges, missing) = objects::privilege_statements(objects, present);
     sql.extend(privileges);
+    sql.extend(objects::event_triggers(objects));
     (sql, missing)
 }
 
@@ -444,8 +438,9 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
     }
     for s in &catalog.sequences {
         if let Some((table, column)) = &s.owned_by {
+            // It stands or falls with its table.
             sql.push(Statement::new(
-                object_name("SEQUENCE", &s.name),
+                object_name("TABLE", table),
                 format!(
                     "ALTER SEQUENCE {} OWNED BY {}.{}",
                     qualified(&s.name),

@@ -123,6 +123,7 @@ pub async fn check_database(
     findings.extend(database::replication_role_privileges(ctx, db, src).await?);
     findings.extend(database::extensions(db, src, dst_admin).await?);
     findings.extend(database::large_objects(db, src).await?);
+    findings.extend(database::not_carried(db, src).await?);
     findings.extend(database::destination_in_use(db, destination));
     Ok(findings)
 }

@@ -157,6 +157,11 @@ pub async fn apply(
         .collect();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     let mut applied = 0usize;
+    // Views whose placeholder did not help (their own definition fails): never stood in for
+    // again, or a placeholder would pass for the view, and views over it would be built on it.
+    let mut no_placeholder: BTreeSet<&str> = BTreeSet::new();
+    // The state before the placeholders were placed (inside savepoint `schema_cycle`).
+    let mut checkpoint: Option<(Vec<&ddl::Statement>, usize, Vec<ObjectFailure>)> = None;
     let failed = loop {
         let mut failed: Vec<ObjectFailure> = Vec::new();
         let mut left = Vec::new();
@@ -172,7 +177,7 @@ pub async fn apply(
             } else {
                 statement.sql.clone()
             };
-            match guarded(&tx, &target, object, &sql).await? {
+            match guarded(&tx, &target, object, &sql, pending.is_some()).await? {
                 None => applied += 1,
                 Some(error) => {
                     failed.push(ObjectFailure {
@@ -190,31 +195,49 @@ pub async fn apply(
         if applied > before {
             continue;
         }
-        let mut broke_cycle = false;
-        for statement in &todo {
-            let object = statement.object.as_str();
-            if let Some(placeholder) = &statement.placeholder
-                && !placed.contains(object)
-                && guarded(&tx, &target, object, &placeholder.create)
-                    .await?
-                    .is_none()
-            {
-                placed.insert(object);
-                broke_cycle = true;
+        // Stuck. If placeholders were placed and one of their views still fails, undo
+        // everything since, and try again without those.
+        if let Some((saved_todo, saved_applied, saved_failed)) = checkpoint.take() {
+            let still: Vec<&str> = placed
+                .iter()
+                .copied()
+                .filter(|o| failed.iter().any(|f| f.object == *o))
+                .collect();
+            if still.is_empty() {
+                break failed;
             }
+            tx.batch_execute("ROLLBACK TO SAVEPOINT schema_cycle")
+                .await
+                .map_err(q(&target, "undoing placeholder views"))?;
+            no_placeholder.extend(still);
+            placed.clear();
+            todo = saved_todo;
+            applied = saved_applied;
+            failed = saved_failed;
         }
-        if !broke_cycle {
+        let candidates: Vec<&ddl::Statement> = todo
+            .iter()
+            .copied()
+            .filter(|s| s.placeholder.is_some() && !no_placeholder.contains(s.object.as_str()))
+            .collect();
+        if candidates.is_empty() {
             break failed;
         }
-    };
-    // A placeholder whose view still failed would pass for the view: gone with it.
-    for statement in &todo {
-        if let Some(placeholder) = &statement.placeholder
-            && placed.remove(statement.object.as_str())
-        {
-            guarded(&tx, &target, &statement.object, &placeholder.drop).await?;
+        tx.batch_execute("SAVEPOINT schema_cycle")
+            .await
+            .map_err(q(&target, "placing placeholder views"))?;
+        checkpoint = Some((todo.clone(), applied, failed));
+        for statement in candidates {
+            let object = statement.object.as_str();
+            let create = statement.placeholder.as_deref().unwrap_or_default();
+            if guarded(&tx, &target, object, create, false)
+                .await?
+                .is_none()
+            {
+                placed.insert(object);
+            }
         }
-    }
+    };
     for f in &failed {
         tracing::warn!(mapping = %ctx.name, database = db, object = %f.object, error = %f.error, "the destination refused a schema object; the rest of the schema goes on");
     }
@@ -234,19 +257,27 @@ pub async fn apply(
     Ok(failed)
 }
 
+/// SQLSTATEs of "already exists": duplicate_table, duplicate_object, duplicate_function,
+/// duplicate_schema.
+const ALREADY_EXISTS: [&str; 4] = ["42P07", "42710", "42723", "42P06"];
+
 /// Runs `sql` (one statement of `object`) under a savepoint: `None` when it succeeded, the
 /// server's message when the destination refused it (rolled back alone). A connection that broke
-/// is an error: nothing was refused.
+/// is an error: nothing was refused. When `again` (the objects an earlier run left out are run
+/// once more), "already exists" counts as done: the earlier run created that part of the object
+/// before another part failed.
 async fn guarded(
     tx: &tokio_postgres::Transaction<'_>,
     target: &str,
     object: &str,
     sql: &str,
+    again: bool,
 ) -> Result<Option<String>, PgError> {
     let guarded = format!("SAVEPOINT schema_object; {sql}; RELEASE SAVEPOINT schema_object");
     let Err(e) = tx.batch_execute(&guarded).await else {
         return Ok(None);
     };
+    let exists = e.code().is_some_and(|c| ALREADY_EXISTS.contains(&c.code()));
     let error = PgError::query(target, format!("creating {object}"), e);
     if error.is_transient() {
         return Err(error);
@@ -254,6 +285,9 @@ async fn guarded(
     tx.batch_execute("ROLLBACK TO SAVEPOINT schema_object")
         .await
         .map_err(q(target, "rolling back a refused schema object"))?;
+    if again && exists {
+        return Ok(None);
+    }
     match error {
         PgError::Query { message, .. } => Ok(Some(message)),
         other => Err(other),

@@ -187,7 +187,10 @@ pub(super) async fn functions(
                        AND d.refclassid = 'pg_type'::regclass AND c.relkind IN ('r', 'p', 'v', 'm', 'f')), \
                    'ROUTINE ' || p.oid::regprocedure::text \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-                 WHERE p.prokind IN ('f', 'p', 'w') AND {} ORDER BY p.oid",
+                 WHERE p.prokind IN ('f', 'p', 'w') AND {} \
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass \
+                                   AND i.objid = p.oid AND i.deptype = 'i') \
+                 ORDER BY p.oid",
                 user_object("pg_proc", "p.oid")
             ),
             &[],

@@ -9,6 +9,7 @@
 //! server's own quoting (`format('%I.%I')`, `regprocedure`), so they are safe SQL.
 
 mod definitions;
+mod more;
 mod security;
 
 use crate::pg::{PgError, Session, q};
@@ -176,6 +177,14 @@ pub struct ObjectCatalog {
     pub late_functions: Vec<Definition>,
     /// Aggregates: created after every function (their support functions).
     pub aggregates: Vec<Definition>,
+    /// Range types (with their multirange types): after the other types.
+    pub range_types: Vec<Definition>,
+    /// Extended statistics: after the tables, so the ANALYZE after the copy fills them.
+    pub statistics: Vec<Definition>,
+    /// Event triggers: last, so they do not fire on the schema's own statements.
+    pub event_triggers: Vec<Definition>,
+    /// The source's own publications (not the tool's): after the tables they list.
+    pub publications: Vec<Definition>,
     /// Views and materialized views, each after those it reads.
     pub views: Vec<View>,
     pub triggers: Vec<Trigger>,
@@ -198,6 +207,10 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     let ts_configs = definitions::text_search_configs(client).await?;
     let (early_functions, late_functions) = definitions::functions(client).await?;
     let aggregates = definitions::aggregates(client).await?;
+    let range_types = more::range_types(client).await?;
+    let statistics = more::statistics(client).await?;
+    let event_triggers = more::event_triggers(client).await?;
+    let publications = more::publications(client).await?;
     let views = definitions::views(client).await?;
     let triggers = definitions::triggers(client).await?;
     let rules = definitions::rules(client).await?;
@@ -217,6 +230,10 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
         early_functions,
         late_functions,
         aggregates,
+        range_types,
+        statistics,
+        event_triggers,
+        publications,
         views,
         triggers,
         rules,

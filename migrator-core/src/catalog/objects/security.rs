@@ -123,7 +123,11 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                    CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || n.nspname || '.' || t.typname \
                  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
                  LEFT JOIN pg_class tc ON tc.oid = t.typrelid \
-                 WHERE t.typtype IN ('e', 'd', 'c') AND (t.typrelid = 0 OR tc.relkind = 'c') AND {typ} \
+                 WHERE t.typtype IN ('e', 'd', 'c', 'r') AND (t.typrelid = 0 OR tc.relkind = 'c') AND {typ} \
+                 UNION ALL \
+                 SELECT 'STATISTICS', 'STATISTICS', format('%I.%I', n.nspname, s.stxname), \
+                   pg_get_userbyid(s.stxowner), NULL, NULL, s.oid::bigint, 'STATISTICS ' || n.nspname || '.' || s.stxname \
+                 FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE {stx} \
                  UNION ALL \
                  SELECT 'COLLATION', 'COLLATION', format('%I.%I', n.nspname, co.collname), \
                    pg_get_userbyid(co.collowner), NULL, NULL, co.oid::bigint, 'COLLATION ' || n.nspname || '.' || co.collname \
@@ -156,6 +160,7 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                 coll = user_object("pg_collation", "co.oid"),
                 dict = user_object("pg_ts_dict", "td.oid"),
                 cfg = user_object("pg_ts_config", "tc.oid"),
+                stx = user_object("pg_statistic_ext", "s.oid"),
                 relation = super::definitions::RELATION_OBJECT,
             ),
             &[],

@@ -324,6 +324,55 @@ pub(super) async fn large_objects(db: &str, src: &Session) -> Result<Option<Find
     )))
 }
 
+/// Unlogged tables (logical replication carries neither them nor their rows) and tablespaces
+/// (the destination's tables go to its default tablespace).
+pub(super) async fn not_carried(db: &str, src: &Session) -> Result<Vec<Finding>, PgError> {
+    let row = src
+        .query_one(
+            "SELECT ARRAY(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+                   JOIN pg_namespace n ON n.oid = c.relnamespace \
+                   WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') \
+                     AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1), \
+                 ARRAY(SELECT DISTINCT t.spcname::text FROM pg_class c \
+                   JOIN pg_tablespace t ON t.oid = c.reltablespace \
+                   JOIN pg_namespace n ON n.oid = c.relnamespace \
+                   WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+                 UNION SELECT t.spcname::text FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace \
+                   WHERE d.datname = current_database() AND t.spcname <> 'pg_default' ORDER BY 1)",
+            &[],
+        )
+        .await
+        .map_err(q(src.target(), "listing unlogged tables and tablespaces"))?;
+    let (unlogged, tablespaces): (Vec<String>, Vec<String>) = (row.get(0), row.get(1));
+    let mut findings = Vec::new();
+    if !unlogged.is_empty() {
+        findings.push(Finding::warning(
+            Code::UnloggedTables,
+            format!(
+                "{db:?} has {} unlogged table(s), which logical replication does not carry: {}",
+                unlogged.len(),
+                shorten(&unlogged)
+            ),
+            "nothing, if their rows can be lost (caches, staging); otherwise make them logged on \
+             the source (ALTER TABLE ... SET LOGGED) before the migration, or create and fill \
+             them on the destination after the cutover",
+        ));
+    }
+    if !tablespaces.is_empty() {
+        findings.push(Finding::warning(
+            Code::Tablespaces,
+            format!(
+                "{db:?} keeps tables or indexes in tablespace(s) {}; on the destination they go \
+                 to its default tablespace",
+                tablespaces.join(", ")
+            ),
+            "nothing, if the destination's default tablespace has the room; otherwise move them \
+             after the cutover (ALTER TABLE ... SET TABLESPACE)",
+        ));
+    }
+    Ok(findings)
+}
+
 /// A destination database of that name the tool did not create, or another mapping did.
 pub(super) fn destination_in_use(db: &str, destination: &DestinationState) -> Option<Finding> {
     match destination {

@@ -1,0 +1,128 @@
+//! Kinds read as whole statements built by the server: range types, extended statistics,
+//! event triggers and the source's own publications. Every name prints qualified and quoted
+//! (`search_path` is empty while they are read, see [`super::read`]).
+
+use crate::naming::PREFIX;
+use crate::pg::{PgError, Session, q};
+
+use super::{Definition, name, user_object};
+
+async fn definitions(
+    client: &Session,
+    what: &'static str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Definition>, PgError> {
+    Ok(client
+        .query(sql, params)
+        .await
+        .map_err(q(client.target(), what))?
+        .iter()
+        .map(|r| Definition {
+            name: name(r, 0),
+            sql: r.get(2),
+            object: r.get(3),
+        })
+        .collect())
+}
+
+/// Range types (`CREATE TYPE ... AS RANGE`), with their multirange type's name.
+pub(super) async fn range_types(client: &Session) -> Result<Vec<Definition>, PgError> {
+    definitions(
+        client,
+        "listing range types",
+        &format!(
+            "SELECT n.nspname, t.typname, format('CREATE TYPE %I.%I AS RANGE (%s)', n.nspname, t.typname, \
+               concat_ws(', ', \
+                 'SUBTYPE = ' || format_type(r.rngsubtype, NULL), \
+                 (SELECT format('SUBTYPE_OPCLASS = %I.%I', ocn.nspname, oc.opcname) FROM pg_opclass oc \
+                    JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace WHERE oc.oid = r.rngsubopc), \
+                 CASE WHEN r.rngcollation <> 0 THEN (SELECT format('COLLATION = %I.%I', cn.nspname, co.collname) \
+                    FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = r.rngcollation) END, \
+                 CASE WHEN r.rngcanonical <> 0 THEN 'CANONICAL = ' || r.rngcanonical::regproc END, \
+                 CASE WHEN r.rngsubdiff <> 0 THEN 'SUBTYPE_DIFF = ' || r.rngsubdiff::regproc END, \
+                 'MULTIRANGE_TYPE_NAME = ' || r.rngmultitypid::regtype)), \
+               'TYPE ' || n.nspname || '.' || t.typname \
+             FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid \
+             JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {} ORDER BY t.oid",
+            user_object("pg_type", "t.oid")
+        ),
+        &[],
+    )
+    .await
+}
+
+/// Extended statistics (`CREATE STATISTICS`), with their statistics target when set.
+pub(super) async fn statistics(client: &Session) -> Result<Vec<Definition>, PgError> {
+    definitions(
+        client,
+        "listing extended statistics",
+        &format!(
+            "SELECT n.nspname, s.stxname, pg_get_statisticsobjdef(s.oid) \
+               || CASE WHEN coalesce(s.stxstattarget, -1) >= 0 \
+                    THEN format('; ALTER STATISTICS %I.%I SET STATISTICS %s', n.nspname, s.stxname, s.stxstattarget) \
+                    ELSE '' END, \
+               'STATISTICS ' || n.nspname || '.' || s.stxname \
+             FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace \
+             WHERE {} ORDER BY s.oid",
+            user_object("pg_statistic_ext", "s.oid")
+        ),
+        &[],
+    )
+    .await
+}
+
+/// Event triggers, in their source state (enabled, disabled, replica, always). Their name has no
+/// schema: `name.schema` is empty.
+pub(super) async fn event_triggers(client: &Session) -> Result<Vec<Definition>, PgError> {
+    definitions(
+        client,
+        "listing event triggers",
+        "SELECT '', e.evtname, format('CREATE EVENT TRIGGER %I ON %I%s EXECUTE FUNCTION %s()', e.evtname, e.evtevent, \
+           CASE WHEN e.evttags IS NOT NULL THEN ' WHEN TAG IN (' \
+             || (SELECT string_agg(quote_literal(tag), ', ') FROM unnest(e.evttags) tag) || ')' ELSE '' END, \
+           e.evtfoid::regproc) \
+           || CASE e.evtenabled WHEN 'D' THEN format('; ALTER EVENT TRIGGER %I DISABLE', e.evtname) \
+                WHEN 'R' THEN format('; ALTER EVENT TRIGGER %I ENABLE REPLICA', e.evtname) \
+                WHEN 'A' THEN format('; ALTER EVENT TRIGGER %I ENABLE ALWAYS', e.evtname) ELSE '' END \
+           || format('; ALTER EVENT TRIGGER %I OWNER TO %I', e.evtname, pg_get_userbyid(e.evtowner)), \
+           'EVENT TRIGGER ' || e.evtname \
+         FROM pg_event_trigger e \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_event_trigger'::regclass \
+                           AND x.objid = e.oid AND x.deptype = 'e') \
+         ORDER BY e.evtname",
+        &[],
+    )
+    .await
+}
+
+/// The source's own publications (a change-data-capture feed, say), not the tool's: with their
+/// tables (column lists and row filters), schemas and options. Their name has no schema.
+pub(super) async fn publications(client: &Session) -> Result<Vec<Definition>, PgError> {
+    definitions(
+        client,
+        "listing the source's publications",
+        "SELECT '', p.pubname, format('CREATE PUBLICATION %I%s WITH (publish = %L, publish_via_partition_root = %s)', \
+           p.pubname, \
+           CASE WHEN p.puballtables THEN ' FOR ALL TABLES' \
+             ELSE coalesce(' FOR ' || nullif(concat_ws(', ', \
+               (SELECT string_agg(format('TABLE %I.%I%s%s', tn.nspname, tc.relname, \
+                   CASE WHEN pr.prattrs IS NOT NULL THEN ' (' || (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) \
+                     FROM pg_attribute a WHERE a.attrelid = pr.prrelid AND a.attnum = ANY (pr.prattrs)) || ')' ELSE '' END, \
+                   CASE WHEN pr.prqual IS NOT NULL THEN ' WHERE (' || pg_get_expr(pr.prqual, pr.prrelid) || ')' ELSE '' END), \
+                   ', ' ORDER BY tn.nspname, tc.relname) \
+                FROM pg_publication_rel pr JOIN pg_class tc ON tc.oid = pr.prrelid \
+                JOIN pg_namespace tn ON tn.oid = tc.relnamespace WHERE pr.prpubid = p.oid), \
+               (SELECT string_agg(format('TABLES IN SCHEMA %I', pn.nspname), ', ' ORDER BY pn.nspname) \
+                FROM pg_publication_namespace pns JOIN pg_namespace pn ON pn.oid = pns.pnnspid \
+                WHERE pns.pnpubid = p.oid)), ''), '') END, \
+           concat_ws(', ', CASE WHEN p.pubinsert THEN 'insert' END, CASE WHEN p.pubupdate THEN 'update' END, \
+             CASE WHEN p.pubdelete THEN 'delete' END, CASE WHEN p.pubtruncate THEN 'truncate' END), \
+           CASE WHEN p.pubviaroot THEN 'true' ELSE 'false' END) \
+           || format('; ALTER PUBLICATION %I OWNER TO %I', p.pubname, pg_get_userbyid(p.pubowner)), \
+           'PUBLICATION ' || p.pubname \
+         FROM pg_publication p WHERE left(p.pubname, length($1)) <> $1 ORDER BY p.pubname",
+        &[&PREFIX],
+    )
+    .await
+}
