@@ -688,9 +688,23 @@ const MORE_KINDS: &str = r#"
     CREATE PUBLICATION audit_all FOR TABLES IN SCHEMA audit;
 
     CREATE UNLOGGED TABLE public.cache (k text PRIMARY KEY, v text);
+
+    CREATE ROLE "fdw user" NOLOGIN;
+    CREATE FOREIGN DATA WRAPPER "plain wrapper" OPTIONS (debug 'true');
+    CREATE SERVER "old ledger" TYPE 'ledger' VERSION '2' FOREIGN DATA WRAPPER "plain wrapper"
+        OPTIONS (host 'ledger.internal', port '5433');
+    CREATE USER MAPPING FOR "fdw user" SERVER "old ledger" OPTIONS (user 'reader', password 's3cr''et');
+    CREATE USER MAPPING FOR PUBLIC SERVER "old ledger";
+    GRANT USAGE ON FOREIGN SERVER "old ledger" TO "fdw user";
+    CREATE FOREIGN TABLE public."ledger entries" (
+        id int OPTIONS (column_name 'ID') NOT NULL, note text COLLATE "C" DEFAULT 'none')
+        SERVER "old ledger" OPTIONS (table_name 'entries');
+    COMMENT ON FOREIGN TABLE public."ledger entries" IS 'lives elsewhere';
+    GRANT SELECT ON public."ledger entries" TO "fdw user";
+    CREATE VIEW public.ledger_ids AS SELECT id FROM public."ledger entries";
 "#;
 
-const KIND_FACTS: [&str; 4] = [
+const KIND_FACTS: [&str; 7] = [
     "SELECT format('%s %s %s %s %s %s', r.rngtypid::regtype, r.rngsubtype::regtype, r.rngmultitypid::regtype, \
        r.rngsubdiff::regproc, pg_get_userbyid(t.typowner), obj_description(t.oid, 'pg_type')) \
      FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid ORDER BY 1",
@@ -702,10 +716,21 @@ const KIND_FACTS: [&str; 4] = [
         FROM pg_publication_tables pt WHERE pt.pubname = p.pubname), \
        (SELECT string_agg(pnnspid::regnamespace::text, ',') FROM pg_publication_namespace WHERE pnpubid = p.oid)) \
      FROM pg_publication p WHERE p.pubname !~ '^pgmig_' ORDER BY 1",
+    "SELECT format('%s %s %s %s', w.fdwname, w.fdwoptions, pg_get_userbyid(w.fdwowner), \
+       (SELECT string_agg(format('%s %s %s %s %s', s.srvname, s.srvtype, s.srvversion, s.srvoptions, \
+          (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(s.srvacl) x)), '; ') \
+        FROM pg_foreign_server s WHERE s.srvfdw = w.oid)) FROM pg_foreign_data_wrapper w ORDER BY 1",
+    "SELECT format('%s %s %s', srvname, usename, umoptions) FROM pg_user_mappings ORDER BY 1",
+    "SELECT format('%s %s %s %s %s', c.oid::regclass, f.ftoptions, \
+       (SELECT array_agg(regexp_replace(x::text, '=([a-zA-Z*]*)m([a-zA-Z*]*)/', '=\\1\\2/') ORDER BY x::text) FROM unnest(c.relacl) x), obj_description(c.oid, 'pg_class'), \
+       (SELECT string_agg(format('%s %s %s %s %s', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+          a.attfdwoptions, a.attcollation::regcollation), ', ' ORDER BY a.attnum) \
+        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0)) \
+     FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid ORDER BY 1",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ranges_statistics_event_triggers_and_publications_arrive() {
+async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive() {
     let (source, destination) = Cluster::start_pair().unwrap();
     connect(&source, "postgres")
         .await

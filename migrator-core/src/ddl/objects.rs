@@ -190,7 +190,9 @@ fn create_policy(p: &Policy) -> String {
 
 /// The second group: what reads or acts on tables.
 pub fn after_tables(o: &ObjectCatalog) -> Vec<Statement> {
-    let mut sql: Vec<Statement> = o.late_functions.iter().map(definition).collect();
+    let mut sql: Vec<Statement> = o.foreign_servers.iter().map(definition).collect();
+    sql.extend(o.foreign_tables.iter().map(definition));
+    sql.extend(o.late_functions.iter().map(definition));
     sql.extend(o.aggregates.iter().map(definition));
     sql.extend(o.statistics.iter().map(definition));
     sql.extend(o.publications.iter().map(definition));

@@ -354,7 +354,7 @@ pub(super) async fn rules(client: &Session) -> Result<Vec<Definition>, PgError> 
 
 /// A relation `c` in `n` named as [`crate::ddl::Statement::object`] names it.
 pub(super) const RELATION_OBJECT: &str = "CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
-     WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname";
+     WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname";
 
 /// Comments on tables, views, sequences, columns, schemas, routines, types, triggers and
 /// policies.
@@ -363,11 +363,11 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
         .query(
             &format!(
                 "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
-                          WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || format('%I.%I', n.nspname, c.relname), d.description, \
+                          WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END || ' ' || format('%I.%I', n.nspname, c.relname), d.description, \
                    {relation} \
                  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p' AND {rel} \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence = 'p' AND {rel} \
                  UNION ALL \
                  SELECT 'COLUMN ' || format('%I.%I.%I', n.nspname, c.relname, a.attname), d.description, {relation} \
                  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass \

@@ -185,6 +185,10 @@ pub struct ObjectCatalog {
     pub event_triggers: Vec<Definition>,
     /// The source's own publications (not the tool's): after the tables they list.
     pub publications: Vec<Definition>,
+    /// Foreign-data wrappers, servers and user mappings, then foreign tables: after the tables,
+    /// before what may read them.
+    pub foreign_servers: Vec<Definition>,
+    pub foreign_tables: Vec<Definition>,
     /// Views and materialized views, each after those it reads.
     pub views: Vec<View>,
     pub triggers: Vec<Trigger>,
@@ -211,6 +215,8 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     let statistics = more::statistics(client).await?;
     let event_triggers = more::event_triggers(client).await?;
     let publications = more::publications(client).await?;
+    let foreign_servers = more::foreign_servers(client).await?;
+    let foreign_tables = more::foreign_tables(client).await?;
     let views = definitions::views(client).await?;
     let triggers = definitions::triggers(client).await?;
     let rules = definitions::rules(client).await?;
@@ -234,6 +240,8 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
         statistics,
         event_triggers,
         publications,
+        foreign_servers,
+        foreign_tables,
         views,
         triggers,
         rules,

@@ -126,3 +126,84 @@ pub(super) async fn publications(client: &Session) -> Result<Vec<Definition>, Pg
     )
     .await
 }
+
+/// `OPTIONS (name 'value', ...)` from the `text[]` of `name=value` in column `column`, or ''.
+fn options(column: &str) -> String {
+    format!(
+        "coalesce(' OPTIONS (' || (SELECT string_agg(format('%I %L', split_part(o, '=', 1), \
+           substr(o, strpos(o, '=') + 1)), ', ') FROM unnest({column}) o) || ')', '')"
+    )
+}
+
+/// Foreign-data wrappers not brought by an extension, foreign servers and user mappings, in
+/// that order. A user mapping's options (a password, often) go to the destination as they are
+/// and appear in no log line or error. Their names have no schema.
+pub(super) async fn foreign_servers(client: &Session) -> Result<Vec<Definition>, PgError> {
+    definitions(
+        client,
+        "listing foreign-data wrappers, servers and user mappings",
+        &format!(
+            "SELECT '', w.fdwname, format('CREATE FOREIGN DATA WRAPPER %I%s%s', w.fdwname, \
+               CASE WHEN w.fdwhandler <> 0 THEN ' HANDLER ' || w.fdwhandler::regproc ELSE ' NO HANDLER' END, \
+               CASE WHEN w.fdwvalidator <> 0 THEN ' VALIDATOR ' || w.fdwvalidator::regproc ELSE ' NO VALIDATOR' END) \
+               || {fdw_options} \
+               || format('; ALTER FOREIGN DATA WRAPPER %I OWNER TO %I', w.fdwname, pg_get_userbyid(w.fdwowner)), \
+               'FOREIGN DATA WRAPPER ' || w.fdwname, 1 AS rank, w.oid \
+             FROM pg_foreign_data_wrapper w \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_foreign_data_wrapper'::regclass \
+                               AND x.objid = w.oid AND x.deptype = 'e') \
+             UNION ALL \
+             SELECT '', s.srvname, format('CREATE SERVER %I%s%s FOREIGN DATA WRAPPER %I', s.srvname, \
+               ' TYPE ' || quote_literal(s.srvtype), ' VERSION ' || quote_literal(s.srvversion), w.fdwname) \
+               || {srv_options} \
+               || format('; ALTER SERVER %I OWNER TO %I', s.srvname, pg_get_userbyid(s.srvowner)), \
+               'SERVER ' || s.srvname, 2, s.oid \
+             FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_foreign_server'::regclass \
+                               AND x.objid = s.oid AND x.deptype = 'e') \
+             UNION ALL \
+             SELECT '', u.srvname, format('CREATE USER MAPPING FOR %s SERVER %I', \
+               CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(u.usename) END, u.srvname) || {um_options}, \
+               'USER MAPPING FOR ' || CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE u.usename END || ' SERVER ' || u.srvname, \
+               3, u.umid \
+             FROM pg_user_mappings u \
+             ORDER BY 5, 6",
+            fdw_options = options("w.fdwoptions"),
+            srv_options = options("s.srvoptions"),
+            um_options = options("u.umoptions"),
+        ),
+        &[],
+    )
+    .await
+}
+
+/// Foreign tables: columns (type, collation, NOT NULL, default, column options), server and
+/// options. Their rows live elsewhere: nothing to copy or replicate.
+pub(super) async fn foreign_tables(client: &Session) -> Result<Vec<Definition>, PgError> {
+    definitions(
+        client,
+        "listing foreign tables",
+        &format!(
+            "SELECT n.nspname, c.relname, format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I', n.nspname, c.relname, \
+               coalesce((SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)) \
+                   || {col_options} \
+                   || CASE WHEN a.attcollation <> t.typcollation THEN (SELECT format(' COLLATE %I.%I', cn.nspname, co.collname) \
+                        FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) ELSE '' END \
+                   || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END \
+                   || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), ''), ', ' ORDER BY a.attnum) \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), ''), s.srvname) \
+               || {ft_options}, \
+               'FOREIGN TABLE ' || n.nspname || '.' || c.relname \
+             FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_foreign_server s ON s.oid = f.ftserver \
+             WHERE {} ORDER BY c.oid",
+            user_object("pg_class", "c.oid"),
+            col_options = options("a.attfdwoptions"),
+            ft_options = options("f.ftoptions"),
+        ),
+        &[],
+    )
+    .await
+}

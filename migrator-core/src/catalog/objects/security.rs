@@ -97,12 +97,16 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                 "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
                           WHEN 'S' THEN CASE WHEN EXISTS (SELECT 1 FROM pg_depend dp WHERE dp.classid = 'pg_class'::regclass \
                                          AND dp.objid = c.oid AND dp.deptype IN ('a', 'i')) THEN NULL ELSE 'SEQUENCE' END \
-                          ELSE 'TABLE' END, \
+                          WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, \
                    CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, \
                    format('%I.%I', n.nspname, c.relname), pg_get_userbyid(c.relowner), NULL::text, {relacl}, c.oid::bigint, \
                    {relation} \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p' AND {rel} \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence = 'p' AND {rel} \
+                 UNION ALL \
+                 SELECT 'SERVER', 'FOREIGN SERVER', format('%I', s.srvname), pg_get_userbyid(s.srvowner), NULL, {srvacl}, \
+                   s.oid::bigint, 'SERVER ' || s.srvname \
+                 FROM pg_foreign_server s \
                  UNION ALL \
                  SELECT NULL, 'TABLE', format('%I.%I', n.nspname, c.relname), pg_get_userbyid(c.relowner), \
                    a.attname::text, {attacl}, c.oid::bigint, {relation} \
@@ -153,6 +157,7 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                 proacl = acl_json("p.proacl"),
                 typacl = acl_json("t.typacl"),
                 datacl = acl_json("d.datacl"),
+                srvacl = acl_json("s.srvacl"),
                 rel = user_object("pg_class", "c.oid"),
                 nsp = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
                 proc = user_object("pg_proc", "p.oid"),
