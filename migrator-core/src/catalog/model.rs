@@ -175,6 +175,9 @@ pub struct Table {
     pub replica_identity: char,
     /// Parents of a table created with INHERITS (not partitions), in order.
     pub inherits: Vec<QualifiedName>,
+    /// UNLOGGED: created with every index and constraint (no rows ever arrive: logical
+    /// replication does not carry them).
+    pub unlogged: bool,
     /// Storage parameters as `pg_class.reloptions` holds them (`fillfactor=70`), the TOAST
     /// table's with a `toast.` prefix.
     pub options: Vec<String>,

@@ -5,7 +5,8 @@
 //! `search_path`.
 //!
 //! Left out: system schemas, objects that belong to an extension (the extension recreates them),
-//! temporary and unlogged tables (logical replication cannot carry them).
+//! temporary tables. Unlogged tables are read (their schema is created; logical replication
+//! carries none of their rows).
 
 use std::collections::{HashMap, HashSet};
 
@@ -275,12 +276,13 @@ async fn tables(
                    ARRAY(SELECT hc.relname::text FROM pg_inherits h JOIN pg_class hc ON hc.oid = h.inhparent \
                          WHERE h.inhrelid = c.oid AND NOT c.relispartition ORDER BY h.inhseqno), \
                    coalesce(c.reloptions, '{{}}') || coalesce(ARRAY(SELECT 'toast.' || o FROM pg_class tc, \
-                         unnest(tc.reloptions) o WHERE tc.oid = c.reltoastrelid), '{{}}') \
+                         unnest(tc.reloptions) o WHERE tc.oid = c.reltoastrelid), '{{}}'), \
+                   c.relpersistence = 'u' \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
                  LEFT JOIN pg_class pc ON pc.oid = i.inhparent \
                  LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
-                 WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+                 WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') \
                    AND {USER_SCHEMA_FILTER} AND {} ORDER BY c.oid",
                 not_extension_member("pg_class", "c.oid")
             ),
@@ -321,6 +323,7 @@ async fn tables(
                     .map(|(schema, name)| QualifiedName::new(schema, name))
                     .collect(),
                 options: r.get(10),
+                unlogged: r.get(11),
             }
         })
         .collect();

@@ -108,7 +108,8 @@ fn create_table(t: &Table) -> String {
     let mut sql = match &t.partition_of {
         Some((parent, bound)) => {
             let mut sql = format!(
-                "CREATE TABLE {} PARTITION OF {}",
+                "CREATE {}TABLE {} PARTITION OF {}",
+                if t.unlogged { "UNLOGGED " } else { "" },
                 qualified(&t.name),
                 qualified(parent)
             );
@@ -127,7 +128,8 @@ fn create_table(t: &Table) -> String {
                 .chain(checks)
                 .collect();
             let mut sql = format!(
-                "CREATE TABLE {} ({})",
+                "CREATE {}TABLE {} ({})",
+                if t.unlogged { "UNLOGGED " } else { "" },
                 qualified(&t.name),
                 elements.join(", ")
             );
@@ -398,13 +400,19 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
     }
     for t in &catalog.tables {
         for c in &t.constraints {
+            // An unlogged table stays empty: everything now.
             let early = c.kind == ConstraintKind::PrimaryKey
-                || (c.replica_identity && c.kind != ConstraintKind::ForeignKey);
+                || (c.replica_identity && c.kind != ConstraintKind::ForeignKey)
+                || (t.unlogged && (c.kind != ConstraintKind::Check || c.not_valid()));
             if early {
                 sql.push(Statement::new(table(t), add_constraint(&t.name, c)));
             }
         }
-        for i in t.indexes.iter().filter(|i| i.replica_identity) {
+        for i in t
+            .indexes
+            .iter()
+            .filter(|i| i.replica_identity || t.unlogged)
+        {
             sql.push(Statement::new(table(t), i.definition.clone()));
         }
     }
@@ -496,7 +504,7 @@ impl DeferredObject {
 pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
     let mut objects = Vec::new();
     let mut foreign_keys = Vec::new();
-    for t in &catalog.tables {
+    for t in catalog.tables.iter().filter(|t| !t.unlogged) {
         for i in t.indexes.iter().filter(|i| !i.replica_identity) {
             objects.push(DeferredObject {
                 table: t.name.clone(),

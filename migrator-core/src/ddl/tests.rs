@@ -37,6 +37,7 @@ pub(crate) fn table(schema: &str, name: &str) -> Table {
         indexes: vec![],
         replica_identity: 'd',
         inherits: vec![],
+        unlogged: false,
         options: vec![],
     }
 }
@@ -416,4 +417,38 @@ fn storage_parameters_and_column_settings_follow_the_table() {
             "ALTER TABLE \"app\".\"t\" ALTER COLUMN \"body\" SET STATISTICS 500, ALTER COLUMN \"body\" SET STORAGE EXTERNAL, ALTER COLUMN \"body\" SET COMPRESSION pglz",
         ]
     );
+}
+
+#[test]
+fn an_unlogged_table_gets_everything_at_once_and_nothing_deferred() {
+    let mut t = table("app", "cache");
+    t.unlogged = true;
+    t.columns = vec![col("k", "text"), col("n", "integer")];
+    t.constraints = vec![
+        constraint("cache_pkey", ConstraintKind::PrimaryKey, "PRIMARY KEY (k)"),
+        constraint("n_unique", ConstraintKind::Unique, "UNIQUE (n)"),
+        constraint(
+            "n_small",
+            ConstraintKind::Check,
+            "CHECK ((n < 10)) NOT VALID",
+        ),
+    ];
+    t.indexes = vec![Index {
+        name: "cache_n".into(),
+        definition: "CREATE INDEX cache_n ON app.cache USING btree (n)".into(),
+        replica_identity: false,
+    }];
+    let catalog = SchemaCatalog {
+        tables: vec![t],
+        ..Default::default()
+    };
+    let sql = early_statements(&catalog);
+    assert!(
+        sql[0].starts_with("CREATE UNLOGGED TABLE \"app\".\"cache\""),
+        "{sql:#?}"
+    );
+    for needle in ["cache_pkey", "n_unique", "n_small", "CREATE INDEX cache_n"] {
+        position(&sql, needle);
+    }
+    assert!(deferred_objects(&catalog).is_empty());
 }

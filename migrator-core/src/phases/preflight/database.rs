@@ -349,13 +349,14 @@ pub(super) async fn not_carried(db: &str, src: &Session) -> Result<Vec<Finding>,
         findings.push(Finding::warning(
             Code::UnloggedTables,
             format!(
-                "{db:?} has {} unlogged table(s), which logical replication does not carry: {}",
+                "{db:?} has {} unlogged table(s); their schema is created on the destination, \
+                 but logical replication carries none of their rows: {}",
                 unlogged.len(),
                 shorten(&unlogged)
             ),
             "nothing, if their rows can be lost (caches, staging); otherwise make them logged on \
-             the source (ALTER TABLE ... SET LOGGED) before the migration, or create and fill \
-             them on the destination after the cutover",
+             the source (ALTER TABLE ... SET LOGGED) before the migration, or fill them on the \
+             destination after the cutover",
         ));
     }
     if !tablespaces.is_empty() {
