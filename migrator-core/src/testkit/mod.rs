@@ -194,6 +194,45 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
+    /// `pg_dump --schema-only` (PostgreSQL 18's, from `.tools/pg18-client`, which
+    /// `scripts/install-postgres.sh` installs; or `MIGRATOR_PG18_CLIENT`) of database `db`, with
+    /// neither subscriptions nor statistics: the text pg_upgrade's own test compares.
+    pub fn dump_schema(&self, db: &str) -> Result<String, TestkitError> {
+        let client = std::env::var_os("MIGRATOR_PG18_CLIENT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/pg18-client"));
+        let pg_dump = client.join("bin/pg_dump");
+        if !pg_dump.is_file() {
+            return Err(TestkitError::Setup(format!(
+                "{} not found: install PostgreSQL 18's client tools with `bash scripts/install-postgres.sh`, or set MIGRATOR_PG18_CLIENT to a directory with bin/pg_dump",
+                pg_dump.display()
+            )));
+        }
+        let output = Command::new(&pg_dump)
+            .args(["--schema-only", "--no-subscriptions", "--no-statistics"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                db,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .env("LD_LIBRARY_PATH", client.join("lib"))
+            .output()
+            .map_err(|e| TestkitError::Setup(format!("running {}: {e}", pg_dump.display())))?;
+        if !output.status.success() {
+            return Err(TestkitError::Command {
+                what: format!("pg_dump of {db:?}"),
+                detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// Creates and starts a cluster.
     pub fn start(options: &ClusterOptions) -> Result<Cluster, TestkitError> {
         let binaries = PgBinaries::find(options.major)?;
