@@ -788,6 +788,41 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
             "{sql}"
         );
     }
+    // Objects of these kinds created on the source from now on are drift.
+    connect(&source, KINDS_DB)
+        .await
+        .batch_execute(
+            "CREATE STATISTICS public.late_stats ON a, id FROM public.pairs; \
+             CREATE PUBLICATION late_feed FOR TABLE public.shifts; \
+             CREATE TYPE public.late_range AS RANGE (SUBTYPE = int8)",
+        )
+        .await
+        .unwrap();
+    let drift = wait_until("the new objects reported", Duration::from_secs(30), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let found = findings_of(&snapshot, "kinds", KINDS_DB, "schema_drift");
+            match found.first() {
+                Some(f)
+                    if ["late_stats", "late_feed", "late_range"]
+                        .iter()
+                        .all(|n| f.message.contains(n)) =>
+                {
+                    Ok(f.clone())
+                }
+                _ => Err(format!("{found:#?}")),
+            }
+        }
+    })
+    .await;
+    assert!(drift.is_blocking(), "{drift:?}");
+    connect(&source, KINDS_DB)
+        .await
+        .batch_execute(
+            "DROP STATISTICS public.late_stats; DROP PUBLICATION late_feed; DROP TYPE public.late_range",
+        )
+        .await
+        .unwrap();
     // The extended statistics were built by the ANALYZE after the copy.
     assert_eq!(
         rows_in(

@@ -74,14 +74,14 @@ pub const SIGNATURES: &str = "
      WHERE p.prokind IN ('f', 'p', 'w', 'a') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass AND x.objid = p.oid AND x.deptype = 'e')
     UNION ALL
-    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'table' END,
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END,
            format('%I.%I', n.nspname, c.relname),
            pg_get_userbyid(c.relowner) || ' ' || coalesce((SELECT string_agg(regexp_replace(x::text, '=([a-zA-Z*]*)m([a-zA-Z*]*)/', '=\\1\\2/'), ',' ORDER BY x::text) FROM unnest(c.relacl) x), '') || ' ' || c.relrowsecurity || c.relforcerowsecurity
            || CASE WHEN c.relkind IN ('v', 'm') THEN ' ' || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
                 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ELSE '' END,
-           CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname
+           CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relpersistence = 'p'
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence = 'p'
        AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass AND x.objid = c.oid AND x.deptype = 'e')
     UNION ALL
@@ -99,7 +99,51 @@ pub const SIGNATURES: &str = "
            'SCHEMA ' || n.nspname
       FROM pg_namespace n
      WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_namespace'::regclass AND x.objid = n.oid AND x.deptype = 'e')";
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_namespace'::regclass AND x.objid = n.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range type' ELSE 'type' END,
+           format('%I.%I', n.nspname, t.typname),
+           pg_get_userbyid(t.typowner) || ' ' || CASE t.typtype
+             WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+             WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) || ' ' || t.typnotnull::text
+             ELSE '' END,
+           CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || n.nspname || '.' || t.typname
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_class tc ON tc.oid = t.typrelid
+     WHERE t.typtype IN ('e', 'd', 'r', 'c') AND (t.typrelid = 0 OR tc.relkind = 'c')
+       AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_type'::regclass AND x.objid = t.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT 'statistics', format('%I.%I', n.nspname, s.stxname),
+           pg_get_userbyid(s.stxowner) || ' ' || s.stxrelid::regclass::text || ' ' || s.stxkind::text || ' '
+           || coalesce((SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_attribute a
+                         WHERE a.attrelid = s.stxrelid AND a.attnum = ANY (s.stxkeys)), ''),
+           'STATISTICS ' || n.nspname || '.' || s.stxname
+      FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
+     WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_statistic_ext'::regclass AND x.objid = s.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT 'rule', format('%I on %I.%I', r.rulename, n.nspname, c.relname), r.ev_type::text || ' ' || r.is_instead::text,
+           'RULE ' || r.rulename || ' ON ' || n.nspname || '.' || c.relname
+      FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE r.rulename <> '_RETURN' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass AND x.objid = c.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT 'event trigger', format('%I', e.evtname),
+           e.evtevent || ' ' || e.evtenabled::text || ' ' || e.evtfoid::regproc::text || ' ' || coalesce(e.evttags::text, ''),
+           'EVENT TRIGGER ' || e.evtname
+      FROM pg_event_trigger e
+     WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_event_trigger'::regclass AND x.objid = e.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT 'publication', format('%I', p.pubname),
+           p.puballtables::text || ' ' || p.pubinsert::text || p.pubupdate::text || p.pubdelete::text || p.pubtruncate::text || ' ' || p.pubviaroot::text
+           || ' ' || pg_get_userbyid(p.pubowner),
+           'PUBLICATION ' || p.pubname
+      FROM pg_publication p
+    UNION ALL
+    SELECT 'server', format('%I', s.srvname), coalesce(s.srvoptions::text, '') || ' ' || pg_get_userbyid(s.srvowner),
+           'SERVER ' || s.srvname
+      FROM pg_foreign_server s
+     WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_foreign_server'::regclass AND x.objid = s.oid AND x.deptype = 'e')";
 
 /// Reads [`SIGNATURES`] of the database `client` is connected to, but for the objects
 /// `excluded` (the `schema_exclude` setting; named as `ddl::Statement::object` names them, with
@@ -108,6 +152,7 @@ pub async fn signatures(
     client: &Session,
     excluded: &BTreeSet<&str>,
 ) -> Result<Vec<Signature>, PgError> {
+    let own_publication = format!("PUBLICATION {}", crate::naming::PREFIX);
     let rows = if excluded.is_empty() {
         client.query(SIGNATURES, &[]).await
     } else {
@@ -125,7 +170,11 @@ pub async fn signatures(
     Ok(rows
         .map_err(q(client.target(), "reading object signatures"))?
         .iter()
-        .filter(|r| !excluded.contains(r.get::<_, &str>(3)))
+        .filter(|r| {
+            let object: &str = r.get(3);
+            // The tool's own publication is on the source only, by design.
+            !excluded.contains(object) && !object.starts_with(&own_publication)
+        })
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
