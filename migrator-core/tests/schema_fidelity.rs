@@ -425,6 +425,10 @@ const SHAPES: &str = r#"
         place int CONSTRAINT place_unique UNIQUE DEFERRABLE INITIALLY DEFERRED,
         row_no int CONSTRAINT row_fk REFERENCES public.sensors (id) DEFERRABLE);
     INSERT INTO public.seats (place, row_no) SELECT g, 1 FROM generate_series(1, 20) g;
+
+    ALTER TABLE public.readings CLUSTER ON readings_pkey;
+    CREATE INDEX seats_row ON public.seats (row_no);
+    ALTER TABLE public.seats CLUSTER ON seats_row;
 "#;
 
 /// What must be equal on both sides, one line per object.
@@ -435,6 +439,8 @@ const SHAPE_FACTS: [&str; 3] = [
     "SELECT format('%s %s %s', c.oid::regclass, c.reloptions, \
        (SELECT array_agg(i.inhparent::regclass::text ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid)) \
        || coalesce(' toast ' || (SELECT t.reloptions::text FROM pg_class t WHERE t.oid = c.reltoastrelid), '') \
+       || coalesce(' clustered on ' || (SELECT i.indexrelid::regclass::text FROM pg_index i \
+            WHERE i.indrelid = c.oid AND i.indisclustered), '') \
      FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace IN ('public'::regnamespace, '\"Fleet\"'::regnamespace) ORDER BY 1",
     "SELECT format('%s %s %s %s %s %s %s', a.attrelid::regclass, a.attname, nullif(a.attstattarget, -1), a.attstorage, \
        a.attcompression, a.attislocal, a.attinhcount) \

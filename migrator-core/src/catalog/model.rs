@@ -175,6 +175,8 @@ pub struct Table {
     pub replica_identity: char,
     /// Parents of a table created with INHERITS (not partitions), in order.
     pub inherits: Vec<QualifiedName>,
+    /// The index `CLUSTER` uses (`ALTER TABLE ... CLUSTER ON`), by name.
+    pub clustered_on: Option<String>,
     /// UNLOGGED: created with every index and constraint (no rows ever arrive: logical
     /// replication does not carry them).
     pub unlogged: bool,

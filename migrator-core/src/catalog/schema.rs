@@ -277,7 +277,9 @@ async fn tables(
                          WHERE h.inhrelid = c.oid AND NOT c.relispartition ORDER BY h.inhseqno), \
                    coalesce(c.reloptions, '{{}}') || coalesce(ARRAY(SELECT 'toast.' || o FROM pg_class tc, \
                          unnest(tc.reloptions) o WHERE tc.oid = c.reltoastrelid), '{{}}'), \
-                   c.relpersistence = 'u' \
+                   c.relpersistence = 'u', \
+                   (SELECT ic.relname::text FROM pg_index ci JOIN pg_class ic ON ic.oid = ci.indexrelid \
+                    WHERE ci.indrelid = c.oid AND ci.indisclustered) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
                  LEFT JOIN pg_class pc ON pc.oid = i.inhparent \
@@ -324,6 +326,7 @@ async fn tables(
                     .collect(),
                 options: r.get(10),
                 unlogged: r.get(11),
+                clustered_on: r.get(12),
             }
         })
         .collect();

@@ -201,6 +201,17 @@ fn table_settings(t: &Table) -> Vec<String> {
     sql
 }
 
+/// `ALTER TABLE ... CLUSTER ON` when `index` is the one the table is clustered on.
+fn cluster_on(t: &Table, index: &str) -> Option<String> {
+    (t.clustered_on.as_deref() == Some(index)).then(|| {
+        format!(
+            "ALTER TABLE {} CLUSTER ON {}",
+            qualified(&t.name),
+            ident(index)
+        )
+    })
+}
+
 fn add_constraint(table: &QualifiedName, c: &Constraint) -> String {
     format!(
         "ALTER TABLE {} ADD CONSTRAINT {} {}",
@@ -406,6 +417,7 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
                 || (t.unlogged && (c.kind != ConstraintKind::Check || c.not_valid()));
             if early {
                 sql.push(Statement::new(table(t), add_constraint(&t.name, c)));
+                sql.extend(cluster_on(t, &c.name).map(|s| Statement::new(table(t), s)));
             }
         }
         for i in t
@@ -414,6 +426,7 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
             .filter(|i| i.replica_identity || t.unlogged)
         {
             sql.push(Statement::new(table(t), i.definition.clone()));
+            sql.extend(cluster_on(t, &i.name).map(|s| Statement::new(table(t), s)));
         }
     }
     for t in &catalog.tables {
@@ -510,14 +523,18 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
                 table: t.name.clone(),
                 name: i.name.clone(),
                 kind: DeferredKind::Index,
-                statements: vec![i.definition.clone()],
+                statements: std::iter::once(i.definition.clone())
+                    .chain(cluster_on(t, &i.name))
+                    .collect(),
                 not_valid: false,
             });
         }
         for c in &t.constraints {
             let statements = match c.kind {
                 ConstraintKind::Unique | ConstraintKind::Exclusion if !c.replica_identity => {
-                    vec![add_constraint(&t.name, c)]
+                    std::iter::once(add_constraint(&t.name, c))
+                        .chain(cluster_on(t, &c.name))
+                        .collect()
                 }
                 // Rows the source kept from before the constraint may violate it: added after
                 // the copy, NOT VALID as on the source.

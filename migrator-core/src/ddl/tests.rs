@@ -38,6 +38,7 @@ pub(crate) fn table(schema: &str, name: &str) -> Table {
         replica_identity: 'd',
         inherits: vec![],
         unlogged: false,
+        clustered_on: None,
         options: vec![],
     }
 }
