@@ -685,6 +685,18 @@ const MORE_KINDS: &str = r#"
     CREATE TABLE public.pairs (id serial PRIMARY KEY, a int, b int);
     INSERT INTO public.pairs (a, b) SELECT g % 10, g % 10 * 2 FROM generate_series(1, 1000) g;
     CREATE STATISTICS public."pairs ab" (dependencies, ndistinct) ON a, b FROM public.pairs;
+    CREATE FUNCTION public.approx_eq(float8, float8) RETURNS boolean LANGUAGE sql IMMUTABLE
+        AS $$ SELECT abs($1 - $2) < 0.001 $$;
+    CREATE FUNCTION public.approx_ne(float8, float8) RETURNS boolean LANGUAGE sql IMMUTABLE
+        AS $$ SELECT abs($1 - $2) >= 0.001 $$;
+    CREATE OPERATOR public.~= (FUNCTION = public.approx_eq, LEFTARG = float8, RIGHTARG = float8,
+        COMMUTATOR = OPERATOR(public.~=), NEGATOR = OPERATOR(public.~<>));
+    CREATE OPERATOR public.~<> (FUNCTION = public.approx_ne, LEFTARG = float8, RIGHTARG = float8);
+    CREATE TYPE public.money_code AS (amount numeric, currency text);
+    CREATE FUNCTION public.code_text(public.money_code) RETURNS text LANGUAGE sql IMMUTABLE
+        AS $$ SELECT $1.amount || ' ' || $1.currency $$;
+    CREATE CAST (public.money_code AS text) WITH FUNCTION public.code_text(public.money_code) AS ASSIGNMENT;
+    CREATE VIEW public.close_pairs AS SELECT id FROM public.pairs WHERE a::float8 OPERATOR(public.~=) b::float8;
     ALTER STATISTICS public."pairs ab" SET STATISTICS 200;
 
     CREATE FUNCTION public.note_ddl() RETURNS event_trigger LANGUAGE plpgsql

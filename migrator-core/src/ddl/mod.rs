@@ -285,6 +285,7 @@ pub fn schema_statements(
     sql.extend(types(catalog));
     sql.extend(objects::range_types(objects));
     sql.extend(objects::early_functions(objects));
+    sql.extend(objects::operators_and_casts(objects));
     sql.extend(tables(catalog));
     sql.extend(objects::after_tables(objects));
     let (privileges, missing) = objects::privilege_statements(objects, present);

@@ -97,6 +97,11 @@ pub fn range_types(o: &ObjectCatalog) -> Vec<Statement> {
     o.range_types.iter().map(definition).collect()
 }
 
+/// Operators and casts: after the functions, before the tables.
+pub fn operators_and_casts(o: &ObjectCatalog) -> Vec<Statement> {
+    o.operators_and_casts.iter().map(definition).collect()
+}
+
 /// Event triggers: the very last, so that they do not fire on the schema's own statements.
 pub fn event_triggers(o: &ObjectCatalog) -> Vec<Statement> {
     o.event_triggers.iter().map(definition).collect()

@@ -179,6 +179,8 @@ pub struct ObjectCatalog {
     pub aggregates: Vec<Definition>,
     /// Range types (with their multirange types): after the other types.
     pub range_types: Vec<Definition>,
+    /// Operators, then casts: after the functions they call, before the tables.
+    pub operators_and_casts: Vec<Definition>,
     /// Extended statistics: after the tables, so the ANALYZE after the copy fills them.
     pub statistics: Vec<Definition>,
     /// Event triggers: last, so they do not fire on the schema's own statements.
@@ -212,6 +214,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     let (early_functions, late_functions) = definitions::functions(client).await?;
     let aggregates = definitions::aggregates(client).await?;
     let range_types = more::range_types(client).await?;
+    let operators_and_casts = more::operators_and_casts(client).await?;
     let statistics = more::statistics(client).await?;
     let event_triggers = more::event_triggers(client).await?;
     let publications = more::publications(client).await?;
@@ -237,6 +240,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
         late_functions,
         aggregates,
         range_types,
+        operators_and_casts,
         statistics,
         event_triggers,
         publications,

@@ -207,3 +207,53 @@ pub(super) async fn foreign_tables(client: &Session) -> Result<Vec<Definition>, 
     )
     .await
 }
+
+/// User-defined operators (shells left out: a commutator or negator creates its own) and casts.
+/// After the functions they call, before the tables whose checks and defaults may use them.
+pub(super) async fn operators_and_casts(client: &Session) -> Result<Vec<Definition>, PgError> {
+    let other = |column: &str, word: &str| {
+        format!(
+            "CASE WHEN {column} <> 0 THEN (SELECT format('{word} = OPERATOR(%I.%s)', xn.nspname, x.oprname) \
+               FROM pg_operator x JOIN pg_namespace xn ON xn.oid = x.oprnamespace WHERE x.oid = {column}) END"
+        )
+    };
+    let arg = |column: &str| {
+        format!("CASE WHEN {column} <> 0 THEN format_type({column}, NULL) ELSE 'NONE' END")
+    };
+    definitions(
+        client,
+        "listing operators and casts",
+        &format!(
+            "SELECT n.nspname, o.oprname::text, format('CREATE OPERATOR %I.%s (%s)', n.nspname, o.oprname, concat_ws(', ', \
+               'FUNCTION = ' || o.oprcode::regproc, \
+               CASE WHEN o.oprleft <> 0 THEN 'LEFTARG = ' || format_type(o.oprleft, NULL) END, \
+               CASE WHEN o.oprright <> 0 THEN 'RIGHTARG = ' || format_type(o.oprright, NULL) END, \
+               {commutator}, {negator}, \
+               CASE WHEN o.oprrest <> 0 THEN 'RESTRICT = ' || o.oprrest::regproc END, \
+               CASE WHEN o.oprjoin <> 0 THEN 'JOIN = ' || o.oprjoin::regproc END, \
+               CASE WHEN o.oprcanhash THEN 'HASHES' END, CASE WHEN o.oprcanmerge THEN 'MERGES' END)) \
+               || format('; ALTER OPERATOR %s OWNER TO %I', o.oid::regoperator, pg_get_userbyid(o.oprowner)), \
+               'OPERATOR ' || n.nspname || '.' || o.oprname || '(' || {left} || ', ' || {right} || ')', 1 AS rank, o.oid \
+             FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace \
+             WHERE o.oprcode <> 0 AND {operator} \
+             UNION ALL \
+             SELECT '', '', format('CREATE CAST (%s AS %s) %s%s', format_type(c.castsource, NULL), \
+               format_type(c.casttarget, NULL), \
+               CASE c.castmethod WHEN 'f' THEN 'WITH FUNCTION ' || c.castfunc::regprocedure::text \
+                 WHEN 'i' THEN 'WITH INOUT' ELSE 'WITHOUT FUNCTION' END, \
+               CASE c.castcontext WHEN 'a' THEN ' AS ASSIGNMENT' WHEN 'i' THEN ' AS IMPLICIT' ELSE '' END), \
+               'CAST (' || format_type(c.castsource, NULL) || ' AS ' || format_type(c.casttarget, NULL) || ')', 2, c.oid \
+             FROM pg_cast c \
+             WHERE c.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_cast'::regclass \
+                                                  AND x.objid = c.oid AND x.deptype = 'e') \
+             ORDER BY 5, 6",
+            commutator = other("o.oprcom", "COMMUTATOR"),
+            negator = other("o.oprnegate", "NEGATOR"),
+            left = arg("o.oprleft"),
+            right = arg("o.oprright"),
+            operator = user_object("pg_operator", "o.oid"),
+        ),
+        &[],
+    )
+    .await
+}
