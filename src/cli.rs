@@ -48,7 +48,17 @@ pub enum Command {
     Config,
     /// Run the preflight checks of every mapping and print the findings; exits 3 when any
     /// finding blocks the migration.
-    Check,
+    Check {
+        /// Instead: compare every database's schema on both sides, object by object (tables,
+        /// columns, indexes, constraints, routines, views, triggers, policies, types,
+        /// statistics, rules, event triggers, publications, servers, owners and privileges),
+        /// print every difference, and exit 4 when there is one. Best run at cutover ready.
+        #[arg(long)]
+        schema: bool,
+        /// Only this mapping (with --schema).
+        #[arg(long, requires = "schema")]
+        mapping: Option<String>,
+    },
     /// Look at the databases once and print each mapping's databases, phase, lag and findings.
     Status {
         /// Print the status snapshot as JSON (the same document as GET /api/status).

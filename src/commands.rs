@@ -14,6 +14,8 @@ use web_ui::LogBuffer;
 
 /// Exit code when preflight finds a blocking problem or a command is refused.
 pub const EXIT_BLOCKED: u8 = 3;
+/// `check --schema` found a difference.
+pub const EXIT_DIFFERENT: u8 = 4;
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("postgres-migrator: {e}");
@@ -178,6 +180,45 @@ pub async fn check(settings: Settings) -> ExitCode {
     if blocking > 0 {
         println!("{blocking} blocking finding(s): fix them and run check again.");
         ExitCode::from(EXIT_BLOCKED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `check --schema [--mapping M]`: every database's schema compared on both sides.
+pub async fn check_schema(settings: Settings, mapping: Option<&str>) -> ExitCode {
+    let proofs = match commands::schema_proof(&settings, mapping).await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let mut differences = 0;
+    for p in &proofs {
+        match &p.proof {
+            None => println!(
+                "{} {:?}: not compared: its schema is not on the destination yet",
+                p.mapping, p.database
+            ),
+            Some(proof) if proof.differences.is_empty() => println!(
+                "{} {:?}: schema equal ({} objects compared)",
+                p.mapping, p.database, proof.compared
+            ),
+            Some(proof) => {
+                differences += proof.differences.len();
+                println!(
+                    "{} {:?}: {} difference(s) among {} objects:",
+                    p.mapping,
+                    p.database,
+                    proof.differences.len(),
+                    proof.compared
+                );
+                for d in &proof.differences {
+                    println!("  - {}\n    fix: {}", d.describe(), d.remedy());
+                }
+            }
+        }
+    }
+    if differences > 0 {
+        ExitCode::from(EXIT_DIFFERENT)
     } else {
         ExitCode::SUCCESS
     }

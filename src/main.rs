@@ -72,7 +72,11 @@ async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> Exit
         }
         Command::Demo { complete } => demo::run(settings, logs, complete, shutdown_signal()).await,
         Command::Run => commands::run(settings, logs, shutdown_signal()).await,
-        Command::Check => commands::check(settings).await,
+        Command::Check { schema: false, .. } => commands::check(settings).await,
+        Command::Check {
+            schema: true,
+            mapping,
+        } => commands::check_schema(settings, mapping.as_deref()).await,
         Command::Status { json } => commands::status(settings, json).await,
         Command::Instructions { mapping } => commands::instructions(settings, &mapping).await,
         Command::Complete { mapping, force } => commands::complete(settings, &mapping, force).await,

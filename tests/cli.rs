@@ -167,6 +167,18 @@ fn check_exits_3_naming_a_table_without_primary_key() {
     );
     assert!(!stdout.contains(source.password()), "{stdout}");
 
+    // Before any schema is on the destination there is nothing to compare, and it says so.
+    let out = migrator(&["check", "--schema", "--mapping", "prod"], &env);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout
+            .contains("prod \"postgres\": not compared: its schema is not on the destination yet"),
+        "{stdout}"
+    );
+    let out = migrator(&["check", "--mapping", "prod"], &env);
+    assert_eq!(out.status.code(), Some(2), "--mapping needs --schema");
+
     let out = migrator(&["complete", "prod"], &env);
     assert_eq!(
         out.status.code(),

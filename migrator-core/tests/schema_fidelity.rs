@@ -806,6 +806,17 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
             "{sql}"
         );
     }
+    // The schema proof compares every object on both sides: equal.
+    let proofs = orchestrator::commands::schema_proof(&settings, Some("kinds"))
+        .await
+        .unwrap();
+    let proof = proofs
+        .iter()
+        .find(|p| p.database == KINDS_DB)
+        .and_then(|p| p.proof.clone())
+        .unwrap();
+    assert!(proof.compared >= 40, "{proof:?}");
+    assert!(proof.differences.is_empty(), "{proof:#?}");
     // Objects of these kinds created on the source from now on are drift.
     connect(&source, KINDS_DB)
         .await
@@ -834,6 +845,24 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
     })
     .await;
     assert!(drift.is_blocking(), "{drift:?}");
+    let proofs = orchestrator::commands::schema_proof(&settings, Some("kinds"))
+        .await
+        .unwrap();
+    let listed: Vec<String> = proofs
+        .iter()
+        .find(|p| p.database == KINDS_DB)
+        .and_then(|p| p.proof.clone())
+        .unwrap()
+        .differences
+        .iter()
+        .map(|d| d.describe())
+        .collect();
+    for name in ["late_stats", "late_feed", "late_range"] {
+        assert!(
+            listed.iter().any(|d| d.contains(name)),
+            "{name}: {listed:#?}"
+        );
+    }
     connect(&source, KINDS_DB)
         .await
         .batch_execute(

@@ -193,6 +193,56 @@ pub(crate) async fn resync_databases(
     Ok(done)
 }
 
+/// One database's schema proof, or why it was not compared.
+#[derive(Debug, Clone)]
+pub struct SchemaProof {
+    pub mapping: String,
+    pub database: String,
+    /// `None` when its schema is not on the destination yet (nothing to compare).
+    pub proof: Option<drift::Proof>,
+}
+
+/// Compares every database's schema on both sides, object by object ([`drift::prove`]), for
+/// `only` one mapping or all. Changes nothing.
+pub async fn schema_proof(
+    settings: &Settings,
+    only: Option<&str>,
+) -> Result<Vec<SchemaProof>, CommandError> {
+    let contexts = match only {
+        Some(name) => vec![find(settings, name)?],
+        None => contexts(settings).map_err(CommandError::Config)?,
+    };
+    let mut proofs = Vec::new();
+    for ctx in &contexts {
+        let look = look_at_instances(ctx).await?;
+        for db in &look.report.databases {
+            let Connections {
+                mut source,
+                mut destination,
+                mut destination_admin,
+            } = Connections::new(ctx, db);
+            let state = schema::destination_state(ctx, db, destination_admin.get().await?).await?;
+            let applied = matches!(
+                state,
+                DestinationState::Ours {
+                    schema_applied: true
+                } | DestinationState::Incomplete { .. }
+            );
+            let proof = if applied {
+                Some(drift::prove(ctx, db, source.get().await?, destination.get().await?).await?)
+            } else {
+                None
+            };
+            proofs.push(SchemaProof {
+                mapping: ctx.name.clone(),
+                database: db.clone(),
+                proof,
+            });
+        }
+    }
+    Ok(proofs)
+}
+
 /// Marks mapping `name` complete (see [`complete::complete_database`]). Refused unless every
 /// database is cutover ready now (or completed already), unless `force`. Returns what was done,
 /// one line per database. Takes the mapping's lease for its duration (refused while another
