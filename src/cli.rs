@@ -80,9 +80,10 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Resolve the safe part of a mapping's schema drift: create tables and add columns that
-    /// were added on the source (tables are then copied by the subscription). Dropped objects and
-    /// type changes are listed with the statements for you to run.
+    /// Resolve the safe part of a mapping's schema drift: create tables, add columns and create
+    /// other objects (views, functions, types, ...) that were added on the source (tables are
+    /// then copied by the subscription). Dropped and changed objects and type changes are listed
+    /// with the statements for you to run.
     Resync {
         /// The mapping's name, as in [mappings.NAME].
         mapping: String,

@@ -5,7 +5,7 @@
 //! with the destination's ([`compare`], pure); each difference is a blocking finding naming the
 //! object, what changed and the statements that resolve it, so Cutover ready waits until the
 //! operator has run them (the tool re-checks every tick and goes on by itself), or has let the
-//! tool apply the safe part ([`resync`]: new tables and columns).
+//! tool apply the safe part ([`resync`]: new tables, columns and other objects).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +17,7 @@ use crate::catalog::{objects, roles, schema as catalog};
 use crate::ddl;
 use crate::ddl::column_definition;
 use crate::ddl::quote::{ident, qualified};
+use crate::destination;
 use crate::findings::{Code, Finding};
 
 /// One difference between the source and the destination.
@@ -152,6 +153,18 @@ pub async fn signatures(
     client: &Session,
     excluded: &BTreeSet<&str>,
 ) -> Result<Vec<Signature>, PgError> {
+    Ok(signed(client, excluded)
+        .await?
+        .into_iter()
+        .map(|(signature, _)| signature)
+        .collect())
+}
+
+/// [`signatures`] with each object's name as [`ddl::Statement::object`] names it.
+async fn signed(
+    client: &Session,
+    excluded: &BTreeSet<&str>,
+) -> Result<Vec<(Signature, String)>, PgError> {
     let own_publication = format!("PUBLICATION {}", crate::naming::PREFIX);
     let rows = if excluded.is_empty() {
         client.query(SIGNATURES, &[]).await
@@ -175,7 +188,7 @@ pub async fn signatures(
             // The tool's own publication is on the source only, by design.
             !excluded.contains(object) && !object.starts_with(&own_publication)
         })
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| ((r.get(0), r.get(1), r.get(2)), r.get(3)))
         .collect())
 }
 
@@ -418,10 +431,16 @@ impl Drift {
     /// Whether the tool may resolve it by itself (`resync`): a new table (created on the
     /// destination and copied by refreshing the subscription), or a new column whose value on
     /// existing rows the destination computes the same way (no default, a constant default, or a
-    /// generated expression). Dropped objects and type changes are left to the operator.
+    /// generated expression), or any other object new on the source (created as the schema step
+    /// creates it). Dropped and changed objects and type changes are left to the operator.
     pub fn is_safe(&self) -> bool {
         match self {
             Drift::TableAdded { .. } => true,
+            Drift::ObjectChanged {
+                change: ObjectChange::Added,
+                kind,
+                ..
+            } => kind != "index" && kind != "constraint",
             Drift::ColumnAdded { column, .. } => {
                 column.identity.is_none()
                     && column.default.as_deref().is_none_or(|d| !d.contains('('))
@@ -474,6 +493,7 @@ pub async fn resync(
             ));
         }
     }
+    report.extend(add_objects(ctx, db, src, dst).await?);
     // What still differs once the safe changes are made is left to the operator.
     let source = catalog::read(src).await?;
     let destination = catalog::read(dst).await?;
@@ -490,6 +510,64 @@ pub async fn resync(
         ));
     }
     Ok(report)
+}
+
+/// Creates on the destination, with their owners, grants and comments, the objects other than
+/// tables that the source has and the destination lacks (views, functions, types, statistics,
+/// triggers, policies, publications, ...), as the schema step creates them.
+async fn add_objects(
+    ctx: &MappingContext,
+    db: &str,
+    src: &Session,
+    dst: &Session,
+) -> Result<Vec<String>, PgError> {
+    let excluded = ctx.schema_excluded(db);
+    let present: BTreeSet<(String, String)> = signed(dst, &excluded)
+        .await?
+        .into_iter()
+        .map(|((kind, name, _), _)| (kind, name))
+        .collect();
+    let added: BTreeSet<String> = signed(src, &excluded)
+        .await?
+        .into_iter()
+        .filter(|((kind, name, _), _)| {
+            kind != "table" && !present.contains(&(kind.clone(), name.clone()))
+        })
+        .map(|(_, object)| object)
+        .collect();
+    if added.is_empty() {
+        return Ok(Vec::new());
+    }
+    let source = catalog::read(src).await?;
+    let objects = objects::read(src).await?;
+    let (statements, _) = ddl::schema_statements(&source, &objects, &roles::names(dst).await?);
+    let todo: Vec<&ddl::Statement> = statements
+        .iter()
+        .filter(|s| added.contains(&s.object))
+        .collect();
+    let target = ctx.destination.target(db);
+    let mut client = crate::pg::connect(&ctx.destination, db).await?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(q(&target, "starting to add objects"))?;
+    tx.batch_execute("SET LOCAL check_function_bodies = off")
+        .await
+        .map_err(q(&target, "starting to add objects"))?;
+    let (_, failed) = destination::create(&tx, &target, todo, false).await?;
+    tx.commit()
+        .await
+        .map_err(q(&target, "committing the added objects"))?;
+    Ok(added
+        .iter()
+        .map(|object| match failed.iter().find(|f| &f.object == object) {
+            Some(f) => format!(
+                "{db:?}: {object} could not be created on the destination: {}",
+                f.error
+            ),
+            None => format!("{db:?}: {object} created on the destination as on the source"),
+        })
+        .collect())
 }
 
 /// Creates the tables `added` on the source (with their owned sequences, owners and grants) on
@@ -599,7 +677,7 @@ pub fn finding(db: &str, drift: &[Drift]) -> Option<Finding> {
         format!(
             "{}run on the destination database {db:?}: {}; the tool checks again every tick and goes on by itself",
             if drift.iter().any(Drift::is_safe) {
-                "press \"Apply safe schema changes\" on the dashboard or run `postgres-migrator resync MAPPING` (new tables and columns), or "
+                "press \"Apply safe schema changes\" on the dashboard or run `postgres-migrator resync MAPPING` (new tables, columns and other objects), or "
             } else {
                 ""
             },

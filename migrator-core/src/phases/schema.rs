@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::destination;
 use crate::pg::{self, PgError, Session};
 
 use super::{MappingContext, q};
@@ -78,14 +79,7 @@ pub async fn destination_state(
     })
 }
 
-/// A schema object the destination refused, and the server's error (its message, not the
-/// statement).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectFailure {
-    /// Named as [`ddl::Statement::object`] names it.
-    pub object: String,
-    pub error: String,
-}
+pub use crate::destination::ObjectFailure;
 
 /// Creates (or adopts) the destination database and applies the schema in one transaction that
 /// also sets the marker. Each object's statements run under a savepoint: an object the
@@ -143,101 +137,14 @@ pub async fn apply(
     tx.batch_execute("SET LOCAL check_function_bodies = off")
         .await
         .map_err(q(&target, "starting the schema transaction"))?;
-    // Creation goes in groups (types, functions, tables, views, ...); an object that needs one
-    // of a later group fails, and is run again once a pass has created something, until a pass
-    // creates nothing. Then views among the failures get a placeholder (their columns, no
-    // dependencies), which breaks a cycle (a view calling a function whose body reads the view),
-    // as pg_dump does, and the passes go on.
-    let mut todo: Vec<&ddl::Statement> = statements
+    let todo: Vec<&ddl::Statement> = statements
         .iter()
         .filter(|s| {
             !excluded.contains(s.object.as_str())
                 && pending.as_ref().is_none_or(|p| p.contains(&s.object))
         })
         .collect();
-    let mut placed: BTreeSet<&str> = BTreeSet::new();
-    let mut applied = 0usize;
-    // Views whose placeholder did not help (their own definition fails): never stood in for
-    // again, or a placeholder would pass for the view, and views over it would be built on it.
-    let mut no_placeholder: BTreeSet<&str> = BTreeSet::new();
-    // The state before the placeholders were placed (inside savepoint `schema_cycle`).
-    let mut checkpoint: Option<(Vec<&ddl::Statement>, usize, Vec<ObjectFailure>)> = None;
-    let failed = loop {
-        let mut failed: Vec<ObjectFailure> = Vec::new();
-        let mut left = Vec::new();
-        let before = applied;
-        for statement in todo {
-            let object = statement.object.as_str();
-            if failed.iter().any(|f| f.object == object) {
-                left.push(statement);
-                continue;
-            }
-            let sql = if placed.contains(object) {
-                statement.replacing()
-            } else {
-                statement.sql.clone()
-            };
-            match guarded(&tx, &target, object, &sql, pending.is_some()).await? {
-                None => applied += 1,
-                Some(error) => {
-                    failed.push(ObjectFailure {
-                        object: object.to_owned(),
-                        error,
-                    });
-                    left.push(statement);
-                }
-            }
-        }
-        todo = left;
-        if failed.is_empty() {
-            break failed;
-        }
-        if applied > before {
-            continue;
-        }
-        // Stuck. If placeholders were placed and one of their views still fails, undo
-        // everything since, and try again without those.
-        if let Some((saved_todo, saved_applied, saved_failed)) = checkpoint.take() {
-            let still: Vec<&str> = placed
-                .iter()
-                .copied()
-                .filter(|o| failed.iter().any(|f| f.object == *o))
-                .collect();
-            if still.is_empty() {
-                break failed;
-            }
-            tx.batch_execute("ROLLBACK TO SAVEPOINT schema_cycle")
-                .await
-                .map_err(q(&target, "undoing placeholder views"))?;
-            no_placeholder.extend(still);
-            placed.clear();
-            todo = saved_todo;
-            applied = saved_applied;
-            failed = saved_failed;
-        }
-        let candidates: Vec<&ddl::Statement> = todo
-            .iter()
-            .copied()
-            .filter(|s| s.placeholder.is_some() && !no_placeholder.contains(s.object.as_str()))
-            .collect();
-        if candidates.is_empty() {
-            break failed;
-        }
-        tx.batch_execute("SAVEPOINT schema_cycle")
-            .await
-            .map_err(q(&target, "placing placeholder views"))?;
-        checkpoint = Some((todo.clone(), applied, failed));
-        for statement in candidates {
-            let object = statement.object.as_str();
-            let create = statement.placeholder.as_deref().unwrap_or_default();
-            if guarded(&tx, &target, object, create, false)
-                .await?
-                .is_none()
-            {
-                placed.insert(object);
-            }
-        }
-    };
+    let (applied, failed) = destination::create(&tx, &target, todo, pending.is_some()).await?;
     for f in &failed {
         tracing::warn!(mapping = %ctx.name, database = db, object = %f.object, error = %f.error, "the destination refused a schema object; the rest of the schema goes on");
     }
@@ -255,43 +162,6 @@ pub async fn apply(
         .map_err(q(&target, "committing the schema"))?;
     tracing::info!(mapping = %ctx.name, database = db, statements = applied, refused = failed.len(), excluded = excluded.len(), "schema applied");
     Ok(failed)
-}
-
-/// SQLSTATEs of "already exists": duplicate_table, duplicate_object, duplicate_function,
-/// duplicate_schema.
-const ALREADY_EXISTS: [&str; 4] = ["42P07", "42710", "42723", "42P06"];
-
-/// Runs `sql` (one statement of `object`) under a savepoint: `None` when it succeeded, the
-/// server's message when the destination refused it (rolled back alone). A connection that broke
-/// is an error: nothing was refused. When `again` (the objects an earlier run left out are run
-/// once more), "already exists" counts as done: the earlier run created that part of the object
-/// before another part failed.
-async fn guarded(
-    tx: &tokio_postgres::Transaction<'_>,
-    target: &str,
-    object: &str,
-    sql: &str,
-    again: bool,
-) -> Result<Option<String>, PgError> {
-    let guarded = format!("SAVEPOINT schema_object; {sql}; RELEASE SAVEPOINT schema_object");
-    let Err(e) = tx.batch_execute(&guarded).await else {
-        return Ok(None);
-    };
-    let exists = e.code().is_some_and(|c| ALREADY_EXISTS.contains(&c.code()));
-    let error = PgError::query(target, format!("creating {object}"), e);
-    if error.is_transient() {
-        return Err(error);
-    }
-    tx.batch_execute("ROLLBACK TO SAVEPOINT schema_object")
-        .await
-        .map_err(q(target, "rolling back a refused schema object"))?;
-    if again && exists {
-        return Ok(None);
-    }
-    match error {
-        PgError::Query { message, .. } => Ok(Some(message)),
-        other => Err(other),
-    }
 }
 
 /// Every statement of the schema, each with its object: the objects, then the settings of the

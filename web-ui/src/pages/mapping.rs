@@ -136,7 +136,7 @@ fn Findings(findings: Vec<Finding>, mapping: String, state: AppState) -> impl In
             &mapping,
             "resync",
             "Apply safe schema changes",
-            " Creates the tables and adds the columns added on the source; lists the rest.",
+            " Creates the tables, columns and other objects added on the source; lists the rest.",
         )
     });
     let retry = findings
