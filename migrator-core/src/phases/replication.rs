@@ -158,7 +158,7 @@ async fn create_publication(
         let roots: Vec<String> = catalog
             .tables
             .iter()
-            .filter(|t| t.partition_of.is_none())
+            .filter(|t| t.partition_of.is_none() && !t.unlogged)
             .map(|t| qualified(&t.name))
             .collect();
         if roots.is_empty() {

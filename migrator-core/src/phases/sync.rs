@@ -115,13 +115,16 @@ pub async fn matviews_to_refresh(
 /// they were filled (by the tool or by autovacuum), partitioned tables first (their ANALYZE
 /// covers their partitions too). Without statistics the destination's planner guesses, and the
 /// application's first queries after the cutover can take the wrong plans; autovacuum never
-/// analyzes a partitioned table, nor a table that changes little.
+/// analyzes a partitioned table, nor a table that changes little. Only tables the tool may
+/// analyze (MAINTAIN: it owns them, is a superuser or a member of pg_maintain) count: ANALYZE
+/// skips the others with a warning, and they would be waited for forever.
 pub async fn tables_to_analyze(dst: &Session) -> Result<Vec<QualifiedName>, PgError> {
     Ok(dst
         .query(
             "SELECT s.schemaname::text, s.relname::text FROM pg_stat_user_tables s \
              JOIN pg_class c ON c.oid = s.relid \
              WHERE s.last_analyze IS NULL AND s.last_autoanalyze IS NULL \
+               AND has_table_privilege(c.oid, 'MAINTAIN') \
                AND (c.relkind IN ('r', 'p') OR (c.relkind = 'm' AND c.relispopulated)) \
              ORDER BY c.relkind <> 'p', c.relpages DESC, c.oid",
             &[],
