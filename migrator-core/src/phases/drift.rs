@@ -747,6 +747,57 @@ mod tests {
     }
 
     #[test]
+    fn indexes_and_constraints_compare_by_table_and_name() {
+        use crate::catalog::model::{Constraint, ConstraintKind, Index};
+        let index = |name: &str| Index {
+            name: name.into(),
+            definition: format!("CREATE INDEX {name} ON app.t USING btree (id)"),
+            replica_identity: false,
+        };
+        let mut src = table("t", vec![column("id", "int")]);
+        src.indexes = vec![index("t_id"), index("t_new")];
+        src.constraints = vec![Constraint {
+            name: "t_pkey".into(),
+            kind: ConstraintKind::PrimaryKey,
+            definition: "PRIMARY KEY (id)".into(),
+            replica_identity: false,
+        }];
+        let mut dst = table("t", vec![column("id", "int")]);
+        // Printed differently by another version: still the same index.
+        dst.indexes = vec![
+            Index {
+                definition: "CREATE INDEX t_id ON app.t (id)".into(),
+                ..index("t_id")
+            },
+            index("t_extra"),
+        ];
+        let drift = compare_indexes(&catalog(vec![src]), &catalog(vec![dst]));
+        let described: Vec<String> = drift.iter().map(Drift::describe).collect();
+        assert_eq!(
+            described,
+            [
+                "constraint t_pkey on app.t was created on the source",
+                "index t_new on app.t was created on the source",
+                "index t_extra on app.t is on the destination but no longer on the source",
+            ]
+        );
+        // Resync builds no index by itself: the deferred-object machinery does.
+        assert!(drift.iter().all(|d| !d.is_safe()));
+        let view = Drift::ObjectChanged {
+            kind: "view".into(),
+            name: "app.v".into(),
+            change: ObjectChange::Added,
+        };
+        assert!(view.is_safe());
+        let changed = Drift::ObjectChanged {
+            kind: "view".into(),
+            name: "app.v".into(),
+            change: ObjectChange::Changed,
+        };
+        assert!(!changed.is_safe());
+    }
+
+    #[test]
     fn every_kind_of_change_is_found_with_its_remedy() {
         let mut added = column("Note \"x\"", "text");
         added.default = Some("'n/a'::text".into());
