@@ -105,25 +105,18 @@ fn file_layer(path: &Path) -> Result<File<config::FileSourceString, FileFormat>,
 /// Accepts a list of strings or one `;`-separated string (as an environment variable gives), for
 /// entries that may hold commas (a routine's signature).
 pub(crate) fn semicolon_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        List(Vec<String>),
-        One(String),
-    }
-    Ok(match Form::deserialize(d)? {
-        Form::List(list) => list,
-        Form::One(text) => text
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
+    list_or_separated(d, ';')
 }
 
 /// Accepts a list of strings or one comma-separated string (as an environment variable gives).
 pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    list_or_separated(d, ',')
+}
+
+fn list_or_separated<'de, D: Deserializer<'de>>(
+    d: D,
+    separator: char,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Form {
@@ -133,7 +126,7 @@ pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Stri
     Ok(match Form::deserialize(d)? {
         Form::List(list) => list,
         Form::One(text) => text
-            .split(',')
+            .split(separator)
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)

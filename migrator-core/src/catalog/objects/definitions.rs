@@ -121,9 +121,10 @@ pub(super) async fn text_search_configs(
 /// `pg_aggregate` (`pg_get_functiondef` refuses aggregates). Support functions and types print
 /// qualified (`search_path` is empty) and every literal is quoted by the server.
 pub(super) async fn aggregates(client: &Session) -> Result<Vec<Definition>, PgError> {
-    Ok(client
-        .query(
-            &format!(
+    super::definitions(
+        client,
+        "listing aggregates",
+        &format!(
                 "SELECT n.nspname, p.proname, format('CREATE AGGREGATE %I.%I (%s) (%s)', n.nspname, p.proname, \
                    CASE WHEN p.pronargs = 0 THEN '*' ELSE pg_get_function_arguments(p.oid) END, \
                    concat_ws(', ', \
@@ -156,18 +157,10 @@ pub(super) async fn aggregates(client: &Session) -> Result<Vec<Definition>, PgEr
                 user_object("pg_proc", "p.oid"),
                 modify = "CASE a.aggfinalmodify WHEN 'r' THEN 'READ_ONLY' WHEN 's' THEN 'SHAREABLE' ELSE 'READ_WRITE' END",
                 mmodify = "CASE a.aggmfinalmodify WHEN 'r' THEN 'READ_ONLY' WHEN 's' THEN 'SHAREABLE' ELSE 'READ_WRITE' END",
-            ),
-            &[],
-        )
-        .await
-        .map_err(q(client.target(), "listing aggregates"))?
-        .iter()
-        .map(|r| Definition {
-            name: name(r, 0),
-            sql: r.get(2),
-            object: r.get(3),
-        })
-        .collect())
+        ),
+        &[],
+    )
+    .await
 }
 
 /// Functions and procedures, as `(early, late)` in the sense of [`super::ObjectCatalog`].
@@ -329,27 +322,19 @@ pub(super) async fn triggers(client: &Session) -> Result<Vec<Trigger>, PgError> 
 
 /// Rules other than views' `_RETURN` rules, in creation order.
 pub(super) async fn rules(client: &Session) -> Result<Vec<Definition>, PgError> {
-    let rules = client
-        .query(
-            &format!(
-                "SELECT n.nspname, c.relname, pg_get_ruledef(rw.oid), \
-                   'RULE ' || rw.rulename || ' ON ' || n.nspname || '.' || c.relname FROM pg_rewrite rw \
-                 JOIN pg_class c ON c.oid = rw.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE rw.rulename <> '_RETURN' AND {} ORDER BY rw.oid",
-                user_object("pg_class", "c.oid")
-            ),
-            &[],
-        )
-        .await
-        .map_err(q(client.target(), "listing rules"))?
-        .iter()
-        .map(|r| Definition {
-            name: name(r, 0),
-            sql: r.get(2),
-            object: r.get(3),
-        })
-        .collect();
-    Ok(rules)
+    super::definitions(
+        client,
+        "listing rules",
+        &format!(
+            "SELECT n.nspname, c.relname, pg_get_ruledef(rw.oid), \
+               'RULE ' || rw.rulename || ' ON ' || n.nspname || '.' || c.relname FROM pg_rewrite rw \
+             JOIN pg_class c ON c.oid = rw.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE rw.rulename <> '_RETURN' AND {} ORDER BY rw.oid",
+            user_object("pg_class", "c.oid")
+        ),
+        &[],
+    )
+    .await
 }
 
 /// A relation `c` in `n` named as [`crate::ddl::Statement::object`] names it.

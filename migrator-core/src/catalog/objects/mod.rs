@@ -257,6 +257,27 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     })
 }
 
+/// Runs `sql` (`what` names it in an error) and reads each row as a [`Definition`]: schema and
+/// name in columns 0 and 1, the statement in 2, the object's name in 3.
+async fn definitions(
+    client: &Session,
+    what: &'static str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Definition>, PgError> {
+    Ok(client
+        .query(sql, params)
+        .await
+        .map_err(q(client.target(), what))?
+        .iter()
+        .map(|r| Definition {
+            name: name(r, 0),
+            sql: r.get(2),
+            object: r.get(3),
+        })
+        .collect())
+}
+
 /// The schema-qualified name in columns `i` and `i + 1` of a row.
 fn name(r: &tokio_postgres::Row, i: usize) -> QualifiedName {
     QualifiedName::new(r.get::<_, String>(i), r.get::<_, String>(i + 1))

@@ -3,28 +3,9 @@
 //! (`search_path` is empty while they are read, see [`super::read`]).
 
 use crate::naming::PREFIX;
-use crate::pg::{PgError, Session, q};
+use crate::pg::{PgError, Session};
 
-use super::{Definition, name, user_object};
-
-async fn definitions(
-    client: &Session,
-    what: &'static str,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Vec<Definition>, PgError> {
-    Ok(client
-        .query(sql, params)
-        .await
-        .map_err(q(client.target(), what))?
-        .iter()
-        .map(|r| Definition {
-            name: name(r, 0),
-            sql: r.get(2),
-            object: r.get(3),
-        })
-        .collect())
-}
+use super::{Definition, definitions, user_object};
 
 /// Range types (`CREATE TYPE ... AS RANGE`), with their multirange type's name.
 pub(super) async fn range_types(client: &Session) -> Result<Vec<Definition>, PgError> {
