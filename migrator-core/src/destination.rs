@@ -196,6 +196,7 @@ async fn guarded(
         return Ok(None);
     };
     let exists = e.code().is_some_and(|c| ALREADY_EXISTS.contains(&c.code()));
+    let missing_library = e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FILE);
     let error = PgError::query(target, format!("creating {object}"), e);
     if error.is_transient() {
         return Err(error);
@@ -207,6 +208,12 @@ async fn guarded(
         return Ok(None);
     }
     match error {
+        // A C function whose shared library the destination server does not have.
+        PgError::Query { message, .. } if missing_library => Ok(Some(format!(
+            "{message} (the destination server lacks this shared library: install the package \
+             that provides it, built for the destination's major version, on the destination \
+             server, or leave the object out)"
+        ))),
         PgError::Query { message, .. } => Ok(Some(message)),
         other => Err(other),
     }

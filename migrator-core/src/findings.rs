@@ -125,6 +125,8 @@ pub enum Code {
     /// Tables or indexes in tablespaces other than the default: created in the destination's
     /// default tablespace.
     Tablespaces,
+    /// Security labels: they need the same label provider loaded on the destination.
+    SecurityLabels,
     /// Triggers that fire during replication on the source, disabled on the destination until cutover.
     TriggersHeldBack,
 }
@@ -186,6 +188,7 @@ impl Code {
             Code::SchemaObjectsExcluded => "schema_objects_excluded",
             Code::UnloggedTables => "unlogged_tables",
             Code::Tablespaces => "tablespaces",
+            Code::SecurityLabels => "security_labels",
             Code::TriggersHeldBack => "triggers_held_back",
         }
     }

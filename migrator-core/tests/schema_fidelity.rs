@@ -723,6 +723,65 @@ const MORE_KINDS: &str = r#"
     COMMENT ON FOREIGN TABLE public."ledger entries" IS 'lives elsewhere';
     GRANT SELECT ON public."ledger entries" TO "fdw user";
     CREATE VIEW public.ledger_ids AS SELECT id FROM public."ledger entries";
+
+    -- What extends the server: a language on a C handler, access methods, an operator family
+    -- with a class and loose members, a conversion, a text search parser and template, a
+    -- transform; a table on its own access method and an index on the class; comments on all.
+    CREATE FUNCTION public.my_handler() RETURNS language_handler
+        AS '$libdir/plpgsql', 'plpgsql_call_handler' LANGUAGE c;
+    CREATE TRUSTED LANGUAGE "plMine" HANDLER public.my_handler;
+    GRANT USAGE ON LANGUAGE "plMine" TO "fdw user";
+    CREATE ACCESS METHOD "heap two" TYPE TABLE HANDLER heap_tableam_handler;
+    CREATE ACCESS METHOD btree2 TYPE INDEX HANDLER bthandler;
+    CREATE FUNCTION public.rev_cmp(int4, int4) RETURNS int4 LANGUAGE sql IMMUTABLE AS 'SELECT btint4cmp($2, $1)';
+    CREATE FUNCTION public.rev_cmp8(int4, int8) RETURNS int4 LANGUAGE sql IMMUTABLE AS 'SELECT btint48cmp($1, $2) * -1';
+    CREATE OPERATOR FAMILY public."reverse ü" USING btree;
+    CREATE OPERATOR CLASS public.int4_rev_ops FOR TYPE int4 USING btree FAMILY public."reverse ü" AS
+        OPERATOR 1 >, OPERATOR 2 >=, OPERATOR 3 =, OPERATOR 4 <=, OPERATOR 5 <, FUNCTION 1 public.rev_cmp(int4, int4);
+    ALTER OPERATOR FAMILY public."reverse ü" USING btree
+        ADD OPERATOR 1 > (int4, int8), FUNCTION 1 (int4, int8) public.rev_cmp8(int4, int8);
+    CREATE OPERATOR CLASS public.int4_ops2 DEFAULT FOR TYPE int4 USING btree2 AS
+        OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 btint4cmp(int4, int4);
+    CREATE ROLE "class owner" NOLOGIN;
+    ALTER OPERATOR CLASS public.int4_rev_ops USING btree OWNER TO "class owner";
+    CREATE CONVERSION public."my conv" FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
+    CREATE TEXT SEARCH PARSER public.my_parser (START = prsd_start, GETTOKEN = prsd_nexttoken,
+        END = prsd_end, LEXTYPES = prsd_lextype, HEADLINE = prsd_headline);
+    CREATE TEXT SEARCH TEMPLATE public.my_template (INIT = dsimple_init, LEXIZE = dsimple_lexize);
+    CREATE TEXT SEARCH DICTIONARY public.my_dict (TEMPLATE = public.my_template, STOPWORDS = english);
+    CREATE TEXT SEARCH CONFIGURATION public.my_config (PARSER = public.my_parser);
+    ALTER TEXT SEARCH CONFIGURATION public.my_config ADD MAPPING FOR word WITH public.my_dict;
+    CREATE TYPE public.tt AS (a int);
+    CREATE FUNCTION public.tt_from(internal) RETURNS internal LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+    CREATE FUNCTION public.tt_to(internal) RETURNS public.tt LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+    CREATE TRANSFORM FOR public.tt LANGUAGE plpgsql (FROM SQL WITH FUNCTION public.tt_from(internal),
+        TO SQL WITH FUNCTION public.tt_to(internal));
+    CREATE TABLE public.readings (id serial PRIMARY KEY, v int CONSTRAINT "v positive" CHECK (v > 0))
+        USING "heap two";
+    INSERT INTO public.readings (v) SELECT g FROM generate_series(1, 100) g;
+    CREATE INDEX readings_rev ON public.readings (v public.int4_rev_ops);
+    CREATE DOMAIN public.pos AS int CONSTRAINT "pos on x" CHECK (VALUE > 0);
+    COMMENT ON LANGUAGE "plMine" IS 'mine';
+    COMMENT ON ACCESS METHOD "heap two" IS 'heap, again';
+    COMMENT ON OPERATOR FAMILY public."reverse ü" USING btree IS 'backwards';
+    COMMENT ON OPERATOR CLASS public.int4_rev_ops USING btree IS 'backwards ints';
+    COMMENT ON CONVERSION public."my conv" IS 'latin';
+    COMMENT ON TEXT SEARCH PARSER public.my_parser IS 'parser';
+    COMMENT ON TEXT SEARCH TEMPLATE public.my_template IS 'template';
+    COMMENT ON TEXT SEARCH DICTIONARY public.my_dict IS 'dictionary';
+    COMMENT ON TEXT SEARCH CONFIGURATION public.my_config IS 'configuration';
+    COMMENT ON TRANSFORM FOR public.tt LANGUAGE plpgsql IS 'transform';
+    COMMENT ON CONSTRAINT "pos on x" ON DOMAIN public.pos IS 'domain check';
+    COMMENT ON CONSTRAINT "v positive" ON public.readings IS 'table check';
+    COMMENT ON CONSTRAINT readings_pkey ON public.readings IS 'the key';
+    COMMENT ON INDEX public.readings_rev IS 'reverse index';
+    COMMENT ON OPERATOR public.~= (float8, float8) IS 'about equal';
+    COMMENT ON CAST (public.money_code AS text) IS 'cast';
+    COMMENT ON EVENT TRIGGER "note ddl" IS 'notes';
+    COMMENT ON SERVER "old ledger" IS 'ledger';
+    COMMENT ON FOREIGN DATA WRAPPER "plain wrapper" IS 'wrapper';
+    COMMENT ON PUBLICATION "cdc feed" IS 'feed';
+    COMMENT ON STATISTICS public."pairs ab" IS 'stats';
 "#;
 
 const KIND_FACTS: [&str; 7] = [

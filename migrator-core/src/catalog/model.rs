@@ -147,6 +147,8 @@ pub struct Constraint {
     pub definition: String,
     /// Its index is the table's replica identity index, so it must exist before data.
     pub replica_identity: bool,
+    /// `COMMENT ON CONSTRAINT`.
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +158,8 @@ pub struct Index {
     pub definition: String,
     /// The table's replica identity index: built before data.
     pub replica_identity: bool,
+    /// `COMMENT ON INDEX`.
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +181,8 @@ pub struct Table {
     pub inherits: Vec<QualifiedName>,
     /// The index `CLUSTER` uses (`ALTER TABLE ... CLUSTER ON`), by name.
     pub clustered_on: Option<String>,
+    /// Its table access method when not `heap` (`CREATE TABLE ... USING`).
+    pub access_method: Option<String>,
     /// UNLOGGED: created with every index and constraint (no rows ever arrive: logical
     /// replication does not carry them).
     pub unlogged: bool,

@@ -279,7 +279,8 @@ async fn tables(
                          unnest(tc.reloptions) o WHERE tc.oid = c.reltoastrelid), '{{}}'), \
                    c.relpersistence = 'u', \
                    (SELECT ic.relname::text FROM pg_index ci JOIN pg_class ic ON ic.oid = ci.indexrelid \
-                    WHERE ci.indrelid = c.oid AND ci.indisclustered) \
+                    WHERE ci.indrelid = c.oid AND ci.indisclustered), \
+                   (SELECT a.amname::text FROM pg_am a WHERE a.oid = c.relam AND a.amname <> 'heap') \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
                  LEFT JOIN pg_class pc ON pc.oid = i.inhparent \
@@ -327,6 +328,7 @@ async fn tables(
                 options: r.get(10),
                 unlogged: r.get(11),
                 clustered_on: r.get(12),
+                access_method: r.get(13),
             }
         })
         .collect();
@@ -409,7 +411,7 @@ async fn constraints(
     for r in client
         .query(
             "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
-               coalesce(i.indisreplident, false), c.conindid \
+               coalesce(i.indisreplident, false), c.conindid, obj_description(c.oid, 'pg_constraint') \
              FROM pg_constraint c LEFT JOIN pg_index i ON i.indexrelid = c.conindid \
              WHERE c.conrelid = ANY($1) AND c.contype IN ('c', 'p', 'u', 'f', 'x') \
                AND c.conislocal AND c.conparentid = 0 \
@@ -431,6 +433,7 @@ async fn constraints(
             kind,
             definition: r.get(3),
             replica_identity: r.get(4),
+            comment: r.get(6),
         });
     }
     Ok(constraints)
@@ -443,7 +446,7 @@ async fn indexes(client: &Session, oids: &[u32]) -> Result<HashMap<u32, Vec<Inde
     for r in client
         .query(
             "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisreplident, \
-               i.indexrelid \
+               i.indexrelid, obj_description(i.indexrelid, 'pg_class') \
              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
              WHERE i.indrelid = ANY($1) \
                AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) \
@@ -459,6 +462,7 @@ async fn indexes(client: &Session, oids: &[u32]) -> Result<HashMap<u32, Vec<Inde
             name: r.get(1),
             definition: r.get(2),
             replica_identity: r.get(3),
+            comment: r.get(5),
         });
     }
     Ok(indexes)

@@ -143,6 +143,9 @@ fn create_table(t: &Table) -> String {
     if let Some(key) = &t.partition_key {
         sql.push_str(&format!(" PARTITION BY {key}"));
     }
+    if let Some(method) = &t.access_method {
+        sql.push_str(&format!(" USING {}", ident(method)));
+    }
     sql
 }
 
@@ -208,6 +211,30 @@ fn cluster_on(t: &Table, index: &str) -> Option<String> {
             "ALTER TABLE {} CLUSTER ON {}",
             qualified(&t.name),
             ident(index)
+        )
+    })
+}
+
+/// `COMMENT ON CONSTRAINT` when the constraint has one.
+fn constraint_comment(table: &QualifiedName, c: &Constraint) -> Option<String> {
+    c.comment.as_ref().map(|text| {
+        format!(
+            "COMMENT ON CONSTRAINT {} ON {} IS {}",
+            ident(&c.name),
+            qualified(table),
+            literal(text)
+        )
+    })
+}
+
+/// `COMMENT ON INDEX` when the index has one (an index lives in its table's schema).
+fn index_comment(table: &QualifiedName, i: &Index) -> Option<String> {
+    i.comment.as_ref().map(|text| {
+        format!(
+            "COMMENT ON INDEX {}.{} IS {}",
+            ident(&table.schema),
+            ident(&i.name),
+            literal(text)
         )
     })
 }
@@ -285,7 +312,9 @@ pub fn schema_statements(
     sql.extend(types(catalog));
     sql.extend(objects::range_types(objects));
     sql.extend(objects::early_functions(objects));
+    sql.extend(objects.languages.iter().map(objects::definition));
     sql.extend(objects::operators_and_casts(objects));
+    sql.extend(objects.support.iter().map(objects::definition));
     sql.extend(tables(catalog));
     sql.extend(objects::after_tables(objects));
     let (privileges, missing) = objects::privilege_statements(objects, present);
@@ -407,6 +436,12 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
         sql.extend(
             table_settings(t)
                 .into_iter()
+                .chain(
+                    t.constraints
+                        .iter()
+                        .filter(|c| c.kind == ConstraintKind::Check && !c.not_valid())
+                        .filter_map(|c| constraint_comment(&t.name, c)),
+                )
                 .map(|s| Statement::new(table(t), s)),
         );
     }
@@ -418,7 +453,12 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
                 || (t.unlogged && (c.kind != ConstraintKind::Check || c.not_valid()));
             if early {
                 sql.push(Statement::new(table(t), add_constraint(&t.name, c)));
-                sql.extend(cluster_on(t, &c.name).map(|s| Statement::new(table(t), s)));
+                sql.extend(
+                    cluster_on(t, &c.name)
+                        .into_iter()
+                        .chain(constraint_comment(&t.name, c))
+                        .map(|s| Statement::new(table(t), s)),
+                );
             }
         }
         for i in t
@@ -427,7 +467,12 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
             .filter(|i| i.replica_identity || t.unlogged)
         {
             sql.push(Statement::new(table(t), i.definition.clone()));
-            sql.extend(cluster_on(t, &i.name).map(|s| Statement::new(table(t), s)));
+            sql.extend(
+                cluster_on(t, &i.name)
+                    .into_iter()
+                    .chain(index_comment(&t.name, i))
+                    .map(|s| Statement::new(table(t), s)),
+            );
         }
     }
     for t in &catalog.tables {
@@ -526,6 +571,7 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
                 kind: DeferredKind::Index,
                 statements: std::iter::once(i.definition.clone())
                     .chain(cluster_on(t, &i.name))
+                    .chain(index_comment(&t.name, i))
                     .collect(),
                 not_valid: false,
             });
@@ -556,6 +602,10 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
                 }
                 _ => continue,
             };
+            let statements = statements
+                .into_iter()
+                .chain(constraint_comment(&t.name, c))
+                .collect();
             let object = DeferredObject {
                 table: t.name.clone(),
                 name: c.name.clone(),

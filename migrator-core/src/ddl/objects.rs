@@ -107,7 +107,8 @@ pub fn event_triggers(o: &ObjectCatalog) -> Vec<Statement> {
     o.event_triggers.iter().map(definition).collect()
 }
 
-fn definition(d: &Definition) -> Statement {
+/// A statement the server built, as it is.
+pub fn definition(d: &Definition) -> Statement {
     Statement::new(&d.object, &d.sql)
 }
 

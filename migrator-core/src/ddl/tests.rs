@@ -39,6 +39,7 @@ pub(crate) fn table(schema: &str, name: &str) -> Table {
         inherits: vec![],
         unlogged: false,
         clustered_on: None,
+        access_method: None,
         options: vec![],
     }
 }
@@ -49,6 +50,7 @@ fn constraint(name: &str, kind: ConstraintKind, def: &str) -> Constraint {
         kind,
         definition: def.into(),
         replica_identity: false,
+        comment: None,
     }
 }
 
@@ -226,11 +228,13 @@ fn replica_identity_is_copied_and_its_index_built_early() {
             name: "kv_key".into(),
             definition: "CREATE UNIQUE INDEX kv_key ON public.kv USING btree (k)".into(),
             replica_identity: true,
+            comment: None,
         },
         Index {
             name: "kv_v".into(),
             definition: "CREATE INDEX kv_v ON public.kv USING btree (v)".into(),
             replica_identity: false,
+            comment: None,
         },
     ];
     let catalog = SchemaCatalog {
@@ -438,6 +442,7 @@ fn an_unlogged_table_gets_everything_at_once_and_nothing_deferred() {
         name: "cache_n".into(),
         definition: "CREATE INDEX cache_n ON app.cache USING btree (n)".into(),
         replica_identity: false,
+        comment: None,
     }];
     let catalog = SchemaCatalog {
         tables: vec![t],
@@ -452,4 +457,61 @@ fn an_unlogged_table_gets_everything_at_once_and_nothing_deferred() {
         position(&sql, needle);
     }
     assert!(deferred_objects(&catalog).is_empty());
+}
+
+#[test]
+fn comments_on_indexes_and_constraints_come_with_them_and_a_table_keeps_its_access_method() {
+    let mut t = table("app", "Read ü");
+    t.access_method = Some("heap two".into());
+    t.columns = vec![col("v", "integer")];
+    let mut check = constraint("v positive", ConstraintKind::Check, "CHECK ((v > 0))");
+    check.comment = Some("it's positive".into());
+    let mut unique = constraint("v_key", ConstraintKind::Unique, "UNIQUE (v)");
+    unique.comment = Some("one each".into());
+    t.constraints = vec![check, unique];
+    t.indexes = vec![Index {
+        name: "v_rev".into(),
+        definition: "CREATE INDEX v_rev ON app.\"Read ü\" USING btree (v)".into(),
+        replica_identity: false,
+        comment: Some("backwards".into()),
+    }];
+    let catalog = SchemaCatalog {
+        tables: vec![t],
+        ..Default::default()
+    };
+    let early = early_statements(&catalog);
+    assert!(
+        early[position(&early, "CREATE TABLE")].ends_with(") USING \"heap two\""),
+        "{early:#?}"
+    );
+    // The check is created with the table, so its comment follows at once.
+    assert!(
+        early.contains(
+            &"COMMENT ON CONSTRAINT \"v positive\" ON \"app\".\"Read ü\" IS 'it''s positive'"
+                .to_owned()
+        ),
+        "{early:#?}"
+    );
+    assert!(
+        early
+            .iter()
+            .all(|s| !s.contains("one each") && !s.contains("backwards"))
+    );
+    // The others are built after the copy: their comments are the last step of each.
+    let deferred = deferred_objects(&catalog);
+    let last = |name: &str| {
+        deferred
+            .iter()
+            .find(|d| d.name == name)
+            .and_then(|d| d.statements.last().cloned())
+            .unwrap()
+    };
+    assert_eq!(
+        last("v_rev"),
+        "COMMENT ON INDEX \"app\".\"v_rev\" IS 'backwards'"
+    );
+    assert_eq!(
+        last("v_key"),
+        "COMMENT ON CONSTRAINT \"v_key\" ON \"app\".\"Read ü\" IS 'one each'"
+    );
 }

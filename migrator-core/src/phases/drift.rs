@@ -755,6 +755,7 @@ mod tests {
             name: name.into(),
             definition: format!("CREATE INDEX {name} ON app.t USING btree (id)"),
             replica_identity: false,
+            comment: None,
         };
         let mut src = table("t", vec![column("id", "int")]);
         src.indexes = vec![index("t_id"), index("t_new")];
@@ -763,6 +764,7 @@ mod tests {
             kind: ConstraintKind::PrimaryKey,
             definition: "PRIMARY KEY (id)".into(),
             replica_identity: false,
+            comment: None,
         }];
         let mut dst = table("t", vec![column("id", "int")]);
         // Printed differently by another version: still the same index.

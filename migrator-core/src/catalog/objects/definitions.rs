@@ -341,8 +341,33 @@ pub(super) async fn rules(client: &Session) -> Result<Vec<Definition>, PgError> 
 pub(super) const RELATION_OBJECT: &str = "CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
      WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname";
 
-/// Comments on tables, views, sequences, columns, schemas, routines, types, triggers and
-/// policies.
+/// The catalogs of the other kinds whose comments are carried (by [`OTHER_COMMENT_TARGET`]).
+/// Indexes and table constraints are built after the copy: their comments go with them
+/// (`ddl::deferred_objects`).
+const OTHER_COMMENTED_CLASSES: &str = "'pg_language'::regclass, 'pg_am'::regclass, \
+     'pg_opfamily'::regclass, 'pg_opclass'::regclass, 'pg_conversion'::regclass, 'pg_ts_parser'::regclass, \
+     'pg_ts_template'::regclass, 'pg_transform'::regclass, 'pg_collation'::regclass, 'pg_ts_dict'::regclass, \
+     'pg_ts_config'::regclass, 'pg_operator'::regclass, 'pg_cast'::regclass, 'pg_event_trigger'::regclass, \
+     'pg_foreign_server'::regclass, 'pg_foreign_data_wrapper'::regclass, 'pg_publication'::regclass, \
+     'pg_statistic_ext'::regclass, 'pg_rewrite'::regclass, 'pg_extension'::regclass";
+
+/// `COMMENT ON` target of the object of a `pg_description` row `d`, from its identity `o`
+/// (`pg_identify_object`), which is the SQL name for most kinds; the others are built here.
+/// It names the comment's object too: for kinds labelled by their raw name (a collation, a
+/// rule) the comment of an object whose name needs quotes stands on its own.
+const OTHER_COMMENT_TARGET: &str = "CASE o.type \
+       WHEN 'foreign-data wrapper' THEN 'FOREIGN DATA WRAPPER ' || o.identity \
+       WHEN 'statistics object' THEN 'STATISTICS ' || o.identity \
+       WHEN 'transform' THEN (SELECT format('TRANSFORM FOR %s LANGUAGE %I', format_type(t.trftype, NULL), l.lanname) \
+         FROM pg_transform t JOIN pg_language l ON l.oid = t.trflang WHERE t.oid = d.objoid) \
+       WHEN 'domain constraint' THEN (SELECT format('CONSTRAINT %I ON DOMAIN %s', c.conname, c.contypid::regtype) \
+         FROM pg_constraint c WHERE c.oid = d.objoid) \
+       WHEN 'rule' THEN (SELECT format('RULE %I ON %s', r.rulename, r.ev_class::regclass) \
+         FROM pg_rewrite r WHERE r.oid = d.objoid) \
+       ELSE upper(o.type) || ' ' || o.identity END";
+
+/// Comments on tables, views, sequences, columns, schemas, routines, types, triggers,
+/// policies, and the kinds of [`OTHER_COMMENTED_CLASSES`].
 pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> {
     let comments = client
         .query(
@@ -381,12 +406,23 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
                  SELECT 'POLICY ' || format('%I ON %I.%I', p.polname, n.nspname, c.relname), d.description, \
                    'POLICY ' || p.polname || ' ON ' || n.nspname || '.' || c.relname \
                  FROM pg_description d JOIN pg_policy p ON p.oid = d.objoid AND d.classoid = 'pg_policy'::regclass \
-                 JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel}",
+                 JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel} \
+                 UNION ALL \
+                 SELECT {other}, d.description, {other} \
+                 FROM pg_description d, LATERAL pg_identify_object(d.classoid, d.objoid, 0) o \
+                 WHERE d.objoid >= 16384 AND d.objsubid = 0 \
+                   AND (d.classoid IN ({other_classes}) \
+                        OR d.classoid = 'pg_constraint'::regclass \
+                           AND EXISTS (SELECT 1 FROM pg_constraint c WHERE c.oid = d.objoid AND c.contypid <> 0)) \
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = d.classoid AND x.objid = d.objoid \
+                                   AND x.deptype = 'e')",
                 rel = user_object("pg_class", "c.oid"),
                 nsp = user_object("pg_namespace", "n.oid"),
                 proc = user_object("pg_proc", "p.oid"),
                 typ = user_object("pg_type", "t.oid"),
                 relation = RELATION_OBJECT,
+                other = OTHER_COMMENT_TARGET,
+                other_classes = OTHER_COMMENTED_CLASSES,
             ),
             &[],
         )

@@ -11,6 +11,7 @@
 mod definitions;
 mod more;
 mod security;
+mod support;
 
 use crate::pg::{PgError, Session, q};
 
@@ -179,8 +180,15 @@ pub struct ObjectCatalog {
     pub aggregates: Vec<Definition>,
     /// Range types (with their multirange types): after the other types.
     pub range_types: Vec<Definition>,
+    /// Procedural languages: after the functions (their handlers), before the functions in them
+    /// (those are created again in a later pass).
+    pub languages: Vec<Definition>,
     /// Operators, then casts: after the functions they call, before the tables.
     pub operators_and_casts: Vec<Definition>,
+    /// Access methods, operator families and classes, conversions, text search parsers and
+    /// templates, transforms: after the operators and functions they name, before the tables
+    /// (a table's access method, an index's operator class).
+    pub support: Vec<Definition>,
     /// Extended statistics: after the tables, so the ANALYZE after the copy fills them.
     pub statistics: Vec<Definition>,
     /// Event triggers: last, so they do not fire on the schema's own statements.
@@ -214,7 +222,9 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     let (early_functions, late_functions) = definitions::functions(client).await?;
     let aggregates = definitions::aggregates(client).await?;
     let range_types = more::range_types(client).await?;
+    let languages = support::languages(client).await?;
     let operators_and_casts = more::operators_and_casts(client).await?;
+    let support = support::support(client).await?;
     let statistics = more::statistics(client).await?;
     let event_triggers = more::event_triggers(client).await?;
     let publications = more::publications(client).await?;
@@ -240,7 +250,9 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
         late_functions,
         aggregates,
         range_types,
+        languages,
         operators_and_casts,
+        support,
         statistics,
         event_triggers,
         publications,

@@ -147,6 +147,28 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                    'TEXT SEARCH CONFIGURATION ' || n.nspname || '.' || tc.cfgname \
                  FROM pg_ts_config tc JOIN pg_namespace n ON n.oid = tc.cfgnamespace WHERE {cfg} \
                  UNION ALL \
+                 SELECT 'LANGUAGE', 'LANGUAGE', format('%I', l.lanname), pg_get_userbyid(l.lanowner), NULL, {lanacl}, \
+                   l.oid::bigint, {lan_label} \
+                 FROM pg_language l WHERE l.lanispl AND {lan} \
+                 UNION ALL \
+                 SELECT NULL, 'FOREIGN DATA WRAPPER', format('%I', w.fdwname), pg_get_userbyid(w.fdwowner), NULL, \
+                   {fdwacl}, w.oid::bigint, 'FOREIGN DATA WRAPPER ' || w.fdwname \
+                 FROM pg_foreign_data_wrapper w WHERE {fdw} \
+                 UNION ALL \
+                 SELECT 'OPERATOR CLASS', '', format('%I.%I USING %I', n.nspname, c.opcname, am.amname), \
+                   pg_get_userbyid(c.opcowner), NULL, NULL, c.oid::bigint, {opc_label} \
+                 FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace JOIN pg_am am ON am.oid = c.opcmethod \
+                 WHERE {opc} \
+                 UNION ALL \
+                 SELECT 'OPERATOR FAMILY', '', format('%I.%I USING %I', n.nspname, f.opfname, am.amname), \
+                   pg_get_userbyid(f.opfowner), NULL, NULL, f.oid::bigint, {opf_label} \
+                 FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace JOIN pg_am am ON am.oid = f.opfmethod \
+                 WHERE {opf} \
+                 UNION ALL \
+                 SELECT 'CONVERSION', '', format('%I.%I', n.nspname, c.conname), pg_get_userbyid(c.conowner), NULL, NULL, \
+                   c.oid::bigint, {conv_label} \
+                 FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace WHERE {conv} \
+                 UNION ALL \
                  SELECT 'DATABASE', 'DATABASE', format('%I', d.datname), pg_get_userbyid(d.datdba), NULL, {datacl}, 0, \
                    'DATABASE ' || d.datname \
                  FROM pg_database d WHERE d.datname = current_database() \
@@ -158,6 +180,17 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                 typacl = acl_json("t.typacl"),
                 datacl = acl_json("d.datacl"),
                 srvacl = acl_json("s.srvacl"),
+                lanacl = acl_json("l.lanacl"),
+                fdwacl = acl_json("w.fdwacl"),
+                lan = super::support::created("pg_language", "l.oid"),
+                lan_label = super::support::label("pg_language", "l.oid"),
+                fdw = super::support::created("pg_foreign_data_wrapper", "w.oid"),
+                opc = super::support::created("pg_opclass", "c.oid"),
+                opc_label = super::support::label("pg_opclass", "c.oid"),
+                opf = super::support::created("pg_opfamily", "f.oid"),
+                opf_label = super::support::label("pg_opfamily", "f.oid"),
+                conv = super::support::created("pg_conversion", "c.oid"),
+                conv_label = super::support::label("pg_conversion", "c.oid"),
                 rel = user_object("pg_class", "c.oid"),
                 nsp = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
                 proc = user_object("pg_proc", "p.oid"),

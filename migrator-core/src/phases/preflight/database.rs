@@ -324,8 +324,9 @@ pub(super) async fn large_objects(db: &str, src: &Session) -> Result<Option<Find
     )))
 }
 
-/// Unlogged tables (logical replication carries neither them nor their rows) and tablespaces
-/// (the destination's tables go to its default tablespace).
+/// Unlogged tables (logical replication carries neither them nor their rows), tablespaces
+/// (the destination's tables go to its default tablespace) and security labels (they need
+/// their provider on the destination).
 pub(super) async fn not_carried(db: &str, src: &Session) -> Result<Vec<Finding>, PgError> {
     let row = src
         .query_one(
@@ -338,12 +339,14 @@ pub(super) async fn not_carried(db: &str, src: &Session) -> Result<Vec<Finding>,
                    JOIN pg_namespace n ON n.oid = c.relnamespace \
                    WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
                  UNION SELECT t.spcname::text FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace \
-                   WHERE d.datname = current_database() AND t.spcname <> 'pg_default' ORDER BY 1)",
+                   WHERE d.datname = current_database() AND t.spcname <> 'pg_default' ORDER BY 1), \
+                 ARRAY(SELECT format('%s (%s)', provider, count(*)) FROM pg_seclabel GROUP BY provider ORDER BY 1)",
             &[],
         )
         .await
-        .map_err(q(src.target(), "listing unlogged tables and tablespaces"))?;
-    let (unlogged, tablespaces): (Vec<String>, Vec<String>) = (row.get(0), row.get(1));
+        .map_err(q(src.target(), "listing unlogged tables, tablespaces and security labels"))?;
+    let (unlogged, tablespaces, labels): (Vec<String>, Vec<String>, Vec<String>) =
+        (row.get(0), row.get(1), row.get(2));
     let mut findings = Vec::new();
     if !unlogged.is_empty() {
         findings.push(Finding::warning(
@@ -369,6 +372,19 @@ pub(super) async fn not_carried(db: &str, src: &Session) -> Result<Vec<Finding>,
             ),
             "nothing, if the destination's default tablespace has the room; otherwise move them \
              after the cutover (ALTER TABLE ... SET TABLESPACE)",
+        ));
+    }
+    if !labels.is_empty() {
+        findings.push(Finding::warning(
+            Code::SecurityLabels,
+            format!(
+                "{db:?} has security labels, which are not carried (the destination needs the \
+                 same label provider loaded); by provider: {}",
+                labels.join(", ")
+            ),
+            "load the label provider on the destination (shared_preload_libraries) and apply \
+             the labels after the schema step (SECURITY LABEL FOR provider ON ...; \
+             pg_seclabels on the source lists them), or go on without them",
         ));
     }
     Ok(findings)
