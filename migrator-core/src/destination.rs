@@ -143,7 +143,7 @@ pub async fn create(
             if still.is_empty() {
                 break failed;
             }
-            tx.batch_execute("ROLLBACK TO SAVEPOINT schema_cycle")
+            tx.batch_execute("ROLLBACK TO SAVEPOINT schema_cycle; RELEASE SAVEPOINT schema_cycle")
                 .await
                 .map_err(q(target, "undoing placeholder views"))?;
             no_placeholder.extend(still);
@@ -191,8 +191,15 @@ async fn guarded(
     sql: &str,
     again: bool,
 ) -> Result<Option<String>, PgError> {
-    let guarded = format!("SAVEPOINT schema_object; {sql}; RELEASE SAVEPOINT schema_object");
-    let Err(e) = tx.batch_execute(&guarded).await else {
+    // The savepoint goes first, on its own: a statement the server cannot even parse fails as
+    // a whole batch, and would leave nothing to roll back to.
+    tx.batch_execute("SAVEPOINT schema_object")
+        .await
+        .map_err(q(target, "placing a savepoint"))?;
+    let Err(e) = tx
+        .batch_execute(&format!("{sql}; RELEASE SAVEPOINT schema_object"))
+        .await
+    else {
         return Ok(None);
     };
     let exists = e.code().is_some_and(|c| ALREADY_EXISTS.contains(&c.code()));
@@ -201,7 +208,9 @@ async fn guarded(
     if error.is_transient() {
         return Err(error);
     }
-    tx.batch_execute("ROLLBACK TO SAVEPOINT schema_object")
+    // Rolled back and released: a savepoint left standing would be where the next refusal
+    // rolls back to, undoing everything created since.
+    tx.batch_execute("ROLLBACK TO SAVEPOINT schema_object; RELEASE SAVEPOINT schema_object")
         .await
         .map_err(q(target, "rolling back a refused schema object"))?;
     if again && exists {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use migrator_core::orchestrator;
 use migrator_core::phase::Phase;
-use migrator_core::testkit::Cluster;
+use migrator_core::testkit::{Cluster, ClusterOptions};
 use tokio_util::sync::CancellationToken;
 
 const DB: &str = "sample ü";
@@ -808,6 +808,52 @@ const KIND_FACTS: [&str; 7] = [
         FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0)) \
      FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid ORDER BY 1",
 ];
+
+/// Found on PostgreSQL's regression database: a statement the server cannot parse (a whole batch
+/// refused before anything in it runs) used to roll back to the savepoint an earlier refusal
+/// left standing, undoing every object created in between while counting them as created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_undo_only_their_own_object_whatever_came_before() {
+    use migrator_core::ddl::Statement;
+    let cluster = Cluster::start(&ClusterOptions::destination()).unwrap();
+    let mut client = connect(&cluster, "postgres").await;
+    let statements = [
+        Statement::new("TABLE public.a", "CREATE TABLE public.a ()"),
+        Statement::new(
+            "VIEW public.refused",
+            "CREATE VIEW public.refused AS SELECT nothing FROM pg_class",
+        ),
+        Statement::new("TABLE public.b", "CREATE TABLE public.b ()"),
+        Statement::new(
+            "TABLE public.unparsable",
+            "CREATE TABLE public.unparsable (;",
+        ),
+        Statement::new("TABLE public.c", "CREATE TABLE public.c ()"),
+    ];
+    let tx = client.transaction().await.unwrap();
+    let (applied, failed) =
+        migrator_core::destination::create(&tx, "test", statements.iter().collect(), false)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    let refused: Vec<&str> = failed.iter().map(|f| f.object.as_str()).collect();
+    assert_eq!(
+        refused,
+        ["VIEW public.refused", "TABLE public.unparsable"],
+        "{failed:#?}"
+    );
+    assert_eq!(applied, 3);
+    assert_eq!(
+        rows_in(
+            &cluster,
+            "postgres",
+            "SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class \
+             WHERE relnamespace = 'public'::regnamespace"
+        )
+        .await,
+        ["a b c"]
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive() {

@@ -198,32 +198,17 @@ impl Cluster {
     /// `scripts/install-postgres.sh` installs; or `MIGRATOR_PG18_CLIENT`) of database `db`, with
     /// neither subscriptions nor statistics: the text pg_upgrade's own test compares.
     pub fn dump_schema(&self, db: &str) -> Result<String, TestkitError> {
-        let client = std::env::var_os("MIGRATOR_PG18_CLIENT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/pg18-client"));
-        let pg_dump = client.join("bin/pg_dump");
-        if !pg_dump.is_file() {
-            return Err(TestkitError::Setup(format!(
-                "{} not found: install PostgreSQL 18's client tools with `bash scripts/install-postgres.sh`, or set MIGRATOR_PG18_CLIENT to a directory with bin/pg_dump",
-                pg_dump.display()
-            )));
-        }
-        let output = Command::new(&pg_dump)
-            .args(["--schema-only", "--no-subscriptions", "--no-statistics"])
+        let output = self
+            .client_tool("pg_dump")?
             .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
+                "--schema-only",
+                "--no-subscriptions",
+                "--no-statistics",
                 "-d",
                 db,
             ])
-            .env("PGPASSWORD", &self.password)
-            .env("LD_LIBRARY_PATH", client.join("lib"))
             .output()
-            .map_err(|e| TestkitError::Setup(format!("running {}: {e}", pg_dump.display())))?;
+            .map_err(|e| TestkitError::Setup(format!("running pg_dump: {e}")))?;
         if !output.status.success() {
             return Err(TestkitError::Command {
                 what: format!("pg_dump of {db:?}"),
@@ -231,6 +216,51 @@ impl Cluster {
             });
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Runs the SQL script `file` in database `db` with psql (PostgreSQL 18's), going on past
+    /// errors; returns psql's error lines (`psql:FILE:LINE: ERROR: ...`).
+    pub fn run_script(&self, db: &str, file: &Path) -> Result<Vec<String>, TestkitError> {
+        let output = self
+            .client_tool("psql")?
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-d", db, "-f"])
+            .arg(file)
+            .stdout(std::process::Stdio::null())
+            .output()
+            .map_err(|e| TestkitError::Setup(format!("running psql: {e}")))?;
+        Ok(String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|l| l.contains("ERROR:"))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// PostgreSQL 18's client tool `name` (pg_dump, psql), set to reach this cluster as the
+    /// superuser.
+    fn client_tool(&self, name: &str) -> Result<Command, TestkitError> {
+        let client = std::env::var_os("MIGRATOR_PG18_CLIENT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/pg18-client"));
+        let tool = client.join("bin").join(name);
+        if !tool.is_file() {
+            return Err(TestkitError::Setup(format!(
+                "{} not found: install PostgreSQL 18's client tools with `bash scripts/install-postgres.sh`, or set MIGRATOR_PG18_CLIENT to a directory with bin/{name}",
+                tool.display()
+            )));
+        }
+        let mut command = Command::new(&tool);
+        command
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .env("LD_LIBRARY_PATH", client.join("lib"));
+        Ok(command)
     }
 
     /// Creates and starts a cluster.
