@@ -782,6 +782,30 @@ const MORE_KINDS: &str = r#"
     COMMENT ON FOREIGN DATA WRAPPER "plain wrapper" IS 'wrapper';
     COMMENT ON PUBLICATION "cdc feed" IS 'feed';
     COMMENT ON STATISTICS public."pairs ab" IS 'stats';
+
+    -- A base type on internal functions (a shell, its functions, then the type), a SQL
+    -- function over it, a table of it; an operator class without members; a CHECK calling a
+    -- function over its own table's row type (a cycle pg_dump breaks by adding the check
+    -- later); two procedures whose argument types print the same (one has an OUT argument).
+    CREATE TYPE public."my text";
+    CREATE FUNCTION public.my_text_in(cstring) RETURNS public."my text" LANGUAGE internal IMMUTABLE STRICT AS 'textin';
+    CREATE FUNCTION public.my_text_out(public."my text") RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'textout';
+    CREATE TYPE public."my text" (INPUT = public.my_text_in, OUTPUT = public.my_text_out, LIKE = text,
+        CATEGORY = 'S', COLLATABLE = true);
+    CREATE FUNCTION public.my_text_one(public."my text") RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+    CREATE TABLE public.labels (id serial PRIMARY KEY, l public."my text");
+    INSERT INTO public.labels (l) SELECT ('label ' || g)::text::cstring::public."my text" FROM generate_series(1, 20) g;
+    CREATE OPERATOR CLASS public.empty_ops FOR TYPE int4 USING btree AS STORAGE int4;
+    CREATE TABLE public.checked (a int PRIMARY KEY);
+    CREATE FUNCTION public.check_row(public.checked) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1.a > 0';
+    ALTER TABLE public.checked ADD CONSTRAINT row_ok CHECK (public.check_row(checked));
+    INSERT INTO public.checked SELECT g FROM generate_series(1, 10) g;
+    CREATE PROCEDURE public.twin(OUT a int, IN b int, IN c int) LANGUAGE sql AS 'SELECT b';
+    CREATE PROCEDURE public.twin(IN a int, IN b int, IN c int) LANGUAGE sql AS 'SELECT';
+    REVOKE ALL ON PROCEDURE public.twin(OUT a int, IN b int, IN c int) FROM PUBLIC;
+    GRANT EXECUTE ON PROCEDURE public.twin(OUT a int, IN b int, IN c int) TO "fdw user";
+    COMMENT ON PROCEDURE public.twin(IN a int, IN b int, IN c int) IS 'the other twin';
+    ALTER PROCEDURE public.twin(IN a int, IN b int, IN c int) OWNER TO "class owner";
 "#;
 
 const KIND_FACTS: [&str; 7] = [

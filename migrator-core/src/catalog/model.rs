@@ -149,6 +149,8 @@ pub struct Constraint {
     pub replica_identity: bool,
     /// `COMMENT ON CONSTRAINT`.
     pub comment: Option<String>,
+    /// Its expression calls a user-defined function.
+    pub calls_functions: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,5 +197,12 @@ impl Constraint {
     /// Added `NOT VALID` on the source (rows from before it may violate it), and kept so.
     pub fn not_valid(&self) -> bool {
         self.definition.ends_with(" NOT VALID")
+    }
+
+    /// A CHECK created with its table: valid, and calling no user-defined function (such a
+    /// function may take the table's own row type, so it comes after the table, and the check
+    /// after it).
+    pub fn with_table(&self) -> bool {
+        self.kind == ConstraintKind::Check && !self.not_valid() && !self.calls_functions
     }
 }

@@ -411,7 +411,9 @@ async fn constraints(
     for r in client
         .query(
             "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
-               coalesce(i.indisreplident, false), c.conindid, obj_description(c.oid, 'pg_constraint') \
+               coalesce(i.indisreplident, false), c.conindid, obj_description(c.oid, 'pg_constraint'), \
+               EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_constraint'::regclass AND d.objid = c.oid \
+                       AND d.refclassid = 'pg_proc'::regclass AND d.refobjid >= 16384) \
              FROM pg_constraint c LEFT JOIN pg_index i ON i.indexrelid = c.conindid \
              WHERE c.conrelid = ANY($1) AND c.contype IN ('c', 'p', 'u', 'f', 'x') \
                AND c.conislocal AND c.conparentid = 0 \
@@ -434,6 +436,7 @@ async fn constraints(
             definition: r.get(3),
             replica_identity: r.get(4),
             comment: r.get(6),
+            calls_functions: r.get(7),
         });
     }
     Ok(constraints)

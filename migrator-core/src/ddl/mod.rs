@@ -103,7 +103,7 @@ fn create_table(t: &Table) -> String {
     let checks = t
         .constraints
         .iter()
-        .filter(|c| c.kind == ConstraintKind::Check && !c.not_valid())
+        .filter(|c| c.with_table())
         .map(|c| format!("CONSTRAINT {} {}", ident(&c.name), c.definition));
     let mut sql = match &t.partition_of {
         Some((parent, bound)) => {
@@ -149,8 +149,28 @@ fn create_table(t: &Table) -> String {
     sql
 }
 
-/// Storage parameters, statistics targets, column storage and compression: `ALTER TABLE`
-/// statements after the table's creation.
+/// Column compression, one statement per column, each its own object (`COMPRESSION
+/// s.t.column`): a destination built without lz4 refuses it, and the operator can leave it
+/// out (`schema_exclude`) while the table stays.
+fn compression(t: &Table) -> Vec<Statement> {
+    t.columns
+        .iter()
+        .filter_map(|c| {
+            let method = c.compression.as_ref()?;
+            Some(Statement::new(
+                format!("COMPRESSION {}.{}.{}", t.name.schema, t.name.name, c.name),
+                format!(
+                    "ALTER TABLE {} ALTER COLUMN {} SET COMPRESSION {method}",
+                    qualified(&t.name),
+                    ident(&c.name)
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// Storage parameters, statistics targets and column storage: `ALTER TABLE` statements after
+/// the table's creation.
 fn table_settings(t: &Table) -> Vec<String> {
     let mut sql = Vec::new();
     if !t.options.is_empty() {
@@ -184,12 +204,6 @@ fn table_settings(t: &Table) -> Vec<String> {
         if let Some(storage) = &c.storage {
             columns.push(format!(
                 "ALTER COLUMN {} SET STORAGE {storage}",
-                ident(&c.name)
-            ));
-        }
-        if let Some(compression) = &c.compression {
-            columns.push(format!(
-                "ALTER COLUMN {} SET COMPRESSION {compression}",
                 ident(&c.name)
             ));
         }
@@ -295,6 +309,7 @@ pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = namespaces(catalog);
     sql.extend(types(catalog));
     sql.extend(tables(catalog));
+    sql.extend(checks_calling_functions(catalog));
     sql_of(sql)
 }
 
@@ -310,17 +325,44 @@ pub fn schema_statements(
     let mut sql = namespaces(catalog);
     sql.extend(objects::text_search_and_collations(objects));
     sql.extend(types(catalog));
+    // Base types as shells, their functions, then the types in full.
+    sql.extend(
+        objects
+            .base_types
+            .iter()
+            .map(|t| Statement::new(&t.object, format!("CREATE TYPE {}", qualified(&t.name)))),
+    );
     sql.extend(objects::range_types(objects));
     sql.extend(objects::early_functions(objects));
     sql.extend(objects.languages.iter().map(objects::definition));
+    sql.extend(objects.base_types.iter().map(objects::definition));
     sql.extend(objects::operators_and_casts(objects));
     sql.extend(objects.support.iter().map(objects::definition));
     sql.extend(tables(catalog));
     sql.extend(objects::after_tables(objects));
+    sql.extend(checks_calling_functions(catalog));
     let (privileges, missing) = objects::privilege_statements(objects, present);
     sql.extend(privileges);
     sql.extend(objects::event_triggers(objects));
     (sql, missing)
+}
+
+/// Valid CHECK constraints that call user-defined functions, added once the functions exist
+/// (a function may take its table's row type: pg_dump breaks that cycle the same way).
+fn checks_calling_functions(catalog: &SchemaCatalog) -> Vec<Statement> {
+    let mut sql = Vec::new();
+    for t in &catalog.tables {
+        for c in t
+            .constraints
+            .iter()
+            .filter(|c| c.kind == ConstraintKind::Check && c.calls_functions && !c.not_valid())
+        {
+            let object = object_name("TABLE", &t.name);
+            sql.push(Statement::new(&object, add_constraint(&t.name, c)));
+            sql.extend(constraint_comment(&t.name, c).map(|s| Statement::new(&object, s)));
+        }
+    }
+    sql
 }
 
 /// Schemas and extensions.
@@ -439,11 +481,12 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
                 .chain(
                     t.constraints
                         .iter()
-                        .filter(|c| c.kind == ConstraintKind::Check && !c.not_valid())
+                        .filter(|c| c.with_table())
                         .filter_map(|c| constraint_comment(&t.name, c)),
                 )
                 .map(|s| Statement::new(table(t), s)),
         );
+        sql.extend(compression(t));
     }
     for t in &catalog.tables {
         for c in &t.constraints {

@@ -51,6 +51,7 @@ fn constraint(name: &str, kind: ConstraintKind, def: &str) -> Constraint {
         definition: def.into(),
         replica_identity: false,
         comment: None,
+        calls_functions: false,
     }
 }
 
@@ -419,9 +420,23 @@ fn storage_parameters_and_column_settings_follow_the_table() {
         &sql[1..],
         [
             "ALTER TABLE \"app\".\"t\" SET (\"fillfactor\" = '70', \"autovacuum_enabled\" = 'false', \"toast\".\"autovacuum_vacuum_scale_factor\" = '0.05')",
-            "ALTER TABLE \"app\".\"t\" ALTER COLUMN \"body\" SET STATISTICS 500, ALTER COLUMN \"body\" SET STORAGE EXTERNAL, ALTER COLUMN \"body\" SET COMPRESSION pglz",
+            "ALTER TABLE \"app\".\"t\" ALTER COLUMN \"body\" SET STATISTICS 500, ALTER COLUMN \"body\" SET STORAGE EXTERNAL",
+            "ALTER TABLE \"app\".\"t\" ALTER COLUMN \"body\" SET COMPRESSION pglz",
         ]
     );
+    // Compression is its own object (a destination without lz4 refuses it, not the table).
+    let mut t = table("app", "t");
+    let mut body = col("body", "text");
+    body.compression = Some("lz4".into());
+    t.columns = vec![body];
+    let objects: Vec<String> = tables(&SchemaCatalog {
+        tables: vec![t],
+        ..Default::default()
+    })
+    .into_iter()
+    .map(|s| s.object)
+    .collect();
+    assert_eq!(objects, ["TABLE app.t", "COMPRESSION app.t.body"]);
 }
 
 #[test]

@@ -765,6 +765,7 @@ mod tests {
             definition: "PRIMARY KEY (id)".into(),
             replica_identity: false,
             comment: None,
+            calls_functions: false,
         }];
         let mut dst = table("t", vec![column("id", "int")]);
         // Printed differently by another version: still the same index.

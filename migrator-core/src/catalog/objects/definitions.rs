@@ -337,6 +337,14 @@ pub(super) async fn rules(client: &Session) -> Result<Vec<Definition>, PgError> 
     .await
 }
 
+/// Routine `p` in `n` as SQL names it: with its arguments' modes and names, as
+/// `pg_get_function_identity_arguments` prints them. `regprocedure` is not enough: two
+/// procedures that differ only in which argument is OUT print the same.
+/// Aggregates keep `regprocedure`: an ordered-set aggregate's identity (`float8 ORDER BY
+/// anyelement`) is not a routine reference.
+pub(super) const ROUTINE_REFERENCE: &str = "CASE WHEN p.prokind = 'a' THEN p.oid::regprocedure::text \
+     ELSE format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) END";
+
 /// A relation `c` in `n` named as [`crate::ddl::Statement::object`] names it.
 pub(super) const RELATION_OBJECT: &str = "CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
      WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END || ' ' || n.nspname || '.' || c.relname";
@@ -389,7 +397,7 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
                  FROM pg_description d JOIN pg_namespace n ON n.oid = d.objoid AND d.classoid = 'pg_namespace'::regclass \
                  WHERE {nsp} \
                  UNION ALL \
-                 SELECT 'ROUTINE ' || p.oid::regprocedure::text, d.description, 'ROUTINE ' || p.oid::regprocedure::text \
+                 SELECT 'ROUTINE ' || {routine}, d.description, 'ROUTINE ' || p.oid::regprocedure::text \
                  FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid AND d.classoid = 'pg_proc'::regclass \
                  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w', 'a') AND {proc} \
                  UNION ALL \
@@ -422,6 +430,7 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
                 typ = user_object("pg_type", "t.oid"),
                 relation = RELATION_OBJECT,
                 other = OTHER_COMMENT_TARGET,
+                routine = ROUTINE_REFERENCE,
                 other_classes = OTHER_COMMENTED_CLASSES,
             ),
             &[],

@@ -178,6 +178,9 @@ pub struct ObjectCatalog {
     pub late_functions: Vec<Definition>,
     /// Aggregates: created after every function (their support functions).
     pub aggregates: Vec<Definition>,
+    /// Base types: created as shells with the other types, then in full after the functions
+    /// (their input and output functions).
+    pub base_types: Vec<Definition>,
     /// Range types (with their multirange types): after the other types.
     pub range_types: Vec<Definition>,
     /// Procedural languages: after the functions (their handlers), before the functions in them
@@ -221,6 +224,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     let ts_configs = definitions::text_search_configs(client).await?;
     let (early_functions, late_functions) = definitions::functions(client).await?;
     let aggregates = definitions::aggregates(client).await?;
+    let base_types = support::base_types(client).await?;
     let range_types = more::range_types(client).await?;
     let languages = support::languages(client).await?;
     let operators_and_casts = more::operators_and_casts(client).await?;
@@ -249,6 +253,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
         early_functions,
         late_functions,
         aggregates,
+        base_types,
         range_types,
         languages,
         operators_and_casts,

@@ -118,7 +118,7 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                    'SCHEMA ' || n.nspname \
                  FROM pg_namespace n WHERE {nsp} \
                  UNION ALL \
-                 SELECT 'ROUTINE', 'ROUTINE', p.oid::regprocedure::text, pg_get_userbyid(p.proowner), NULL, {proacl}, p.oid::bigint, \
+                 SELECT 'ROUTINE', 'ROUTINE', {routine}, pg_get_userbyid(p.proowner), NULL, {proacl}, p.oid::bigint, \
                    'ROUTINE ' || p.oid::regprocedure::text \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w', 'a') AND {proc} \
                  UNION ALL \
@@ -127,7 +127,8 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                    CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || n.nspname || '.' || t.typname \
                  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
                  LEFT JOIN pg_class tc ON tc.oid = t.typrelid \
-                 WHERE t.typtype IN ('e', 'd', 'c', 'r') AND (t.typrelid = 0 OR tc.relkind = 'c') AND {typ} \
+                 WHERE t.typtype IN ('e', 'd', 'c', 'r', 'b') AND (t.typrelid = 0 OR tc.relkind = 'c') AND {typ} \
+                   AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid) \
                  UNION ALL \
                  SELECT 'STATISTICS', 'STATISTICS', format('%I.%I', n.nspname, s.stxname), \
                    pg_get_userbyid(s.stxowner), NULL, NULL, s.oid::bigint, 'STATISTICS ' || n.nspname || '.' || s.stxname \
@@ -181,6 +182,7 @@ pub(super) async fn privileges(client: &Session) -> Result<Vec<Privileges>, PgEr
                 datacl = acl_json("d.datacl"),
                 srvacl = acl_json("s.srvacl"),
                 lanacl = acl_json("l.lanacl"),
+                routine = super::definitions::ROUTINE_REFERENCE,
                 fdwacl = acl_json("w.fdwacl"),
                 lan = super::support::created("pg_language", "l.oid"),
                 lan_label = super::support::label("pg_language", "l.oid"),

@@ -46,8 +46,9 @@ pub(super) async fn languages(client: &Session) -> Result<Vec<Definition>, PgErr
     .await
 }
 
-/// Access methods, operator families, operator classes and the members a family holds outside
-/// any class (`ALTER OPERATOR FAMILY ... ADD`), in that order; then conversions, text search
+/// Access methods, operator families, operator classes (one without members says `STORAGE` of
+/// its own type, as pg_dump does: the syntax wants an item) and the members a family holds
+/// outside any class (`ALTER OPERATOR FAMILY ... ADD`), in that order; then conversions, text search
 /// parsers and templates, and transforms.
 pub(super) async fn support(client: &Session) -> Result<Vec<Definition>, PgError> {
     let operator = "format('OPERATOR %s %s%s', o.amopstrategy, o.amopopr::regoperator, \
@@ -86,8 +87,9 @@ pub(super) async fn support(client: &Session) -> Result<Vec<Definition>, PgError
              SELECT n.nspname, c.opcname, format('CREATE OPERATOR CLASS %I.%I %sFOR TYPE %s USING %I FAMILY %I.%I AS %s', \
                n.nspname, c.opcname, CASE WHEN c.opcdefault THEN 'DEFAULT ' ELSE '' END, format_type(c.opcintype, NULL), \
                am.amname, fn.nspname, f.opfname, \
-               concat_ws(', ', nullif({class_members}, ''), \
-                 CASE WHEN c.opckeytype <> 0 THEN 'STORAGE ' || format_type(c.opckeytype, NULL) END)), \
+               coalesce(nullif(concat_ws(', ', nullif({class_members}, ''), \
+                 CASE WHEN c.opckeytype <> 0 THEN 'STORAGE ' || format_type(c.opckeytype, NULL) END), ''), \
+                 'STORAGE ' || format_type(c.opcintype, NULL))), \
                {opc_label}, 3, c.oid \
              FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace JOIN pg_am am ON am.oid = c.opcmethod \
              JOIN pg_opfamily f ON f.oid = c.opcfamily JOIN pg_namespace fn ON fn.oid = f.opfnamespace \
@@ -140,6 +142,49 @@ pub(super) async fn support(client: &Session) -> Result<Vec<Definition>, PgError
             tmpl_label = label("pg_ts_template", "t.oid"),
             trf = created("pg_transform", "t.oid"),
             trf_label = label("pg_transform", "t.oid"),
+        ),
+        &[],
+    )
+    .await
+}
+
+/// Base types (`CREATE TYPE name (INPUT = ..., OUTPUT = ...)`), not the array types the server
+/// makes for every type. The schema creates each as a shell first, so that its input and output
+/// functions (C, in a library the destination must have) can name it.
+pub(super) async fn base_types(client: &Session) -> Result<Vec<Definition>, PgError> {
+    let function = |column: &str, word: &str| {
+        format!("CASE WHEN t.{column} <> 0 THEN '{word} = ' || t.{column}::regproc END")
+    };
+    definitions(
+        client,
+        "listing base types",
+        &format!(
+            "SELECT n.nspname, t.typname, format('CREATE TYPE %I.%I (%s)', n.nspname, t.typname, concat_ws(', ', \
+               'INPUT = ' || t.typinput::regproc, 'OUTPUT = ' || t.typoutput::regproc, \
+               {receive}, {send}, {typmod_in}, {typmod_out}, {analyze}, {subscript}, \
+               'INTERNALLENGTH = ' || CASE WHEN t.typlen < 0 THEN 'VARIABLE' ELSE t.typlen::text END, \
+               CASE WHEN t.typbyval THEN 'PASSEDBYVALUE' END, \
+               'ALIGNMENT = ' || CASE t.typalign WHEN 'c' THEN 'char' WHEN 's' THEN 'int2' WHEN 'i' THEN 'int4' ELSE 'double' END, \
+               'STORAGE = ' || CASE t.typstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' WHEN 'm' THEN 'main' ELSE 'extended' END, \
+               'CATEGORY = ' || quote_literal(t.typcategory::text), \
+               CASE WHEN t.typispreferred THEN 'PREFERRED = true' END, \
+               CASE WHEN t.typdefault IS NOT NULL THEN 'DEFAULT = ' || quote_literal(t.typdefault) END, \
+               CASE WHEN t.typelem <> 0 THEN 'ELEMENT = ' || format_type(t.typelem, NULL) END, \
+               CASE WHEN t.typdelim <> ',' THEN 'DELIMITER = ' || quote_literal(t.typdelim::text) END, \
+               CASE WHEN t.typcollation <> 0 THEN 'COLLATABLE = true' END)), \
+               'TYPE ' || n.nspname || '.' || t.typname \
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE t.typtype = 'b' AND t.typisdefined AND {created} \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+               AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid) \
+             ORDER BY t.oid",
+            receive = function("typreceive", "RECEIVE"),
+            send = function("typsend", "SEND"),
+            typmod_in = function("typmodin", "TYPMOD_IN"),
+            typmod_out = function("typmodout", "TYPMOD_OUT"),
+            analyze = function("typanalyze", "ANALYZE"),
+            subscript = function("typsubscript", "SUBSCRIPT"),
+            created = created("pg_type", "t.oid"),
         ),
         &[],
     )
