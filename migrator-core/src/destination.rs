@@ -203,7 +203,11 @@ async fn guarded(
         return Ok(None);
     };
     let exists = e.code().is_some_and(|c| ALREADY_EXISTS.contains(&c.code()));
-    let missing_library = e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FILE);
+    let missing_library = e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FILE)
+        || e.as_db_error().is_some_and(|d| {
+            d.message().starts_with("could not load library")
+                || d.message().starts_with("incompatible library")
+        });
     let error = PgError::query(target, format!("creating {object}"), e);
     if error.is_transient() {
         return Err(error);
@@ -217,7 +221,8 @@ async fn guarded(
         return Ok(None);
     }
     match error {
-        // A C function whose shared library the destination server does not have.
+        // A C function whose shared library the destination server does not have (or has
+        // built for another major version).
         PgError::Query { message, .. } if missing_library => Ok(Some(format!(
             "{message} (the destination server lacks this shared library: install the package \
              that provides it, built for the destination's major version, on the destination \

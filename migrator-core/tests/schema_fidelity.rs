@@ -806,6 +806,11 @@ const MORE_KINDS: &str = r#"
     GRANT EXECUTE ON PROCEDURE public.twin(OUT a int, IN b int, IN c int) TO "fdw user";
     COMMENT ON PROCEDURE public.twin(IN a int, IN b int, IN c int) IS 'the other twin';
     ALTER PROCEDURE public.twin(IN a int, IN b int, IN c int) OWNER TO "class owner";
+    -- A table without columns (its rows are copied with no column list).
+    CREATE TABLE public.nothing ();
+    ALTER TABLE public.nothing REPLICA IDENTITY FULL;
+    INSERT INTO public.nothing DEFAULT VALUES;
+    INSERT INTO public.nothing DEFAULT VALUES;
 "#;
 
 const KIND_FACTS: [&str; 7] = [
@@ -924,8 +929,14 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
     })
     .await;
     let codes: Vec<&str> = db.findings.iter().map(|f| f.code.as_str()).collect();
-    assert_eq!(codes, ["unlogged_tables"], "{:#?}", db.findings);
-    assert!(db.findings[0].message.contains("public.cache"));
+    assert_eq!(
+        codes,
+        ["replica_identity_full", "unlogged_tables"],
+        "{:#?}",
+        db.findings
+    );
+    assert!(db.findings[0].message.contains("public.nothing"));
+    assert!(db.findings[1].message.contains("public.cache"));
     for sql in KIND_FACTS {
         let expected = rows_in(&source, KINDS_DB, sql).await;
         assert!(!expected.is_empty(), "{sql}");

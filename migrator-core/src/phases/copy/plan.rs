@@ -23,9 +23,9 @@ impl Chunk {
         let format = if t.binary { " (FORMAT binary)" } else { "" };
         match self.range {
             None => format!(
-                "COPY {} ({}) TO STDOUT{format}",
+                "COPY {}{} TO STDOUT{format}",
                 qualified(&t.leaf),
-                columns.join(", ")
+                column_list(&columns)
             ),
             Some((from, to)) => {
                 let mut bounds = Vec::new();
@@ -50,10 +50,20 @@ impl Chunk {
         let columns = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>();
         let format = if t.binary { " (FORMAT binary)" } else { "" };
         format!(
-            "COPY {} ({}) FROM STDIN{format}",
+            "COPY {}{} FROM STDIN{format}",
             qualified(&t.root),
-            columns.join(", ")
+            column_list(&columns)
         )
+    }
+}
+
+/// ` (a, b)`, or nothing for a table without columns (which has rows all the same: `COPY t ()`
+/// is a syntax error).
+fn column_list(columns: &[String]) -> String {
+    if columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", columns.join(", "))
     }
 }
 
