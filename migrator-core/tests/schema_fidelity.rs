@@ -806,6 +806,9 @@ const MORE_KINDS: &str = r#"
     GRANT EXECUTE ON PROCEDURE public.twin(OUT a int, IN b int, IN c int) TO "fdw user";
     COMMENT ON PROCEDURE public.twin(IN a int, IN b int, IN c int) IS 'the other twin';
     ALTER PROCEDURE public.twin(IN a int, IN b int, IN c int) OWNER TO "class owner";
+    -- A column of a built-in type without a binary form (copied as text, not binary).
+    CREATE TABLE public.grants (id serial PRIMARY KEY, acl aclitem[], one aclitem);
+    INSERT INTO public.grants (acl, one) SELECT relacl, relacl[1] FROM pg_class WHERE relacl IS NOT NULL LIMIT 5;
     -- A table without columns (its rows are copied with no column list).
     CREATE TABLE public.nothing ();
     ALTER TABLE public.nothing REPLICA IDENTITY FULL;

@@ -18,8 +18,10 @@ pub struct PublishedTable {
     pub leaf: QualifiedName,
     /// Columns a copy moves (generated columns excluded), in order.
     pub columns: Vec<String>,
-    /// Every column has a built-in type: binary COPY is safe (binary arrays and composites
-    /// carry type OIDs, which differ between servers for user-defined types).
+    /// Every column has a built-in type with binary input and output (arrays: their elements
+    /// too): binary COPY is safe. Binary arrays and composites carry type OIDs, which differ
+    /// between servers for user-defined types; some built-in types (`aclitem`) have no binary
+    /// form.
     pub binary: bool,
     pub bytes: u64,
     pub blocks: u64,
@@ -35,9 +37,12 @@ pub async fn tables(src: &Session, publication: &str) -> Result<Vec<PublishedTab
                     ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = rc.oid \
                           AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
                           ORDER BY a.attnum), \
-                    NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rc.oid \
+                    NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                          LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typlen = -1 \
+                          WHERE a.attrelid = rc.oid \
                           AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
-                          AND a.atttypid >= $2) \
+                          AND (a.atttypid >= $2 OR t.typsend = 0 OR t.typreceive = 0 \
+                               OR e.typsend = 0 OR e.typreceive = 0)) \
              FROM pg_publication_tables pt \
              JOIN pg_namespace rn ON rn.nspname = pt.schemaname \
              JOIN pg_class rc ON rc.relnamespace = rn.oid AND rc.relname = pt.tablename \
