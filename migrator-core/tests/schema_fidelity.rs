@@ -809,6 +809,12 @@ const MORE_KINDS: &str = r#"
     -- A column of a built-in type without a binary form (copied as text, not binary).
     CREATE TABLE public.grants (id serial PRIMARY KEY, acl aclitem[], one aclitem);
     INSERT INTO public.grants (acl, one) SELECT relacl, relacl[1] FROM pg_class WHERE relacl IS NOT NULL LIMIT 5;
+    -- Sequences whose persistence is not their table's (PostgreSQL 15+): a logged identity
+    -- sequence of an unlogged table, an unlogged sequence on its own.
+    CREATE UNLOGGED TABLE public.counter (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
+    ALTER SEQUENCE public.counter_id_seq SET LOGGED;
+    CREATE SEQUENCE public.scratch_seq;
+    ALTER SEQUENCE public.scratch_seq SET UNLOGGED;
     -- A table without columns (its rows are copied with no column list).
     CREATE TABLE public.nothing ();
     ALTER TABLE public.nothing REPLICA IDENTITY FULL;

@@ -37,6 +37,10 @@ pub struct SchemaCatalog {
     pub sequences: Vec<Sequence>,
     /// Tables with every parent before its partitions.
     pub tables: Vec<Table>,
+    /// Sequences whose persistence the destination must be told (`true`: logged): every
+    /// unlogged sequence, and every sequence of an unlogged table (created unlogged with it
+    /// unless said otherwise). Since PostgreSQL 15 the two may differ.
+    pub sequence_persistence: Vec<(QualifiedName, bool)>,
 }
 
 /// How the source database was created.

@@ -33,6 +33,7 @@ pub async fn read(client: &Session) -> Result<SchemaCatalog, PgError> {
     let types = types(client).await?;
     let (sequences, identity_sequences) = sequences(client).await?;
     let tables = tables(client, identity_sequences).await?;
+    let sequence_persistence = sequence_persistence(client).await?;
     client
         .batch_execute("RESET search_path")
         .await
@@ -45,7 +46,37 @@ pub async fn read(client: &Session) -> Result<SchemaCatalog, PgError> {
         types,
         sequences,
         tables,
+        sequence_persistence,
     })
+}
+
+/// See [`SchemaCatalog::sequence_persistence`].
+async fn sequence_persistence(client: &Session) -> Result<Vec<(QualifiedName, bool)>, PgError> {
+    Ok(client
+        .query(
+            &format!(
+                "SELECT n.nspname::text, s.relname::text, s.relpersistence = 'p' \
+                 FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace \
+                 WHERE s.relkind = 'S' AND {USER_SCHEMA_FILTER} AND {} \
+                   AND (s.relpersistence = 'u' OR EXISTS (SELECT 1 FROM pg_depend d \
+                        JOIN pg_class t ON t.oid = d.refobjid AND t.relpersistence = 'u' \
+                        WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid \
+                          AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))) \
+                 ORDER BY s.oid",
+                not_extension_member("pg_class", "s.oid")
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(client.target(), "listing unlogged sequences"))?
+        .iter()
+        .map(|r| {
+            (
+                QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                r.get(2),
+            )
+        })
+        .collect())
 }
 
 /// Not a member of an extension (the extension recreates it).

@@ -310,6 +310,7 @@ pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
     sql.extend(types(catalog));
     sql.extend(tables(catalog));
     sql.extend(checks_calling_functions(catalog));
+    sql.extend(sequence_persistence(catalog));
     sql_of(sql)
 }
 
@@ -339,6 +340,7 @@ pub fn schema_statements(
     sql.extend(objects::operators_and_casts(objects));
     sql.extend(objects.support.iter().map(objects::definition));
     sql.extend(tables(catalog));
+    sql.extend(sequence_persistence(catalog));
     sql.extend(objects::after_tables(objects));
     sql.extend(checks_calling_functions(catalog));
     let (privileges, missing) = objects::privilege_statements(objects, present);
@@ -363,6 +365,25 @@ fn checks_calling_functions(catalog: &SchemaCatalog) -> Vec<Statement> {
         }
     }
     sql
+}
+
+/// `ALTER SEQUENCE ... SET LOGGED | UNLOGGED` where the source's persistence must be said
+/// (after the tables: identity sequences come with them).
+fn sequence_persistence(catalog: &SchemaCatalog) -> Vec<Statement> {
+    catalog
+        .sequence_persistence
+        .iter()
+        .map(|(name, logged)| {
+            Statement::new(
+                object_name("SEQUENCE", name),
+                format!(
+                    "ALTER SEQUENCE {} SET {}",
+                    qualified(name),
+                    if *logged { "LOGGED" } else { "UNLOGGED" }
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Schemas and extensions.

@@ -530,3 +530,22 @@ fn comments_on_indexes_and_constraints_come_with_them_and_a_table_keeps_its_acce
         "COMMENT ON CONSTRAINT \"v_key\" ON \"app\".\"Read ü\" IS 'one each'"
     );
 }
+
+#[test]
+fn sequences_keep_a_persistence_other_than_their_tables() {
+    let catalog = SchemaCatalog {
+        sequence_persistence: vec![
+            (QualifiedName::new("app", "counter_id_seq"), true),
+            (QualifiedName::new("app", "scratch ü"), false),
+        ],
+        ..Default::default()
+    };
+    let sql = early_statements(&catalog);
+    assert_eq!(
+        sql,
+        [
+            "ALTER SEQUENCE \"app\".\"counter_id_seq\" SET LOGGED",
+            "ALTER SEQUENCE \"app\".\"scratch ü\" SET UNLOGGED"
+        ]
+    );
+}
