@@ -815,6 +815,8 @@ const MORE_KINDS: &str = r#"
     ALTER SEQUENCE public.counter_id_seq SET LOGGED;
     CREATE SEQUENCE public.scratch_seq;
     ALTER SEQUENCE public.scratch_seq SET UNLOGGED;
+    -- A partitioned table without partitions (nothing to analyze: not waited for).
+    CREATE TABLE public.no_parts (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
     -- A table without columns (its rows are copied with no column list).
     CREATE TABLE public.nothing ();
     ALTER TABLE public.nothing REPLICA IDENTITY FULL;

@@ -117,7 +117,8 @@ pub async fn matviews_to_refresh(
 /// application's first queries after the cutover can take the wrong plans; autovacuum never
 /// analyzes a partitioned table, nor a table that changes little. Only tables the tool may
 /// analyze (MAINTAIN: it owns them, is a superuser or a member of pg_maintain) count: ANALYZE
-/// skips the others with a warning, and they would be waited for forever.
+/// skips the others with a warning, and they would be waited for forever. So does a
+/// partitioned table without partitions (ANALYZE of it records nothing).
 pub async fn tables_to_analyze(dst: &Session) -> Result<Vec<QualifiedName>, PgError> {
     Ok(dst
         .query(
@@ -125,7 +126,9 @@ pub async fn tables_to_analyze(dst: &Session) -> Result<Vec<QualifiedName>, PgEr
              JOIN pg_class c ON c.oid = s.relid \
              WHERE s.last_analyze IS NULL AND s.last_autoanalyze IS NULL \
                AND has_table_privilege(c.oid, 'MAINTAIN') \
-               AND (c.relkind IN ('r', 'p') OR (c.relkind = 'm' AND c.relispopulated)) \
+               AND (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated) \
+                    OR (c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t \
+                                                    WHERE t.isleaf AND t.relid <> c.oid))) \
              ORDER BY c.relkind <> 'p', c.relpages DESC, c.oid",
             &[],
         )

@@ -189,7 +189,8 @@ pub(super) async fn foreign_tables(client: &Session) -> Result<Vec<Definition>, 
     .await
 }
 
-/// User-defined operators (shells left out: a commutator or negator creates its own) and casts.
+/// User-defined operators (shells left out: a commutator or negator creates its own) and casts
+/// (not those a range type makes to its multirange type: they come with it).
 /// After the functions they call, before the tables whose checks and defaults may use them.
 pub(super) async fn operators_and_casts(client: &Session) -> Result<Vec<Definition>, PgError> {
     let other = |column: &str, word: &str| {
@@ -226,7 +227,7 @@ pub(super) async fn operators_and_casts(client: &Session) -> Result<Vec<Definiti
                'CAST (' || format_type(c.castsource, NULL) || ' AS ' || format_type(c.casttarget, NULL) || ')', 2, c.oid \
              FROM pg_cast c \
              WHERE c.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_cast'::regclass \
-                                                  AND x.objid = c.oid AND x.deptype = 'e') \
+                                                  AND x.objid = c.oid AND x.deptype IN ('e', 'i')) \
              ORDER BY 5, 6",
             commutator = other("o.oprcom", "COMMUTATOR"),
             negator = other("o.oprnegate", "NEGATOR"),
