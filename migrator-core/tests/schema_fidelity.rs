@@ -974,7 +974,9 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
         .batch_execute(
             "CREATE STATISTICS public.late_stats ON a, id FROM public.pairs; \
              CREATE PUBLICATION late_feed FOR TABLE public.shifts; \
-             CREATE TYPE public.late_range AS RANGE (SUBTYPE = int8)",
+             CREATE TYPE public.late_range AS RANGE (SUBTYPE = int8); \
+             CREATE TEXT SEARCH TEMPLATE public.late_template (LEXIZE = dsimple_lexize); \
+             CREATE ACCESS METHOD late_am TYPE TABLE HANDLER heap_tableam_handler",
         )
         .await
         .unwrap();
@@ -984,9 +986,15 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
             let found = findings_of(&snapshot, "kinds", KINDS_DB, "schema_drift");
             match found.first() {
                 Some(f)
-                    if ["late_stats", "late_feed", "late_range"]
-                        .iter()
-                        .all(|n| f.message.contains(n)) =>
+                    if [
+                        "late_stats",
+                        "late_feed",
+                        "late_range",
+                        "late_template",
+                        "late_am",
+                    ]
+                    .iter()
+                    .all(|n| f.message.contains(n)) =>
                 {
                     Ok(f.clone())
                 }
@@ -1008,7 +1016,13 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
         .iter()
         .map(|d| d.describe())
         .collect();
-    for name in ["late_stats", "late_feed", "late_range"] {
+    for name in [
+        "late_stats",
+        "late_feed",
+        "late_range",
+        "late_template",
+        "late_am",
+    ] {
         assert!(
             listed.iter().any(|d| d.contains(name)),
             "{name}: {listed:#?}"
@@ -1019,7 +1033,13 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
     let done = orchestrator::request_resync(&handle.commands, "kinds")
         .await
         .unwrap();
-    for name in ["late_stats", "late_feed", "late_range"] {
+    for name in [
+        "late_stats",
+        "late_feed",
+        "late_range",
+        "late_template",
+        "late_am",
+    ] {
         assert!(
             done.iter()
                 .any(|l| l.contains(name) && l.contains("created on the destination")),

@@ -144,7 +144,33 @@ pub const SIGNATURES: &str = "
     SELECT 'server', format('%I', s.srvname), coalesce(s.srvoptions::text, '') || ' ' || pg_get_userbyid(s.srvowner),
            'SERVER ' || s.srvname
       FROM pg_foreign_server s
-     WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_foreign_server'::regclass AND x.objid = s.oid AND x.deptype = 'e')";
+     WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_foreign_server'::regclass AND x.objid = s.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT o.type, o.identity, '', upper(o.type) || ' ' || o.identity
+      FROM (SELECT 'pg_language'::regclass AS class, l.oid FROM pg_language l WHERE l.lanispl
+            UNION ALL SELECT 'pg_am'::regclass, oid FROM pg_am
+            UNION ALL SELECT 'pg_opfamily'::regclass, oid FROM pg_opfamily
+            UNION ALL SELECT 'pg_opclass'::regclass, oid FROM pg_opclass
+            UNION ALL SELECT 'pg_conversion'::regclass, oid FROM pg_conversion
+            UNION ALL SELECT 'pg_ts_parser'::regclass, oid FROM pg_ts_parser
+            UNION ALL SELECT 'pg_ts_template'::regclass, oid FROM pg_ts_template) k,
+           LATERAL pg_identify_object(k.class, k.oid, 0) o
+     WHERE k.oid >= 16384
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = k.class AND x.objid = k.oid AND x.deptype = 'e')
+    UNION ALL
+    -- pg_identify_object prints a transform differently in 15 and 18.
+    SELECT 'transform', format('%s language %I', format_type(t.trftype, NULL), l.lanname), '',
+           'TRANSFORM ' || (pg_identify_object('pg_transform'::regclass, t.oid, 0)).identity
+      FROM pg_transform t JOIN pg_language l ON l.oid = t.trflang
+     WHERE t.oid >= 16384
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_transform'::regclass AND x.objid = t.oid AND x.deptype = 'e')
+    UNION ALL
+    SELECT 'base type', format('%I.%I', n.nspname, t.typname), t.typinput::regproc::text || ' ' || t.typoutput::regproc::text,
+           'TYPE ' || n.nspname || '.' || t.typname
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE t.typtype = 'b' AND t.typisdefined AND t.oid >= 16384 AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+       AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_type'::regclass AND x.objid = t.oid AND x.deptype = 'e')";
 
 /// Reads [`SIGNATURES`] of the database `client` is connected to, but for the objects
 /// `excluded` (the `schema_exclude` setting; named as `ddl::Statement::object` names them, with
