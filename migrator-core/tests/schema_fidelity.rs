@@ -822,6 +822,32 @@ const MORE_KINDS: &str = r#"
     ALTER TABLE public.nothing REPLICA IDENTITY FULL;
     INSERT INTO public.nothing DEFAULT VALUES;
     INSERT INTO public.nothing DEFAULT VALUES;
+    -- Partitions as pg_dump leaves them: one in a column order of its own (created, then
+    -- attached), a partitioned partition; the partitioned table's indexes, one partition's under
+    -- a name of its own, with a comment.
+    CREATE TABLE public."measures ü" (id int, at date, v text, CHECK (id > 0), PRIMARY KEY (id, at))
+        PARTITION BY RANGE (at);
+    CREATE TABLE public.measures_2025 (v text, at date NOT NULL, id int NOT NULL,
+        CONSTRAINT "measures ü_id_check" CHECK (id > 0));
+    ALTER TABLE public."measures ü" ATTACH PARTITION public.measures_2025
+        FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+    CREATE TABLE public.measures_2026 PARTITION OF public."measures ü"
+        FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY LIST (id);
+    CREATE TABLE public.measures_2026_a PARTITION OF public.measures_2026 FOR VALUES IN (1, 2, 3);
+    CREATE TABLE public.measures_2026_b PARTITION OF public.measures_2026 DEFAULT;
+    CREATE INDEX "own name" ON public.measures_2025 (v);
+    COMMENT ON INDEX public."own name" IS 'kept';
+    CREATE INDEX measures_v ON public."measures ü" (v);
+    CREATE UNIQUE INDEX measures_key ON public."measures ü" (at, id);
+    INSERT INTO public."measures ü" SELECT g, '2025-01-01'::date + (g % 700), 'v' || g
+        FROM generate_series(1, 500) g;
+    -- A typed table with options of its columns, a shell type, a comment on a key's index.
+    CREATE TYPE public.person AS (id int, name text);
+    CREATE TABLE public.people OF public.person
+        (id WITH OPTIONS PRIMARY KEY, name WITH OPTIONS DEFAULT 'x' NOT NULL);
+    INSERT INTO public.people VALUES (1, 'a'), (2, 'b');
+    COMMENT ON INDEX public.people_pkey IS 'the key''s index';
+    CREATE TYPE public.just_a_shell;
 "#;
 
 const KIND_FACTS: [&str; 7] = [
@@ -968,6 +994,12 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
         .unwrap();
     assert!(proof.compared >= 40, "{proof:?}");
     assert!(proof.differences.is_empty(), "{proof:#?}");
+    // Every partition's index is built and attached: the partitioned indexes are valid.
+    let invalid = "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1";
+    assert_eq!(
+        rows_in(&destination, KINDS_DB, invalid).await,
+        Vec::<String>::new()
+    );
     // Objects of these kinds created on the source from now on are drift.
     connect(&source, KINDS_DB)
         .await
@@ -1086,28 +1118,6 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
     assert_dumps_equal(&source, &destination, KINDS_DB).await;
     shutdown.cancel();
     let _ = handle.join.await;
-}
-
-/// `pg_dump --schema-only` (18) of `db` as a list of entries, without what differs by design:
-/// the tool's own publication, the server versions in the header, the random `\restrict` keys.
-fn dump_entries(cluster: &Cluster, db: &str) -> Vec<String> {
-    let dump = cluster
-        .dump_schema(db)
-        .unwrap_or_else(|e| panic!("pg_dump of {db:?}: {e}"));
-    let text: String = dump
-        .lines()
-        .filter(|l| {
-            !l.starts_with("-- Dumped from")
-                && !l.starts_with("-- Dumped by")
-                && !l.starts_with("\\restrict")
-                && !l.starts_with("\\unrestrict")
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    text.split("\n--\n-- Name: ")
-        .filter(|entry| !entry.contains(migrator_core::naming::PREFIX))
-        .map(|entry| entry.trim().to_owned())
-        .collect()
 }
 
 /// The yardstick of pg_upgrade's own test: the destination dumps the same schema as the source's

@@ -11,6 +11,7 @@ use super::model::QualifiedName;
 #[derive(Debug, Default)]
 pub struct Existing {
     indexes: HashSet<(String, String)>,
+    invalid_indexes: HashSet<(String, String)>,
     constraints: HashSet<(String, String, String)>,
     validated: HashSet<(String, String, String)>,
 }
@@ -19,6 +20,13 @@ impl Existing {
     /// Index `name` exists in `schema`.
     pub fn has_index(&self, schema: &str, name: &str) -> bool {
         self.indexes.contains(&(schema.to_owned(), name.to_owned()))
+    }
+
+    /// Index `name` exists in `schema` and is valid (a partitioned index some partition's index
+    /// is not attached to yet is not).
+    pub fn has_valid_index(&self, schema: &str, name: &str) -> bool {
+        let key = (schema.to_owned(), name.to_owned());
+        self.indexes.contains(&key) && !self.invalid_indexes.contains(&key)
     }
 
     /// Constraint `name` exists on `table`, validated or not.
@@ -37,16 +45,21 @@ impl Existing {
 
 /// Reads which indexes and constraints exist on the destination, and which are validated.
 pub async fn existing(dst: &Session) -> Result<Existing, PgError> {
-    let indexes = dst
+    let index_rows = dst
         .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I')",
+            "SELECT n.nspname::text, c.relname::text, i.indisvalid FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relkind IN ('i', 'I')",
             &[],
         )
         .await
-        .map_err(q(dst.target(), "listing indexes"))?
+        .map_err(q(dst.target(), "listing indexes"))?;
+    let key = |r: &tokio_postgres::Row| (r.get(0), r.get(1));
+    let indexes = index_rows.iter().map(key).collect();
+    let invalid_indexes = index_rows
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .filter(|r| !r.get::<_, bool>(2))
+        .map(key)
         .collect();
     let constraints = dst
         .query(
@@ -60,6 +73,7 @@ pub async fn existing(dst: &Session) -> Result<Existing, PgError> {
     let key = |r: &tokio_postgres::Row| (r.get(0), r.get(1), r.get(2));
     Ok(Existing {
         indexes,
+        invalid_indexes,
         validated: constraints
             .iter()
             .filter(|r| r.get::<_, bool>(3))

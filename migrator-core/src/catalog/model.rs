@@ -113,7 +113,7 @@ pub enum Identity {
     ByDefault,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
     /// `format_type` output.
@@ -132,6 +132,9 @@ pub struct Column {
     pub storage: Option<String>,
     /// `SET COMPRESSION` (`pglz`, `lz4`), when set.
     pub compression: Option<String>,
+    /// A partition's column that comes from its parent (a partition is created with all its
+    /// columns, in its own order, then attached; only its parent's column can change).
+    pub inherited: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,19 +156,46 @@ pub struct Constraint {
     pub replica_identity: bool,
     /// `COMMENT ON CONSTRAINT`.
     pub comment: Option<String>,
+    /// `COMMENT ON INDEX` of a primary key's, unique or exclusion constraint's index.
+    pub index_comment: Option<String>,
     /// Its expression calls a user-defined function.
     pub calls_functions: bool,
+    /// A partition's CHECK that comes from its parent: written in the partition's CREATE TABLE
+    /// (ATTACH PARTITION requires it there), never added on its own.
+    pub inherited: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
     pub name: String,
-    /// `pg_get_indexdef` output.
+    /// `pg_get_indexdef` output (`ON ONLY` for a partitioned table's).
     pub definition: String,
     /// The table's replica identity index: built before data.
     pub replica_identity: bool,
     /// `COMMENT ON INDEX`.
     pub comment: Option<String>,
+    /// Not valid on the source (a partitioned index some partition's index is not attached to,
+    /// or a failed `CREATE INDEX CONCURRENTLY`): the destination's counts as built even so.
+    pub invalid: bool,
+    /// A partitioned table's index: the partitions' indexes attached to it, at every level,
+    /// each after the index it is attached to.
+    pub partitions: Vec<PartitionIndex>,
+}
+
+/// A partition's index attached to its parent's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionIndex {
+    /// The partition.
+    pub table: QualifiedName,
+    pub name: String,
+    /// `pg_get_indexdef` output.
+    pub definition: String,
+    /// The index it is attached to, in its table's schema.
+    pub parent: QualifiedName,
+    pub comment: Option<String>,
+    /// It backs a constraint of the partition: the constraint creates it, the parent's index
+    /// only attaches it (so that index is built after the constraints).
+    pub constraint: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,16 +205,21 @@ pub struct Table {
     pub partition_key: Option<String>,
     /// Parent and bound (`FOR VALUES ...` / `DEFAULT`) when a partition.
     pub partition_of: Option<(QualifiedName, String)>,
-    /// Local columns (a partition's come from its parent).
+    /// Local columns; a partition's every column, in its own order (see [`Column::inherited`]).
     pub columns: Vec<Column>,
-    /// Local constraints (inherited ones come with the parent).
+    /// Local constraints (inherited ones come with the parent), and a partition's inherited
+    /// CHECKs (see [`Constraint::inherited`]).
     pub constraints: Vec<Constraint>,
-    /// Indexes not backing a constraint, and not inherited from a partitioned parent's index.
+    /// Indexes not backing a constraint, and not attached to a partitioned parent's index
+    /// (those are in its [`Index::partitions`]).
     pub indexes: Vec<Index>,
     /// `d` default, `n` nothing, `f` full, `i` index.
     pub replica_identity: char,
     /// Parents of a table created with INHERITS (not partitions), in order.
     pub inherits: Vec<QualifiedName>,
+    /// The composite type of a typed table (`CREATE TABLE ... OF type`): its columns are the
+    /// type's.
+    pub of_type: Option<QualifiedName>,
     /// The index `CLUSTER` uses (`ALTER TABLE ... CLUSTER ON`), by name.
     pub clustered_on: Option<String>,
     /// Its table access method when not `heap` (`CREATE TABLE ... USING`).
@@ -208,5 +243,11 @@ impl Constraint {
     /// after it).
     pub fn with_table(&self) -> bool {
         self.kind == ConstraintKind::Check && !self.not_valid() && !self.calls_functions
+    }
+
+    /// Created by the tool on its own: not a partition's inherited CHECK (the parent's brings
+    /// it).
+    pub fn own(&self) -> bool {
+        !self.inherited
     }
 }

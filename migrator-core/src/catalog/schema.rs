@@ -311,7 +311,10 @@ async fn tables(
                    c.relpersistence = 'u', \
                    (SELECT ic.relname::text FROM pg_index ci JOIN pg_class ic ON ic.oid = ci.indexrelid \
                     WHERE ci.indrelid = c.oid AND ci.indisclustered), \
-                   (SELECT a.amname::text FROM pg_am a WHERE a.oid = c.relam AND a.amname <> 'heap') \
+                   (SELECT a.amname::text FROM pg_am a WHERE a.oid = c.relam AND a.amname <> 'heap'), \
+                   (SELECT tn.nspname::text FROM pg_type tt JOIN pg_namespace tn ON tn.oid = tt.typnamespace \
+                    WHERE tt.oid = c.reloftype), \
+                   (SELECT tt.typname::text FROM pg_type tt WHERE tt.oid = c.reloftype) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
                  LEFT JOIN pg_class pc ON pc.oid = i.inhparent \
@@ -325,8 +328,13 @@ async fn tables(
         .await
         .map_err(q(client.target(), "listing tables"))?;
     let oids: Vec<u32> = table_rows.iter().map(|r| r.get(0)).collect();
-    let mut columns = columns(client, &oids, identity_sequences).await?;
-    let mut constraints = constraints(client, &oids).await?;
+    let partitions: Vec<u32> = table_rows
+        .iter()
+        .filter(|r| r.get::<_, Option<String>>(7).is_some())
+        .map(|r| r.get(0))
+        .collect();
+    let mut columns = columns(client, &oids, &partitions, identity_sequences).await?;
+    let mut constraints = constraints(client, &oids, &partitions).await?;
     let mut indexes = indexes(client, &oids).await?;
     let mut tables: Vec<Table> = table_rows
         .iter()
@@ -360,6 +368,13 @@ async fn tables(
                 unlogged: r.get(11),
                 clustered_on: r.get(12),
                 access_method: r.get(13),
+                of_type: match (
+                    r.get::<_, Option<String>>(14),
+                    r.get::<_, Option<String>>(15),
+                ) {
+                    (Some(schema), Some(name)) => Some(QualifiedName::new(schema, name)),
+                    _ => None,
+                },
             }
         })
         .collect();
@@ -367,10 +382,12 @@ async fn tables(
     Ok(tables)
 }
 
-/// Local columns of the tables `oids`, by table oid, in column order.
+/// Local columns of the tables `oids`, and every column of the `partitions` among them, by
+/// table oid, in column order.
 async fn columns(
     client: &Session,
     oids: &[u32],
+    partitions: &[u32],
     mut identity_sequences: IdentitySequences,
 ) -> Result<HashMap<u32, Vec<Column>>, PgError> {
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
@@ -388,8 +405,9 @@ async fn columns(
              LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> t.typcollation \
              LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
              WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+               AND (a.attislocal OR a.attrelid = ANY($2)) \
              ORDER BY a.attrelid, a.attnum",
-            &[&oids],
+            &[&oids, &partitions],
         )
         .await
         .map_err(q(client.target(), "listing columns"))?
@@ -414,9 +432,6 @@ async fn columns(
             _ => None,
         };
         let is_local: bool = r.get(9);
-        if !is_local {
-            continue;
-        }
         columns.entry(relid).or_default().push(Column {
             name,
             data_type: r.get(2),
@@ -428,15 +443,18 @@ async fn columns(
             statistics: r.get(10),
             storage: r.get(11),
             compression: r.get(12),
+            inherited: !is_local,
         });
     }
     Ok(columns)
 }
 
-/// Local constraints of the tables `oids` (not partitions' clones), by table oid.
+/// Local constraints of the tables `oids` (not partitions' clones), and the CHECKs the
+/// `partitions` among them inherit, by table oid.
 async fn constraints(
     client: &Session,
     oids: &[u32],
+    partitions: &[u32],
 ) -> Result<HashMap<u32, Vec<Constraint>>, PgError> {
     let mut constraints: HashMap<u32, Vec<Constraint>> = HashMap::new();
     for r in client
@@ -444,12 +462,15 @@ async fn constraints(
             "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
                coalesce(i.indisreplident, false), c.conindid, obj_description(c.oid, 'pg_constraint'), \
                EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_constraint'::regclass AND d.objid = c.oid \
-                       AND d.refclassid = 'pg_proc'::regclass AND d.refobjid >= 16384) \
+                       AND d.refclassid = 'pg_proc'::regclass AND d.refobjid >= 16384), \
+               NOT c.conislocal, \
+               CASE WHEN c.contype IN ('p', 'u', 'x') THEN obj_description(c.conindid, 'pg_class') END \
              FROM pg_constraint c LEFT JOIN pg_index i ON i.indexrelid = c.conindid \
              WHERE c.conrelid = ANY($1) AND c.contype IN ('c', 'p', 'u', 'f', 'x') \
-               AND c.conislocal AND c.conparentid = 0 \
+               AND (c.conislocal OR (c.contype = 'c' AND c.conrelid = ANY($2))) \
+               AND c.conparentid = 0 \
              ORDER BY c.conrelid, c.contype, c.conname",
-            &[&oids],
+            &[&oids, &partitions],
         )
         .await
         .map_err(q(client.target(), "listing constraints"))?
@@ -468,36 +489,105 @@ async fn constraints(
             replica_identity: r.get(4),
             comment: r.get(6),
             calls_functions: r.get(7),
+            inherited: r.get(8),
+            index_comment: r.get(9),
         });
     }
     Ok(constraints)
 }
 
-/// Indexes of the tables `oids` that back no constraint and are not partitions' clones, by
-/// table oid.
+/// Indexes of the tables `oids` that back no constraint, by table oid; a partition's index
+/// attached to its parent's goes with the parent's, in [`Index::partitions`].
 async fn indexes(client: &Session, oids: &[u32]) -> Result<HashMap<u32, Vec<Index>>, PgError> {
-    let mut indexes: HashMap<u32, Vec<Index>> = HashMap::new();
-    for r in client
+    struct Read {
+        table_oid: u32,
+        table: QualifiedName,
+        parent: Option<u32>,
+        /// It backs a constraint (which creates it).
+        constraint: bool,
+        index: Index,
+    }
+    let rows: Vec<(u32, Read)> = client
         .query(
-            "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisreplident, \
-               i.indexrelid, obj_description(i.indexrelid, 'pg_class') \
+            "SELECT i.indexrelid, i.indrelid, n.nspname::text, tc.relname::text, ic.relname::text, \
+               pg_get_indexdef(i.indexrelid), i.indisreplident, \
+               obj_description(i.indexrelid, 'pg_class'), NOT i.indisvalid, h.inhparent, \
+               EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid \
+                       AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) \
              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = tc.relnamespace \
+             LEFT JOIN pg_inherits h ON h.inhrelid = i.indexrelid \
              WHERE i.indrelid = ANY($1) \
-               AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) \
-               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid \
-                               AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) \
              ORDER BY i.indrelid, ic.relname",
             &[&oids],
         )
         .await
         .map_err(q(client.target(), "listing indexes"))?
-    {
-        indexes.entry(r.get(0)).or_default().push(Index {
-            name: r.get(1),
-            definition: r.get(2),
-            replica_identity: r.get(3),
-            comment: r.get(5),
-        });
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Read {
+                    table_oid: r.get(1),
+                    table: QualifiedName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+                    parent: r.get(9),
+                    constraint: r.get(10),
+                    index: Index {
+                        name: r.get(4),
+                        definition: r.get(5),
+                        replica_identity: r.get(6),
+                        comment: r.get(7),
+                        invalid: r.get(8),
+                        partitions: Vec::new(),
+                    },
+                },
+            )
+        })
+        .collect();
+    let read: HashMap<u32, &Read> = rows.iter().map(|(oid, r)| (*oid, r)).collect();
+    // Attached to an index that backs no constraint (a constraint's index has its partitions'
+    // constraints' indexes attached: the constraints bring those).
+    let attached_to = |r: &Read| {
+        r.parent
+            .filter(|p| read.get(p).is_some_and(|p| !p.constraint))
+    };
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (oid, r) in &rows {
+        if let Some(parent) = attached_to(r) {
+            children.entry(parent).or_default().push(*oid);
+        }
+    }
+    let mut indexes: HashMap<u32, Vec<Index>> = HashMap::new();
+    for (oid, r) in &rows {
+        if r.constraint {
+            continue;
+        }
+        let attached = attached_to(r).is_some();
+        // A partition's replica identity index is also its own (built before the data); the
+        // parent's index then attaches it.
+        if attached && !r.index.replica_identity {
+            continue;
+        }
+        let mut index = r.index.clone();
+        if !attached {
+            // Every level below, each index after the one it is attached to.
+            let mut queue = std::collections::VecDeque::from([*oid]);
+            while let Some(parent) = queue.pop_front() {
+                for child in children.get(&parent).into_iter().flatten() {
+                    let (p, c) = (read[&parent], read[child]);
+                    index.partitions.push(PartitionIndex {
+                        table: c.table.clone(),
+                        name: c.index.name.clone(),
+                        definition: c.index.definition.clone(),
+                        parent: QualifiedName::new(p.table.schema.clone(), p.index.name.clone()),
+                        comment: c.index.comment.clone(),
+                        constraint: c.constraint,
+                    });
+                    queue.push_back(*child);
+                }
+            }
+        }
+        indexes.entry(r.table_oid).or_default().push(index);
     }
     Ok(indexes)
 }

@@ -74,6 +74,14 @@ pub fn column_definition(c: &Column) -> String {
     if let Some(collation) = &c.collation {
         sql.push_str(&format!(" COLLATE {}", qualified(collation)));
     }
+    sql.push_str(&column_options(c));
+    sql
+}
+
+/// What a column has beyond its type and collation: identity, generated expression, default,
+/// NOT NULL (each with a leading space).
+fn column_options(c: &Column) -> String {
+    let mut sql = String::new();
     if let Some((kind, seq, options)) = &c.identity {
         let kind = match kind {
             Identity::Always => "ALWAYS",
@@ -97,6 +105,11 @@ pub fn column_definition(c: &Column) -> String {
     sql
 }
 
+/// `CREATE TABLE`. A partition is created as a table of its own, with its columns in its own
+/// order (which may differ from its parent's), and attached by [`attach_partition`], as
+/// pg_dump does: `PARTITION OF` would give it its parent's order, and on PostgreSQL 18 its
+/// parent's NOT NULL constraint names. A typed table is created `OF` its type, with its
+/// columns' own options.
 fn create_table(t: &Table) -> String {
     // A NOT VALID check is added after the copy (old rows may violate it); see
     // [`deferred_objects`].
@@ -105,41 +118,39 @@ fn create_table(t: &Table) -> String {
         .iter()
         .filter(|c| c.with_table())
         .map(|c| format!("CONSTRAINT {} {}", ident(&c.name), c.definition));
-    let mut sql = match &t.partition_of {
-        Some((parent, bound)) => {
-            let mut sql = format!(
-                "CREATE {}TABLE {} PARTITION OF {}",
-                if t.unlogged { "UNLOGGED " } else { "" },
-                qualified(&t.name),
-                qualified(parent)
-            );
-            let elements: Vec<String> = checks.collect();
+    let elements: Vec<String> = match &t.of_type {
+        Some(_) => t
+            .columns
+            .iter()
+            .filter(|c| !column_options(c).is_empty())
+            .map(|c| format!("{} WITH OPTIONS{}", ident(&c.name), column_options(c)))
+            .chain(checks)
+            .collect(),
+        None => t
+            .columns
+            .iter()
+            .map(column_definition)
+            .chain(checks)
+            .collect(),
+    };
+    let mut sql = format!(
+        "CREATE {}TABLE {}",
+        if t.unlogged { "UNLOGGED " } else { "" },
+        qualified(&t.name)
+    );
+    match &t.of_type {
+        Some(of) => {
+            sql.push_str(&format!(" OF {}", qualified(of)));
             if !elements.is_empty() {
                 sql.push_str(&format!(" ({})", elements.join(", ")));
             }
-            sql.push_str(&format!(" {bound}"));
-            sql
         }
-        None => {
-            let elements: Vec<String> = t
-                .columns
-                .iter()
-                .map(column_definition)
-                .chain(checks)
-                .collect();
-            let mut sql = format!(
-                "CREATE {}TABLE {} ({})",
-                if t.unlogged { "UNLOGGED " } else { "" },
-                qualified(&t.name),
-                elements.join(", ")
-            );
-            if !t.inherits.is_empty() {
-                let parents: Vec<String> = t.inherits.iter().map(qualified).collect();
-                sql.push_str(&format!(" INHERITS ({})", parents.join(", ")));
-            }
-            sql
-        }
-    };
+        None => sql.push_str(&format!(" ({})", elements.join(", "))),
+    }
+    if !t.inherits.is_empty() {
+        let parents: Vec<String> = t.inherits.iter().map(qualified).collect();
+        sql.push_str(&format!(" INHERITS ({})", parents.join(", ")));
+    }
     if let Some(key) = &t.partition_key {
         sql.push_str(&format!(" PARTITION BY {key}"));
     }
@@ -147,6 +158,17 @@ fn create_table(t: &Table) -> String {
         sql.push_str(&format!(" USING {}", ident(method)));
     }
     sql
+}
+
+/// `ALTER TABLE ONLY parent ATTACH PARTITION` of a partition, once created.
+fn attach_partition(t: &Table) -> Option<String> {
+    t.partition_of.as_ref().map(|(parent, bound)| {
+        format!(
+            "ALTER TABLE ONLY {} ATTACH PARTITION {} {bound}",
+            qualified(parent),
+            qualified(&t.name)
+        )
+    })
 }
 
 /// Column compression, one statement per column, each its own object (`COMPRESSION
@@ -229,16 +251,67 @@ fn cluster_on(t: &Table, index: &str) -> Option<String> {
     })
 }
 
-/// `COMMENT ON CONSTRAINT` when the constraint has one.
-fn constraint_comment(table: &QualifiedName, c: &Constraint) -> Option<String> {
-    c.comment.as_ref().map(|text| {
+/// Builds index `i` of table `t`: for a partitioned table's, the index on the table alone,
+/// then each partition's index under its own name, attached to the one above it (as pg_dump
+/// does; `CREATE INDEX` on the parent would name the partitions' indexes itself). Every
+/// `CREATE INDEX` is `IF NOT EXISTS`, so that a build cut short is finished by running it
+/// again.
+fn index_statements(t: &Table, i: &Index) -> Vec<String> {
+    let mut sql = vec![if_not_exists(&i.definition)];
+    for p in &i.partitions {
+        if !p.constraint {
+            sql.push(if_not_exists(&p.definition));
+        }
+        sql.push(format!(
+            "ALTER INDEX {} ATTACH PARTITION {}.{}",
+            qualified(&p.parent),
+            ident(&p.table.schema),
+            ident(&p.name)
+        ));
+        if let Some(text) = &p.comment {
+            sql.push(format!(
+                "COMMENT ON INDEX {}.{} IS {}",
+                ident(&p.table.schema),
+                ident(&p.name),
+                literal(text)
+            ));
+        }
+    }
+    sql.extend(cluster_on(t, &i.name));
+    sql.extend(index_comment(&t.name, i));
+    sql
+}
+
+/// `CREATE [UNIQUE] INDEX IF NOT EXISTS ...` of a `pg_get_indexdef` text.
+fn if_not_exists(definition: &str) -> String {
+    for prefix in ["CREATE UNIQUE INDEX ", "CREATE INDEX "] {
+        if let Some(rest) = definition.strip_prefix(prefix) {
+            return format!("{prefix}IF NOT EXISTS {rest}");
+        }
+    }
+    definition.to_owned()
+}
+
+/// `COMMENT ON CONSTRAINT` when the constraint has one, and `COMMENT ON INDEX` when the index
+/// of a primary key, unique or exclusion constraint has one (it has the constraint's name).
+fn constraint_comment(table: &QualifiedName, c: &Constraint) -> Vec<String> {
+    let on_constraint = c.comment.as_ref().map(|text| {
         format!(
             "COMMENT ON CONSTRAINT {} ON {} IS {}",
             ident(&c.name),
             qualified(table),
             literal(text)
         )
-    })
+    });
+    let on_index = c.index_comment.as_ref().map(|text| {
+        format!(
+            "COMMENT ON INDEX {}.{} IS {}",
+            ident(&table.schema),
+            ident(&c.name),
+            literal(text)
+        )
+    });
+    on_constraint.into_iter().chain(on_index).collect()
 }
 
 /// `COMMENT ON INDEX` when the index has one (an index lives in its table's schema).
@@ -331,6 +404,8 @@ pub fn schema_statements(
         objects
             .base_types
             .iter()
+            // A shell type that stays one is its own statement, below.
+            .filter(|t| t.sql.ends_with(')'))
             .map(|t| Statement::new(&t.object, format!("CREATE TYPE {}", qualified(&t.name)))),
     );
     sql.extend(objects::range_types(objects));
@@ -354,14 +429,16 @@ pub fn schema_statements(
 fn checks_calling_functions(catalog: &SchemaCatalog) -> Vec<Statement> {
     let mut sql = Vec::new();
     for t in &catalog.tables {
-        for c in t
-            .constraints
-            .iter()
-            .filter(|c| c.kind == ConstraintKind::Check && c.calls_functions && !c.not_valid())
-        {
+        for c in t.constraints.iter().filter(|c| {
+            c.kind == ConstraintKind::Check && c.calls_functions && !c.not_valid() && c.own()
+        }) {
             let object = object_name("TABLE", &t.name);
             sql.push(Statement::new(&object, add_constraint(&t.name, c)));
-            sql.extend(constraint_comment(&t.name, c).map(|s| Statement::new(&object, s)));
+            sql.extend(
+                constraint_comment(&t.name, c)
+                    .into_iter()
+                    .map(|s| Statement::new(&object, s)),
+            );
         }
     }
     sql
@@ -497,20 +574,21 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
     for t in &catalog.tables {
         sql.push(Statement::new(table(t), create_table(t)));
         sql.extend(
-            table_settings(t)
+            attach_partition(t)
                 .into_iter()
+                .chain(table_settings(t))
                 .chain(
                     t.constraints
                         .iter()
-                        .filter(|c| c.with_table())
-                        .filter_map(|c| constraint_comment(&t.name, c)),
+                        .filter(|c| c.with_table() && c.own())
+                        .flat_map(|c| constraint_comment(&t.name, c)),
                 )
                 .map(|s| Statement::new(table(t), s)),
         );
         sql.extend(compression(t));
     }
     for t in &catalog.tables {
-        for c in &t.constraints {
+        for c in t.constraints.iter().filter(|c| c.own()) {
             // An unlogged table stays empty: everything now.
             let early = c.kind == ConstraintKind::PrimaryKey
                 || (c.replica_identity && c.kind != ConstraintKind::ForeignKey)
@@ -530,11 +608,9 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
             .iter()
             .filter(|i| i.replica_identity || t.unlogged)
         {
-            sql.push(Statement::new(table(t), i.definition.clone()));
             sql.extend(
-                cluster_on(t, &i.name)
+                index_statements(t, i)
                     .into_iter()
-                    .chain(index_comment(&t.name, i))
                     .map(|s| Statement::new(table(t), s)),
             );
         }
@@ -603,16 +679,24 @@ pub struct DeferredObject {
     pub kind: DeferredKind,
     /// Statements that build it, in order.
     pub statements: Vec<String>,
-    /// NOT VALID on the source, and so on the destination: a foreign key that exists counts as
-    /// built (the others count once validated).
+    /// NOT VALID on the source, and so on the destination: a foreign key or an index that
+    /// exists counts as built (the others count once validated).
     pub not_valid: bool,
+    /// Built once every index and unique or exclusion constraint is: a foreign key (it needs
+    /// the unique constraint it references), or a partitioned index that attaches a
+    /// partition's constraint's index.
+    pub after_constraints: bool,
 }
 
 impl DeferredObject {
     /// It is built on the destination whose indexes and constraints are `existing`.
     pub fn exists_in(&self, existing: &crate::catalog::deferred::Existing) -> bool {
         match self.kind {
-            DeferredKind::Index => existing.has_index(&self.table.schema, &self.name),
+            // A partitioned index is valid once every partition's index is attached to it.
+            DeferredKind::Index if self.not_valid => {
+                existing.has_index(&self.table.schema, &self.name)
+            }
+            DeferredKind::Index => existing.has_valid_index(&self.table.schema, &self.name),
             DeferredKind::Constraint => existing.has_constraint(&self.table, &self.name),
             DeferredKind::ForeignKey if self.not_valid => {
                 existing.has_constraint(&self.table, &self.name)
@@ -623,24 +707,30 @@ impl DeferredObject {
 }
 
 /// Secondary indexes, unique/exclusion constraints (unless the replica identity needed them
-/// early), then foreign keys (which need the referenced unique constraints).
+/// early), partitioned indexes that attach a partition's constraint's index, then foreign keys
+/// (which need the referenced unique constraints).
 pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
     let mut objects = Vec::new();
+    let mut late = Vec::new();
     let mut foreign_keys = Vec::new();
     for t in catalog.tables.iter().filter(|t| !t.unlogged) {
         for i in t.indexes.iter().filter(|i| !i.replica_identity) {
-            objects.push(DeferredObject {
+            let object = DeferredObject {
                 table: t.name.clone(),
                 name: i.name.clone(),
                 kind: DeferredKind::Index,
-                statements: std::iter::once(i.definition.clone())
-                    .chain(cluster_on(t, &i.name))
-                    .chain(index_comment(&t.name, i))
-                    .collect(),
-                not_valid: false,
-            });
+                statements: index_statements(t, i),
+                not_valid: i.invalid,
+                // It attaches indexes that partitions' constraints create.
+                after_constraints: i.partitions.iter().any(|p| p.constraint),
+            };
+            if object.after_constraints {
+                late.push(object);
+            } else {
+                objects.push(object);
+            }
         }
-        for c in &t.constraints {
+        for c in t.constraints.iter().filter(|c| c.own()) {
             let statements = match c.kind {
                 ConstraintKind::Unique | ConstraintKind::Exclusion if !c.replica_identity => {
                     std::iter::once(add_constraint(&t.name, c))
@@ -680,6 +770,7 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
                 },
                 statements,
                 not_valid: c.not_valid(),
+                after_constraints: c.kind == ConstraintKind::ForeignKey,
             };
             if c.kind == ConstraintKind::ForeignKey {
                 foreign_keys.push(object);
@@ -688,6 +779,7 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
             }
         }
     }
+    objects.extend(late);
     objects.extend(foreign_keys);
     objects
 }

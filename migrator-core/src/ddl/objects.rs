@@ -127,8 +127,13 @@ fn create_view(v: &View) -> Vec<String> {
     };
     let query = v.query.trim().trim_end_matches(';');
     if v.materialized {
+        let using = v
+            .access_method
+            .as_ref()
+            .map(|m| format!(" USING {}", ident(m)))
+            .unwrap_or_default();
         let mut sql = vec![format!(
-            "CREATE MATERIALIZED VIEW {}{with} AS {query} WITH NO DATA",
+            "CREATE MATERIALIZED VIEW {}{using}{with} AS {query} WITH NO DATA",
             qualified(&v.name)
         )];
         sql.extend(v.indexes.iter().cloned());
@@ -593,6 +598,7 @@ mod tests {
             },
             depends_on: deps.iter().map(|d| QualifiedName::new("s", *d)).collect(),
             placeholder_columns: vec![format!("NULL::integer AS {name}")],
+            access_method: None,
         };
         let mut views = vec![
             view("top", &["mid"], false),

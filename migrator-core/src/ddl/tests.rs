@@ -24,6 +24,7 @@ pub(crate) fn col(name: &str, ty: &str) -> Column {
         statistics: None,
         storage: None,
         compression: None,
+        inherited: false,
     }
 }
 
@@ -40,6 +41,7 @@ pub(crate) fn table(schema: &str, name: &str) -> Table {
         unlogged: false,
         clustered_on: None,
         access_method: None,
+        of_type: None,
         options: vec![],
     }
 }
@@ -52,6 +54,8 @@ fn constraint(name: &str, kind: ConstraintKind, def: &str) -> Constraint {
         replica_identity: false,
         comment: None,
         calls_functions: false,
+        inherited: false,
+        index_comment: None,
     }
 }
 
@@ -195,26 +199,120 @@ fn partitions_follow_their_parent_and_primary_keys_come_before_data() {
         ConstraintKind::PrimaryKey,
         "PRIMARY KEY (id, at)",
     )];
+    let mut check = constraint("id_positive", ConstraintKind::Check, "CHECK ((id > 0))");
+    parent.constraints.push(check.clone());
     let mut part = table("public", "events_2026");
     part.partition_of = Some((
         QualifiedName::new("public", "events"),
         "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')".into(),
     ));
+    // Its own column order, and its parent's check, which ATTACH requires it to have.
+    part.columns = vec![col("at", "date"), col("id", "bigint")];
+    for c in &mut part.columns {
+        c.inherited = true;
+    }
+    check.inherited = true;
+    part.constraints = vec![check];
     let sql = early_statements(&SchemaCatalog {
         tables: vec![parent, part],
         ..Default::default()
     });
     assert_eq!(
         sql[0],
-        "CREATE TABLE \"public\".\"events\" (\"id\" bigint, \"at\" date) PARTITION BY RANGE (at)"
+        "CREATE TABLE \"public\".\"events\" (\"id\" bigint, \"at\" date, CONSTRAINT \"id_positive\" CHECK ((id > 0))) PARTITION BY RANGE (at)"
     );
     assert_eq!(
         sql[1],
-        "CREATE TABLE \"public\".\"events_2026\" PARTITION OF \"public\".\"events\" FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"
+        "CREATE TABLE \"public\".\"events_2026\" (\"at\" date, \"id\" bigint, CONSTRAINT \"id_positive\" CHECK ((id > 0)))"
     );
     assert_eq!(
         sql[2],
+        "ALTER TABLE ONLY \"public\".\"events\" ATTACH PARTITION \"public\".\"events_2026\" FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"
+    );
+    assert_eq!(
+        sql[3],
         "ALTER TABLE \"public\".\"events\" ADD CONSTRAINT \"events_pkey\" PRIMARY KEY (id, at)"
+    );
+    // The parent's check reaches the partition through the parent, never on its own.
+    assert_eq!(sql.len(), 4, "{sql:#?}");
+}
+
+#[test]
+fn a_partitioned_index_attaches_each_partitions_index_under_its_own_name() {
+    let mut parent = table("public", "m");
+    parent.partition_key = Some("RANGE (a)".into());
+    let p =
+        |table: &str, name: &str, on: &str, parent: &str| crate::catalog::model::PartitionIndex {
+            table: QualifiedName::new("public", table),
+            name: name.into(),
+            definition: format!("CREATE INDEX {name} ON {on} USING btree (a)"),
+            parent: QualifiedName::new("public", parent),
+            comment: None,
+            constraint: false,
+        };
+    parent.indexes = vec![Index {
+        name: "m_a".into(),
+        definition: "CREATE INDEX m_a ON ONLY public.m USING btree (a)".into(),
+        partitions: vec![
+            p("m1", "m1 own name", "public.m1", "m_a"),
+            p("m2", "m2_a", "ONLY public.m2", "m_a"),
+            p("m21", "m21_a", "public.m21", "m2_a"),
+        ],
+        ..Default::default()
+    }];
+    let catalog = SchemaCatalog {
+        tables: vec![parent],
+        ..Default::default()
+    };
+    let objects = deferred_objects(&catalog);
+    assert_eq!(objects.len(), 1);
+    assert_eq!(
+        objects[0].statements,
+        [
+            "CREATE INDEX IF NOT EXISTS m_a ON ONLY public.m USING btree (a)",
+            "CREATE INDEX IF NOT EXISTS m1 own name ON public.m1 USING btree (a)",
+            "ALTER INDEX \"public\".\"m_a\" ATTACH PARTITION \"public\".\"m1 own name\"",
+            "CREATE INDEX IF NOT EXISTS m2_a ON ONLY public.m2 USING btree (a)",
+            "ALTER INDEX \"public\".\"m_a\" ATTACH PARTITION \"public\".\"m2_a\"",
+            "CREATE INDEX IF NOT EXISTS m21_a ON public.m21 USING btree (a)",
+            "ALTER INDEX \"public\".\"m2_a\" ATTACH PARTITION \"public\".\"m21_a\"",
+        ]
+    );
+    assert!(!objects[0].not_valid);
+}
+
+#[test]
+fn a_typed_table_is_created_of_its_type_with_its_columns_options() {
+    let mut t = table("app", "people");
+    t.of_type = Some(QualifiedName::new("app", "person"));
+    let mut id = col("id", "integer");
+    id.not_null = true;
+    let mut name = col("name", "text");
+    name.default = Some("''::text".into());
+    t.columns = vec![id, name, col("note", "text")];
+    t.constraints = vec![constraint(
+        "id_positive",
+        ConstraintKind::Check,
+        "CHECK ((id > 0))",
+    )];
+    let sql = early_statements(&SchemaCatalog {
+        tables: vec![t],
+        ..Default::default()
+    });
+    assert_eq!(
+        sql[0],
+        "CREATE TABLE \"app\".\"people\" OF \"app\".\"person\" (\"id\" WITH OPTIONS NOT NULL, \"name\" WITH OPTIONS DEFAULT ''::text, CONSTRAINT \"id_positive\" CHECK ((id > 0)))"
+    );
+    let mut bare = table("app", "plain");
+    bare.of_type = Some(QualifiedName::new("app", "person"));
+    bare.columns = vec![col("id", "integer")];
+    let sql = early_statements(&SchemaCatalog {
+        tables: vec![bare],
+        ..Default::default()
+    });
+    assert_eq!(
+        sql[0],
+        "CREATE TABLE \"app\".\"plain\" OF \"app\".\"person\""
     );
 }
 
@@ -230,12 +328,14 @@ fn replica_identity_is_copied_and_its_index_built_early() {
             definition: "CREATE UNIQUE INDEX kv_key ON public.kv USING btree (k)".into(),
             replica_identity: true,
             comment: None,
+            ..Default::default()
         },
         Index {
             name: "kv_v".into(),
             definition: "CREATE INDEX kv_v ON public.kv USING btree (v)".into(),
             replica_identity: false,
             comment: None,
+            ..Default::default()
         },
     ];
     let catalog = SchemaCatalog {
@@ -243,7 +343,7 @@ fn replica_identity_is_copied_and_its_index_built_early() {
         ..Default::default()
     };
     let sql = early_statements(&catalog);
-    let index = position(&sql, "CREATE UNIQUE INDEX kv_key");
+    let index = position(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS kv_key");
     let identity = position(
         &sql,
         "ALTER TABLE \"public\".\"kv\" REPLICA IDENTITY USING INDEX \"kv_key\"",
@@ -458,6 +558,7 @@ fn an_unlogged_table_gets_everything_at_once_and_nothing_deferred() {
         definition: "CREATE INDEX cache_n ON app.cache USING btree (n)".into(),
         replica_identity: false,
         comment: None,
+        ..Default::default()
     }];
     let catalog = SchemaCatalog {
         tables: vec![t],
@@ -468,7 +569,12 @@ fn an_unlogged_table_gets_everything_at_once_and_nothing_deferred() {
         sql[0].starts_with("CREATE UNLOGGED TABLE \"app\".\"cache\""),
         "{sql:#?}"
     );
-    for needle in ["cache_pkey", "n_unique", "n_small", "CREATE INDEX cache_n"] {
+    for needle in [
+        "cache_pkey",
+        "n_unique",
+        "n_small",
+        "CREATE INDEX IF NOT EXISTS cache_n",
+    ] {
         position(&sql, needle);
     }
     assert!(deferred_objects(&catalog).is_empty());
@@ -489,6 +595,7 @@ fn comments_on_indexes_and_constraints_come_with_them_and_a_table_keeps_its_acce
         definition: "CREATE INDEX v_rev ON app.\"Read ü\" USING btree (v)".into(),
         replica_identity: false,
         comment: Some("backwards".into()),
+        ..Default::default()
     }];
     let catalog = SchemaCatalog {
         tables: vec![t],

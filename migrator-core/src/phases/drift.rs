@@ -256,8 +256,8 @@ fn by_name(catalog: &SchemaCatalog) -> BTreeMap<&QualifiedName, &Table> {
     catalog.tables.iter().map(|t| (&t.name, t)).collect()
 }
 
-/// Tables and columns that differ. Partitions compare by their parent's columns, so only
-/// tables with local columns are compared column by column.
+/// Tables and columns that differ. A partition's columns that come from its parent are
+/// compared on the parent.
 pub fn compare(source: &SchemaCatalog, destination: &SchemaCatalog) -> Vec<Drift> {
     let src = by_name(source);
     let dst = by_name(destination);
@@ -272,9 +272,10 @@ pub fn compare(source: &SchemaCatalog, destination: &SchemaCatalog) -> Vec<Drift
         let columns: BTreeMap<&str, &Column> = theirs
             .columns
             .iter()
+            .filter(|c| !c.inherited)
             .map(|c| (c.name.as_str(), c))
             .collect();
-        for c in &table.columns {
+        for c in table.columns.iter().filter(|c| !c.inherited) {
             match columns.get(c.name.as_str()) {
                 None => drift.push(Drift::ColumnAdded {
                     table: (*name).clone(),
@@ -289,7 +290,7 @@ pub fn compare(source: &SchemaCatalog, destination: &SchemaCatalog) -> Vec<Drift
                 Some(_) => {}
             }
         }
-        for d in &theirs.columns {
+        for d in theirs.columns.iter().filter(|c| !c.inherited) {
             if !table.columns.iter().any(|c| c.name == d.name) {
                 drift.push(Drift::ColumnDropped {
                     table: (*name).clone(),
@@ -308,7 +309,8 @@ pub fn compare(source: &SchemaCatalog, destination: &SchemaCatalog) -> Vec<Drift
     drift
 }
 
-/// Indexes and constraints of the tables on both sides, by table and name (their definitions
+/// Indexes (a partitioned table's with its partitions' indexes attached to it, and whether it
+/// is valid) and constraints of the tables on both sides, by table and name (their definitions
 /// print differently across versions; the dump comparison in the tests covers those).
 pub fn compare_indexes(source: &SchemaCatalog, destination: &SchemaCatalog) -> Vec<Drift> {
     let names = |catalog: &SchemaCatalog| -> BTreeSet<(String, String, String)> {
@@ -319,8 +321,22 @@ pub fn compare_indexes(source: &SchemaCatalog, destination: &SchemaCatalog) -> V
                 let table = t.name.to_string();
                 t.indexes
                     .iter()
-                    .map(move |i| ("index".to_owned(), table.clone(), i.name.clone()))
-                    .chain(t.constraints.iter().map({
+                    .flat_map(move |i| {
+                        let invalid = if i.invalid { " (not valid)" } else { "" };
+                        std::iter::once((
+                            "index".to_owned(),
+                            table.clone(),
+                            format!("{}{invalid}", i.name),
+                        ))
+                        .chain(i.partitions.iter().map(|p| {
+                            (
+                                "index".to_owned(),
+                                p.table.to_string(),
+                                format!("{} (attached to {})", p.name, p.parent),
+                            )
+                        }))
+                    })
+                    .chain(t.constraints.iter().filter(|c| c.own()).map({
                         let table = t.name.to_string();
                         move |c| ("constraint".to_owned(), table.clone(), c.name.clone())
                     }))
@@ -782,6 +798,7 @@ mod tests {
             definition: format!("CREATE INDEX {name} ON app.t USING btree (id)"),
             replica_identity: false,
             comment: None,
+            ..Default::default()
         };
         let mut src = table("t", vec![column("id", "int")]);
         src.indexes = vec![index("t_id"), index("t_new")];
@@ -792,6 +809,8 @@ mod tests {
             replica_identity: false,
             comment: None,
             calls_functions: false,
+            inherited: false,
+            index_comment: None,
         }];
         let mut dst = table("t", vec![column("id", "int")]);
         // Printed differently by another version: still the same index.

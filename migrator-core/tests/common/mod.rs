@@ -209,3 +209,54 @@ pub async fn source_leftovers(source: &Cluster, dbs: &[&str]) -> (i64, i64) {
     }
     (slots, publications)
 }
+
+/// `pg_dump --schema-only` (18) of `db` as a list of entries, without what differs by design:
+/// the tool's own publication, the server versions in the header, the random `\restrict` keys.
+/// pg_dump names a table's access method only where it changes from the entry before
+/// (`SET default_table_access_method`), so each table's entry is given its own: entries then
+/// compare whatever order the two dumps list them in.
+pub fn dump_entries(cluster: &Cluster, db: &str) -> Vec<String> {
+    let dump = cluster
+        .dump_schema(db)
+        .unwrap_or_else(|e| panic!("pg_dump of {db:?}: {e}"));
+    let text: String = dump
+        .lines()
+        .filter(|l| {
+            !l.starts_with("-- Dumped from")
+                && !l.starts_with("-- Dumped by")
+                && !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut method = String::from("heap");
+    let mut entries = Vec::new();
+    for entry in text.split("\n--\n-- Name: ") {
+        // pg_dump writes the SET just before the header of the entry it is for: at the end of
+        // the text that the split gives the entry before.
+        let (lines, sets): (Vec<&str>, Vec<&str>) = entry
+            .lines()
+            .partition(|l| !l.starts_with("SET default_table_access_method = "));
+        let entry = lines.join("\n");
+        let entry = match entry.split_once('\n') {
+            // A partitioned table has no access method of its own on PostgreSQL 15 and 16
+            // (pg_dump writes no SET for it).
+            Some((header, body))
+                if (header.contains("; Type: TABLE;") && !body.contains("\nPARTITION BY "))
+                    || header.contains("; Type: MATERIALIZED VIEW;") =>
+            {
+                format!("{header}\nSET default_table_access_method = {method};\n{body}")
+            }
+            _ => entry,
+        };
+        if let Some(set) = sets.last() {
+            method = set["SET default_table_access_method = ".len()..]
+                .trim_end_matches(';')
+                .to_owned();
+        }
+        if !entry.contains(migrator_core::naming::PREFIX) {
+            entries.push(entry.trim().to_owned());
+        }
+    }
+    entries
+}

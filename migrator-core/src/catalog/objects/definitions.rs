@@ -220,7 +220,8 @@ pub(super) async fn views(client: &Session) -> Result<Vec<View>, PgError> {
                                        JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) \
                                  ELSE '' END, a.attname) ORDER BY a.attnum) \
                              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{{}}') \
+                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{{}}'), \
+                   (SELECT am.amname::text FROM pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap') \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('v', 'm') AND {} ORDER BY c.oid",
                 user_object("pg_class", "c.oid")
@@ -241,6 +242,7 @@ pub(super) async fn views(client: &Session) -> Result<Vec<View>, PgError> {
             options: r.get(5),
             indexes: r.get(6),
             placeholder_columns: r.get(7),
+            access_method: r.get(8),
             depends_on,
         });
     }

@@ -49,6 +49,8 @@ pub struct View {
     pub options: Vec<String>,
     /// Indexes of a materialized view (`pg_get_indexdef`).
     pub indexes: Vec<String>,
+    /// A materialized view's table access method when not `heap`.
+    pub access_method: Option<String>,
     /// Other views and materialized views it reads, which must exist first.
     pub depends_on: Vec<QualifiedName>,
     /// Its columns as `NULL::type [COLLATE c] AS name`: the select list of a placeholder view

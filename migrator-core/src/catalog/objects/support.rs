@@ -149,7 +149,7 @@ pub(super) async fn support(client: &Session) -> Result<Vec<Definition>, PgError
 }
 
 /// Base types (`CREATE TYPE name (INPUT = ..., OUTPUT = ...)`), not the array types the server
-/// makes for every type. The schema creates each as a shell first, so that its input and output
+/// makes for every type, and shell types never defined (`CREATE TYPE name`). The schema creates each as a shell first, so that its input and output
 /// functions (C, in a library the destination must have) can name it.
 pub(super) async fn base_types(client: &Session) -> Result<Vec<Definition>, PgError> {
     let function = |column: &str, word: &str| {
@@ -172,12 +172,18 @@ pub(super) async fn base_types(client: &Session) -> Result<Vec<Definition>, PgEr
                CASE WHEN t.typelem <> 0 THEN 'ELEMENT = ' || format_type(t.typelem, NULL) END, \
                CASE WHEN t.typdelim <> ',' THEN 'DELIMITER = ' || quote_literal(t.typdelim::text) END, \
                CASE WHEN t.typcollation <> 0 THEN 'COLLATABLE = true' END)), \
-               'TYPE ' || n.nspname || '.' || t.typname \
+               'TYPE ' || n.nspname || '.' || t.typname, t.oid \
              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
              WHERE t.typtype = 'b' AND t.typisdefined AND {created} \
                AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
                AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid) \
-             ORDER BY t.oid",
+             UNION ALL \
+             SELECT n.nspname, t.typname, format('CREATE TYPE %I.%I', n.nspname, t.typname), \
+               'TYPE ' || n.nspname || '.' || t.typname, t.oid \
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE t.typtype = 'p' AND NOT t.typisdefined AND {created} \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+             ORDER BY 5",
             receive = function("typreceive", "RECEIVE"),
             send = function("typsend", "SEND"),
             typmod_in = function("typmodin", "TYPMOD_IN"),

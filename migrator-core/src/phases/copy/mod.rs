@@ -34,7 +34,7 @@ use crate::catalog::deferred;
 use crate::catalog::published;
 use crate::catalog::schema as catalog;
 use crate::ddl::quote::literal;
-use crate::ddl::{self, DeferredKind, DeferredObject};
+use crate::ddl::{self, DeferredObject};
 use crate::destination;
 use crate::naming;
 use crate::pg::{self, PgError, Session};
@@ -194,12 +194,10 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     let existing = deferred::existing(&dst).await?;
     let missing: Vec<&DeferredObject> =
         objects.iter().filter(|o| !o.exists_in(&existing)).collect();
-    let (foreign_keys, others): (Vec<_>, Vec<_>) = missing
-        .into_iter()
-        .partition(|o| o.kind == DeferredKind::ForeignKey);
+    let (late, others): (Vec<_>, Vec<_>) = missing.into_iter().partition(|o| o.after_constraints);
     let destinations: Vec<&Session> = sessions.iter().map(|(_, d)| d).collect();
     build_in_parallel(&destinations, others).await?;
-    build_in_parallel(&destinations, foreign_keys).await?;
+    build_in_parallel(&destinations, late).await?;
     drop(sessions);
     tracing::info!(mapping = %ctx.name, database = %db, objects = objects.len(), seconds = started.elapsed().as_secs_f64() - copy_seconds, "indexes and constraints built");
 
