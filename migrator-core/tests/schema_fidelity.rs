@@ -848,6 +848,13 @@ const MORE_KINDS: &str = r#"
     INSERT INTO public.people VALUES (1, 'a'), (2, 'b');
     COMMENT ON INDEX public.people_pkey IS 'the key''s index';
     CREATE TYPE public.just_a_shell;
+    -- A default calling a function whose SQL-standard body reads the default's own table: a
+    -- cycle pg_dump breaks by setting the default after the function.
+    CREATE TABLE public.tickets (id int PRIMARY KEY, n int);
+    CREATE FUNCTION public.next_ticket() RETURNS int LANGUAGE sql
+        BEGIN ATOMIC SELECT coalesce(max(n), 0) + 1 FROM public.tickets; END;
+    ALTER TABLE public.tickets ALTER COLUMN n SET DEFAULT public.next_ticket();
+    INSERT INTO public.tickets (id) SELECT g FROM generate_series(1, 5) g;
 "#;
 
 const KIND_FACTS: [&str; 7] = [

@@ -132,6 +132,9 @@ pub struct Column {
     pub storage: Option<String>,
     /// `SET COMPRESSION` (`pglz`, `lz4`), when set.
     pub compression: Option<String>,
+    /// Its default calls a user-defined function: set after the functions (see
+    /// `ddl::after_functions`).
+    pub default_calls_functions: bool,
     /// A partition's column that comes from its parent (a partition is created with all its
     /// columns, in its own order, then attached; only its parent's column can change).
     pub inherited: bool,

@@ -399,7 +399,10 @@ async fn columns(
                nullif(a.attstattarget, -1)::int2, \
                CASE WHEN a.attstorage <> t.typstorage THEN \
                  CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END END, \
-               CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END \
+               CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END, \
+               EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_attrdef'::regclass \
+                       AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass \
+                       AND d.refobjid >= 16384) \
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
              LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> t.typcollation \
@@ -443,6 +446,7 @@ async fn columns(
             statistics: r.get(10),
             storage: r.get(11),
             compression: r.get(12),
+            default_calls_functions: !is_generated && r.get::<_, bool>(13),
             inherited: !is_local,
         });
     }

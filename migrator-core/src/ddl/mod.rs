@@ -96,7 +96,7 @@ fn column_options(c: &Column) -> String {
     if let Some(expr) = &c.generated {
         sql.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
     }
-    if let Some(default) = &c.default {
+    if let Some(default) = c.default.as_ref().filter(|_| !c.default_calls_functions) {
         sql.push_str(&format!(" DEFAULT {default}"));
     }
     if c.not_null {
@@ -382,7 +382,7 @@ pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = namespaces(catalog);
     sql.extend(types(catalog));
     sql.extend(tables(catalog));
-    sql.extend(checks_calling_functions(catalog));
+    sql.extend(after_functions(catalog));
     sql.extend(sequence_persistence(catalog));
     sql_of(sql)
 }
@@ -417,18 +417,31 @@ pub fn schema_statements(
     sql.extend(tables(catalog));
     sql.extend(sequence_persistence(catalog));
     sql.extend(objects::after_tables(objects));
-    sql.extend(checks_calling_functions(catalog));
+    sql.extend(after_functions(catalog));
     let (privileges, missing) = objects::privilege_statements(objects, present);
     sql.extend(privileges);
     sql.extend(objects::event_triggers(objects));
     (sql, missing)
 }
 
-/// Valid CHECK constraints that call user-defined functions, added once the functions exist
-/// (a function may take its table's row type: pg_dump breaks that cycle the same way).
-fn checks_calling_functions(catalog: &SchemaCatalog) -> Vec<Statement> {
+/// Column defaults and valid CHECK constraints that call user-defined functions, set once the
+/// functions exist: a function may read the table (a `BEGIN ATOMIC` body is parsed when
+/// created) or take its row type, and pg_dump breaks those cycles the same way.
+fn after_functions(catalog: &SchemaCatalog) -> Vec<Statement> {
     let mut sql = Vec::new();
     for t in &catalog.tables {
+        for c in t.columns.iter().filter(|c| c.default_calls_functions) {
+            if let Some(default) = &c.default {
+                sql.push(Statement::new(
+                    object_name("TABLE", &t.name),
+                    format!(
+                        "ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {default}",
+                        qualified(&t.name),
+                        ident(&c.name)
+                    ),
+                ));
+            }
+        }
         for c in t.constraints.iter().filter(|c| {
             c.kind == ConstraintKind::Check && c.calls_functions && !c.not_valid() && c.own()
         }) {
@@ -564,6 +577,7 @@ fn types(catalog: &SchemaCatalog) -> Vec<Statement> {
 pub fn added_tables(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = types(catalog);
     sql.extend(tables(catalog));
+    sql.extend(after_functions(catalog));
     sql_of(sql)
 }
 

@@ -24,6 +24,7 @@ pub(crate) fn col(name: &str, ty: &str) -> Column {
         statistics: None,
         storage: None,
         compression: None,
+        default_calls_functions: false,
         inherited: false,
     }
 }
