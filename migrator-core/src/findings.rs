@@ -120,6 +120,9 @@ pub enum Code {
     SchemaObjectFailed,
     /// Schema objects left out by the mapping's `schema_exclude` setting.
     SchemaObjectsExcluded,
+    /// Deferred objects (indexes, constraints) the tool built that still do not count as built
+    /// on the destination (a partitioned index left not valid): cutover ready waits for them.
+    DeferredNotBuilt,
     /// Unlogged tables: logical replication carries neither them nor their rows.
     UnloggedTables,
     /// Tables or indexes in tablespaces other than the default: created in the destination's
@@ -186,6 +189,7 @@ impl Code {
             Code::SchemaDrift => "schema_drift",
             Code::SchemaObjectFailed => "schema_object_failed",
             Code::SchemaObjectsExcluded => "schema_objects_excluded",
+            Code::DeferredNotBuilt => "deferred_not_built",
             Code::UnloggedTables => "unlogged_tables",
             Code::Tablespaces => "tablespaces",
             Code::SecurityLabels => "security_labels",

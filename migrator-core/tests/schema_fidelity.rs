@@ -1123,6 +1123,32 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
     );
     assert_same_contents(&source, &destination, KINDS_DB).await;
     assert_dumps_equal(&source, &destination, KINDS_DB).await;
+    // A partitioned index that cannot become valid on the destination (a partition only the
+    // destination has, without the index) is named in a finding, not waited for in silence.
+    connect(&destination, KINDS_DB)
+        .await
+        .batch_execute(
+            r#"DROP INDEX public.measures_v;
+               CREATE TABLE public.measures_2030 PARTITION OF public."measures ü"
+                   FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');
+               CREATE INDEX measures_v ON ONLY public."measures ü" (v);"#,
+        )
+        .await
+        .unwrap();
+    let unbuilt = wait_until("deferred_not_built", Duration::from_secs(60), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            match findings_of(&snapshot, "kinds", KINDS_DB, "deferred_not_built").pop() {
+                Some(f) => Ok(f),
+                None => Err("no finding yet".to_owned()),
+            }
+        }
+    })
+    .await;
+    assert!(
+        unbuilt.message.contains("measures_v on public.measures ü"),
+        "{unbuilt:?}"
+    );
     shutdown.cancel();
     let _ = handle.join.await;
 }

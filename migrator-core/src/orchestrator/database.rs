@@ -414,10 +414,19 @@ async fn look_at_replication(
             .count();
         let read = crate::catalog::schema::read(src).await?;
         let existing = deferred::existing(dst).await?;
-        look.facts.deferred_missing = ddl::deferred_objects(&read)
-            .iter()
+        let missing: Vec<ddl::DeferredObject> = ddl::deferred_objects(&read)
+            .into_iter()
             .filter(|o| !o.exists_in(&existing))
-            .count();
+            .collect();
+        look.facts.deferred_missing = missing.len();
+        let not_valid: Vec<String> = missing
+            .iter()
+            .filter(|o| {
+                o.kind == ddl::DeferredKind::Index && existing.has_index(&o.table.schema, &o.name)
+            })
+            .map(|o| format!("{} on {}", o.name, o.table))
+            .collect();
+        look.findings.extend(unbuilt_finding(db, &not_valid));
         if look.facts.tables_ready == look.facts.tables_total {
             look.facts.deferred_missing += sync::matviews_to_refresh(src, dst).await?.len();
             look.facts.deferred_missing += sync::tables_to_analyze(dst).await?.len();
@@ -620,6 +629,27 @@ async fn build_deferred(
         }
     }
     Ok(())
+}
+
+/// Indexes built on the destination that do not count as built, being not valid there: a
+/// partitioned index stays so while a partition's index is missing or not attached (say, a
+/// partition only the destination has). Without this finding cutover ready would wait with
+/// nothing said.
+fn unbuilt_finding(db: &str, unbuilt: &[String]) -> Option<Finding> {
+    (!unbuilt.is_empty()).then(|| {
+        Finding::warning(
+            Code::DeferredNotBuilt,
+            format!(
+                "not valid on destination database {db:?} (an index of a partition is missing \
+                 or not attached to it), so cutover ready waits for: {}",
+                unbuilt.join(", ")
+            ),
+            "compare the partitions of its table and their indexes on both sides \
+             (`postgres-migrator check --schema` lists what differs), create or attach the \
+             missing partition index on the destination (ALTER INDEX ... ATTACH PARTITION); the \
+             tool checks again every tick",
+        )
+    })
 }
 
 /// The status of a database no pass has seen yet.
