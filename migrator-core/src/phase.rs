@@ -192,7 +192,11 @@ pub fn derive_phase(facts: &DatabaseFacts, limits: &Thresholds, held_for: Durati
         Some(SubscriptionFacts {
             has_slot: false, ..
         }) => Phase::Problematic,
-        Some(_) if facts.tables_ready < facts.tables_total => Phase::InitialSync,
+        // Initial sync ends once the destination can serve: every table copied, its indexes
+        // and constraints built, materialized views refreshed, tables analyzed.
+        Some(_) if facts.tables_ready < facts.tables_total || facts.deferred_missing > 0 => {
+            Phase::InitialSync
+        }
         Some(_) if cutover_conditions_met(facts, limits) && held_for >= limits.stable_for => {
             Phase::CutoverReady
         }
@@ -323,7 +327,6 @@ mod tests {
                 }),
             ),
             ("lag unknown", Box::new(|f| f.lag = None)),
-            ("deferred", Box::new(|f| f.deferred_missing = 1)),
             ("missing sequence", Box::new(|f| f.sequences_missing = 1)),
         ];
         for (what, change) in cases {
@@ -332,6 +335,16 @@ mod tests {
             assert!(!cutover_conditions_met(&f, &LIMITS), "{what}");
             assert_eq!(phase(&f, 1000), Phase::CatchUp, "{what}");
         }
+    }
+
+    #[test]
+    fn building_refreshing_and_analyzing_after_the_copy_are_part_of_initial_sync() {
+        let mut f = ready();
+        f.deferred_missing = 3;
+        assert!(!cutover_conditions_met(&f, &LIMITS));
+        assert_eq!(phase(&f, 1000), Phase::InitialSync);
+        f.deferred_missing = 0;
+        assert_eq!(phase(&f, 1000), Phase::CutoverReady);
     }
 
     #[test]

@@ -573,14 +573,18 @@ pub async fn act(
             {
                 build_deferred(ctx, db, dst, source_catalog, &look.ready_tables()).await?;
             }
-            if phase != Phase::InitialSync {
-                if look.facts.deferred_missing > 0 {
-                    for view in sync::matviews_to_refresh(src, dst).await? {
-                        sync::refresh(dst, &view).await?;
-                        tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
-                    }
-                    analyze_some(ctx, db, dst).await?;
+            // Once every table is copied: the last part of the initial sync.
+            if look.facts.deferred_missing > 0
+                && look.facts.subscription.is_some()
+                && look.facts.tables_ready == look.facts.tables_total
+            {
+                for view in sync::matviews_to_refresh(src, dst).await? {
+                    sync::refresh(dst, &view).await?;
+                    tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
                 }
+                analyze_some(ctx, db, dst).await?;
+            }
+            if phase != Phase::InitialSync {
                 let lead = sequences::Lead::following(
                     ctx.sequence_margin,
                     &memory.sequence_rates,

@@ -50,7 +50,7 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "Sequences behind", "Indexes/FKs to build", "Cutover conditions", "Problem"]>{rows}</DataTable>
+        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "Sequences behind", "To build, refresh or analyze", "Cutover conditions", "Problem"]>{rows}</DataTable>
     }
     .into_any()
 }
