@@ -146,20 +146,25 @@ fn create_view(v: &View) -> Vec<String> {
     }
 }
 
-/// Triggers that fire during apply on the destination (`ENABLE REPLICA`, `ENABLE ALWAYS`).
+/// Triggers that fire during apply on the destination (`ENABLE REPLICA`, `ENABLE ALWAYS`), and
+/// partitions' clones of such a trigger in another state (enabling the parent's enables them).
 pub fn held_back_triggers(o: &ObjectCatalog) -> Vec<&Trigger> {
-    o.triggers
-        .iter()
-        .filter(|t| matches!(t.enabled, 'R' | 'A'))
-        .collect()
+    o.triggers.iter().filter(|t| held_back(t)).collect()
+}
+
+/// `t` is disabled on the destination until cutover (see [`held_back_triggers`]).
+pub fn held_back(t: &Trigger) -> bool {
+    matches!(t.enabled, 'R' | 'A') || matches!(t.parent_enabled, Some('R' | 'A'))
 }
 
 /// The statement that gives a trigger its source state back (at cutover for held-back ones).
+/// A partition's clone is set after its parent's trigger, whose state it would otherwise take.
 pub fn trigger_state(t: &Trigger) -> Option<String> {
     let state = match t.enabled {
         'D' => "DISABLE TRIGGER",
         'R' => "ENABLE REPLICA TRIGGER",
         'A' => "ENABLE ALWAYS TRIGGER",
+        _ if t.parent_enabled.is_some() => "ENABLE TRIGGER",
         _ => return None,
     };
     Some(format!(
@@ -229,8 +234,10 @@ pub fn after_tables(o: &ObjectCatalog) -> Vec<Statement> {
     }
     for t in &o.triggers {
         let object = format!("TRIGGER {} ON {}.{}", t.name, t.table.schema, t.table.name);
-        sql.push(Statement::new(&object, &t.sql));
-        let state = if matches!(t.enabled, 'R' | 'A') {
+        if t.parent_enabled.is_none() {
+            sql.push(Statement::new(&object, &t.sql));
+        }
+        let state = if held_back(t) {
             Some(format!(
                 "ALTER TABLE {} DISABLE TRIGGER {}",
                 qualified(&t.table),
@@ -550,6 +557,7 @@ mod tests {
             name: name.into(),
             sql: format!("CREATE TRIGGER {name} ..."),
             enabled,
+            parent_enabled: None,
         };
         let o = ObjectCatalog {
             triggers: vec![trigger("o", 'O'), trigger("d", 'D'), trigger("a", 'A')],
@@ -581,6 +589,48 @@ mod tests {
         assert_eq!(
             trigger_state(held[0]).unwrap(),
             "ALTER TABLE \"app\".\"t\" ENABLE ALWAYS TRIGGER \"a\""
+        );
+    }
+
+    #[test]
+    fn a_partitions_trigger_clone_keeps_a_state_of_its_own() {
+        let clone = |table: &str, enabled: char, parent: char| Trigger {
+            table: QualifiedName::new("app", table),
+            name: "t".into(),
+            sql: String::new(),
+            enabled,
+            parent_enabled: Some(parent),
+        };
+        let o = ObjectCatalog {
+            triggers: vec![
+                clone("p1", 'D', 'O'),
+                clone("p2", 'A', 'O'),
+                clone("p3", 'O', 'A'),
+            ],
+            ..Default::default()
+        };
+        // A clone is not created (its parent's trigger makes it), only set.
+        let sql: Vec<String> = after_tables(&o).into_iter().map(|s| s.sql).collect();
+        assert_eq!(
+            sql,
+            [
+                "ALTER TABLE \"app\".\"p1\" DISABLE TRIGGER \"t\"",
+                // Fires during apply: held back like any ALWAYS trigger.
+                "ALTER TABLE \"app\".\"p2\" DISABLE TRIGGER \"t\"",
+                // Its parent's is held back, and enabling the parent's would enable it.
+                "ALTER TABLE \"app\".\"p3\" DISABLE TRIGGER \"t\"",
+            ]
+        );
+        let restore: Vec<String> = held_back_triggers(&o)
+            .into_iter()
+            .filter_map(trigger_state)
+            .collect();
+        assert_eq!(
+            restore,
+            [
+                "ALTER TABLE \"app\".\"p2\" ENABLE ALWAYS TRIGGER \"t\"",
+                "ALTER TABLE \"app\".\"p3\" ENABLE TRIGGER \"t\"",
+            ]
         );
     }
 

@@ -15,11 +15,15 @@ use crate::findings::{Code, Finding};
 pub async fn held_back(src: &Session, db: &str) -> Result<Option<Finding>, PgError> {
     let triggers: Vec<Trigger> = src
         .query(
-            "SELECT n.nspname::text, c.relname::text, t.tgname::text, t.tgenabled::text FROM pg_trigger t \
+            "SELECT n.nspname::text, c.relname::text, t.tgname::text, t.tgenabled::text, \
+               p.tgenabled::text FROM pg_trigger t \
              JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgenabled IN ('R', 'A') \
+             LEFT JOIN pg_trigger p ON p.oid = t.tgparentid \
+             WHERE NOT t.tgisinternal \
+               AND ((t.tgparentid = 0 AND t.tgenabled IN ('R', 'A')) \
+                    OR (t.tgenabled <> p.tgenabled AND (t.tgenabled IN ('R', 'A') OR p.tgenabled IN ('R', 'A')))) \
                AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
-             ORDER BY 1, 2, 3",
+             ORDER BY t.tgparentid <> 0, 1, 2, 3",
             &[],
         )
         .await
@@ -30,6 +34,9 @@ pub async fn held_back(src: &Session, db: &str) -> Result<Option<Finding>, PgErr
             name: r.get(2),
             sql: String::new(),
             enabled: r.get::<_, String>(3).chars().next().unwrap_or('O'),
+            parent_enabled: r
+                .get::<_, Option<String>>(4)
+                .and_then(|e| e.chars().next()),
         })
         .collect();
     if triggers.is_empty() {

@@ -296,15 +296,20 @@ pub fn dependencies_first(views: &mut Vec<View>) {
     *views = ordered;
 }
 
-/// Triggers on user tables (not internal ones, not partitions' clones).
+/// Triggers on user tables (not internal ones), then partitions' clones of a parent's trigger
+/// enabled otherwise than the parent's (the others come with the parent's as they are).
 pub(super) async fn triggers(client: &Session) -> Result<Vec<Trigger>, PgError> {
     let triggers = client
         .query(
             &format!(
-                "SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text \
+                "SELECT n.nspname, c.relname, t.tgname, \
+                   CASE WHEN t.tgparentid = 0 THEN pg_get_triggerdef(t.oid) ELSE '' END, \
+                   t.tgenabled::text, p.tgenabled::text \
                  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {} ORDER BY c.oid, t.tgname",
+                 LEFT JOIN pg_trigger p ON p.oid = t.tgparentid \
+                 WHERE NOT t.tgisinternal AND (t.tgparentid = 0 OR t.tgenabled <> p.tgenabled) \
+                   AND {} ORDER BY t.tgparentid <> 0, c.oid, t.tgname",
                 user_object("pg_class", "c.oid")
             ),
             &[],
@@ -317,6 +322,7 @@ pub(super) async fn triggers(client: &Session) -> Result<Vec<Trigger>, PgError> 
             name: r.get(2),
             sql: r.get(3),
             enabled: r.get::<_, String>(4).chars().next().unwrap_or('O'),
+            parent_enabled: r.get::<_, Option<String>>(5).and_then(|e| e.chars().next()),
         })
         .collect();
     Ok(triggers)

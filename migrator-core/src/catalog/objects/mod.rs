@@ -64,8 +64,12 @@ pub struct View {
 pub struct Trigger {
     pub table: QualifiedName,
     pub name: String,
+    /// `pg_get_triggerdef`; empty for a partition's clone (its parent's trigger makes it).
     pub sql: String,
     pub enabled: char,
+    /// A partition's clone of its parent's trigger, read only when enabled otherwise than
+    /// the parent's: the parent's state.
+    pub parent_enabled: Option<char>,
 }
 
 /// A row-level security policy.
