@@ -855,6 +855,10 @@ const MORE_KINDS: &str = r#"
         BEGIN ATOMIC SELECT coalesce(max(n), 0) + 1 FROM public.tickets; END;
     ALTER TABLE public.tickets ALTER COLUMN n SET DEFAULT public.next_ticket();
     INSERT INTO public.tickets (id) SELECT g FROM generate_series(1, 5) g;
+    -- Privileges on system objects given or taken away since the database was made.
+    GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text) TO "fdw user";
+    REVOKE EXECUTE ON FUNCTION pg_catalog.pg_sleep(double precision) FROM PUBLIC;
+    GRANT SELECT (rolname) ON pg_catalog.pg_authid TO "fdw user" WITH GRANT OPTION;
 "#;
 
 const KIND_FACTS: [&str; 7] = [

@@ -445,6 +445,33 @@ pub fn privilege_statements(
         // `ALTER DEFAULT PRIVILEGES ... GRANT x ON TABLES TO ...`
         sql.extend(grant_statements(&object, &prefix, &d.kind, &grants, None));
     }
+    // Revokes first: a grant option taken away and the privilege given again without it.
+    for g in &o.system_grants {
+        if !g.grant.grantee.as_deref().is_none_or(&mut known) {
+            continue;
+        }
+        let privilege = match &g.column {
+            Some(c) => format!("{} ({})", g.grant.privilege, ident(c)),
+            None => g.grant.privilege.clone(),
+        };
+        let to = grantee(&g.grant.grantee);
+        sql.push(Statement::new(
+            g.object(),
+            if g.revoked {
+                format!("REVOKE {privilege} ON {} FROM {to}", g.on)
+            } else {
+                format!(
+                    "GRANT {privilege} ON {} TO {to}{}",
+                    g.on,
+                    if g.grant.grantable {
+                        " WITH GRANT OPTION"
+                    } else {
+                        ""
+                    }
+                )
+            },
+        ));
+    }
     (sql, missing)
 }
 

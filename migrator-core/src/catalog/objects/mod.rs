@@ -111,6 +111,31 @@ pub struct Grant {
     pub grantable: bool,
 }
 
+/// A privilege on a system object (a function, table or column in `pg_catalog`) granted or
+/// revoked on the source since the database was made (`pg_init_privs` holds the first ones),
+/// as pg_dump carries it: a monitoring role's `GRANT EXECUTE ON FUNCTION pg_catalog....`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemGrant {
+    /// `FUNCTION pg_catalog.pg_ls_dir(text)`, `TABLE pg_catalog.pg_authid`.
+    pub on: String,
+    /// The column, for a column's privilege.
+    pub column: Option<String>,
+    pub grant: Grant,
+    /// Taken away from the first privileges rather than given.
+    pub revoked: bool,
+}
+
+impl SystemGrant {
+    /// How findings and `schema_exclude` name it: `PRIVILEGES ON FUNCTION
+    /// pg_catalog.pg_ls_dir(text)`, `PRIVILEGES ON TABLE pg_catalog.pg_authid (rolname)`.
+    pub fn object(&self) -> String {
+        match &self.column {
+            Some(c) => format!("PRIVILEGES ON {} ({c})", self.on),
+            None => format!("PRIVILEGES ON {}", self.on),
+        }
+    }
+}
+
 /// Owner and privileges of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Privileges {
@@ -217,6 +242,7 @@ pub struct ObjectCatalog {
     pub comments: Vec<Comment>,
     pub privileges: Vec<Privileges>,
     pub default_privileges: Vec<DefaultPrivileges>,
+    pub system_grants: Vec<SystemGrant>,
 }
 
 /// Reads every object of the database `client` is connected to.
@@ -248,6 +274,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     let comments = definitions::comments(client).await?;
     let privileges = security::privileges(client).await?;
     let default_privileges = security::default_privileges(client).await?;
+    let system_grants = security::system_grants(client).await?;
     client
         .batch_execute("RESET search_path")
         .await
@@ -277,6 +304,7 @@ pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
         comments,
         privileges,
         default_privileges,
+        system_grants,
     })
 }
 

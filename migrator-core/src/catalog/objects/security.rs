@@ -3,7 +3,9 @@
 
 use crate::pg::{PgError, Session, q};
 
-use super::{DefaultPrivileges, Grant, Policy, Privileges, RowSecurity, name, user_object};
+use super::{
+    DefaultPrivileges, Grant, Policy, Privileges, RowSecurity, SystemGrant, name, user_object,
+};
 
 /// `[[grantee, privilege, grantable], ...]` as built by [`acl_json`].
 fn grants(json: Option<serde_json::Value>) -> Option<Vec<Grant>> {
@@ -248,4 +250,58 @@ pub(super) async fn default_privileges(
         })
         .collect();
     Ok(default_privileges)
+}
+
+/// Privileges on `pg_catalog`'s functions, tables and columns that differ from the ones the
+/// database was made with (`pg_init_privs`; none there means the kind's default): what to
+/// revoke, then what to grant. (`aclexplode` refuses an empty ACL: those are NULL here.)
+pub(super) async fn system_grants(client: &Session) -> Result<Vec<SystemGrant>, PgError> {
+    Ok(client
+        .query(
+            "WITH objects AS ( \
+               SELECT 'FUNCTION ' || p.oid::regprocedure::text AS target, 'pg_proc'::regclass AS classid, \
+                 p.oid, 0 AS subid, NULL::text AS col, p.proacl AS acl, acldefault('f', p.proowner) AS first \
+               FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proacl IS NOT NULL \
+               UNION ALL \
+               SELECT 'TABLE ' || c.oid::regclass::text, 'pg_class'::regclass, c.oid, 0, NULL, c.relacl, \
+                 acldefault('r', c.relowner) \
+               FROM pg_class c WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relacl IS NOT NULL \
+               UNION ALL \
+               SELECT 'TABLE ' || c.oid::regclass::text, 'pg_class'::regclass, c.oid, a.attnum, a.attname::text, \
+                 a.attacl, NULL::aclitem[] \
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+               WHERE c.relnamespace = 'pg_catalog'::regnamespace AND a.attacl IS NOT NULL), \
+             compared (target, col, acl, first) AS ( \
+               SELECT o.target, o.col, nullif(o.acl, '{}'), nullif(coalesce(i.initprivs, o.first), '{}') AS first \
+               FROM objects o \
+               LEFT JOIN pg_init_privs i ON i.classoid = o.classid AND i.objoid = o.oid AND i.objsubid = o.subid), \
+             diff AS ( \
+               SELECT c.target, c.col, g.grantee, g.privilege_type, g.is_grantable, false AS revoked \
+               FROM compared c, LATERAL ( \
+                 SELECT a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(c.acl) a \
+                 EXCEPT SELECT f.grantee, f.privilege_type, f.is_grantable FROM aclexplode(c.first) f) g \
+               UNION ALL \
+               SELECT c.target, c.col, g.grantee, g.privilege_type, g.is_grantable, true \
+               FROM compared c, LATERAL ( \
+                 SELECT f.grantee, f.privilege_type, f.is_grantable FROM aclexplode(c.first) f \
+                 EXCEPT SELECT a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(c.acl) a) g) \
+             SELECT target, col, CASE WHEN grantee = 0 THEN NULL ELSE pg_get_userbyid(grantee) END, \
+               privilege_type, is_grantable, revoked \
+             FROM diff ORDER BY revoked DESC, target, col, 3, privilege_type",
+            &[],
+        )
+        .await
+        .map_err(q(client.target(), "listing privileges on system objects"))?
+        .iter()
+        .map(|r| SystemGrant {
+            on: r.get(0),
+            column: r.get(1),
+            grant: Grant {
+                grantee: r.get(2),
+                privilege: r.get(3),
+                grantable: r.get(4),
+            },
+            revoked: r.get(5),
+        })
+        .collect())
 }
