@@ -1153,6 +1153,28 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
         unbuilt.message.contains("measures_v on public.measures ü"),
         "{unbuilt:?}"
     );
+    // A changed definition of these kinds is drift too (here the owner of an operator class).
+    connect(&source, KINDS_DB)
+        .await
+        .batch_execute(r#"ALTER OPERATOR CLASS public.empty_ops USING btree OWNER TO "fdw user""#)
+        .await
+        .unwrap();
+    wait_until(
+        "the changed operator class",
+        Duration::from_secs(60),
+        || {
+            let snapshot = status.borrow_and_update().clone();
+            async move {
+                let found = findings_of(&snapshot, "kinds", KINDS_DB, "schema_drift");
+                if found.iter().any(|f| f.message.contains("empty_ops")) {
+                    Ok(())
+                } else {
+                    Err(format!("{found:#?}"))
+                }
+            }
+        },
+    )
+    .await;
     shutdown.cancel();
     let _ = handle.join.await;
 }

@@ -146,14 +146,34 @@ pub const SIGNATURES: &str = "
       FROM pg_foreign_server s
      WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_foreign_server'::regclass AND x.objid = s.oid AND x.deptype = 'e')
     UNION ALL
-    SELECT o.type, o.identity, '', upper(o.type) || ' ' || o.identity
-      FROM (SELECT 'pg_language'::regclass AS class, l.oid FROM pg_language l WHERE l.lanispl
-            UNION ALL SELECT 'pg_am'::regclass, oid FROM pg_am
-            UNION ALL SELECT 'pg_opfamily'::regclass, oid FROM pg_opfamily
-            UNION ALL SELECT 'pg_opclass'::regclass, oid FROM pg_opclass
-            UNION ALL SELECT 'pg_conversion'::regclass, oid FROM pg_conversion
-            UNION ALL SELECT 'pg_ts_parser'::regclass, oid FROM pg_ts_parser
-            UNION ALL SELECT 'pg_ts_template'::regclass, oid FROM pg_ts_template) k,
+    SELECT o.type, o.identity, k.def, upper(o.type) || ' ' || o.identity
+      FROM (SELECT 'pg_language'::regclass AS class, l.oid,
+                   concat_ws(' ', l.lanpltrusted, l.lanplcallfoid::regproc, l.laninline::regproc,
+                             l.lanvalidator::regproc, pg_get_userbyid(l.lanowner)) AS def
+              FROM pg_language l WHERE l.lanispl
+            UNION ALL SELECT 'pg_am'::regclass, a.oid, concat_ws(' ', a.amtype, a.amhandler::regproc) FROM pg_am a
+            UNION ALL SELECT 'pg_opfamily'::regclass, f.oid,
+                   concat_ws(' ', pg_get_userbyid(f.opfowner),
+                     (SELECT string_agg(concat_ws(' ', m.amopstrategy, m.amopopr::regoperator, m.amoppurpose), ','
+                                        ORDER BY m.amopstrategy, m.amopopr::regoperator::text)
+                        FROM pg_amop m WHERE m.amopfamily = f.oid),
+                     (SELECT string_agg(concat_ws(' ', m.amprocnum, m.amproc::regprocedure), ','
+                                        ORDER BY m.amprocnum, m.amproc::regprocedure::text)
+                        FROM pg_amproc m WHERE m.amprocfamily = f.oid))
+              FROM pg_opfamily f
+            UNION ALL SELECT 'pg_opclass'::regclass, c.oid,
+                   concat_ws(' ', pg_get_userbyid(c.opcowner), c.opcintype::regtype, c.opcdefault, c.opckeytype::regtype)
+              FROM pg_opclass c
+            UNION ALL SELECT 'pg_conversion'::regclass, c.oid,
+                   concat_ws(' ', pg_get_userbyid(c.conowner), pg_encoding_to_char(c.conforencoding),
+                             pg_encoding_to_char(c.contoencoding), c.conproc::regproc, c.condefault)
+              FROM pg_conversion c
+            UNION ALL SELECT 'pg_ts_parser'::regclass, p.oid,
+                   concat_ws(' ', p.prsstart::regproc, p.prstoken::regproc, p.prsend::regproc,
+                             p.prsheadline::regproc, p.prslextype::regproc)
+              FROM pg_ts_parser p
+            UNION ALL SELECT 'pg_ts_template'::regclass, t.oid, concat_ws(' ', t.tmplinit::regproc, t.tmpllexize::regproc)
+              FROM pg_ts_template t) k,
            LATERAL pg_identify_object(k.class, k.oid, 0) o
      WHERE k.oid >= 16384
        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = k.class AND x.objid = k.oid AND x.deptype = 'e')
