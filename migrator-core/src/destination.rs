@@ -76,9 +76,10 @@ pub struct ObjectFailure {
     pub error: String,
 }
 
-/// Runs `todo` (statements of schema objects, in creation order) in transaction `tx`, each under
-/// a savepoint; returns how many succeeded and the objects the destination refused (rolled back
-/// alone, each with its first error). `again`: the objects were tried by an earlier run, so
+/// Runs `todo` (statements of schema objects, in creation order: see
+/// [`crate::ddl::dependency_order`]) in transaction `tx`, each under a savepoint; returns how
+/// many succeeded and the objects the destination refused (rolled back alone, each with its
+/// first error). `again`: the objects were tried by an earlier run, so
 /// "already exists" counts as done.
 ///
 /// Creation goes in groups (types, functions, tables, views, ...); an object that needs one
@@ -91,9 +92,11 @@ pub async fn create(
     target: &str,
     mut todo: Vec<&Statement>,
     again: bool,
-) -> Result<(usize, Vec<ObjectFailure>), PgError> {
+) -> Result<Created, PgError> {
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     let mut applied = 0usize;
+    let mut retried = 0usize;
+    let mut pass = 0usize;
     // Views whose placeholder did not help (their own definition fails): never stood in for
     // again, or a placeholder would pass for the view, and views over it would be built on it.
     let mut no_placeholder: BTreeSet<&str> = BTreeSet::new();
@@ -115,6 +118,10 @@ pub async fn create(
                 statement.sql.clone()
             };
             match guarded(tx, target, object, &sql, again).await? {
+                None if pass > 0 => {
+                    applied += 1;
+                    retried += 1;
+                }
                 None => applied += 1,
                 Some(error) => {
                     failed.push(ObjectFailure {
@@ -126,6 +133,7 @@ pub async fn create(
             }
         }
         todo = left;
+        pass += 1;
         if failed.is_empty() {
             break failed;
         }
@@ -172,7 +180,23 @@ pub async fn create(
             }
         }
     };
-    Ok((applied, failed))
+    Ok(Created {
+        applied,
+        retried,
+        failed,
+    })
+}
+
+/// What [`create`] did.
+#[derive(Debug)]
+pub struct Created {
+    /// Statements that succeeded.
+    pub applied: usize,
+    /// Of those, the ones that failed first and succeeded in a later pass (what the dependency
+    /// order did not put after what they need).
+    pub retried: usize,
+    /// The objects the destination refused.
+    pub failed: Vec<ObjectFailure>,
 }
 
 /// SQLSTATEs of "already exists": duplicate_table, duplicate_object, duplicate_function,

@@ -644,6 +644,33 @@ async fn objects_out_of_creation_order_and_a_view_function_cycle_are_created() {
             "{sql}"
         );
     }
+    // The creation order comes from the source's pg_depend, named as the statements name their
+    // objects: each of these is created after what it needs, on the first pass.
+    let src = migrator_core::pg::Session::new(connect(&source, ORDER_DB).await, "source".into());
+    let dependencies = migrator_core::catalog::objects::dependencies(&src)
+        .await
+        .unwrap();
+    for (dependent, referenced) in [
+        ("DOMAIN public.even_int", "ROUTINE public.is_even(integer)"),
+        ("TABLE public.numbers", "DOMAIN public.even_int"),
+        ("VIEW public.big_numbers", "TABLE public.numbers"),
+        (
+            "ROUTINE public.describe(public.big_numbers)",
+            "VIEW public.big_numbers",
+        ),
+        ("ROUTINE public.count_big()", "VIEW public.big_numbers"),
+        (
+            "VIEW public.described",
+            "ROUTINE public.describe(public.big_numbers)",
+        ),
+        ("VIEW public.cycle ü", "ROUTINE public.cycle_size()"),
+        ("ROUTINE public.cycle_size()", "VIEW public.cycle ü"),
+    ] {
+        assert!(
+            dependencies.contains(&(dependent.to_owned(), referenced.to_owned())),
+            "{dependent} -> {referenced}: {dependencies:#?}"
+        );
+    }
     writer.abort();
     let _ = writer.await;
     wait_until_replicated(&source, Duration::from_secs(60)).await;
@@ -908,10 +935,11 @@ async fn refusals_undo_only_their_own_object_whatever_came_before() {
         Statement::new("TABLE public.c", "CREATE TABLE public.c ()"),
     ];
     let tx = client.transaction().await.unwrap();
-    let (applied, failed) =
-        migrator_core::destination::create(&tx, "test", statements.iter().collect(), false)
-            .await
-            .unwrap();
+    let migrator_core::destination::Created {
+        applied, failed, ..
+    } = migrator_core::destination::create(&tx, "test", statements.iter().collect(), false)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let refused: Vec<&str> = failed.iter().map(|f| f.object.as_str()).collect();
     assert_eq!(

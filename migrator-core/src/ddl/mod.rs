@@ -347,6 +347,9 @@ pub struct Statement {
     /// For a view's CREATE: a view with its columns and no dependencies, created first when the
     /// view is part of a dependency cycle; `sql` then runs as `CREATE OR REPLACE VIEW`.
     pub placeholder: Option<String>,
+    /// A base type's shell (`CREATE TYPE name`), created before its input and output
+    /// functions: what uses the type waits for its full definition, later.
+    pub shell: bool,
 }
 
 impl Statement {
@@ -355,6 +358,7 @@ impl Statement {
             object: object.into(),
             sql: sql.into(),
             placeholder: None,
+            shell: false,
         }
     }
 
@@ -365,6 +369,149 @@ impl Statement {
             _ => self.sql.clone(),
         }
     }
+}
+
+/// Orders `statements` so that each object's creation (its first run of statements) comes after
+/// the creation of every object it depends on, as the source's `pg_depend` says
+/// (`dependencies`: pairs of dependent and referenced objects, named as [`Statement::object`]
+/// names them), and keeps the given order (pg_dump-like groups) wherever that allows: a stable
+/// topological sort. An object's later statements (owner, grants, a constraint added after the
+/// functions) stay after its creation. The objects of a dependency cycle go together, in the
+/// given order (`destination::create` breaks the cycle when that fails).
+pub fn dependency_order(
+    statements: Vec<Statement>,
+    dependencies: &[(String, String)],
+) -> Vec<Statement> {
+    use std::collections::{BTreeSet, HashMap};
+    let mut runs: Vec<Vec<Statement>> = Vec::new();
+    for s in statements {
+        match runs.last_mut() {
+            Some(run) if run[0].object == s.object => run.push(s),
+            _ => runs.push(vec![s]),
+        }
+    }
+    // An object's first run creates it, but for a base type's shell: what uses the type waits
+    // for the run that defines it.
+    let mut creation: HashMap<&str, usize> = HashMap::new();
+    let mut defining: HashMap<&str, usize> = HashMap::new();
+    for (i, run) in runs.iter().enumerate() {
+        creation.entry(run[0].object.as_str()).or_insert(i);
+        if !run[0].shell {
+            defining.entry(run[0].object.as_str()).or_insert(i);
+        }
+    }
+    let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for (j, run) in runs.iter().enumerate() {
+        let first = creation[run[0].object.as_str()];
+        if first != j {
+            edges.insert((first, j));
+        }
+    }
+    for (dependent, referenced) in dependencies {
+        let referenced = referenced.as_str();
+        if let (Some(&j), Some(&i)) = (
+            creation.get(dependent.as_str()),
+            defining.get(referenced).or(creation.get(referenced)),
+        ) && i != j
+        {
+            edges.insert((i, j));
+        }
+    }
+    let order = stable_topological_order(runs.len(), &edges);
+    let mut runs: Vec<Option<Vec<Statement>>> = runs.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .flat_map(|i| runs[i].take().unwrap_or_default())
+        .collect()
+}
+
+/// The nodes `0..n` in an order where every edge `(i, j)` has `i` first, as close to `0..n` as
+/// that allows (of what may go next, the lowest number goes). The nodes of a cycle (a strongly
+/// connected component) go together, in their numbered order, where the first of them may go.
+fn stable_topological_order(
+    n: usize,
+    edges: &std::collections::BTreeSet<(usize, usize)>,
+) -> Vec<usize> {
+    use std::cmp::Reverse;
+    use std::collections::{BTreeSet, BinaryHeap};
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut back: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &(i, j) in edges {
+        next[i].push(j);
+        back[j].push(i);
+    }
+    // Kosaraju, without recursion: finishing order on the graph, then components on the
+    // reversed graph in reverse finishing order.
+    let mut finished = Vec::with_capacity(n);
+    let mut seen = vec![false; n];
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut stack = vec![(start, 0usize)];
+        while let Some((node, k)) = stack.pop() {
+            if let Some(&to) = next[node].get(k) {
+                stack.push((node, k + 1));
+                if !seen[to] {
+                    seen[to] = true;
+                    stack.push((to, 0));
+                }
+            } else {
+                finished.push(node);
+            }
+        }
+    }
+    let mut component = vec![usize::MAX; n];
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    for &start in finished.iter().rev() {
+        if component[start] != usize::MAX {
+            continue;
+        }
+        let c = members.len();
+        members.push(Vec::new());
+        component[start] = c;
+        let mut stack = vec![start];
+        while let Some(node) = stack.pop() {
+            members[c].push(node);
+            for &from in &back[node] {
+                if component[from] == usize::MAX {
+                    component[from] = c;
+                    stack.push(from);
+                }
+            }
+        }
+    }
+    for m in &mut members {
+        m.sort_unstable();
+    }
+    let mut between: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for &(i, j) in edges {
+        if component[i] != component[j] {
+            between.insert((component[i], component[j]));
+        }
+    }
+    let mut waiting = vec![0usize; members.len()];
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
+    for &(a, b) in &between {
+        after[a].push(b);
+        waiting[b] += 1;
+    }
+    let mut ready: BinaryHeap<Reverse<(usize, usize)>> = (0..members.len())
+        .filter(|&c| waiting[c] == 0)
+        .map(|c| Reverse((members[c][0], c)))
+        .collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse((_, c))) = ready.pop() {
+        order.extend(members[c].iter().copied());
+        for &d in &after[c] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(Reverse((members[d][0], d)));
+            }
+        }
+    }
+    order
 }
 
 /// `KIND schema.name`: how a schema object is named in [`Statement::object`].
@@ -406,7 +553,10 @@ pub fn schema_statements(
             .iter()
             // A shell type that stays one is its own statement, below.
             .filter(|t| t.sql.ends_with(')'))
-            .map(|t| Statement::new(&t.object, format!("CREATE TYPE {}", qualified(&t.name)))),
+            .map(|t| Statement {
+                shell: true,
+                ..Statement::new(&t.object, format!("CREATE TYPE {}", qualified(&t.name)))
+            }),
     );
     sql.extend(objects::range_types(objects));
     sql.extend(objects::early_functions(objects));

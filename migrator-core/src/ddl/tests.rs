@@ -657,3 +657,47 @@ fn sequences_keep_a_persistence_other_than_their_tables() {
         ]
     );
 }
+
+#[test]
+fn statements_follow_what_they_depend_on_and_keep_their_order_otherwise() {
+    let st = |object: &str, sql: &str| Statement::new(object, sql);
+    let statements = vec![
+        st("DOMAIN s.positive", "CREATE DOMAIN"),
+        st("ROUTINE s.check_it(integer)", "CREATE FUNCTION check_it"),
+        st("TABLE s.t", "CREATE TABLE"),
+        st("VIEW s.v", "CREATE VIEW v"),
+        st("VIEW s.w", "CREATE VIEW w"),
+        st("ROUTINE s.a()", "CREATE FUNCTION a"),
+        st("ROUTINE s.b()", "CREATE FUNCTION b"),
+        st("DOMAIN s.positive", "ALTER DOMAIN OWNER"),
+        st("TABLE s.t", "ALTER TABLE OWNER"),
+    ];
+    let deps = [
+        ("DOMAIN s.positive", "ROUTINE s.check_it(integer)"),
+        ("VIEW s.v", "VIEW s.w"),
+        // A cycle: together, in the given order.
+        ("ROUTINE s.a()", "ROUTINE s.b()"),
+        ("ROUTINE s.b()", "ROUTINE s.a()"),
+        // Not among the statements: no constraint.
+        ("TABLE s.t", "EXTENSION hstore"),
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    let sql: Vec<String> = dependency_order(statements, &deps)
+        .into_iter()
+        .map(|s| s.sql)
+        .collect();
+    assert_eq!(
+        sql,
+        [
+            "CREATE FUNCTION check_it",
+            "CREATE DOMAIN",
+            "CREATE TABLE",
+            "CREATE VIEW w",
+            "CREATE VIEW v",
+            "CREATE FUNCTION a",
+            "CREATE FUNCTION b",
+            "ALTER DOMAIN OWNER",
+            "ALTER TABLE OWNER",
+        ]
+    );
+}

@@ -616,7 +616,7 @@ async fn add_objects(
     tx.batch_execute("SET LOCAL check_function_bodies = off")
         .await
         .map_err(q(&target, "starting to add objects"))?;
-    let (_, failed) = destination::create(&tx, &target, todo, false).await?;
+    let failed = destination::create(&tx, &target, todo, false).await?.failed;
     tx.commit()
         .await
         .map_err(q(&target, "committing the added objects"))?;

@@ -125,7 +125,10 @@ pub async fn apply(
             .map_err(q(dst_admin.target(), "marking the destination database"))?;
     }
 
-    let statements = statements(ctx, db, src, dst_admin, &source_catalog).await?;
+    let statements = ddl::dependency_order(
+        statements(ctx, db, src, dst_admin, &source_catalog).await?,
+        &objects::dependencies(src).await?,
+    );
     let excluded = ctx.schema_excluded(db);
     let target = ctx.destination.target(db);
     let mut client = pg::connect(&ctx.destination, db).await?;
@@ -144,7 +147,11 @@ pub async fn apply(
                 && pending.as_ref().is_none_or(|p| p.contains(&s.object))
         })
         .collect();
-    let (applied, failed) = destination::create(&tx, &target, todo, pending.is_some()).await?;
+    let destination::Created {
+        applied,
+        retried,
+        failed,
+    } = destination::create(&tx, &target, todo, pending.is_some()).await?;
     for f in &failed {
         tracing::warn!(mapping = %ctx.name, database = db, object = %f.object, error = %f.error, "the destination refused a schema object; the rest of the schema goes on");
     }
@@ -160,7 +167,7 @@ pub async fn apply(
     tx.commit()
         .await
         .map_err(q(&target, "committing the schema"))?;
-    tracing::info!(mapping = %ctx.name, database = db, statements = applied, refused = failed.len(), excluded = excluded.len(), "schema applied");
+    tracing::info!(mapping = %ctx.name, database = db, statements = applied, retried, refused = failed.len(), excluded = excluded.len(), "schema applied");
     Ok(failed)
 }
 

@@ -454,3 +454,82 @@ pub(super) async fn comments(client: &Session) -> Result<Vec<Comment>, PgError> 
         .collect();
     Ok(comments)
 }
+
+/// The object (named as [`crate::ddl::Statement::object`] names it) that the catalog row
+/// `oid` of catalog `class` belongs to: a view's rewrite rule is the view, a table's
+/// constraint or default the table, a domain's constraint the domain, a row type its relation,
+/// an array type its element type, an operator family's member the family. Kinds named otherwise give a name no statement has.
+fn object_of(class: &str, oid: &str) -> String {
+    let relation = |relid: &str| {
+        format!(
+            "(SELECT {RELATION_OBJECT} FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = {relid})"
+        )
+    };
+    format!(
+        "CASE {class} \
+           WHEN 'pg_class'::regclass THEN {rel_oid} \
+           WHEN 'pg_proc'::regclass THEN (SELECT 'ROUTINE ' || p.oid::regprocedure::text FROM pg_proc p \
+             WHERE p.oid = {oid}) \
+           WHEN 'pg_type'::regclass THEN (SELECT CASE \
+               WHEN t.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) <> 'c' \
+                 THEN {rel_typrelid} \
+               WHEN t.typtype = 'd' THEN 'DOMAIN ' || tn.nspname || '.' || t.typname \
+               ELSE 'TYPE ' || tn.nspname || '.' || t.typname END \
+             FROM pg_type a JOIN pg_type t ON t.oid = CASE WHEN EXISTS (SELECT 1 FROM pg_type e \
+               WHERE e.typarray = a.oid) THEN a.typelem ELSE a.oid END \
+             JOIN pg_namespace tn ON tn.oid = t.typnamespace WHERE a.oid = {oid}) \
+           WHEN 'pg_rewrite'::regclass THEN (SELECT CASE WHEN rw.rulename = '_RETURN' THEN {rel_ev_class} \
+               ELSE 'RULE ' || rw.rulename || ' ON ' || rn.nspname || '.' || rc.relname END \
+             FROM pg_rewrite rw JOIN pg_class rc ON rc.oid = rw.ev_class \
+             JOIN pg_namespace rn ON rn.oid = rc.relnamespace WHERE rw.oid = {oid}) \
+           WHEN 'pg_constraint'::regclass THEN (SELECT CASE WHEN co.contypid <> 0 THEN \
+               (SELECT 'DOMAIN ' || dn.nspname || '.' || dt.typname FROM pg_type dt \
+                JOIN pg_namespace dn ON dn.oid = dt.typnamespace WHERE dt.oid = co.contypid) \
+               ELSE {rel_conrelid} END FROM pg_constraint co WHERE co.oid = {oid}) \
+           WHEN 'pg_attrdef'::regclass THEN (SELECT {rel_adrelid} FROM pg_attrdef ad WHERE ad.oid = {oid}) \
+           WHEN 'pg_trigger'::regclass THEN (SELECT 'TRIGGER ' || tg.tgname || ' ON ' || gn.nspname || '.' || gc.relname \
+             FROM pg_trigger tg JOIN pg_class gc ON gc.oid = tg.tgrelid \
+             JOIN pg_namespace gn ON gn.oid = gc.relnamespace WHERE tg.oid = {oid}) \
+           WHEN 'pg_namespace'::regclass THEN (SELECT 'SCHEMA ' || s.nspname FROM pg_namespace s WHERE s.oid = {oid}) \
+           WHEN 'pg_amop'::regclass THEN (SELECT 'OPERATOR FAMILY ' || o.identity FROM pg_amop m, \
+             LATERAL pg_identify_object('pg_opfamily'::regclass, m.amopfamily, 0) o WHERE m.oid = {oid}) \
+           WHEN 'pg_amproc'::regclass THEN (SELECT 'OPERATOR FAMILY ' || o.identity FROM pg_amproc m, \
+             LATERAL pg_identify_object('pg_opfamily'::regclass, m.amprocfamily, 0) o WHERE m.oid = {oid}) \
+           ELSE (SELECT upper(o.type) || ' ' || o.identity FROM pg_identify_object({class}, {oid}, 0) o) END",
+        rel_oid = relation(oid),
+        rel_typrelid = relation("t.typrelid"),
+        rel_ev_class = relation("rw.ev_class"),
+        rel_conrelid = relation("co.conrelid"),
+        rel_adrelid = relation("ad.adrelid"),
+    )
+}
+
+/// What each user object depends on, from `pg_depend`, as pairs of object names (dependent,
+/// referenced) for [`crate::ddl::dependency_order`]. Left out: a table's constraints and
+/// defaults calling functions (added after the functions: `ddl::after_functions`), so that
+/// they do not hold the table back.
+pub(super) async fn dependencies(client: &Session) -> Result<Vec<(String, String)>, PgError> {
+    Ok(client
+        .query(
+            &format!(
+                "SELECT DISTINCT {dependent}, {referenced} \
+                 FROM (SELECT DISTINCT d.classid, d.objid, d.refclassid, d.refobjid FROM pg_depend d \
+                       WHERE d.deptype IN ('n', 'a') AND d.objid >= 16384 AND d.refobjid >= 16384 \
+                         AND NOT (d.refclassid = 'pg_proc'::regclass \
+                                  AND (d.classid = 'pg_attrdef'::regclass \
+                                       OR (d.classid = 'pg_constraint'::regclass \
+                                           AND EXISTS (SELECT 1 FROM pg_constraint x \
+                                                       WHERE x.oid = d.objid AND x.conrelid <> 0))))) d",
+                dependent = object_of("d.classid", "d.objid"),
+                referenced = object_of("d.refclassid", "d.refobjid"),
+            ),
+            &[],
+        )
+        .await
+        .map_err(q(client.target(), "reading the dependencies between objects"))?
+        .iter()
+        .filter_map(|r| Some((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)))
+        .filter(|(a, b)| a != b)
+        .collect())
+}

@@ -245,6 +245,21 @@ pub struct ObjectCatalog {
     pub system_grants: Vec<SystemGrant>,
 }
 
+/// What each object of the database `client` is connected to depends on (see
+/// [`crate::ddl::dependency_order`]).
+pub async fn dependencies(client: &Session) -> Result<Vec<(String, String)>, PgError> {
+    client
+        .batch_execute("SET search_path = ''")
+        .await
+        .map_err(q(client.target(), "emptying search_path"))?;
+    let dependencies = definitions::dependencies(client).await?;
+    client
+        .batch_execute("RESET search_path")
+        .await
+        .map_err(q(client.target(), "resetting search_path"))?;
+    Ok(dependencies)
+}
+
 /// Reads every object of the database `client` is connected to.
 pub async fn read(client: &Session) -> Result<ObjectCatalog, PgError> {
     client
