@@ -1047,7 +1047,8 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
              CREATE PUBLICATION late_feed FOR TABLE public.shifts; \
              CREATE TYPE public.late_range AS RANGE (SUBTYPE = int8); \
              CREATE TEXT SEARCH TEMPLATE public.late_template (LEXIZE = dsimple_lexize); \
-             CREATE ACCESS METHOD late_am TYPE TABLE HANDLER heap_tableam_handler",
+             CREATE ACCESS METHOD late_am TYPE TABLE HANDLER heap_tableam_handler; \
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_waldir() TO \"fdw user\"",
         )
         .await
         .unwrap();
@@ -1063,6 +1064,7 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
                         "late_range",
                         "late_template",
                         "late_am",
+                        "pg_ls_waldir",
                     ]
                     .iter()
                     .all(|n| f.message.contains(n)) =>
@@ -1093,6 +1095,7 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
         "late_range",
         "late_template",
         "late_am",
+        "pg_ls_waldir",
     ] {
         assert!(
             listed.iter().any(|d| d.contains(name)),
@@ -1110,6 +1113,7 @@ async fn ranges_statistics_event_triggers_publications_and_foreign_tables_arrive
         "late_range",
         "late_template",
         "late_am",
+        "pg_ls_waldir",
     ] {
         assert!(
             done.iter()

@@ -13,6 +13,7 @@ use crate::pg::{PgError, Session};
 
 use super::{MappingContext, q};
 use crate::catalog::model::{Column, QualifiedName, SchemaCatalog, Table};
+use crate::catalog::objects::security::SYSTEM_GRANTS;
 use crate::catalog::{objects, roles, schema as catalog};
 use crate::ddl;
 use crate::ddl::column_definition;
@@ -212,20 +213,26 @@ async fn signed(
     excluded: &BTreeSet<&str>,
 ) -> Result<Vec<(Signature, String)>, PgError> {
     let own_publication = format!("PUBLICATION {}", crate::naming::PREFIX);
-    let rows = if excluded.is_empty() {
-        client.query(SIGNATURES, &[]).await
-    } else {
-        client
-            .batch_execute("SET search_path = ''")
-            .await
-            .map_err(q(client.target(), "emptying search_path"))?;
-        let rows = client.query(SIGNATURES, &[]).await;
-        client
-            .batch_execute("RESET search_path")
-            .await
-            .map_err(q(client.target(), "resetting search_path"))?;
-        rows
-    };
+    // Privileges given on system objects (taken away ones are not compared: PostgreSQL 18 may
+    // not give what 15 gave, and taking it away again changes nothing).
+    let sql = format!(
+        "{SIGNATURES} \
+         UNION ALL \
+         SELECT 'system privilege', format('%s%s ON %s TO %s', g.privilege_type, \
+                  coalesce(' (' || quote_ident(g.col) || ')', ''), g.target, coalesce(quote_ident(g.grantee), 'PUBLIC')), \
+                g.is_grantable::text, 'PRIVILEGES ON ' || g.target || coalesce(' (' || g.col || ')', '') \
+           FROM ({SYSTEM_GRANTS}) g WHERE NOT g.revoked"
+    );
+    // With `search_path` emptied, names print as the schema step's statements name objects.
+    client
+        .batch_execute("SET search_path = ''")
+        .await
+        .map_err(q(client.target(), "emptying search_path"))?;
+    let rows = client.query(&sql, &[]).await;
+    client
+        .batch_execute("RESET search_path")
+        .await
+        .map_err(q(client.target(), "resetting search_path"))?;
     Ok(rows
         .map_err(q(client.target(), "reading object signatures"))?
         .iter()

@@ -10,7 +10,7 @@
 
 mod definitions;
 mod more;
-mod security;
+pub mod security;
 mod support;
 
 use crate::pg::{PgError, Session, q};

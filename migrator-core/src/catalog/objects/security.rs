@@ -253,12 +253,34 @@ pub(super) async fn default_privileges(
 }
 
 /// Privileges on `pg_catalog`'s functions, tables and columns that differ from the ones the
-/// database was made with (`pg_init_privs`; none there means the kind's default): what to
+/// database was made with (see [`SYSTEM_GRANTS`]) (`pg_init_privs`; none there means the kind's default): what to
 /// revoke, then what to grant. (`aclexplode` refuses an empty ACL: those are NULL here.)
 pub(super) async fn system_grants(client: &Session) -> Result<Vec<SystemGrant>, PgError> {
     Ok(client
-        .query(
-            "WITH objects AS ( \
+        .query(SYSTEM_GRANTS, &[])
+        .await
+        .map_err(q(client.target(), "listing privileges on system objects"))?
+        .iter()
+        .map(|r| SystemGrant {
+            on: r.get(0),
+            column: r.get(1),
+            grant: Grant {
+                grantee: r.get(2),
+                privilege: r.get(3),
+                grantable: r.get(4),
+            },
+            revoked: r.get(5),
+        })
+        .collect())
+}
+
+/// Privileges on `pg_catalog`'s functions, tables and columns that differ from the ones the
+/// database was made with (`pg_init_privs`; none there means the kind's default), one row per
+/// privilege: the object (`FUNCTION pg_catalog.pg_ls_dir(text)` with `search_path` empty), the
+/// column or NULL, the grantee (NULL: PUBLIC), the privilege, grantable, and whether it was
+/// revoked rather than granted; revokes first. (`aclexplode` refuses an empty ACL: those are
+/// NULL here.)
+pub const SYSTEM_GRANTS: &str = "WITH objects AS ( \
                SELECT 'FUNCTION ' || p.oid::regprocedure::text AS target, 'pg_proc'::regclass AS classid, \
                  p.oid, 0 AS subid, NULL::text AS col, p.proacl AS acl, acldefault('f', p.proowner) AS first \
                FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proacl IS NOT NULL \
@@ -285,23 +307,6 @@ pub(super) async fn system_grants(client: &Session) -> Result<Vec<SystemGrant>, 
                FROM compared c, LATERAL ( \
                  SELECT f.grantee, f.privilege_type, f.is_grantable FROM aclexplode(c.first) f \
                  EXCEPT SELECT a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(c.acl) a) g) \
-             SELECT target, col, CASE WHEN grantee = 0 THEN NULL ELSE pg_get_userbyid(grantee) END, \
+             SELECT target, col, CASE WHEN grantee = 0 THEN NULL ELSE pg_get_userbyid(grantee) END AS grantee, \
                privilege_type, is_grantable, revoked \
-             FROM diff ORDER BY revoked DESC, target, col, 3, privilege_type",
-            &[],
-        )
-        .await
-        .map_err(q(client.target(), "listing privileges on system objects"))?
-        .iter()
-        .map(|r| SystemGrant {
-            on: r.get(0),
-            column: r.get(1),
-            grant: Grant {
-                grantee: r.get(2),
-                privilege: r.get(3),
-                grantable: r.get(4),
-            },
-            revoked: r.get(5),
-        })
-        .collect())
-}
+             FROM diff ORDER BY revoked DESC, target, col, 3, privilege_type";
