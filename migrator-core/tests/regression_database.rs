@@ -167,34 +167,11 @@ async fn the_regression_database_migrates_and_dumps_the_same() {
         dump_entries(&destination, DB),
         dump_entries(&destination, reference),
     );
-    let missing: Vec<&String> = theirs.iter().filter(|e| !ours.contains(e)).collect();
-    let extra: Vec<&String> = ours.iter().filter(|e| !theirs.contains(e)).collect();
-    let mut differing: Vec<&str> = missing
-        .iter()
-        .chain(extra.iter())
-        .map(|e| e.lines().next().unwrap_or_default())
-        .collect();
-    differing.sort();
-    differing.dedup();
+    let diff = DumpDiff::new(&theirs, &ours);
+    let differing = diff.headers();
     // Every differing entry, both sides, for whoever works on the list.
     let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regression-database.diff");
-    std::fs::write(
-        &report,
-        format!(
-            "=== only in the source's dump\n\n{}\n\n=== only in the destination's dump\n\n{}\n",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-            extra
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n\n")
-        ),
-    )
-    .unwrap();
+    std::fs::write(&report, diff.render(|_| true)).unwrap();
     eprintln!("the differing entries: {}", report.display());
     eprintln!(
         "regression database: {} dump entries on the source, {} on the destination; {} differ \
@@ -202,8 +179,8 @@ async fn the_regression_database_migrates_and_dumps_the_same() {
         theirs.len(),
         ours.len(),
         differing.len(),
-        missing.len(),
-        extra.len(),
+        diff.missing.len(),
+        diff.extra.len(),
         differing.iter().all(|h| KNOWN_DIFFERENCES.contains(h))
     );
     // Loading the reference fails only where the destination has no lz4 (left out, above).
@@ -219,23 +196,12 @@ async fn the_regression_database_migrates_and_dumps_the_same() {
         .collect();
     assert!(
         new.is_empty(),
-        "dump entries that differ and are not among the known differences (docs/BENCHMARKS.md):\n{}\n\n--- only in the source's:\n{}\n\n--- only in the destination's:\n{}",
+        "dump entries that differ and are not among the known differences (docs/BENCHMARKS.md):\n{}\n\n{}",
         new.iter()
             .map(|h| h.to_string())
             .collect::<Vec<_>>()
             .join("\n"),
-        missing
-            .iter()
-            .filter(|e| new.iter().any(|h| e.starts_with(**h)))
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n"),
-        extra
-            .iter()
-            .filter(|e| new.iter().any(|h| e.starts_with(**h)))
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n"),
+        diff.render(|e| new.iter().any(|h| e.starts_with(**h))),
     );
     // A known difference that no longer differs comes off the list (and out of BENCHMARKS.md).
     let gone: Vec<&&str> = KNOWN_DIFFERENCES

@@ -1243,21 +1243,11 @@ async fn assert_dumps_equal(source: &Cluster, destination: &Cluster, db: &str) {
         dump_entries(destination, db),
     );
     assert!(theirs.len() >= 5, "{db}: {theirs:#?}");
-    let missing: Vec<&String> = theirs.iter().filter(|e| !ours.contains(e)).collect();
-    let extra: Vec<&String> = ours.iter().filter(|e| !theirs.contains(e)).collect();
+    let diff = DumpDiff::new(&theirs, &ours);
     assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{db}: the dumps differ.\n--- only in the source's (loaded into 18):\n{}\n--- only in the destination's:\n{}",
-        missing
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n"),
-        extra
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        diff.missing.is_empty() && diff.extra.is_empty(),
+        "{db}: the dumps differ (the source's loaded into 18).\n{}",
+        diff.render(|_| true)
     );
     assert_eq!(theirs, ours, "{db}: the same entries in another order");
 }

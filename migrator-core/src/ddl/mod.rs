@@ -268,14 +268,11 @@ fn index_statements(t: &Table, i: &Index) -> Vec<String> {
             ident(&p.table.schema),
             ident(&p.name)
         ));
-        if let Some(text) = &p.comment {
-            sql.push(format!(
-                "COMMENT ON INDEX {}.{} IS {}",
-                ident(&p.table.schema),
-                ident(&p.name),
-                literal(text)
-            ));
-        }
+        sql.extend(
+            p.comment
+                .as_deref()
+                .map(|text| comment_on_index(&p.table.schema, &p.name, text)),
+        );
     }
     sql.extend(cluster_on(t, &i.name));
     sql.extend(index_comment(&t.name, i));
@@ -303,27 +300,28 @@ fn constraint_comment(table: &QualifiedName, c: &Constraint) -> Vec<String> {
             literal(text)
         )
     });
-    let on_index = c.index_comment.as_ref().map(|text| {
-        format!(
-            "COMMENT ON INDEX {}.{} IS {}",
-            ident(&table.schema),
-            ident(&c.name),
-            literal(text)
-        )
-    });
+    let on_index = c
+        .index_comment
+        .as_deref()
+        .map(|text| comment_on_index(&table.schema, &c.name, text));
     on_constraint.into_iter().chain(on_index).collect()
 }
 
-/// `COMMENT ON INDEX` when the index has one (an index lives in its table's schema).
+/// `COMMENT ON INDEX` when the index has one.
 fn index_comment(table: &QualifiedName, i: &Index) -> Option<String> {
-    i.comment.as_ref().map(|text| {
-        format!(
-            "COMMENT ON INDEX {}.{} IS {}",
-            ident(&table.schema),
-            ident(&i.name),
-            literal(text)
-        )
-    })
+    i.comment
+        .as_deref()
+        .map(|text| comment_on_index(&table.schema, &i.name, text))
+}
+
+/// `COMMENT ON INDEX` of index `name` (an index lives in its table's schema).
+fn comment_on_index(schema: &str, name: &str, text: &str) -> String {
+    format!(
+        "COMMENT ON INDEX {}.{} IS {}",
+        ident(schema),
+        ident(name),
+        literal(text)
+    )
 }
 
 fn add_constraint(table: &QualifiedName, c: &Constraint) -> String {

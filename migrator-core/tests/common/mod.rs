@@ -260,3 +260,49 @@ pub fn dump_entries(cluster: &Cluster, db: &str) -> Vec<String> {
     }
     entries
 }
+
+/// How two schema dumps (lists of [`dump_entries`]) differ: the source's entries the
+/// destination's lacks, and the other way round.
+pub struct DumpDiff<'a> {
+    pub missing: Vec<&'a String>,
+    pub extra: Vec<&'a String>,
+}
+
+impl<'a> DumpDiff<'a> {
+    pub fn new(theirs: &'a [String], ours: &'a [String]) -> Self {
+        DumpDiff {
+            missing: theirs.iter().filter(|e| !ours.contains(e)).collect(),
+            extra: ours.iter().filter(|e| !theirs.contains(e)).collect(),
+        }
+    }
+
+    /// The header line (name, type, schema, owner) of every differing entry, once each.
+    pub fn headers(&self) -> Vec<&'a str> {
+        let mut headers: Vec<&str> = self
+            .missing
+            .iter()
+            .chain(self.extra.iter())
+            .map(|e| e.lines().next().unwrap_or_default())
+            .collect();
+        headers.sort();
+        headers.dedup();
+        headers
+    }
+
+    /// Both sides' differing entries for which `shown` holds, for a reader.
+    pub fn render(&self, shown: impl Fn(&str) -> bool) -> String {
+        let side = |entries: &[&String]| {
+            entries
+                .iter()
+                .filter(|e| shown(e))
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        };
+        format!(
+            "=== only in the source's dump\n\n{}\n\n=== only in the destination's dump\n\n{}\n",
+            side(&self.missing),
+            side(&self.extra)
+        )
+    }
+}
