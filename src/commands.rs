@@ -253,6 +253,47 @@ pub async fn complete(settings: Settings, mapping: &str, force: bool) -> ExitCod
     }
 }
 
+/// `verify`: compares the data of every table on both sides and prints the report; the exit
+/// code says the outcome (see `VerifyOutcome::exit_code`).
+pub async fn verify(
+    settings: Settings,
+    mapping: &str,
+    database: Option<String>,
+    table: Option<String>,
+    exact: bool,
+) -> ExitCode {
+    let request = migrator_core::verify::Request {
+        mode: if exact {
+            migrator_core::status::VerifyMode::Exact
+        } else {
+            migrator_core::status::VerifyMode::Online
+        },
+        database,
+        table,
+    };
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    let progress = |status: &migrator_core::status::VerifyStatus| {
+        let mut last = last.lock().expect("progress clock");
+        if last.elapsed() >= std::time::Duration::from_secs(10) {
+            *last = std::time::Instant::now();
+            let t = status.totals();
+            eprintln!(
+                "verifying {mapping}: {} of {} range(s) checked, {} row(s), {} differing",
+                t.checked, t.ranges, t.rows, t.differing
+            );
+        }
+    };
+    match commands::verify(&settings, mapping, request, &progress).await {
+        Ok(status) => {
+            for line in migrator_core::verify::report::lines(mapping, &status) {
+                println!("{line}");
+            }
+            ExitCode::from(status.outcome().exit_code())
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// `resync`: applies the safe part of the schema drift, prints each change and what is left.
 pub async fn resync(settings: Settings, mapping: &str) -> ExitCode {
     match commands::resync(&settings, mapping).await {

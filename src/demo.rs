@@ -4,7 +4,8 @@
 //! loads the sample databases, keeps a write load running, and migrates them with the real
 //! orchestrator, serving the dashboard, until cutover ready. Then it does what an operator
 //! does: stops the writes, and waits for "Mark complete" on the dashboard (or does it itself with
-//! `--complete`); once complete it proves every table equal on both sides.
+//! `--complete`). It verifies the data twice, as an operator would: online while the writes
+//! still run (at cutover ready), and exactly once complete, both shown on the Verify tab.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,8 +15,7 @@ use std::time::{Duration, Instant};
 use migrator_core::config::{MappingSettings, Settings};
 use migrator_core::orchestrator;
 use migrator_core::phase::Phase;
-use migrator_core::phases::{DbConn, MappingContext};
-use migrator_core::status::Snapshot;
+use migrator_core::status::{Snapshot, VerifyMode, VerifyOutcome, VerifyStatus};
 use migrator_core::testkit::{Cluster, sample};
 use migrator_core::verify;
 use tokio::sync::watch;
@@ -111,6 +111,16 @@ async fn demo(
     );
     println!("{}", mapping.instructions);
 
+    println!("Verifying online while the writes still run (every table, in key ranges)...");
+    let Some(online) =
+        verify_with(&commands, &mut status, &shutdown, &run, VerifyMode::Online).await?
+    else {
+        return interrupted(tasks, &shutdown, &settings).await;
+    };
+    for line in verify::report::lines(MAPPING, &online).iter().take(1) {
+        println!("  {line}");
+    }
+
     println!("Stopping the write load, as step 2 says...");
     let rounds = load.stop().await.map_err(|e| e.to_string())?;
     println!("  {rounds} write transactions ran during the migration.");
@@ -137,8 +147,16 @@ async fn demo(
         return interrupted(tasks, &shutdown, &settings).await;
     }
 
-    println!("Verifying every table on both sides (row count and content digest)...");
-    let all_equal = verify_all(&settings, &mapping.databases).await?;
+    println!("Verifying every table exactly, now that writes stopped...");
+    let Some(exact) =
+        verify_with(&commands, &mut status, &shutdown, &run, VerifyMode::Exact).await?
+    else {
+        return interrupted(tasks, &shutdown, &settings).await;
+    };
+    for line in verify::report::lines(MAPPING, &exact) {
+        println!("  {line}");
+    }
+    let all_equal = exact.outcome() == VerifyOutcome::Equal;
     println!(
         "\nDone: {} databases migrated from PostgreSQL 15 to 18 under write load; cutover ready after {:.1} s; {}.",
         mapping.databases.len(),
@@ -225,40 +243,39 @@ async fn wait_for(
     }
 }
 
-/// Compares every table of every database; prints one line per database.
-async fn verify_all(
-    settings: &Settings,
-    databases: &[migrator_core::status::DatabaseStatus],
-) -> Result<bool, String> {
-    let ctx = MappingContext::new(MAPPING, &settings.mappings[MAPPING], &settings.migration)
-        .map_err(|p| format!("{p:?}"))?;
-    let mut all_equal = true;
-    let mut rows = 0;
-    for db in databases {
-        let mut src = DbConn::new(&ctx.source, &db.name);
-        let mut dst = DbConn::new(&ctx.destination, &db.name);
-        let src = src.get().await.map_err(|e| e.to_string())?;
-        let dst = dst.get().await.map_err(|e| e.to_string())?;
-        let tables = verify::compare_database(src, dst)
-            .await
-            .map_err(|e| e.to_string())?;
-        let equal = tables.iter().filter(|t| t.equal).count();
-        rows += tables.iter().map(|t| t.source_rows).sum::<i64>();
-        all_equal &= equal == tables.len();
-        println!(
-            "  {:<66} {equal}/{} tables equal",
-            format!("{:?}", db.name),
-            tables.len()
-        );
-        for t in tables.iter().filter(|t| !t.equal) {
-            println!(
-                "    DIFFERENT: {} ({} rows on the source, {:?} on the destination)",
-                t.table, t.source_rows, t.destination_rows
-            );
+/// Starts a verification of the demo mapping through the orchestrator (so the dashboard's Verify
+/// tab shows it) and waits for it to finish; `None` when stopped first.
+async fn verify_with(
+    commands: &tokio::sync::mpsc::Sender<orchestrator::Command>,
+    status: &mut watch::Receiver<Arc<Snapshot>>,
+    shutdown: &CancellationToken,
+    run: &CancellationToken,
+    mode: VerifyMode,
+) -> Result<Option<VerifyStatus>, String> {
+    let asked = std::time::SystemTime::now() - Duration::from_secs(1);
+    let request = verify::Request {
+        mode,
+        database: None,
+        table: None,
+    };
+    orchestrator::request_verify(commands, MAPPING, request)
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        let finished = status
+            .borrow_and_update()
+            .mapping(MAPPING)
+            .and_then(|m| m.verify.clone())
+            .filter(|v| v.mode == mode && v.started_at >= asked && v.finished_at.is_some());
+        if let Some(v) = finished {
+            return Ok(Some(v));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = run.cancelled() => return Ok(None),
+            changed = status.changed() => if changed.is_err() { return Ok(None) },
         }
     }
-    println!("  {rows} rows compared.");
-    Ok(all_equal)
 }
 
 /// Where to point a browser: `server.listen`, with a wildcard address shown as 127.0.0.1.

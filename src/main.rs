@@ -81,6 +81,12 @@ async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> Exit
         Command::Instructions { mapping } => commands::instructions(settings, &mapping).await,
         Command::Complete { mapping, force } => commands::complete(settings, &mapping, force).await,
         Command::Resync { mapping } => commands::resync(settings, &mapping).await,
+        Command::Verify {
+            mapping,
+            database,
+            table,
+            exact,
+        } => commands::verify(settings, &mapping, database, table, exact).await,
     }
 }
 

@@ -180,13 +180,13 @@ async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
     assert!(out.status.success(), "{}", printed(&out));
     let ctx = mapping_k(&config);
     for db in sample::DATABASES {
-        for t in compare_tables(&ctx, db).await {
-            assert!(
-                t.equal,
-                "{db}: {} differs: {} rows on the source, {:?} on the destination",
-                t.table, t.source_rows, t.destination_rows
-            );
-        }
+        let verified = verify_database(&ctx, db).await;
+        assert_eq!(
+            verified.outcome(),
+            migrator_core::status::VerifyOutcome::Equal,
+            "{}",
+            migrator_core::verify::report::lines("k", &verified).join("\n")
+        );
     }
     assert_eq!(replication_slots(&source).await, 0);
 }

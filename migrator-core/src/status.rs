@@ -51,6 +51,8 @@ pub struct MappingStatus {
     pub acting_here: bool,
     /// Another instance holds the mapping's lease: this one only watches.
     pub held_by: Option<LeaseHolder>,
+    /// The last verification of its data started on this instance (running or finished).
+    pub verify: Option<VerifyStatus>,
     /// The cutover instructions (also `postgres-migrator instructions NAME`); not in the JSON.
     #[serde(skip)]
     pub instructions: String,
@@ -289,6 +291,10 @@ pub struct SlotStatus {
     pub safe_wal_bytes: Option<i64>,
 }
 
+fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string())
+}
+
 fn rfc3339_opt<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_some(&humantime::format_rfc3339_seconds(*t).to_string()),
@@ -457,4 +463,172 @@ pub(crate) fn in_force(limit: f64, cap: Option<f64>) -> Option<f64> {
         (true, None) => Some(limit),
         (false, cap) => cap,
     }
+}
+
+/// How a verification compares (see `verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// During catch-up, writes running: a range that differs is read again once the destination
+    /// has applied past the source position it was read at.
+    Online,
+    /// After writes stopped and the lag drained: every range compared once.
+    Exact,
+}
+
+impl std::fmt::Display for VerifyMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerifyMode::Online => "online",
+            VerifyMode::Exact => "exact",
+        })
+    }
+}
+
+/// One verification of a mapping's data: running or finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyStatus {
+    pub mode: VerifyMode,
+    /// Only this database / table, when asked.
+    pub database: Option<String>,
+    pub table: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub finished_at: Option<SystemTime>,
+    /// Why it stopped before comparing everything.
+    pub error: Option<String>,
+    pub databases: Vec<VerifyDatabase>,
+}
+
+/// What a verification concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyOutcome {
+    Running,
+    /// Every range of every table compared equal.
+    Equal,
+    /// At least one range differs while the source held still: rows were lost or changed.
+    Differences,
+    /// No difference found, but some rows changed on the source during every re-check (online
+    /// mode) or the source was written to during an exact check: they are not proven.
+    Unsettled,
+    /// It could not compare everything (a server went away, a table is missing, ...).
+    Failed,
+}
+
+impl VerifyOutcome {
+    /// The `verify` command's exit code: 0 equal, 4 differences, 5 unsettled, 1 failed.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            VerifyOutcome::Equal => 0,
+            VerifyOutcome::Differences => 4,
+            VerifyOutcome::Unsettled => 5,
+            VerifyOutcome::Running | VerifyOutcome::Failed => 1,
+        }
+    }
+}
+
+impl VerifyStatus {
+    pub fn tables(&self) -> impl Iterator<Item = &VerifyTable> {
+        self.databases.iter().flat_map(|d| d.tables.iter())
+    }
+
+    /// Ranges planned, checked, differing and unsettled, over every table.
+    pub fn totals(&self) -> VerifyTotals {
+        let mut t = VerifyTotals::default();
+        for table in self.tables() {
+            t.ranges += table.ranges;
+            t.checked += table.checked;
+            t.differing += table.differing.len() as u64;
+            t.unsettled += table.unsettled.len() as u64;
+            t.rows += table.rows;
+        }
+        t
+    }
+
+    pub fn outcome(&self) -> VerifyOutcome {
+        if self.finished_at.is_none() {
+            return VerifyOutcome::Running;
+        }
+        let totals = self.totals();
+        let failed = self.error.is_some()
+            || self.databases.iter().any(|d| d.error.is_some())
+            || self.tables().any(|t| t.error.is_some());
+        if totals.differing > 0 {
+            VerifyOutcome::Differences
+        } else if failed {
+            VerifyOutcome::Failed
+        } else if totals.unsettled > 0 {
+            VerifyOutcome::Unsettled
+        } else {
+            VerifyOutcome::Equal
+        }
+    }
+
+    /// How long it ran (so far).
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.finished_at
+            .unwrap_or_else(SystemTime::now)
+            .duration_since(self.started_at)
+            .unwrap_or_default()
+    }
+}
+
+/// Sums over a verification's tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyTotals {
+    pub ranges: u64,
+    pub checked: u64,
+    pub differing: u64,
+    pub unsettled: u64,
+    /// Rows counted on the source.
+    pub rows: u64,
+}
+
+/// One database of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyDatabase {
+    pub name: String,
+    pub tables: Vec<VerifyTable>,
+    pub error: Option<String>,
+}
+
+/// One table of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyTable {
+    /// `schema.table`, quoted where needed.
+    pub table: String,
+    /// The key its ranges follow (primary key or replica identity index); empty: no key, the
+    /// table was compared whole.
+    pub key: Vec<String>,
+    pub ranges: u64,
+    pub checked: u64,
+    /// Rows counted on the source, over the ranges checked.
+    pub rows: u64,
+    /// Source WAL positions the first and the last range were read at.
+    pub first_lsn: Option<String>,
+    pub last_lsn: Option<String>,
+    pub differing: Vec<RangeReport>,
+    pub unsettled: Vec<RangeReport>,
+    /// Why it was not compared (a problem, e.g. missing on the destination).
+    pub error: Option<String>,
+    /// Said of it without being a problem (no key: compared whole; unlogged: not replicated).
+    pub note: Option<String>,
+}
+
+/// A range (or a few rows) that did not compare equal.
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeReport {
+    /// The condition selecting the range, e.g. `("id") >= ('1000') AND ("id") < ('2000')`;
+    /// `None`: the whole table.
+    pub condition: Option<String>,
+    pub source_rows: i64,
+    pub destination_rows: i64,
+    /// The first rows that differ, by key (`id=42: changed`), when they could be found.
+    pub rows: Vec<String>,
+    /// How many more rows differ than `rows` lists.
+    pub more_rows: u64,
+    /// A query to run on both sides to look at the range.
+    pub inspect: String,
 }

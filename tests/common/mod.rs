@@ -7,9 +7,9 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use migrator_core::config::{ConfigSource, load};
-use migrator_core::phases::{DbConn, MappingContext};
+use migrator_core::phases::MappingContext;
+use migrator_core::status::{VerifyMode, VerifyStatus};
 use migrator_core::testkit::{Cluster, sample};
-use migrator_core::verify::{self, TableComparison};
 use tempfile::TempDir;
 use tokio_postgres::{Client, NoTls};
 
@@ -191,11 +191,13 @@ pub fn mapping_k(config: &Path) -> MappingContext {
     MappingContext::new("k", &settings.mappings["k"], &settings.migration).unwrap()
 }
 
-/// The tables of database `db` compared between the source and the destination of `ctx`.
-pub async fn compare_tables(ctx: &MappingContext, db: &str) -> Vec<TableComparison> {
-    let mut src = DbConn::new(&ctx.source, db);
-    let mut dst = DbConn::new(&ctx.destination, db);
-    verify::compare_database(src.get().await.unwrap(), dst.get().await.unwrap())
-        .await
-        .unwrap()
+/// Database `db` verified exactly between the source and the destination of `ctx` (the tool's
+/// own `verify`).
+pub async fn verify_database(ctx: &MappingContext, db: &str) -> VerifyStatus {
+    let request = migrator_core::verify::Request {
+        mode: VerifyMode::Exact,
+        database: Some(db.to_owned()),
+        table: None,
+    };
+    migrator_core::orchestrator::verify::run(ctx, &[db.to_owned()], request, &|_| {}).await
 }

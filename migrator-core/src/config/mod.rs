@@ -177,6 +177,30 @@ pub struct MigrationSettings {
     /// Sequences on the destination are set this many increments ahead of the source, so values
     /// handed out between a sync and the cutover cannot collide. Default `1000`.
     pub sequence_margin: i64,
+    /// `verify`: ranges compared at once per database (each holds one session on either side).
+    /// Default `2`.
+    pub verify_parallel: usize,
+    /// `verify`: tables with a key are compared in ranges of about this many MB. Default `32`.
+    pub verify_chunk_mb: u64,
+    /// `verify` online: how often a range that differs while the source changes is read again
+    /// before it is reported as not settled. Default `5`.
+    pub verify_rechecks: u32,
+    /// Mark complete first verifies every table exactly (after the lag drained): `off`, `warn`
+    /// (report differences, complete anyway) or `require` (refuse to complete unless every
+    /// table is proven equal). Default `off`.
+    pub verify_before_complete: VerifyBeforeComplete,
+}
+
+/// Whether mark complete verifies the data first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyBeforeComplete {
+    /// No verification.
+    Off,
+    /// Verify exactly, report what differs, complete anyway.
+    Warn,
+    /// Verify exactly; refuse to complete unless every table is proven equal.
+    Require,
 }
 
 /// Who copies the tables' existing rows.

@@ -62,13 +62,25 @@ fn server_problems(server: &ServerSettings) -> Vec<Problem> {
     problems
 }
 
-/// The problems of `[migration]`: its poll interval and fallback password.
+/// The problems of `[migration]`: its poll interval, verification sizes and fallback password.
 fn migration_problems(m: &MigrationSettings) -> Vec<Problem> {
     let mut problems = Vec::new();
     if m.poll_interval.is_zero() {
         problems.push(Problem::new(
             "migration.poll_interval",
             "must be longer than zero, e.g. \"5s\"",
+        ));
+    }
+    if m.verify_parallel == 0 {
+        problems.push(Problem::new(
+            "migration.verify_parallel",
+            "must be at least 1, e.g. 2",
+        ));
+    }
+    if m.verify_chunk_mb == 0 {
+        problems.push(Problem::new(
+            "migration.verify_chunk_mb",
+            "must be at least 1, e.g. 32",
         ));
     }
     match (&m.fallback_password, &m.fallback_password_file) {

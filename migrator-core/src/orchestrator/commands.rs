@@ -8,15 +8,15 @@ use std::time::SystemTime;
 use super::database::{self, Connections, Memory, Mode};
 use super::instance::{self, InstanceConnections, InstanceLook, Retried};
 use super::lease::{self, Acquired, Lease};
-use super::{contexts, header};
-use crate::config::{Problem, Settings};
+use super::{contexts, header, verify};
+use crate::config::{Problem, Settings, VerifyBeforeComplete};
 use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 use crate::phase::{DestinationState, Phase};
 use crate::phases::preflight::{Claim, name_conflicts};
 use crate::phases::retention::WalWatch;
 use crate::phases::{DbConn, MappingContext, catchup, complete, cutover, drift, schema};
-use crate::status::{MappingStatus, Snapshot};
+use crate::status::{MappingStatus, Snapshot, VerifyMode, VerifyOutcome, VerifyStatus};
 
 /// How long `complete` waits for the destination to catch up with what the source wrote.
 const LAG_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -243,6 +243,19 @@ pub async fn schema_proof(
     Ok(proofs)
 }
 
+/// Verifies the data of mapping `name` (see [`crate::verify`]): every database of its source,
+/// or `request.database`. Only reads, so it needs no lease and runs beside `run`.
+pub async fn verify(
+    settings: &Settings,
+    name: &str,
+    request: crate::verify::Request,
+    publish: &(dyn Fn(&VerifyStatus) + Sync),
+) -> Result<VerifyStatus, CommandError> {
+    let ctx = find(settings, name)?;
+    let look = look_at_instances(&ctx).await?;
+    Ok(verify::run(&ctx, &look.report.databases, request, publish).await)
+}
+
 /// Marks mapping `name` complete (see [`complete::complete_database`]). Refused unless every
 /// database is cutover ready now (or completed already), unless `force`. Returns what was done,
 /// one line per database. Takes the mapping's lease for its duration (refused while another
@@ -311,6 +324,31 @@ pub(crate) async fn complete_mapping(
         )));
     }
     let mut done = Vec::new();
+    if ctx.verify_before_complete != VerifyBeforeComplete::Off {
+        let databases: Vec<String> = mapping
+            .databases
+            .iter()
+            .filter(|d| !matches!(d.phase, Phase::Completing | Phase::Completed))
+            .map(|d| d.name.clone())
+            .collect();
+        let request = crate::verify::Request {
+            mode: VerifyMode::Exact,
+            database: None,
+            table: None,
+        };
+        let report = verify::run(ctx, &databases, request, &|_| {}).await;
+        let lines = crate::verify::report::lines(name, &report);
+        if ctx.verify_before_complete == VerifyBeforeComplete::Require
+            && report.outcome() != VerifyOutcome::Equal
+            && !force
+        {
+            return Err(CommandError::Refused(format!(
+                "refusing to complete mapping {name}: verify_before_complete = \"require\" and the verification did not prove every table equal. Nothing was dropped; look at the report, fix the destination or copy the database again, then complete (or pass --force):\n{}",
+                lines.join("\n")
+            )));
+        }
+        done.extend(lines);
+    }
     for db in &mapping.databases {
         if db.phase == Phase::Completed {
             done.push(format!("{:?}: already completed", db.name));

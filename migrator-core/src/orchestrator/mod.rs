@@ -23,6 +23,7 @@ pub mod instance;
 pub mod lease;
 mod mapping;
 mod schema_retry;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +53,13 @@ pub enum Command {
     Resync { mapping: String, reply: Reply },
     /// Try again what the tool gave up retrying by itself (a copy that kept failing).
     Retry { mapping: String, reply: Reply },
+    /// Start verifying a mapping's data in the background (one verification per mapping at a
+    /// time); the reply says it started, the snapshot's `verify` shows how it goes.
+    Verify {
+        mapping: String,
+        request: crate::verify::Request,
+        reply: Reply,
+    },
     /// Change a mapping's copy rate limit (MB/s, 0 = none) while it runs.
     SetRateLimit {
         mapping: String,
@@ -104,6 +112,21 @@ pub async fn request_rate_limit(
     request(commands, |reply| Command::SetRateLimit {
         mapping,
         mb_per_s,
+        reply,
+    })
+    .await
+}
+
+/// Sends [`Command::Verify`] for `mapping` and waits for the answer (started, or why not).
+pub async fn request_verify(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+    what: crate::verify::Request,
+) -> Result<Vec<String>, commands::CommandError> {
+    let mapping = mapping.to_owned();
+    request(commands, |reply| Command::Verify {
+        mapping,
+        request: what,
         reply,
     })
     .await
@@ -172,12 +195,12 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
             shutdown.child_token(),
         )));
     }
-    drop(updates_tx);
     let (commands, command_rx) = mpsc::channel(16);
     tasks.push(tokio::spawn(run_commands(
         acting,
         status_rx.clone(),
         command_rx,
+        updates_tx.clone(),
         shutdown,
     )));
     let join = tokio::spawn(async move {
@@ -202,8 +225,10 @@ async fn run_commands(
     acting: Acting,
     status: watch::Receiver<Arc<Snapshot>>,
     mut commands: mpsc::Receiver<Command>,
+    updates: mpsc::UnboundedSender<Update>,
     shutdown: CancellationToken,
 ) {
+    let mut verifying: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     loop {
         let command = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -218,6 +243,22 @@ async fn run_commands(
             }
             Command::Resync { mapping, reply } => (resync(&acting, &status, &mapping).await, reply),
             Command::Retry { mapping, reply } => (retry(&acting, &mapping), reply),
+            Command::Verify {
+                mapping,
+                request,
+                reply,
+            } => (
+                start_verify(
+                    &acting,
+                    &status,
+                    &mut verifying,
+                    &updates,
+                    &shutdown,
+                    &mapping,
+                    request,
+                ),
+                reply,
+            ),
             Command::SetRateLimit {
                 mapping,
                 mb_per_s,
@@ -277,6 +318,62 @@ async fn resync(
     }
 }
 
+/// [`Command::Verify`]: starts the verification task unless one runs for the mapping.
+fn start_verify(
+    acting: &Acting,
+    status: &watch::Receiver<Arc<Snapshot>>,
+    verifying: &mut BTreeMap<String, JoinHandle<()>>,
+    updates: &mpsc::UnboundedSender<Update>,
+    shutdown: &CancellationToken,
+    mapping: &str,
+    request: crate::verify::Request,
+) -> CommandResult {
+    let ctx = acting
+        .get(mapping)
+        .ok_or_else(|| commands::CommandError::UnknownMapping(mapping.to_owned()))?;
+    if verifying
+        .get(mapping)
+        .is_some_and(|task| !task.is_finished())
+    {
+        return Err(commands::CommandError::Refused(format!(
+            "a verification of mapping {mapping} is already running: follow it on its Verify tab, and start another once it has finished"
+        )));
+    }
+    let databases: Vec<String> = status
+        .borrow()
+        .mapping(mapping)
+        .map(|m| m.databases.iter().map(|d| d.name.clone()).collect())
+        .unwrap_or_default();
+    if databases.is_empty() {
+        return Err(commands::CommandError::Refused(format!(
+            "mapping {mapping} has no database on record yet: verify once the first look at its source has finished"
+        )));
+    }
+    let mode = request.mode;
+    let ctx = ctx.clone();
+    let updates = updates.clone();
+    let shutdown = shutdown.child_token();
+    let name = mapping.to_owned();
+    verifying.insert(
+        name.clone(),
+        tokio::spawn(async move {
+            let publish = |s: &crate::status::VerifyStatus| {
+                let _ = updates.send(Update::Verify {
+                    name: name.clone(),
+                    status: Box::new(s.clone()),
+                });
+            };
+            tokio::select! {
+                _ = verify::run(&ctx, &databases, request, &publish) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }),
+    );
+    Ok(vec![format!(
+        "verification ({mode}) of mapping {mapping} started: follow it on its Verify tab or in GET /api/status"
+    )])
+}
+
 /// [`Command::Retry`]: the mapping's tasks forget what they gave up on.
 fn retry(acting: &Acting, mapping: &str) -> CommandResult {
     let ctx = acting
@@ -325,6 +422,7 @@ fn header(ctx: &MappingContext) -> MappingStatus {
         wal: None,
         acting_here: false,
         held_by: None,
+        verify: None,
         instructions: String::new(),
     }
 }
@@ -385,6 +483,11 @@ enum Update {
     DatabaseGone {
         mapping: String,
         database: String,
+    },
+    /// The mapping's verification, as it stands.
+    Verify {
+        name: String,
+        status: Box<crate::status::VerifyStatus>,
     },
 }
 
@@ -476,6 +579,11 @@ fn apply(
                 header.acting_here = held_here;
                 header.held_by = holder;
                 header.last_tick = Some(SystemTime::now());
+            }
+        }
+        Update::Verify { name, status } => {
+            if let Some((header, _)) = mappings.get_mut(&name) {
+                header.verify = Some(*status);
             }
         }
         Update::DatabaseGone { mapping, database } => {

@@ -56,6 +56,10 @@ pub struct MappingContext {
     pub holds_lease: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped when the operator asks to retry what the tool gave up on (a failing copy).
     pub retry_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// How `verify` compares.
+    pub verify: crate::verify::Settings,
+    /// Whether mark complete verifies the data first.
+    pub verify_before_complete: crate::config::VerifyBeforeComplete,
     /// `schema_exclude`: (database, object) pairs left out of the destination's schema.
     pub schema_exclude: Vec<(String, String)>,
 }
@@ -135,6 +139,12 @@ impl MappingContext {
                 max_latency: defaults.health_max_latency,
                 slot_create_timeout: defaults.slot_create_timeout,
             },
+            verify: crate::verify::Settings {
+                parallel: defaults.verify_parallel.max(1),
+                chunk_bytes: defaults.verify_chunk_mb.max(1) * 1024 * 1024,
+                rechecks: defaults.verify_rechecks,
+            },
+            verify_before_complete: defaults.verify_before_complete,
             limiter: Arc::new(RateLimiter::new(mapping.rate_limit_mb_per_s(defaults))),
             copy_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             retry_generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),

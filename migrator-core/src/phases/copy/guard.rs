@@ -1,4 +1,4 @@
-//! The health guard: while a copy runs, one probe a second on the source; the copy slows down
+//! The health guard: while a copy (or a verification) runs, one probe a second on the source; the copy slows down
 //! when another standby or slot falls behind or a trivial query gets slow.
 
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use crate::pg::{self, PgError};
 /// Watches the source while the copy runs and lowers the limiter's cap when another standby or
 /// slot falls behind, or a trivial query gets slow; lifts it step by step once healthy. Only
 /// returns on an error of its own connection.
-pub(super) async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
+pub async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
     let settings = ctx.copy;
     if settings.max_standby_lag_bytes == 0 && settings.max_latency.is_zero() {
         return future::pending().await;
@@ -60,7 +60,7 @@ pub(super) async fn health_guard(ctx: &MappingContext, db: &str) -> PgError {
 }
 
 /// Lifts the health guard's cap when dropped.
-pub(super) struct LiftCap<'a>(pub(super) &'a crate::limiter::RateLimiter);
+pub struct LiftCap<'a>(pub &'a crate::limiter::RateLimiter);
 
 impl Drop for LiftCap<'_> {
     fn drop(&mut self) {

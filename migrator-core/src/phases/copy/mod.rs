@@ -44,7 +44,7 @@ mod guard;
 mod plan;
 mod progress;
 
-use guard::{LiftCap, health_guard};
+pub use guard::{LiftCap, health_guard};
 use plan::{Chunk, chunk_size, plan};
 pub use progress::Progress;
 
