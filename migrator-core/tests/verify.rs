@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use migrator_core::orchestrator;
+use migrator_core::orchestrator::{self, commands};
 use migrator_core::phase::Phase;
 use migrator_core::phases::MappingContext;
 use migrator_core::status::{VerifyMode, VerifyOutcome, VerifyStatus};
@@ -152,6 +152,38 @@ async fn verify_proves_equal_data_and_finds_rows_changed_behind_the_subscription
     assert!(loose.key.is_empty() && loose.note.is_some(), "{text}");
     assert_eq!(loose.rows, 500);
 
+    // The destination restarts in the middle of a (rate-limited, so slow) verification: the
+    // ranges it broke are read again on new sessions, and it ends equal, not with a difference.
+    ctx.limiter.set_limit_mb(4);
+    let during = {
+        let ctx = ctx.clone();
+        let databases = databases.clone();
+        tokio::spawn(async move {
+            verify(
+                &ctx,
+                &databases,
+                request(VerifyMode::Online, Some(sample::SHOP), None),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !during.is_finished(),
+        "the verification outlasts the restart"
+    );
+    tokio::task::block_in_place(|| {
+        destination.stop().unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        destination.restart().unwrap();
+    });
+    let during = during.await.unwrap();
+    ctx.limiter.set_limit_mb(0);
+    let text = shown(&during);
+    assert_eq!(during.totals().differing, 0, "{text}");
+    assert!(during.tables().all(|t| t.error.is_none()), "{text}");
+    assert_eq!(during.totals().checked, during.totals().ranges, "{text}");
+
     // Behind the subscription's back: one row changed, one deleted, one added.
     let dst = connect(&destination, DB).await;
     dst.batch_execute(
@@ -220,10 +252,36 @@ async fn verify_proves_equal_data_and_finds_rows_changed_behind_the_subscription
     assert!(exact.tables().all(|t| t.error.is_none()), "{text}");
     assert_eq!(exact.databases.len(), 5);
 
-    // Put the row back: the typed database verifies equal, every type included.
-    dst.batch_execute("UPDATE kinds SET n2 = n2 - 1 WHERE id = 3")
+    // verify_before_complete = "require": mark complete refuses, shows why, drops nothing.
+    let require = common::settings(
+        &[("v", &source, &destination)],
+        &[("MIGRATOR__MIGRATION__VERIFY_BEFORE_COMPLETE", "require")],
+    );
+    let refused = commands::complete(&require, "v", false).await;
+    let Err(commands::CommandError::Refused(why)) = refused else {
+        panic!("complete must be refused: {refused:?}");
+    };
+    assert!(
+        why.contains("verify_before_complete") && why.contains("(id)=(3): changed"),
+        "{why}"
+    );
+    let slots = connect(&source, "postgres")
         .await
-        .unwrap();
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(slots, 5, "nothing was dropped");
+
+    // Put the rows back: the typed database verifies equal, every type included ...
+    dst.batch_execute(
+        "UPDATE kinds SET n2 = n2 - 1 WHERE id = 3; \
+         UPDATE \"Big Ränge \"\"t\"\"\" SET filler = repeat(md5(n::text), 3) WHERE \"Région\" = 'Zürich' AND n = 2002; \
+         INSERT INTO \"Big Ränge \"\"t\"\"\" VALUES ('a''b', 15003, repeat(md5('15003'), 3)); \
+         DELETE FROM \"Big Ränge \"\"t\"\"\" WHERE n = 999999",
+    )
+    .await
+    .unwrap();
     let kinds = verify(
         &ctx,
         &databases,
@@ -232,6 +290,13 @@ async fn verify_proves_equal_data_and_finds_rows_changed_behind_the_subscription
     .await;
     assert_eq!(kinds.outcome(), VerifyOutcome::Equal, "{}", shown(&kinds));
     assert_eq!(kinds.totals().rows, 3);
+
+    // ... and mark complete verifies every table first, then completes.
+    let done = commands::complete(&require, "v", false).await.unwrap();
+    assert!(
+        done[0].starts_with("verify (exact) of mapping v: every table equal: 5 database(s)"),
+        "{done:?}"
+    );
 
     // An unknown table or database is an error that names it.
     let unknown = verify(

@@ -3,12 +3,15 @@
 use std::time::SystemTime;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use migrator_core::orchestrator::{
-    request_complete, request_rate_limit, request_resync, request_retry,
+    request_complete, request_rate_limit, request_resync, request_retry, request_verify,
 };
+use migrator_core::status::VerifyMode;
+use migrator_core::verify::Request as VerifyRequest;
 use serde::Deserialize;
 
 use crate::{AppError, AppState};
@@ -102,4 +105,74 @@ pub async fn rate_limit(
     state.authorize(bearer(&headers))?;
     let done = request_rate_limit(&state.commands, &name, body.mb_per_s).await?;
     Ok(Json(serde_json::json!({ "done": done })))
+}
+
+/// Body of `POST /api/mappings/{name}/verify`; an empty body takes every default.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// Compare every range once, for when writes to the source have stopped and the lag is
+    /// drained; default false (online: ranges that change while they are read are read again).
+    #[serde(default)]
+    exact: bool,
+    /// Only this database; default every database of the mapping.
+    #[serde(default)]
+    database: Option<String>,
+    /// Only this table (`schema.table` or `table`); default every table.
+    #[serde(default)]
+    table: Option<String>,
+}
+
+impl Verify {
+    /// Reads the body: empty (every default) or the JSON object above.
+    fn parse(body: &[u8]) -> Result<Verify, AppError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Verify::default());
+        }
+        // Through a `Value`: serde would take a struct from an array as well (`[true]`).
+        let parsed = match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(value @ serde_json::Value::Object(_)) => {
+                Verify::deserialize(value).map_err(|e| e.to_string())
+            }
+            Ok(_) => Err("not a JSON object".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        parsed.map_err(|e| {
+            AppError::BadRequest(format!(
+                "the body is not a verify request ({e}): send nothing, or \
+                 {{\"exact\": true|false, \"database\": \"NAME\"|null, \"table\": \"SCHEMA.TABLE\"|null}}"
+            ))
+        })
+    }
+
+    fn into_request(self) -> VerifyRequest {
+        let named = |name: Option<String>| name.filter(|n| !n.trim().is_empty());
+        VerifyRequest {
+            mode: if self.exact {
+                VerifyMode::Exact
+            } else {
+                VerifyMode::Online
+            },
+            database: named(self.database),
+            table: named(self.table),
+        }
+    }
+}
+
+/// `POST /api/mappings/{name}/verify` with an optional `{"exact": bool, "database": ...,
+/// "table": ...}`: starts comparing the mapping's data in the background. 202: it started; its
+/// progress and result are the mapping's `verify` in `GET /api/status`.
+pub async fn verify(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, AppError> {
+    state.authorize(bearer(&headers))?;
+    let request = Verify::parse(&body)?.into_request();
+    let done = request_verify(&state.commands, &name, request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "done": done })),
+    ))
 }

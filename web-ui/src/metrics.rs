@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use migrator_core::phase::Phase;
-use migrator_core::status::{Snapshot, TableState};
+use migrator_core::status::{Snapshot, TableState, VerifyOutcome};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -69,6 +69,12 @@ pub fn render(snapshot: &Snapshot) -> String {
     let copy_rate = Family::<Mapping, FloatGauge>::default();
     let copy_limit = Family::<Mapping, FloatGauge>::default();
     let lease_held = Family::<Mapping, Gauge>::default();
+    let verify_running = Family::<Mapping, Gauge>::default();
+    let verify_ranges = Family::<Mapping, Gauge>::default();
+    let verify_checked = Family::<Mapping, Gauge>::default();
+    let verify_differing = Family::<Mapping, Gauge>::default();
+    let verify_unsettled = Family::<Mapping, Gauge>::default();
+    let verify_rows = Family::<Mapping, Gauge>::default();
     registry.register(
         "database_phase",
         "Phase of each database (1 for the current phase)",
@@ -125,6 +131,38 @@ pub fn render(snapshot: &Snapshot) -> String {
         "1 when this instance holds the mapping's lease and acts for it",
         lease_held.clone(),
     );
+    // The last verification started on this instance, running or finished; absent before the
+    // first one. Not `_total`: OpenMetrics keeps that suffix for counters.
+    registry.register(
+        "verify_running",
+        "1 while a verification of the mapping's data runs on this instance",
+        verify_running.clone(),
+    );
+    registry.register(
+        "verify_ranges_planned",
+        "Key ranges the last verification compares, over every table",
+        verify_ranges.clone(),
+    );
+    registry.register(
+        "verify_ranges_checked",
+        "Key ranges the last verification has compared so far",
+        verify_checked.clone(),
+    );
+    registry.register(
+        "verify_ranges_differing",
+        "Key ranges the last verification found different on the destination",
+        verify_differing.clone(),
+    );
+    registry.register(
+        "verify_ranges_unsettled",
+        "Key ranges whose rows kept changing during the last verification (not proven)",
+        verify_unsettled.clone(),
+    );
+    registry.register(
+        "verify_rows",
+        "Source rows the last verification has compared so far",
+        verify_rows.clone(),
+    );
     for m in &snapshot.mappings {
         let mapping = Mapping {
             mapping: m.name.clone(),
@@ -135,6 +173,26 @@ pub fn render(snapshot: &Snapshot) -> String {
         copy_rate
             .get_or_create(&mapping)
             .set(m.copy.bytes_per_second);
+        let running = m
+            .verify
+            .as_ref()
+            .is_some_and(|v| v.outcome() == VerifyOutcome::Running);
+        verify_running
+            .get_or_create(&mapping)
+            .set(i64::from(running));
+        if let Some(totals) = m.verify.as_ref().map(|v| v.totals()) {
+            for (family, value) in [
+                (&verify_ranges, totals.ranges),
+                (&verify_checked, totals.checked),
+                (&verify_differing, totals.differing),
+                (&verify_unsettled, totals.unsettled),
+                (&verify_rows, totals.rows),
+            ] {
+                family
+                    .get_or_create(&mapping)
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
         let limit = m.copy.in_force_mb_per_s().unwrap_or(0.0);
         copy_limit.get_or_create(&mapping).set(limit * 1_048_576.0);
         mapping_ready

@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/mappings/{name}/resync", post(api::resync))
         .route("/api/mappings/{name}/retry", post(api::retry))
         .route("/api/mappings/{name}/rate-limit", post(api::rate_limit))
+        .route("/api/mappings/{name}/verify", post(api::verify))
         .route_layer(middleware::from_fn_with_state(
             listening,
             origin::api_command,
@@ -51,6 +52,7 @@ pub fn app(state: AppState) -> Router {
             "/mappings/{name}/rate-limit",
             post(pages::rate_limit::submit),
         )
+        .route("/mappings/{name}/verify", post(pages::verify::submit))
         .route_layer(middleware::from_fn_with_state(
             listening,
             origin::form_command,

@@ -7,7 +7,7 @@ use common::*;
 use migrator_core::orchestrator::Command;
 use migrator_core::orchestrator::commands::CommandError;
 use migrator_core::phase::Phase;
-use migrator_core::status::Snapshot;
+use migrator_core::status::{Snapshot, VerifyMode};
 
 #[tokio::test]
 async fn healthz_is_always_ok() {
@@ -169,6 +169,150 @@ async fn rate_limit_takes_json_needs_the_admin_token_and_forwards_the_limit() {
     assert_eq!(answers.await.unwrap(), vec![("prod".to_owned(), 25)]);
 }
 
+/// `POST /api/mappings/{mapping}/verify` as curl sends it, with the bearer `token` and `body`.
+fn verify_request(
+    mapping: &str,
+    token: Option<&str>,
+    body: &str,
+) -> axum::http::Request<axum::body::Body> {
+    let mut r = axum::http::Request::post(format!("/api/mappings/{mapping}/verify"))
+        .header(axum::http::header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        r = r.header(axum::http::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    r.body(axum::body::Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn verify_needs_the_admin_token_and_starts_what_the_body_asks() {
+    let (state, answers) = harness(snapshot(Phase::CatchUp, now()), Some("tok")).answering(
+        verify,
+        |(mapping, request)| {
+            format!(
+                "verification ({}) of mapping {mapping} started",
+                request.mode
+            )
+        },
+    );
+    for token in [None, Some("wrong")] {
+        let (code, body) = call(&state, verify_request("prod", token, "{}")).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{token:?}: {body}");
+    }
+    // An empty body takes the defaults: online, every database and table.
+    let (code, body) = call(&state, verify_request("prod", Some("tok"), "")).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body,
+        r#"{"done":["verification (online) of mapping prod started"]}"#
+    );
+    let exact = r#"{"exact": true, "database": "shop", "table": "public.orders"}"#;
+    let (code, body) = call(&state, verify_request("prod", Some("tok"), exact)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert!(body.contains("verification (exact)"), "{body}");
+    // What it cannot use is refused before the orchestrator, saying what to send.
+    for bad in [
+        r#"{"exact": "yes"}"#,
+        r#"{"exat": true}"#,
+        "[true]",
+        "exact",
+    ] {
+        let (code, body) = call(&state, verify_request("prod", Some("tok"), bad)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains("\\\"exact\\\": true|false"), "{bad}: {body}");
+    }
+    drop(state);
+    let seen: Vec<_> = answers
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(mapping, r)| (mapping, r.mode, r.database, r.table))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("prod".to_owned(), VerifyMode::Online, None, None),
+            (
+                "prod".to_owned(),
+                VerifyMode::Exact,
+                Some("shop".to_owned()),
+                Some("public.orders".to_owned())
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn verify_answers_404_for_an_unknown_mapping_and_409_while_one_runs() {
+    let (state, answers) =
+        harness(snapshot(Phase::CatchUp, now()), None).orchestrated(|mut commands| async move {
+            let mut n = 0;
+            while let Some(Command::Verify { mapping, reply, .. }) = commands.recv().await {
+                n += 1;
+                let _ = reply.send(if mapping == "prod" {
+                    Err(CommandError::Refused(
+                        "a verification of mapping prod is already running".into(),
+                    ))
+                } else {
+                    Err(CommandError::UnknownMapping(mapping))
+                });
+            }
+            n
+        });
+    let (code, body) = call(&state, verify_request("nope", None, "{}")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("nope"), "{body}");
+    let (code, body) = call(&state, verify_request("prod", None, "{}")).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("already running"), "{body}");
+    drop(state);
+    assert_eq!(answers.await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn metrics_show_the_last_verification() {
+    let none = harness(snapshot(Phase::CatchUp, now()), None);
+    let (_, body) = call(&none.state, get("/metrics")).await;
+    assert!(
+        body.contains("pgmigrator_verify_running{mapping=\"prod\"} 0"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("pgmigrator_verify_ranges_planned{"),
+        "no figures before the first verification: {body}"
+    );
+
+    let mut s = snapshot(Phase::CatchUp, now());
+    s.mappings[0].verify = Some(verification());
+    let finished = harness(s.clone(), None);
+    let (_, body) = call(&finished.state, get("/metrics")).await;
+    for line in [
+        "# HELP pgmigrator_verify_ranges_differing ",
+        "# TYPE pgmigrator_verify_ranges_planned gauge",
+        "pgmigrator_verify_running{mapping=\"prod\"} 0",
+        "pgmigrator_verify_ranges_planned{mapping=\"prod\"} 8",
+        "pgmigrator_verify_ranges_checked{mapping=\"prod\"} 8",
+        "pgmigrator_verify_ranges_differing{mapping=\"prod\"} 1",
+        "pgmigrator_verify_ranges_unsettled{mapping=\"prod\"} 0",
+        "pgmigrator_verify_rows{mapping=\"prod\"} 6507",
+    ] {
+        assert!(body.contains(line), "missing `{line}` in:\n{body}");
+    }
+
+    let running = s.mappings[0].verify.as_mut().unwrap();
+    running.finished_at = None;
+    running.databases[0].tables[1].checked = 1;
+    running.databases[0].tables[1].unsettled = running.databases[0].tables[1].differing.clone();
+    let running = harness(s, None);
+    let (_, body) = call(&running.state, get("/metrics")).await;
+    for line in [
+        "pgmigrator_verify_running{mapping=\"prod\"} 1",
+        "pgmigrator_verify_ranges_checked{mapping=\"prod\"} 6",
+        "pgmigrator_verify_ranges_unsettled{mapping=\"prod\"} 1",
+    ] {
+        assert!(body.contains(line), "missing `{line}` in:\n{body}");
+    }
+}
+
 /// A browser on a page of another site, posting to the dashboard it can reach.
 const EVIL: (&str, &str) = ("origin", "http://evil.example");
 const HOST: (&str, &str) = ("host", "localhost:8080");
@@ -309,7 +453,7 @@ async fn same_origin_and_non_browser_json_commands_are_accepted() {
     let requests = every_command(&cases);
     let (answers, reached) = send_all(None, &requests).await;
     for ((command, headers, _), (code, body)) in requests.iter().zip(&answers) {
-        assert_eq!(code, &StatusCode::OK, "{command} {headers:?}: {body}");
+        assert_eq!(code, &accepted(command), "{command} {headers:?}: {body}");
         assert_eq!(body, r#"{"done":["ok"]}"#);
     }
     assert_eq!(reached.len(), requests.len());
@@ -331,11 +475,12 @@ async fn same_origin_json_still_needs_the_admin_token_when_one_is_set() {
         .collect();
     requests.push(("complete", with_token, "{}"));
     let (answers, reached) = send_all(Some("s3cret-token"), &requests).await;
-    for ((command, _, _), (code, body)) in requests.iter().zip(&answers).take(4) {
+    let n = API_COMMANDS.len();
+    for ((command, _, _), (code, body)) in requests.iter().zip(&answers).take(n) {
         assert_eq!(code, &StatusCode::UNAUTHORIZED, "{command}: {body}");
         assert!(!body.contains("s3cret-token"), "{body}");
     }
-    assert_eq!(answers[4].0, StatusCode::OK, "{}", answers[4].1);
+    assert_eq!(answers[n].0, StatusCode::OK, "{}", answers[n].1);
     assert_eq!(reached, vec!["complete"]);
 }
 

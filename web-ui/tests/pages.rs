@@ -13,7 +13,7 @@ use migrator_core::findings::{Code, Finding};
 use migrator_core::orchestrator::Command;
 use migrator_core::orchestrator::commands::CommandError;
 use migrator_core::phase::Phase;
-use migrator_core::status::Snapshot;
+use migrator_core::status::{Snapshot, VerifyMode};
 use web_ui::{LagHistory, LogEntry};
 
 #[tokio::test]
@@ -176,6 +176,13 @@ async fn every_tab_renders_its_facts() {
         (
             "logs",
             vec!["step failed; retrying", "database=shop", "WARN"],
+        ),
+        (
+            "verify",
+            vec![
+                "No verification has run on this instance yet",
+                "key range by key range",
+            ],
         ),
         ("instructions", vec!["Cutover of mapping prod"]),
     ] {
@@ -594,6 +601,7 @@ async fn forms_from_another_site_are_refused_even_with_the_csrf_token() {
             "/mappings/prod/rate-limit",
             format!("csrf={csrf}&mb_per_s=5"),
         ),
+        ("/mappings/prod/verify", format!("csrf={csrf}&exact=on")),
     ];
     let host = ("host", "localhost:8080");
     for (uri, form) in &forms {
@@ -638,7 +646,9 @@ async fn forms_from_another_site_are_refused_even_with_the_csrf_token() {
             "retry",
             "retry",
             "rate-limit",
-            "rate-limit"
+            "rate-limit",
+            "verify",
+            "verify"
         ],
         "only the same-origin posts reached the orchestrator"
     );
@@ -675,4 +685,155 @@ async fn the_status_bar_warns_when_commands_are_open_to_the_network() {
     );
     let (_, body) = call(&local, get("/")).await;
     assert!(!body.contains("open-commands"), "{body}");
+}
+
+#[tokio::test]
+async fn the_verify_tab_shows_the_verdict_progress_and_each_differing_range_escaped() {
+    let mut s = snapshot(Phase::CatchUp, now());
+    s.mappings[0].verify = Some(verification());
+    let h = harness(s, None);
+    let (code, body) = call(&h.state, get("/mappings/prod?tab=verify")).await;
+    assert_eq!(code, StatusCode::OK);
+    for text in [
+        // The verdict, as a red light.
+        "<div role=\"img\" aria-label=\"DIFFERENCES\" class=\"light problem\">",
+        "DIFFERENCES FOUND",
+        "exact (writes stopped)",
+        "every database and table",
+        "<dt>Took</dt><dd>1 min 20 s</dd>",
+        "<dt>Ranges checked</dt><dd>8 / 8</dd>",
+        "<dt>Rows compared</dt><dd>6507</dd>",
+        "<dt>Differing ranges</dt><dd>1</dd>",
+        // Progress of the whole, of the database and of each table.
+        "<progress max=\"8\" value=\"8\" class=\"ranges\"></progress>",
+        "shop — 8 of 8 ranges checked, 6507 rows, 3 tables",
+        "<progress max=\"3\" value=\"3\" class=\"ranges\"></progress>",
+        // Each table: key, LSNs, result, note.
+        "<code>id</code>",
+        "0/16B3740 … 0/16B3A10",
+        "<span class=\"badge ready\">equal</span>",
+        "differs in 1 range(s)",
+        "compared whole",
+        "no primary key or replica identity index",
+        // The range, its rows and the query to look at it, escaped.
+        "public.\"&lt;b&gt;events&lt;/b&gt;\"",
+        "<code>(\"id\") &gt;= ('1000') AND (\"id\") &lt; ('2000')</code>",
+        "1000 row(s) on the source, 998 on the destination",
+        "<li><code>id=1042: missing on the destination</code></li>",
+        "id=1043: &lt;i&gt;changed&lt;/i&gt;",
+        "... and 3 more",
+        "<pre class=\"inspect\"><code>SELECT * FROM public.\"&lt;b&gt;events&lt;/b&gt;\" WHERE",
+    ] {
+        assert!(body.contains(text), "no {text:?} in\n{body}");
+    }
+    assert!(!body.contains("<b>events</b>"), "{body}");
+    assert!(!body.contains("<i>changed"), "{body}");
+    assert!(!body.contains("No verification has run"), "{body}");
+}
+
+#[tokio::test]
+async fn a_running_verification_is_grey_with_its_progress_and_cannot_be_started_twice() {
+    let mut s = snapshot(Phase::CatchUp, now());
+    let mut running = verification();
+    running.finished_at = None;
+    running.mode = VerifyMode::Online;
+    running.database = Some("shop".into());
+    let table = &mut running.databases[0].tables[1];
+    table.checked = 1;
+    table.differing.clear();
+    s.mappings[0].verify = Some(running);
+    let h = harness(s, None);
+    let (_, body) = call(&h.state, get("/mappings/prod?tab=verify")).await;
+    for text in [
+        "<div role=\"img\" aria-label=\"RUNNING\" class=\"light neutral\">",
+        "online (writes running)",
+        "database \"shop\"",
+        "<dt>Running for</dt>",
+        "<dt>Ranges checked</dt><dd>6 / 8</dd>",
+        "<progress max=\"8\" value=\"6\" class=\"ranges\"></progress>",
+        "<progress max=\"3\" value=\"1\" class=\"ranges\"></progress>",
+        "<span class=\"badge neutral\">checking</span>",
+        // The header's button waits for it.
+        "A verification is running: ",
+    ] {
+        assert!(body.contains(text), "no {text:?} in\n{body}");
+    }
+    assert!(!body.contains("action=\"/mappings/prod/verify\""), "{body}");
+}
+
+#[tokio::test]
+async fn the_verify_button_starts_a_verification_behind_a_checked_form() {
+    let (state, answers) = harness(snapshot(Phase::CatchUp, now()), Some("let-me-in")).answering(
+        verify,
+        |(mapping, request)| {
+            format!(
+                "verification ({}) of mapping {mapping} started",
+                request.mode
+            )
+        },
+    );
+    let csrf = state.csrf.value().to_owned();
+    let (_, page) = call(&state, get("/mappings/prod")).await;
+    assert!(page.contains("action=\"/mappings/prod/verify\""), "{page}");
+    assert!(page.contains("Verify data"), "{page}");
+    assert!(
+        page.contains("<input type=\"checkbox\" name=\"exact\" value=\"on\">"),
+        "{page}"
+    );
+    assert!(page.contains("exact (writes stopped)"), "{page}");
+
+    let uri = "/mappings/prod/verify";
+    for (form, code) in refused_forms(&csrf, "&exact=on") {
+        let (got, _) = post(&state, uri, &form).await;
+        assert_eq!(got, code, "{form}");
+    }
+    let (code, body) = post(&state, uri, &format!("csrf={csrf}&admin_token=let-me-in")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("verification (online) of mapping prod started"),
+        "{body}"
+    );
+    assert!(
+        body.contains("href=\"/mappings/prod?tab=verify\""),
+        "{body}"
+    );
+    let form = format!("csrf={csrf}&admin_token=let-me-in&exact=on");
+    let (code, body) = post(&state, uri, &form).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("verification (exact) of mapping prod started"),
+        "{body}"
+    );
+    drop(state);
+    let modes: Vec<_> = answers
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(mapping, r)| (mapping, r.mode, r.database, r.table))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("prod".to_owned(), VerifyMode::Online, None, None),
+            ("prod".to_owned(), VerifyMode::Exact, None, None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_verification_already_running_is_refused_with_its_reason() {
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let (state, answers) = h.orchestrated(|mut commands| async move {
+        while let Some(Command::Verify { reply, .. }) = commands.recv().await {
+            let _ = reply.send(Err(CommandError::Refused(
+                "a verification of mapping prod is already running".into(),
+            )));
+        }
+    });
+    let csrf = state.csrf.value().to_owned();
+    let (code, body) = post(&state, "/mappings/prod/verify", &format!("csrf={csrf}")).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(body.contains("already running"), "{body}");
+    drop(state);
+    answers.await.unwrap();
 }

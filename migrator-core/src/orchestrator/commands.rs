@@ -256,6 +256,11 @@ pub async fn verify(
     Ok(verify::run(&ctx, &look.report.databases, request, publish).await)
 }
 
+/// The source databases of `ctx`'s mapping, from one look at its instances.
+pub(crate) async fn databases(ctx: &MappingContext) -> Result<Vec<String>, PgError> {
+    Ok(look_at_instances(ctx).await?.report.databases)
+}
+
 /// Marks mapping `name` complete (see [`complete::complete_database`]). Refused unless every
 /// database is cutover ready now (or completed already), unless `force`. Returns what was done,
 /// one line per database. Takes the mapping's lease for its duration (refused while another

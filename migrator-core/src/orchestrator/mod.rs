@@ -318,7 +318,8 @@ async fn resync(
     }
 }
 
-/// [`Command::Verify`]: starts the verification task unless one runs for the mapping.
+/// [`Command::Verify`]: starts the verification task unless one runs for the mapping. It only
+/// reads, so an instance that does not hold the mapping's lease may run it too.
 fn start_verify(
     acting: &Acting,
     status: &watch::Receiver<Arc<Snapshot>>,
@@ -339,16 +340,12 @@ fn start_verify(
             "a verification of mapping {mapping} is already running: follow it on its Verify tab, and start another once it has finished"
         )));
     }
-    let databases: Vec<String> = status
+    // The databases this instance knows of; one that only watches looks them up.
+    let known: Vec<String> = status
         .borrow()
         .mapping(mapping)
         .map(|m| m.databases.iter().map(|d| d.name.clone()).collect())
         .unwrap_or_default();
-    if databases.is_empty() {
-        return Err(commands::CommandError::Refused(format!(
-            "mapping {mapping} has no database on record yet: verify once the first look at its source has finished"
-        )));
-    }
     let mode = request.mode;
     let ctx = ctx.clone();
     let updates = updates.clone();
@@ -363,8 +360,30 @@ fn start_verify(
                     status: Box::new(s.clone()),
                 });
             };
+            let run = async {
+                let databases = if known.is_empty() {
+                    match commands::databases(&ctx).await {
+                        Ok(found) => found,
+                        Err(e) => {
+                            publish(&crate::status::VerifyStatus {
+                                mode: request.mode,
+                                database: request.database.clone(),
+                                table: request.table.clone(),
+                                started_at: std::time::SystemTime::now(),
+                                finished_at: Some(std::time::SystemTime::now()),
+                                error: Some(e.to_string()),
+                                databases: Vec::new(),
+                            });
+                            return;
+                        }
+                    }
+                } else {
+                    known
+                };
+                verify::run(&ctx, &databases, request, &publish).await;
+            };
             tokio::select! {
-                _ = verify::run(&ctx, &databases, request, &publish) => {}
+                _ = run => {}
                 _ = shutdown.cancelled() => {}
             }
         }),

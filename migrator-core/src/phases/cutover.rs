@@ -38,7 +38,8 @@ pub fn instructions(ctx: &MappingContext, databases: &[String]) -> String {
     );
     let _ = writeln!(
         text,
-        "3. Wait for zero lag. On the source, every row must show 0:\n     SELECT slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) AS lag_bytes\n       FROM pg_replication_slots WHERE slot_name IN ({slot_list});\n   (`postgres-migrator status` shows the same figure as lag.)"
+        "3. Wait for zero lag. On the source, every row must show 0:\n     SELECT slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) AS lag_bytes\n       FROM pg_replication_slots WHERE slot_name IN ({slot_list});\n   (`postgres-migrator status` shows the same figure as lag.)\n   Then prove the data arrived: the mapping's Verify button (exact), or\n     postgres-migrator verify {name} --exact\n   compares every table on both sides range by range and must end with exit code 0\n   (\"every table equal\"). verify_before_complete = \"require\" makes step 4 do it.",
+        name = ctx.name
     );
     let _ = writeln!(
         text,
@@ -48,7 +49,7 @@ pub fn instructions(ctx: &MappingContext, databases: &[String]) -> String {
     );
     let _ = writeln!(
         text,
-        "5. Check: `postgres-migrator status` shows every database of {name} `completed`; spot-check\n   row counts of your busiest tables on both sides.",
+        "5. Check: `postgres-migrator status` shows every database of {name} `completed`.",
         name = ctx.name
     );
     let _ = writeln!(

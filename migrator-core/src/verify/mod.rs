@@ -40,8 +40,18 @@ pub const SESSION: &str = "SET search_path = ''; SET TimeZone = 'UTC'; SET DateS
 
 /// Differing rows listed per range at most.
 const LISTED_ROWS: usize = 20;
+/// Rows of one range listed with their keys and hashes (tens of MB here) at most.
+const MAX_ROWS_LOOKED_AT: i64 = 2_000_000;
 /// Differing rows settled one by one per range at most; beyond, the range is reported whole.
 const SETTLED_ROWS: usize = 1_000;
+/// Pauses before the next tries of a range after an error that may pass.
+const RETRY_DELAYS: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+];
 /// How long a re-check waits for the destination to apply past a source position.
 const APPLY_WAIT: Duration = Duration::from_secs(30);
 
@@ -176,14 +186,23 @@ async fn plan_ranges(src: &Session, table: &Table, chunk: u64) -> Result<Vec<Row
         return Ok(vec![Rows::All]);
     }
     let wanted = plan::sample_size(count);
-    let percent = plan::sample_percent(wanted, table.tuples, table.bytes);
-    let sample: Vec<Vec<String>> = src
-        .query(&plan::sample_sql(table), &[&percent])
-        .await
-        .map_err(q(src.target(), "sampling a table's keys"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut percent = plan::sample_percent(wanted, table.tuples, table.bytes);
+    let mut sample: Vec<Vec<String>> = Vec::new();
+    // A block sample may come back short (few blocks, stale reltuples): ask for more, up to
+    // the whole table, until it holds a key per range at least.
+    for _ in 0..4 {
+        sample = src
+            .query(&plan::sample_sql(table), &[&percent])
+            .await
+            .map_err(q(src.target(), "sampling a table's keys"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if sample.len() >= wanted / 2 || percent >= 100.0 {
+            break;
+        }
+        percent = (percent * 8.0).min(100.0);
+    }
     Ok(plan::ranges(plan::boundaries(&sample, count)))
 }
 
@@ -415,15 +434,24 @@ impl<'a> Job<'a> {
             let Some((index, table, rows)) = queue.lock().expect("verify queue").pop_front() else {
                 return;
             };
-            // One new connection and one more try after an error (a server restarting).
+            // After an error that may pass (a server restarting), new sessions and another try,
+            // RETRY_DELAYS apart.
             let mut outcome = None;
-            for _ in 0..2 {
+            for delay in std::iter::once(Duration::ZERO).chain(RETRY_DELAYS) {
+                if outcome
+                    .as_ref()
+                    .is_some_and(|o: &Result<RangeDone, PgError>| {
+                        o.as_ref().is_err_and(|e| !e.is_transient())
+                    })
+                {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
                 if pair.is_none() {
                     match self.pair().await {
                         Ok(p) => pair = Some(p),
                         Err(e) => {
                             outcome = Some(Err(e));
-                            tokio::time::sleep(Duration::from_secs(1)).await;
                             continue;
                         }
                     }
@@ -435,6 +463,7 @@ impl<'a> Job<'a> {
                         break;
                     }
                     Err(e) => {
+                        tracing::debug!(error = %e, "a verification read failed");
                         pair = None;
                         outcome = Some(Err(e));
                     }
@@ -507,7 +536,19 @@ impl<'a> Job<'a> {
             }
             return Ok(done);
         }
-        // Row by row: which keys differ, then each settled on its own.
+        // Row by row: which keys differ, then each settled on its own; never more rows at
+        // once than a range should hold (a skewed sample can make one larger).
+        if source.rows.max(destination.rows) > MAX_ROWS_LOOKED_AT {
+            report.rows = vec![format!(
+                "too many rows to look at one by one here (more than {MAX_ROWS_LOOKED_AT}): run the query below, or verify this table with a smaller verify_chunk_mb"
+            )];
+            if differs {
+                done.differing.push(report);
+            } else {
+                done.unsettled.push(report);
+            }
+            return Ok(done);
+        }
         self.sides.limiter.take(share).await;
         let src_rows = row_hashes(&p.src, table, rows).await?;
         let dst_rows = row_hashes(&p.dst, table, rows).await?;

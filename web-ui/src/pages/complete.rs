@@ -168,14 +168,25 @@ pub(super) fn outcome(
     lines: Vec<String>,
     note: &'static str,
 ) -> Html<String> {
-    let back = format!("/mappings/{mapping}");
+    let back = (format!("/mappings/{mapping}"), "Back to the mapping");
+    outcome_with_link(back, class, heading, lines, note)
+}
+
+/// [`outcome`] with another way back: its address and words.
+pub(super) fn outcome_with_link(
+    (back, back_text): (String, &'static str),
+    class: &'static str,
+    heading: String,
+    lines: Vec<String>,
+    note: &'static str,
+) -> Html<String> {
     let title = heading.clone();
     let body = view! {
         <section class=format!("message {class}")>
             <h1>{heading}</h1>
             <ul>{lines.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}</ul>
             <p>{note}</p>
-            <p><a href=back>"Back to the mapping"</a></p>
+            <p><a href=back>{back_text}</a></p>
         </section>
     };
     super::document(title, None, body)

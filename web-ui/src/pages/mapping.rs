@@ -51,7 +51,7 @@ pub async fn page(
     Ok(super::document(title, Some(state.refresh.as_secs()), body))
 }
 
-/// Name, light, key figures, findings and the Mark complete button.
+/// Name, light, key figures, findings and the Mark complete and Verify buttons.
 #[component]
 fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
     let (light_class, light_text) = format::light(&mapping);
@@ -108,7 +108,10 @@ fn Header(mapping: MappingStatus, state: AppState) -> impl IntoView {
                 </dl>
                 <super::rate_limit::LimitForm mapping=mapping.name.clone() rate=mapping.copy.clone() state=state.clone()/>
             </div>
-            <CompleteButton mapping=mapping.clone()/>
+            <div class="head-commands">
+                <CompleteButton mapping=mapping.clone()/>
+                <super::verify::VerifyButton mapping=mapping.clone() state=state.clone()/>
+            </div>
         </div>
         {mapping.held_by.clone().map(|h| view! {
             <div class="message held">

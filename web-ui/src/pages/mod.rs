@@ -12,6 +12,7 @@ pub mod retry;
 mod shell;
 mod status_bar;
 mod tabs;
+pub mod verify;
 
 use axum::response::{Html, IntoResponse, Response};
 use leptos::prelude::*;

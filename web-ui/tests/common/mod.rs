@@ -17,9 +17,11 @@ use migrator_core::naming::ReplicationNames;
 use migrator_core::orchestrator::{Command, Reply};
 use migrator_core::phase::{Lag, Phase};
 use migrator_core::status::{
-    DatabaseStatus, MappingStatus, Partition, PartitionedTable, PasswordOutcome, RoleAction,
-    RoleStatus, SequenceStatus, SlotStatus, Snapshot, TableState, TableStatus,
+    DatabaseStatus, MappingStatus, Partition, PartitionedTable, PasswordOutcome, RangeReport,
+    RoleAction, RoleStatus, SequenceStatus, SlotStatus, Snapshot, TableState, TableStatus,
+    VerifyDatabase, VerifyMode, VerifyStatus, VerifyTable,
 };
+use migrator_core::verify::Request as VerifyRequest;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
@@ -122,6 +124,7 @@ pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
             databases: vec![database("shop", phase)],
             acting_here: true,
             held_by: None,
+            verify: None,
             wal: Some(migrator_core::status::WalForecast {
                 generated_mb_per_min: Some(120.0),
                 retained_mb: 5.0,
@@ -263,14 +266,28 @@ impl Harness {
 /// gives back a command of another kind.
 pub type Take<T> = fn(Command) -> Result<(T, Reply), Command>;
 
-/// A [`Take`] for every command: its kind (`complete`, `resync`, `retry` or `rate-limit`).
+/// A [`Take`] for every command: its kind (`complete`, `resync`, `retry`, `rate-limit` or
+/// `verify`).
 pub fn kind(command: Command) -> Result<(&'static str, Reply), Command> {
     Ok(match command {
         Command::Complete { reply, .. } => ("complete", reply),
         Command::Resync { reply, .. } => ("resync", reply),
         Command::Retry { reply, .. } => ("retry", reply),
         Command::SetRateLimit { reply, .. } => ("rate-limit", reply),
+        Command::Verify { reply, .. } => ("verify", reply),
     })
+}
+
+/// A [`Take`] for [`Command::Verify`]: its mapping and what it asks to compare.
+pub fn verify(command: Command) -> Result<((String, VerifyRequest), Reply), Command> {
+    match command {
+        Command::Verify {
+            mapping,
+            request,
+            reply,
+        } => Ok(((mapping, request), reply)),
+        other => Err(other),
+    }
 }
 
 /// A [`Take`] for [`Command::Resync`]: its mapping.
@@ -370,13 +387,23 @@ pub fn api_command(command: &str, token: Option<&str>) -> Request<Body> {
 }
 
 /// Every API command.
-pub const API_COMMANDS: [&str; 4] = ["complete", "resync", "retry", "rate-limit"];
+pub const API_COMMANDS: [&str; 5] = ["complete", "resync", "retry", "rate-limit", "verify"];
 
 /// A JSON body `command` accepts.
 pub fn json_body(command: &str) -> &'static str {
     match command {
         "rate-limit" => r#"{"mb_per_s": 5}"#,
+        "verify" => r#"{"exact": false}"#,
         _ => "{}",
+    }
+}
+
+/// The status of `command` once the orchestrator took it: 202 for a verification, which runs
+/// in the background, 200 for the others, which are done.
+pub fn accepted(command: &str) -> StatusCode {
+    match command {
+        "verify" => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
     }
 }
 
@@ -387,4 +414,74 @@ pub fn api_post(command: &str, headers: &[(&str, &str)], body: &str) -> Request<
         r = r.header(*name, *value);
     }
     r.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// A finished exact verification of database `shop` with one table equal and one whose range
+/// `("id") >= ('1000') AND ("id") < ('2000')` differs (two rows listed, 3 more); the names,
+/// condition and rows carry markup that must come out escaped.
+pub fn verification() -> VerifyStatus {
+    let started = SystemTime::now() - Duration::from_secs(95);
+    VerifyStatus {
+        mode: VerifyMode::Exact,
+        database: None,
+        table: None,
+        started_at: started,
+        finished_at: Some(started + Duration::from_secs(80)),
+        error: None,
+        databases: vec![VerifyDatabase {
+            name: "shop".into(),
+            error: None,
+            tables: vec![
+                VerifyTable {
+                    table: "public.orders".into(),
+                    key: vec!["id".into()],
+                    ranges: 4,
+                    checked: 4,
+                    rows: 4000,
+                    first_lsn: Some("0/16B3740".into()),
+                    last_lsn: Some("0/16B3A10".into()),
+                    differing: vec![],
+                    unsettled: vec![],
+                    error: None,
+                    note: None,
+                },
+                VerifyTable {
+                    table: "public.\"<b>events</b>\"".into(),
+                    key: vec!["id".into()],
+                    ranges: 3,
+                    checked: 3,
+                    rows: 2500,
+                    first_lsn: Some("0/16B3740".into()),
+                    last_lsn: Some("0/16B3740".into()),
+                    differing: vec![RangeReport {
+                        condition: Some("(\"id\") >= ('1000') AND (\"id\") < ('2000')".into()),
+                        source_rows: 1000,
+                        destination_rows: 998,
+                        rows: vec![
+                            "id=1042: missing on the destination".into(),
+                            "id=1043: <i>changed</i>".into(),
+                        ],
+                        more_rows: 3,
+                        inspect: "SELECT * FROM public.\"<b>events</b>\" WHERE (\"id\") >= ('1000') AND (\"id\") < ('2000') ORDER BY 1".into(),
+                    }],
+                    unsettled: vec![],
+                    error: None,
+                    note: None,
+                },
+                VerifyTable {
+                    table: "public.audit_log".into(),
+                    key: vec![],
+                    ranges: 1,
+                    checked: 1,
+                    rows: 7,
+                    first_lsn: Some("0/16B3800".into()),
+                    last_lsn: None,
+                    differing: vec![],
+                    unsettled: vec![],
+                    error: None,
+                    note: Some("no primary key or replica identity index".into()),
+                },
+            ],
+        }],
+    }
 }

@@ -9,6 +9,7 @@ mod roles;
 mod sequences;
 mod slot;
 mod tables;
+mod verify;
 
 use leptos::prelude::*;
 use migrator_core::status::MappingStatus;
@@ -25,11 +26,12 @@ pub enum Tab {
     Slot,
     Metrics,
     Logs,
+    Verify,
     Instructions,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 9] = [
+    pub const ALL: [Tab; 10] = [
         Tab::Databases,
         Tab::Tables,
         Tab::Partitions,
@@ -38,6 +40,7 @@ impl Tab {
         Tab::Slot,
         Tab::Metrics,
         Tab::Logs,
+        Tab::Verify,
         Tab::Instructions,
     ];
 
@@ -51,6 +54,7 @@ impl Tab {
             Tab::Slot => "slot",
             Tab::Metrics => "metrics",
             Tab::Logs => "logs",
+            Tab::Verify => "verify",
             Tab::Instructions => "instructions",
         }
     }
@@ -65,6 +69,7 @@ impl Tab {
             Tab::Slot => "Replication slot",
             Tab::Metrics => "Metrics",
             Tab::Logs => "Logs",
+            Tab::Verify => "Verify",
             Tab::Instructions => "Instructions",
         }
     }
@@ -91,6 +96,7 @@ impl Tab {
                 let entries = state.logs.recent(&m.name);
                 view! { <logs::Logs entries/> }.into_any()
             }
+            Tab::Verify => view! { <verify::Verify mapping=m/> }.into_any(),
             Tab::Instructions => view! { <instructions::Instructions mapping=m/> }.into_any(),
         }
     }

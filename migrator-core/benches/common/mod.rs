@@ -1,0 +1,141 @@
+//! Shared by the benches that migrate the copy bench's data: its database, the client tools,
+//! the settings of mapping `bench`, and this process's memory.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use migrator_core::config::{ConfigSource, Settings, load};
+use migrator_core::ddl::quote::ident;
+use migrator_core::status::{Snapshot, TableState};
+use migrator_core::testkit::{Cluster, PgBinaries, SOURCE_MAJOR};
+use tokio_postgres::{Client, NoTls};
+
+pub const DB: &str = "bench";
+
+pub async fn connect(cluster: &Cluster, db: &str) -> Client {
+    let (client, connection) = cluster.pg_config(db).connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs a PostgreSQL 15 client tool (pgbench, pg_dump, pg_restore, psql) against `cluster`.
+pub fn tool(name: &str, cluster: &Cluster, args: &[&str]) -> std::process::Output {
+    let bin = PgBinaries::find(SOURCE_MAJOR).unwrap().bin_dir.join(name);
+    let out = Command::new(&bin)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(args)
+        .env("PGPASSWORD", cluster.password())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub async fn build_data(source: &Cluster, scale: u64) -> i64 {
+    connect(source, "postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {}", ident(DB)))
+        .await
+        .unwrap();
+    tool(
+        "pgbench",
+        source,
+        &["-i", "-q", "-s", &scale.to_string(), DB],
+    );
+    let client = connect(source, DB).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE docs (id bigserial PRIMARY KEY, body jsonb NOT NULL);
+             INSERT INTO docs (body) SELECT jsonb_build_object('kind', g % 10, 'n', g,
+               'text', repeat(md5(g::text), 28)) FROM generate_series(1, {docs}) g;
+             CREATE INDEX docs_kind ON docs ((body ->> 'kind'));
+             CREATE TABLE measurements (id bigint NOT NULL, at date NOT NULL, value double precision,
+               PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+             CREATE TABLE measurements_q1 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2026-04-01');
+             CREATE TABLE measurements_q2 PARTITION OF measurements FOR VALUES FROM ('2026-04-01') TO ('2026-07-01');
+             CREATE TABLE measurements_q3 PARTITION OF measurements FOR VALUES FROM ('2026-07-01') TO ('2026-10-01');
+             CREATE TABLE measurements_q4 PARTITION OF measurements FOR VALUES FROM ('2026-10-01') TO ('2027-01-01');
+             INSERT INTO measurements SELECT g, DATE '2026-01-01' + (g % 365), random() * 1000
+               FROM generate_series(1, {measurements}) g;
+             CREATE INDEX measurements_value ON measurements (value);
+             ANALYZE;",
+            docs = 20_000 * scale,
+            measurements = 100_000 * scale
+        ))
+        .await
+        .unwrap();
+    client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+pub fn settings(source: &Cluster, destination: &Cluster, extra: &[(&str, String)]) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.extend(source.mapping_env("bench", "source"));
+    env.extend(destination.mapping_env("bench", "destination"));
+    env.insert(
+        "MIGRATOR__MAPPINGS__BENCH__DATABASES__INCLUDE".into(),
+        DB.into(),
+    );
+    env.insert("MIGRATOR__MIGRATION__POLL_INTERVAL".into(), "200ms".into());
+    env.insert(
+        "MIGRATOR__MIGRATION__NO_PK_REMEDY".into(),
+        "replica_identity_full".into(),
+    );
+    for (key, value) in extra {
+        env.insert((*key).to_owned(), value.clone());
+    }
+    // Settings to try (MIGRATOR__MIGRATION__COPY_CHUNK_MB=0, ...) pass through from the shell.
+    for (key, value) in std::env::vars().filter(|(k, _)| k.starts_with("MIGRATOR__MIGRATION__")) {
+        env.entry(key).or_insert(value);
+    }
+    load(&ConfigSource {
+        file: None,
+        env: Some(env),
+    })
+    .unwrap()
+}
+
+/// Every table of the bench database ready (copied, subscription streaming) and every deferred
+/// index and constraint built.
+pub fn synchronised(snapshot: &Snapshot) -> bool {
+    snapshot.mapping("bench").is_some_and(|m| {
+        !m.databases.is_empty()
+            && m.databases.iter().all(|d| {
+                !d.tables.is_empty()
+                    && d.tables.iter().all(|t| t.state == TableState::Ready)
+                    && d.deferred_missing == 0
+            })
+    })
+}
+
+/// This process's resident memory in bytes (VmRSS).
+pub fn rss() -> u64 {
+    proc_status("VmRSS:")
+}
+
+/// A `kB` line of /proc/self/status, in bytes (`VmRSS:`, `VmHWM:`).
+pub fn proc_status(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
