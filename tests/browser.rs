@@ -274,6 +274,37 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
         screenshot(&client, &format!("detail-{tab}-1280x800.png")).await;
     }
 
+    // Verify: the button starts it, the Verify tab shows it finish equal (no writes run here).
+    client.goto(&format!("{base}/mappings/prod")).await.unwrap();
+    client
+        .find(Locator::Css("form.verify-command button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .goto(&format!("{base}/mappings/prod?tab=verify"))
+        .await
+        .unwrap();
+    let light = client
+        .wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css("#tab-verify .verify-summary .light.ready"))
+        .await
+        .expect("the verification ends equal");
+    assert_eq!(light.text().await.unwrap().trim(), "EQUAL");
+    let text = client
+        .find(Locator::Css("#tab-verify"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("every table equal"), "{text}");
+    assert!(fits_width(&client).await, "the verify tab fits 1280 px");
+    screenshot(&client, "detail-verify-1280x800.png").await;
+
     viewport(&client, 390, 844).await;
     client.goto(&format!("{base}/")).await.unwrap();
     assert!(fits_width(&client).await, "the grid fits a 390 px phone");

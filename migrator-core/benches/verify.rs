@@ -174,6 +174,20 @@ fn main() {
             );
             verify_times.push(took);
         }
+        // The same verification held to the copy's rate limit.
+        let limit = report::env_number("BENCH_LIMIT_MB", 50);
+        ctx.limiter.set_limit_mb(limit);
+        let start = Instant::now();
+        let request = migrator_core::verify::Request {
+            mode: VerifyMode::Exact,
+            database: Some(DB.into()),
+            table: None,
+        };
+        let limited = orchestrator::verify::run(&ctx, &[DB.to_owned()], request, &|_| {}).await;
+        let limited_time = start.elapsed().as_secs_f64();
+        assert_eq!(limited.outcome(), VerifyOutcome::Equal);
+        ctx.limiter.set_limit_mb(0);
+        println!("verify --exact at {limit} MB/s: {limited_time:.2} s");
         let read = median(read_times).as_secs_f64();
         let verify = median(verify_times).as_secs_f64();
         let mb = bytes as f64 / 1_048_576.0;
@@ -187,7 +201,8 @@ fn main() {
              discarded. Medians of {rounds} interleaved rounds.\n\n\
              | method | median | MB/s (on disk) | ratio to plain read |\n|---|---:|---:|---:|\n\
              | plain read of both sides | {read:.2} s | {:.0} | 1.00x |\n\
-             | verify --exact ({ranges} ranges) | {verify:.2} s | {:.0} | {:.2}x |\n\n\
+             | verify --exact ({ranges} ranges) | {verify:.2} s | {:.0} | {:.2}x |\n\
+             | verify --exact, rate_limit_mb_per_s = {limit} (one run) | {limited_time:.2} s | {:.0} | {:.2}x |\n\n\
              Goal: within 1.5x of the plain read. This process's resident memory: {:.0} MB before, \
              at most {:.0} MB while verify ran (sampled every 50 ms).\n",
             report::machine(),
@@ -197,6 +212,8 @@ fn main() {
             mb / read,
             mb / verify,
             verify / read,
+            mb / limited_time,
+            limited_time / read,
             before as f64 / 1_048_576.0,
             peak_rss as f64 / 1_048_576.0,
         );

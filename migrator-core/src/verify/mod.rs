@@ -143,6 +143,7 @@ async fn source_tables(src: &Session) -> Result<(Vec<Table>, Vec<QualifiedName>)
             name,
             bytes: r.get::<_, i64>(3).max(0) as u64,
             tuples: r.get(4),
+            range_bytes: 0,
             columns: r.get(5),
             key: names
                 .into_iter()
@@ -401,6 +402,10 @@ impl<'a> Job<'a> {
             if report.error.is_none() {
                 let ranges = plan_ranges(&pair.src, &table, self.settings.chunk_bytes).await?;
                 report.ranges = ranges.len() as u64;
+                let table = Table {
+                    range_bytes: table.bytes / report.ranges.max(1),
+                    ..table
+                };
                 let index = listed.len();
                 for rows in ranges {
                     work.push_back((index, table.clone(), rows));
@@ -498,10 +503,7 @@ impl<'a> Job<'a> {
 
     /// Compares one range (or the whole table), down to its rows when it differs.
     async fn range(&self, p: &Pair, table: &Table, rows: &Rows) -> Result<RangeDone, PgError> {
-        let share = match rows {
-            Rows::All => table.bytes,
-            _ => self.settings.chunk_bytes.min(table.bytes),
-        };
+        let share = table.range_bytes;
         let mut done = RangeDone::default();
         let (source, destination, differs) = match self.settle(p, table, rows, share).await? {
             Settled::Equal { lsn, rows } => {

@@ -22,6 +22,9 @@ pub struct Table {
     pub bytes: u64,
     /// `pg_class.reltuples` (negative: never counted).
     pub tuples: f64,
+    /// The bytes one of its ranges reads on the source, for the rate limiter (its size over
+    /// the number of ranges, once planned).
+    pub range_bytes: u64,
 }
 
 /// One column of a key, with its type as SQL (`format_type`, qualified: it is read with an empty
@@ -381,6 +384,7 @@ mod tests {
                 .collect(),
             bytes: 0,
             tuples: 0.0,
+            range_bytes: 0,
         }
     }
 
