@@ -49,6 +49,7 @@ fn help_explains_every_subcommand() {
         "instructions",
         "resync",
         "complete",
+        "verify",
     ] {
         assert!(
             help.lines().any(|l| l.trim_start().starts_with(sub)),

@@ -181,7 +181,7 @@ async fn two_instances_one_actor_and_a_takeover_when_the_holder_dies() {
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
     assert!(
-        report.starts_with("verify (exact) of mapping k: every table equal: 4 database(s)"),
+        report.contains("\nverify (exact) of mapping k: every table equal: 4 database(s)"),
         "{report}"
     );
     let out = command(&["complete", "k"], &config);
