@@ -283,6 +283,15 @@ async fn an_operator_watches_the_light_turn_green_and_marks_the_mapping_complete
         .click()
         .await
         .unwrap();
+    // The form's answer first: leaving before it would abandon the POST.
+    let started = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("section.message"))
+        .await
+        .expect("the verify form answers");
+    let text = started.text().await.unwrap();
+    assert!(text.contains("Verifying prod (online)"), "{text}");
     client
         .goto(&format!("{base}/mappings/prod?tab=verify"))
         .await
