@@ -28,6 +28,7 @@ use futures_util::{SinkExt, StreamExt};
 use migrator_core::config::Settings;
 use migrator_core::ddl::quote::ident;
 use migrator_core::orchestrator::{self, commands};
+use migrator_core::phase::Phase;
 use migrator_core::status::TableState;
 use migrator_core::testkit::{Cluster, PgBinaries, SOURCE_MAJOR};
 use tokio_util::sync::CancellationToken;
@@ -187,18 +188,27 @@ fn dump_restore(source: &Cluster, destination: &Cluster, jobs: usize) {
     );
 }
 
-/// The tool (in the mode `settings` say), from start until [`synchronised`]; then its
-/// replication objects are removed again.
-async fn run_tool(settings: &Settings) {
+/// The tool (in the mode `settings` say), from start until the mapping is cutover ready (the
+/// bench sets `stable_for` to zero); then its replication objects are removed again. Returns
+/// the copy phase: from the first byte copied to every table copied, indexed and streaming.
+async fn run_tool(settings: &Settings) -> Duration {
     let start = Instant::now();
     let shutdown = CancellationToken::new();
     let handle = orchestrator::start(settings, shutdown.clone()).unwrap();
     let mut status = handle.status.clone();
     let mut copy_started = None;
+    let mut copied = None;
     loop {
         status.changed().await.unwrap();
         let snapshot = status.borrow_and_update().clone();
-        if synchronised(&snapshot) {
+        if copied.is_none() && synchronised(&snapshot) {
+            copied = Some(start.elapsed());
+        }
+        if copied.is_some()
+            && snapshot
+                .mapping("bench")
+                .is_some_and(|m| m.phase == Phase::CutoverReady)
+        {
             break;
         }
         let copying = snapshot.mapping("bench").is_some_and(|m| {
@@ -210,15 +220,19 @@ async fn run_tool(settings: &Settings) {
             copy_started = Some(start.elapsed());
         }
     }
-    if let Some(at) = copy_started {
-        println!(
-            "    first bytes copied after {:.2} s (preflight, roles, schema, sequences, setup)",
-            at.as_secs_f64()
-        );
-    }
+    let copied = copied.expect("synchronised before cutover ready");
+    let first = copy_started.unwrap_or_default();
+    println!(
+        "    first bytes copied after {:.2} s (preflight, roles, schema, sequences, setup); \
+         copied, indexed and streaming after {:.2} s; cutover ready after {:.2} s",
+        first.as_secs_f64(),
+        copied.as_secs_f64(),
+        start.elapsed().as_secs_f64()
+    );
     shutdown.cancel();
     handle.join.await.unwrap();
     commands::complete(settings, "bench", true).await.unwrap();
+    copied - first
 }
 
 /// The `p`-quantile (0..=1) of `values`.
@@ -374,7 +388,9 @@ fn main() {
     let rounds = report::env_number("BENCH_ROUNDS", 3) as usize;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     report::block_on(async {
-        let (source, destination) = Cluster::start_pair().unwrap();
+        // The settings users run; BENCH_DURABLE=0 for the testkit's quick ones (fsync off).
+        let durable_servers = report::env_number("BENCH_DURABLE", 1) == 1;
+        let (source, destination) = start_pair(durable_servers);
         let bytes = build_data(&source, scale).await;
         println!(
             "data: pgbench scale {scale} + docs + measurements = {:.0} MB; {rounds} rounds, {workers} workers",
@@ -394,6 +410,7 @@ fn main() {
             "pg_dump -Fd + pg_restore -j",
         ];
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); methods.len()];
+        let mut copy_phases: Vec<Vec<Duration>> = vec![Vec::new(); methods.len()];
         for round in 1..=rounds {
             for (i, method) in methods.iter().enumerate() {
                 reset_destination(&destination).await;
@@ -401,8 +418,8 @@ fn main() {
                 match i {
                     0 => raw_pipe(&source, &destination, workers, false).await,
                     1 => raw_pipe(&source, &destination, workers, true).await,
-                    2 => run_tool(&fast).await,
-                    3 => run_tool(&native).await,
+                    2 => copy_phases[i].push(run_tool(&fast).await),
+                    3 => copy_phases[i].push(run_tool(&native).await),
                     _ => dump_restore(&source, &destination, workers),
                 }
                 let took = start.elapsed();
@@ -411,23 +428,37 @@ fn main() {
             }
         }
         let medians: Vec<Duration> = times.into_iter().map(median).collect();
+        let copy_medians: Vec<Option<Duration>> = copy_phases
+            .into_iter()
+            .map(|t| (!t.is_empty()).then(|| median(t)))
+            .collect();
         let raw = medians[0].as_secs_f64();
+        let servers = if durable_servers {
+            "with fsync, synchronous_commit and full_page_writes on (what users run)"
+        } else {
+            "with fsync, synchronous_commit and full_page_writes OFF (the testkit's quick settings)"
+        };
         let mut section = format!(
-            "## Initial copy at pgbench scale {scale}\n\n`BENCH_SCALE={scale} BENCH_ROUNDS={rounds} cargo bench -p migrator-core --bench copy` \
-             on {} ({}): PostgreSQL 15 -> 18 test clusters on one machine (fsync off), {:.0} MB \
+            "## Initial copy at pgbench scale {scale}{}\n\n`BENCH_SCALE={scale} BENCH_ROUNDS={rounds} BENCH_DURABLE={} cargo bench -p migrator-core --bench copy` \
+             on {} ({}): PostgreSQL 15 -> 18 test clusters on one machine {servers}, {:.0} MB \
              (pgbench scale {scale}, a jsonb table, a partitioned table, secondary indexes), methods \
              interleaved, {workers} workers/jobs where a method has them. Time from an empty \
-             destination to every table copied with its indexes.\n\n\
-             | method | median | ratio to raw pipe |\n|---|---:|---:|\n",
+             destination to every table copied with its indexes; for the tool, the whole run \
+             from process start to cutover ready (`stable_for` = 0), and beside it its copy \
+             phase (first byte copied to every table copied, indexed and streaming).\n\n\
+             | method | median | ratio to raw pipe | copy phase |\n|---|---:|---:|---:|\n",
+            if durable_servers { "" } else { ", fsync off" },
+            u8::from(durable_servers),
             report::machine(),
             humantime::format_rfc3339_seconds(SystemTime::now()),
             bytes as f64 / 1_048_576.0
         );
-        for (method, time) in methods.iter().zip(&medians) {
+        for ((method, time), copy) in methods.iter().zip(&medians).zip(&copy_medians) {
             let line = format!(
-                "| {method} | {:.2} s | {:.2}x |\n",
+                "| {method} | {:.2} s | {:.2}x | {} |\n",
                 time.as_secs_f64(),
-                time.as_secs_f64() / raw
+                time.as_secs_f64() / raw,
+                copy.map_or("".to_owned(), |c| format!("{:.2} s", c.as_secs_f64()))
             );
             print!("{line}");
             section.push_str(&line);
@@ -446,7 +477,11 @@ fn main() {
         }
         report::write_section(
             Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
-            &format!("copy-scale-{scale}"),
+            &if durable_servers {
+                format!("copy-scale-{scale}")
+            } else {
+                format!("copy-scale-{scale}-fsync-off")
+            },
             &section,
         );
     });

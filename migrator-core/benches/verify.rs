@@ -28,21 +28,8 @@ use migrator_core::ddl::quote::qualified;
 use migrator_core::orchestrator;
 use migrator_core::phases::MappingContext;
 use migrator_core::status::{VerifyMode, VerifyOutcome};
-use migrator_core::testkit::{Cluster, ClusterOptions};
+use migrator_core::testkit::Cluster;
 use tokio_util::sync::CancellationToken;
-
-/// Durable settings, laid over the testkit's quick ones.
-fn durable(mut options: ClusterOptions) -> ClusterOptions {
-    for (k, v) in [
-        ("fsync", "on"),
-        ("synchronous_commit", "on"),
-        ("full_page_writes", "on"),
-        ("shared_buffers", "256MB"),
-    ] {
-        options.settings.push((k.into(), v.into()));
-    }
-    options
-}
 
 /// Every table of the bench database.
 async fn tables(cluster: &Cluster) -> Vec<QualifiedName> {
@@ -119,9 +106,7 @@ fn main() {
     let scale = report::env_number("BENCH_SCALE", 5);
     let rounds = report::env_number("BENCH_ROUNDS", 3) as usize;
     report::block_on(async {
-        let source = std::thread::spawn(|| Cluster::start(&durable(ClusterOptions::source())));
-        let destination = Cluster::start(&durable(ClusterOptions::destination())).unwrap();
-        let source = source.join().unwrap().unwrap();
+        let (source, destination) = start_pair(true);
         let bytes = build_data(&source, scale).await;
         let settings = settings(&source, &destination, &[]);
         // The tool migrates the data; its subscription stays, as at cutover.

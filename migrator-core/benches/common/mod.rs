@@ -7,7 +7,7 @@ use std::process::Command;
 use migrator_core::config::{ConfigSource, Settings, load};
 use migrator_core::ddl::quote::ident;
 use migrator_core::status::{Snapshot, TableState};
-use migrator_core::testkit::{Cluster, PgBinaries, SOURCE_MAJOR};
+use migrator_core::testkit::{Cluster, ClusterOptions, PgBinaries, SOURCE_MAJOR};
 use tokio_postgres::{Client, NoTls};
 
 pub const DB: &str = "bench";
@@ -91,6 +91,8 @@ pub fn settings(source: &Cluster, destination: &Cluster, extra: &[(&str, String)
         DB.into(),
     );
     env.insert("MIGRATOR__MIGRATION__POLL_INTERVAL".into(), "200ms".into());
+    // Cutover ready as soon as every condition holds: the bench times the work, not the wait.
+    env.insert("MIGRATOR__MIGRATION__STABLE_FOR".into(), "0s".into());
     env.insert(
         "MIGRATOR__MIGRATION__NO_PK_REMEDY".into(),
         "replica_identity_full".into(),
@@ -138,4 +140,32 @@ pub fn proc_status(key: &str) -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// The durable settings users run (fsync, synchronous_commit and full_page_writes on), laid over
+/// the testkit's quick ones.
+pub fn durable(mut options: ClusterOptions) -> ClusterOptions {
+    for (k, v) in [
+        ("fsync", "on"),
+        ("synchronous_commit", "on"),
+        ("full_page_writes", "on"),
+        ("shared_buffers", "256MB"),
+    ] {
+        options.settings.push((k.into(), v.into()));
+    }
+    options
+}
+
+/// A source and a destination cluster, with [`durable`] settings unless `durable` is false.
+pub fn start_pair(durable_settings: bool) -> (Cluster, Cluster) {
+    let pick = move |options: ClusterOptions| {
+        if durable_settings {
+            durable(options)
+        } else {
+            options
+        }
+    };
+    let source = std::thread::spawn(move || Cluster::start(&pick(ClusterOptions::source())));
+    let destination = Cluster::start(&pick(ClusterOptions::destination())).unwrap();
+    (source.join().unwrap().unwrap(), destination)
 }
