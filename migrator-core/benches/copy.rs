@@ -378,11 +378,6 @@ async fn lag_and_memory(source: &Cluster, destination: &Cluster, seconds: u64) -
     text
 }
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
 fn main() {
     let scale = report::env_number("BENCH_SCALE", 5);
     let rounds = report::env_number("BENCH_ROUNDS", 3) as usize;

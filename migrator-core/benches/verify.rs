@@ -97,11 +97,6 @@ async fn exact_with_peak_rss(ctx: &MappingContext) -> (migrator_core::status::Ve
     (verified, sampler.await.unwrap())
 }
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
 fn main() {
     let scale = report::env_number("BENCH_SCALE", 5);
     let rounds = report::env_number("BENCH_ROUNDS", 3) as usize;

@@ -169,3 +169,9 @@ pub fn start_pair(durable_settings: bool) -> (Cluster, Cluster) {
     let destination = Cluster::start(&pick(ClusterOptions::destination())).unwrap();
     (source.join().unwrap().unwrap(), destination)
 }
+
+/// The median of `times`.
+pub fn median(mut times: Vec<std::time::Duration>) -> std::time::Duration {
+    times.sort();
+    times[times.len() / 2]
+}

@@ -104,10 +104,20 @@ pub fn ranges(boundaries: Vec<Vec<String>>) -> Vec<Rows> {
     out
 }
 
+/// `"a", "b"`: the key's columns, quoted; with `cast`, each as `"a"::text`.
+fn key_columns(table: &Table, cast: bool) -> String {
+    let suffix = if cast { "::text" } else { "" };
+    table
+        .key
+        .iter()
+        .map(|k| format!("{}{suffix}", ident(&k.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `("a", "b")`, or `("a")` for one column.
 fn key_tuple(table: &Table) -> String {
-    let names: Vec<String> = table.key.iter().map(|k| ident(&k.name)).collect();
-    format!("({})", names.join(", "))
+    format!("({})", key_columns(table, false))
 }
 
 /// `($1::text::integer, $2::text::text)` from parameter `first` on.
@@ -217,15 +227,10 @@ pub fn digest_sql(table: &Table, rows: &Rows) -> (String, Vec<String>) {
 /// Every row of `rows`: its key (the text of each column) and its hash.
 pub fn rows_sql(table: &Table, rows: &Rows) -> (String, Vec<String>) {
     let (from, params) = from_where(table, rows);
-    let key: Vec<String> = table
-        .key
-        .iter()
-        .map(|k| format!("{}::text", ident(&k.name)))
-        .collect();
     (
         format!(
             "SELECT ARRAY[{}]::text[], {} {from}",
-            key.join(", "),
+            key_columns(table, true),
             row_hash(table)
         ),
         params,
@@ -234,21 +239,11 @@ pub fn rows_sql(table: &Table, rows: &Rows) -> (String, Vec<String>) {
 
 /// The sampled keys of a table, sorted: `$1` is the `TABLESAMPLE SYSTEM` percentage.
 pub fn sample_sql(table: &Table) -> String {
-    let key: Vec<String> = table
-        .key
-        .iter()
-        .map(|k| format!("{}::text", ident(&k.name)))
-        .collect();
     format!(
         "SELECT ARRAY[{}]::text[] FROM ONLY {} TABLESAMPLE SYSTEM (($1::float8)::float4) ORDER BY {}",
-        key.join(", "),
+        key_columns(table, true),
         qualified(&table.name),
-        table
-            .key
-            .iter()
-            .map(|k| ident(&k.name))
-            .collect::<Vec<_>>()
-            .join(", ")
+        key_columns(table, false)
     )
 }
 
@@ -257,10 +252,7 @@ pub fn inspect_sql(table: &Table, rows: &Rows) -> String {
     let order = if table.key.is_empty() {
         String::new()
     } else {
-        format!(
-            " ORDER BY {}",
-            &key_tuple(table)[1..key_tuple(table).len() - 1]
-        )
+        format!(" ORDER BY {}", key_columns(table, false))
     };
     match describe(table, rows) {
         None => format!("SELECT * FROM ONLY {}{order};", qualified(&table.name)),
