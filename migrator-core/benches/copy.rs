@@ -391,11 +391,17 @@ fn main() {
             "data: pgbench scale {scale} + docs + measurements = {:.0} MB; {rounds} rounds, {workers} workers",
             bytes as f64 / 1_048_576.0
         );
-        let fast = settings(&source, &destination, &[]);
+        // The tool runs with the default poll interval, as users run it: a wait for the next
+        // look after the copy is part of what they wait for.
+        let poll = ("MIGRATOR__MIGRATION__POLL_INTERVAL", "5s".to_owned());
+        let fast = settings(&source, &destination, std::slice::from_ref(&poll));
         let native = settings(
             &source,
             &destination,
-            &[("MIGRATOR__MIGRATION__COPY_MODE", "native".to_owned())],
+            &[
+                poll.clone(),
+                ("MIGRATOR__MIGRATION__COPY_MODE", "native".to_owned()),
+            ],
         );
         let methods = [
             "raw COPY pipe",
@@ -404,10 +410,22 @@ fn main() {
             "postgres-migrator native",
             "pg_dump -Fd + pg_restore -j",
         ];
+        // BENCH_METHODS=0,2 runs those methods only (printed, not written to the docs).
+        let chosen: Vec<usize> = std::env::var("BENCH_METHODS")
+            .map(|list| {
+                list.split(',')
+                    .filter_map(|i| i.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_else(|_| (0..methods.len()).collect());
+        let all = chosen.len() == methods.len();
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); methods.len()];
         let mut copy_phases: Vec<Vec<Duration>> = vec![Vec::new(); methods.len()];
         for round in 1..=rounds {
             for (i, method) in methods.iter().enumerate() {
+                if !chosen.contains(&i) {
+                    continue;
+                }
                 reset_destination(&destination).await;
                 let start = Instant::now();
                 match i {
@@ -421,6 +439,12 @@ fn main() {
                 println!("round {round}: {method}: {:.2} s", took.as_secs_f64());
                 times[i].push(took);
             }
+        }
+        if !all {
+            for (method, times) in methods.iter().zip(times).filter(|(_, t)| !t.is_empty()) {
+                println!("{method}: median {:.2} s", median(times).as_secs_f64());
+            }
+            return;
         }
         let medians: Vec<Duration> = times.into_iter().map(median).collect();
         let copy_medians: Vec<Option<Duration>> = copy_phases

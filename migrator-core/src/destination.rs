@@ -14,6 +14,9 @@ use crate::ddl::DeferredObject;
 use crate::ddl::quote::qualified;
 
 /// Empties the destination's copies of the tables `roots` (whatever an interrupted copy left).
+/// `CASCADE`: an unlogged table's foreign key may reference one of them (logical replication
+/// never fills an unlogged table, so it holds nothing of the source's), and PostgreSQL refuses
+/// to empty a referenced table alone.
 pub async fn truncate(dst: &Session, mut roots: Vec<&QualifiedName>) -> Result<(), PgError> {
     roots.sort();
     roots.dedup();
@@ -21,7 +24,7 @@ pub async fn truncate(dst: &Session, mut roots: Vec<&QualifiedName>) -> Result<(
         return Ok(());
     }
     let list: Vec<String> = roots.into_iter().map(qualified).collect();
-    dst.batch_execute(&format!("TRUNCATE {}", list.join(", ")))
+    dst.batch_execute(&format!("TRUNCATE {} CASCADE", list.join(", ")))
         .await
         .map_err(q(
             dst.target(),

@@ -166,6 +166,10 @@ pub struct Constraint {
     /// A partition's CHECK that comes from its parent: written in the partition's CREATE TABLE
     /// (ATTACH PARTITION requires it there), never added on its own.
     pub inherited: bool,
+    /// Something other than a permanent table's foreign key depends on it or on its index (a
+    /// view grouping by the key, a rule naming it in ON CONFLICT, an unlogged table's foreign
+    /// key): it must exist before that object is created.
+    pub depended_on: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

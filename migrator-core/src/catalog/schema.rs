@@ -468,7 +468,13 @@ async fn constraints(
                EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_constraint'::regclass AND d.objid = c.oid \
                        AND d.refclassid = 'pg_proc'::regclass AND d.refobjid >= 16384), \
                NOT c.conislocal, \
-               CASE WHEN c.contype IN ('p', 'u', 'x') THEN obj_description(c.conindid, 'pg_class') END \
+               CASE WHEN c.contype IN ('p', 'u', 'x') THEN obj_description(c.conindid, 'pg_class') END, \
+               EXISTS (SELECT 1 FROM pg_depend d WHERE d.deptype = 'n' \
+                         AND ((d.refclassid = 'pg_constraint'::regclass AND d.refobjid = c.oid) \
+                           OR (c.conindid <> 0 AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.conindid)) \
+                         AND NOT EXISTS (SELECT 1 FROM pg_constraint f JOIN pg_class ft ON ft.oid = f.conrelid \
+                                         WHERE d.classid = 'pg_constraint'::regclass AND f.oid = d.objid \
+                                           AND f.contype = 'f' AND ft.relpersistence = 'p')) \
              FROM pg_constraint c LEFT JOIN pg_index i ON i.indexrelid = c.conindid \
              WHERE c.conrelid = ANY($1) AND c.contype IN ('c', 'p', 'u', 'f', 'x') \
                AND (c.conislocal OR (c.contype = 'c' AND c.conrelid = ANY($2))) \
@@ -495,6 +501,7 @@ async fn constraints(
             calls_functions: r.get(7),
             inherited: r.get(8),
             index_comment: r.get(9),
+            depended_on: r.get(10),
         });
     }
     Ok(constraints)

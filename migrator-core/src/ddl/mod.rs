@@ -4,11 +4,13 @@
 //!
 //! * [`early_statements`]: what data needs before it arrives — extensions, schemas, types,
 //!   sequences, tables (partitioned parents before partitions) with defaults, identity and
-//!   generated columns, NOT NULL and CHECK, then primary keys and replica identities (the apply
-//!   worker finds rows through them; without one every UPDATE is a sequential scan).
-//! * [`deferred_objects`]: secondary indexes, unique, exclusion and foreign key constraints,
-//!   built after the table's copy (faster than maintaining them row by row). Foreign keys are
-//!   added `NOT VALID` and then validated, so the long check takes a weaker lock.
+//!   generated columns, NOT NULL and CHECK, then replica identities and, with
+//!   [`Keys::WithTables`], primary keys (the apply worker finds rows through them; without one
+//!   every UPDATE is a sequential scan).
+//! * [`deferred_objects`]: with [`Keys::AfterCopy`] the primary keys nothing else needs sooner,
+//!   secondary indexes, unique, exclusion and foreign key constraints, built after the table's
+//!   copy (faster than maintaining them row by row). Foreign keys are added `NOT VALID` and
+//!   then validated, so the long check takes a weaker lock.
 
 pub mod objects;
 pub mod quote;
@@ -526,7 +528,7 @@ pub fn sql_of(statements: Vec<Statement>) -> Vec<String> {
 pub fn early_statements(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = namespaces(catalog);
     sql.extend(types(catalog));
-    sql.extend(tables(catalog));
+    sql.extend(tables(catalog, Keys::WithTables));
     sql.extend(after_functions(catalog));
     sql.extend(sequence_persistence(catalog));
     sql_of(sql)
@@ -540,6 +542,7 @@ pub fn schema_statements(
     catalog: &SchemaCatalog,
     objects: &crate::catalog::objects::ObjectCatalog,
     present: &std::collections::BTreeSet<String>,
+    keys: Keys,
 ) -> (Vec<Statement>, std::collections::BTreeSet<String>) {
     let mut sql = namespaces(catalog);
     sql.extend(objects::text_search_and_collations(objects));
@@ -562,7 +565,7 @@ pub fn schema_statements(
     sql.extend(objects.base_types.iter().map(objects::definition));
     sql.extend(objects::operators_and_casts(objects));
     sql.extend(objects.support.iter().map(objects::definition));
-    sql.extend(tables(catalog));
+    sql.extend(tables(catalog, keys));
     sql.extend(sequence_persistence(catalog));
     sql.extend(objects::after_tables(objects));
     sql.extend(after_functions(catalog));
@@ -724,13 +727,38 @@ fn types(catalog: &SchemaCatalog) -> Vec<Statement> {
 /// Tables added later (drift re-sync): their sequences, then the table statements for them.
 pub fn added_tables(catalog: &SchemaCatalog) -> Vec<String> {
     let mut sql = types(catalog);
-    sql.extend(tables(catalog));
+    // The subscription copies them (`copy_data`), and applies changes to each from then on.
+    sql.extend(tables(catalog, Keys::WithTables));
     sql.extend(after_functions(catalog));
     sql_of(sql)
 }
 
+/// When a table's primary key is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// With the table, before any row: the subscription's own copy (`copy_data`) applies the
+    /// changes of each table as soon as that table is synchronised, and needs the key then.
+    WithTables,
+    /// After the tool's copy, with the other indexes ([`deferred_objects`]), where nothing
+    /// needs it sooner (see [`key_after_copy`]): one sorted build instead of an index
+    /// maintained row by row. The subscription is enabled only once every key is built.
+    AfterCopy,
+}
+
+/// Whether the primary key `c` of `t` may be built after the copy: an index is built faster in
+/// one sort than row by row, but the replica identity index chosen by name
+/// (`REPLICA IDENTITY USING INDEX`), a key something else depends on (a view grouping by it, a
+/// rule naming it), and an unlogged table's (never copied) are created with the table.
+pub fn key_after_copy(t: &Table, c: &Constraint) -> bool {
+    c.kind == ConstraintKind::PrimaryKey
+        && c.own()
+        && !c.replica_identity
+        && !c.depended_on
+        && !t.unlogged
+}
+
 /// Tables, primary keys, replica identities, sequence ownership.
-fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
+fn tables(catalog: &SchemaCatalog, keys: Keys) -> Vec<Statement> {
     let mut sql = Vec::new();
     let table = |t: &Table| object_name("TABLE", &t.name);
     for t in &catalog.tables {
@@ -752,7 +780,8 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
     for t in &catalog.tables {
         for c in t.constraints.iter().filter(|c| c.own()) {
             // An unlogged table stays empty: everything now.
-            let early = c.kind == ConstraintKind::PrimaryKey
+            let early = (c.kind == ConstraintKind::PrimaryKey
+                && !(keys == Keys::AfterCopy && key_after_copy(t, c)))
                 || (c.replica_identity && c.kind != ConstraintKind::ForeignKey)
                 || (t.unlogged && (c.kind != ConstraintKind::Check || c.not_valid()));
             if early {
@@ -825,6 +854,9 @@ fn tables(catalog: &SchemaCatalog) -> Vec<Statement> {
 /// What kind of object is built after the copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeferredKind {
+    /// A primary key built after the copy ([`Keys::AfterCopy`]); found on the destination by
+    /// table and name.
+    PrimaryKey,
     /// An index; found on the destination by schema and name.
     Index,
     /// A unique or exclusion constraint; found on the destination by table and name.
@@ -859,7 +891,9 @@ impl DeferredObject {
                 existing.has_index(&self.table.schema, &self.name)
             }
             DeferredKind::Index => existing.has_valid_index(&self.table.schema, &self.name),
-            DeferredKind::Constraint => existing.has_constraint(&self.table, &self.name),
+            DeferredKind::PrimaryKey | DeferredKind::Constraint => {
+                existing.has_constraint(&self.table, &self.name)
+            }
             DeferredKind::ForeignKey if self.not_valid => {
                 existing.has_constraint(&self.table, &self.name)
             }
@@ -876,6 +910,21 @@ pub fn deferred_objects(catalog: &SchemaCatalog) -> Vec<DeferredObject> {
     let mut late = Vec::new();
     let mut foreign_keys = Vec::new();
     for t in catalog.tables.iter().filter(|t| !t.unlogged) {
+        // The key before the table's other indexes (with [`Keys::WithTables`] it exists
+        // already, and counts as built).
+        for c in t.constraints.iter().filter(|c| key_after_copy(t, c)) {
+            objects.push(DeferredObject {
+                table: t.name.clone(),
+                name: c.name.clone(),
+                kind: DeferredKind::PrimaryKey,
+                statements: std::iter::once(add_constraint(&t.name, c))
+                    .chain(cluster_on(t, &c.name))
+                    .chain(constraint_comment(&t.name, c))
+                    .collect(),
+                not_valid: false,
+                after_constraints: false,
+            });
+        }
         for i in t.indexes.iter().filter(|i| !i.replica_identity) {
             let object = DeferredObject {
                 table: t.name.clone(),

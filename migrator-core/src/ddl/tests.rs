@@ -57,6 +57,7 @@ fn constraint(name: &str, kind: ConstraintKind, def: &str) -> Constraint {
         calls_functions: false,
         inherited: false,
         index_comment: None,
+        depended_on: false,
     }
 }
 
@@ -530,10 +531,13 @@ fn storage_parameters_and_column_settings_follow_the_table() {
     let mut body = col("body", "text");
     body.compression = Some("lz4".into());
     t.columns = vec![body];
-    let objects: Vec<String> = tables(&SchemaCatalog {
-        tables: vec![t],
-        ..Default::default()
-    })
+    let objects: Vec<String> = tables(
+        &SchemaCatalog {
+            tables: vec![t],
+            ..Default::default()
+        },
+        Keys::WithTables,
+    )
     .into_iter()
     .map(|s| s.object)
     .collect();
@@ -698,6 +702,76 @@ fn statements_follow_what_they_depend_on_and_keep_their_order_otherwise() {
             "CREATE FUNCTION b",
             "ALTER DOMAIN OWNER",
             "ALTER TABLE OWNER",
+        ]
+    );
+}
+
+#[test]
+fn primary_keys_follow_the_copy_unless_something_needs_them_sooner() {
+    let key = |table: &str| {
+        constraint(
+            &format!("{table}_pkey"),
+            ConstraintKind::PrimaryKey,
+            "PRIMARY KEY (id)",
+        )
+    };
+    let mut plain = table("public", "plain");
+    plain.constraints = vec![key("plain")];
+    plain.clustered_on = Some("plain_pkey".into());
+    let mut viewed = table("public", "viewed");
+    viewed.constraints = vec![Constraint {
+        depended_on: true,
+        ..key("viewed")
+    }];
+    let mut identity = table("public", "identity");
+    identity.replica_identity = 'i';
+    identity.constraints = vec![Constraint {
+        replica_identity: true,
+        ..key("identity")
+    }];
+    let mut scratch = table("public", "scratch");
+    scratch.unlogged = true;
+    scratch.constraints = vec![key("scratch")];
+    let catalog = SchemaCatalog {
+        tables: vec![plain, viewed, identity, scratch],
+        ..Default::default()
+    };
+    let early = |keys| sql_of(tables(&catalog, keys));
+
+    let with_tables = early(Keys::WithTables);
+    for t in ["plain", "viewed", "identity", "scratch"] {
+        position(&with_tables, &format!("ADD CONSTRAINT \"{t}_pkey\""));
+    }
+    let after_copy = early(Keys::AfterCopy);
+    assert!(
+        !after_copy.iter().any(|s| s.contains("plain_pkey")),
+        "{after_copy:#?}"
+    );
+    for t in ["viewed", "identity", "scratch"] {
+        position(&after_copy, &format!("ADD CONSTRAINT \"{t}_pkey\""));
+    }
+    assert!(
+        position(&after_copy, "ADD CONSTRAINT \"identity_pkey\"")
+            < position(
+                &after_copy,
+                "REPLICA IDENTITY USING INDEX \"identity_pkey\""
+            )
+    );
+
+    // Deferred: the plain key only (with its CLUSTER), whichever way the schema was made (an
+    // existing key counts as built).
+    let deferred = deferred_objects(&catalog);
+    let keys: Vec<&DeferredObject> = deferred
+        .iter()
+        .filter(|o| o.kind == DeferredKind::PrimaryKey)
+        .collect();
+    assert_eq!(keys.len(), 1, "{deferred:#?}");
+    assert_eq!(keys[0].name, "plain_pkey");
+    assert_eq!(
+        keys[0].statements,
+        [
+            "ALTER TABLE \"public\".\"plain\" ADD CONSTRAINT \"plain_pkey\" PRIMARY KEY (id)",
+            "ALTER TABLE \"public\".\"plain\" CLUSTER ON \"plain_pkey\""
         ]
     );
 }

@@ -72,6 +72,11 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// Notified when the running copy job ends, if one runs.
+    pub fn copy_ended(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        self.copy_job.as_ref().map(copy::Job::ended)
+    }
+
     fn held_for(&mut self, met: bool) -> Duration {
         if met {
             self.conditions_met_since
@@ -130,7 +135,7 @@ pub async fn pass(
 ) -> Result<Passed, Failed> {
     let now = Instant::now();
     let names = ctx.names(db);
-    finish_copy_job(ctx, db, &names, conns, memory, now).await;
+    let copy_ended = finish_copy_job(ctx, db, &names, conns, memory, now).await;
     let progress = memory.copy_job.as_ref().map(|job| &*job.progress);
     let mut look = look(ctx, db, &names, instance_blocked, conns, progress)
         .await
@@ -181,12 +186,13 @@ pub async fn pass(
         Mode::Act if !waits => act(ctx, db, phase, &look, conns, memory, now).await,
         _ => Ok(()),
     };
-    let stepped = mode == Mode::Act
-        && !waits
-        && matches!(
-            phase,
-            Phase::Schema | Phase::Sequences | Phase::ReplicationSetup
-        );
+    let stepped = copy_ended
+        || (mode == Mode::Act
+            && !waits
+            && matches!(
+                phase,
+                Phase::Schema | Phase::Sequences | Phase::ReplicationSetup
+            ));
     let status = look.into_status(db, phase, met, held, eta);
     match outcome {
         Ok(()) => Ok(Passed { status, stepped }),
@@ -200,7 +206,8 @@ pub async fn pass(
 /// Takes the outcome of a copy job that has ended: a finished copy gets its subscription (on the
 /// copy's slot, streaming from where its snapshot ends). A failed copy, or a subscription that
 /// could not be created, starts over once its backoff has passed (see [`CopyRetry`]); its slot
-/// is dropped at once so that it does not hold WAL on the source meanwhile.
+/// is dropped at once so that it does not hold WAL on the source meanwhile. Returns whether a
+/// job had ended.
 async fn finish_copy_job(
     ctx: &MappingContext,
     db: &str,
@@ -208,12 +215,12 @@ async fn finish_copy_job(
     conns: &mut Connections,
     memory: &mut Memory,
     now: Instant,
-) {
+) -> bool {
     memory
         .copy_retry
         .operator_generation(ctx.retry_generation.load(Ordering::Relaxed));
     let Some(job) = memory.copy_job.take_if(|job| job.is_finished()) else {
-        return;
+        return false;
     };
     let outcome = match job.outcome().await {
         Ok(copy::Copied::Done) => match conns.destination.get().await {
@@ -233,6 +240,7 @@ async fn finish_copy_job(
             }
         }
     }
+    true
 }
 
 /// What one look at a database found: the facts the phase is derived from, and what the status

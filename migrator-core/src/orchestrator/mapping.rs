@@ -282,6 +282,7 @@ async fn run_database(
     let mut conns = Connections::new(&ctx, &db);
     let mut memory = Memory::default();
     let mut delays = retry_delays(poll);
+    let mut cadence = Cadence::new(poll);
     let mut last: Option<DatabaseStatus> = None;
     // Nothing happens before the mapping's first instance check.
     tokio::select! {
@@ -309,8 +310,7 @@ async fn run_database(
                 });
                 last = Some(status);
                 delays = retry_delays(poll);
-                // A step that moves to the next phase is followed by the next look at once.
-                if stepped { Duration::ZERO } else { poll }
+                cadence.after(stepped)
             }
             Err(Failed { status, error }) => {
                 conns.reset();
@@ -326,9 +326,94 @@ async fn run_database(
                 delays.next().unwrap_or(poll)
             }
         };
+        // A copy that ends gets its subscription at once, not at the next poll.
+        let copy_ended = memory.copy_ended();
+        let copy_ended = async {
+            match copy_ended {
+                Some(ended) => ended.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(delay) => {}
+            _ = copy_ended => {}
         }
+    }
+}
+
+/// When a database task looks again: at once after a step that moves to the next phase, then
+/// after 0.25, 0.5, 1 and 2 s (what a step starts shows within moments: a subscription's
+/// apply worker connecting, the lag of a copy's slot draining), then every `poll`.
+struct Cadence {
+    poll: Duration,
+    /// Quick looks taken since the last step.
+    quick: usize,
+}
+
+impl Cadence {
+    const QUICK: [Duration; 4] = [
+        Duration::from_millis(250),
+        Duration::from_millis(500),
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    ];
+
+    fn new(poll: Duration) -> Self {
+        Cadence {
+            poll,
+            quick: Self::QUICK.len(),
+        }
+    }
+
+    /// The delay after a pass that `stepped` or not.
+    fn after(&mut self, stepped: bool) -> Duration {
+        if stepped {
+            self.quick = 0;
+            return Duration::ZERO;
+        }
+        let delay = Self::QUICK
+            .get(self.quick)
+            .map_or(self.poll, |quick| (*quick).min(self.poll));
+        self.quick = (self.quick + 1).min(Self::QUICK.len());
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_followed_by_quick_looks_then_the_poll() {
+        let poll = Duration::from_secs(5);
+        let mut cadence = Cadence::new(poll);
+        assert_eq!(cadence.after(false), poll, "no quick looks before a step");
+        assert_eq!(cadence.after(true), Duration::ZERO);
+        assert_eq!(cadence.after(true), Duration::ZERO);
+        let after: Vec<Duration> = (0..6).map(|_| cadence.after(false)).collect();
+        assert_eq!(
+            after,
+            [
+                Duration::from_millis(250),
+                Duration::from_millis(500),
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                poll,
+                poll
+            ]
+        );
+        // Never slower than the poll itself.
+        let mut fast = Cadence::new(Duration::from_millis(300));
+        fast.after(true);
+        let after: Vec<Duration> = (0..3).map(|_| fast.after(false)).collect();
+        assert_eq!(
+            after,
+            [
+                Duration::from_millis(250),
+                Duration::from_millis(300),
+                Duration::from_millis(300)
+            ]
+        );
     }
 }

@@ -609,7 +609,12 @@ async fn add_objects(
     }
     let source = catalog::read(src).await?;
     let objects = objects::read(src).await?;
-    let (statements, _) = ddl::schema_statements(&source, &objects, &roles::names(dst).await?);
+    let (statements, _) = ddl::schema_statements(
+        &source,
+        &objects,
+        &roles::names(dst).await?,
+        ddl::Keys::WithTables,
+    );
     let todo: Vec<&ddl::Statement> = statements
         .iter()
         .filter(|s| added.contains(&s.object))
@@ -838,6 +843,7 @@ mod tests {
             calls_functions: false,
             inherited: false,
             index_comment: None,
+            depended_on: false,
         }];
         let mut dst = table("t", vec![column("id", "int")]);
         // Printed differently by another version: still the same index.

@@ -22,9 +22,10 @@
 use crate::pg::{PgError, Session};
 
 use super::{MappingContext, q};
-use crate::catalog::published;
 use crate::catalog::schema as catalog;
+use crate::catalog::{deferred, published};
 use crate::ddl::quote::{conninfo_value, ident, literal, qualified};
+use crate::ddl::{self, DeferredKind};
 use crate::destination;
 use crate::naming::ReplicationNames;
 use secrecy::ExposeSecret;
@@ -136,6 +137,17 @@ pub async fn set_up(
         // Whatever an interrupted fast copy left would collide with the subscription's copy.
         let tables = published::tables(src, &names.publication).await?;
         destination::truncate(dst, tables.iter().map(|t| &t.root).collect()).await?;
+        // A schema applied for the fast copy (the mode changed since) has no primary keys yet;
+        // the subscription's copy applies each table's changes as soon as it is synchronised,
+        // and needs them then. Built on the empty tables, they cost nothing.
+        let catalog = catalog::read(src).await?;
+        let existing = deferred::existing(dst).await?;
+        for key in ddl::deferred_objects(&catalog)
+            .iter()
+            .filter(|o| o.kind == DeferredKind::PrimaryKey && !o.exists_in(&existing))
+        {
+            destination::build(dst, key).await?;
+        }
         create_subscription(ctx, db, names, dst, true).await?;
     }
     Ok(())

@@ -182,7 +182,17 @@ async fn statements(
 ) -> Result<Vec<ddl::Statement>, PgError> {
     let objects = objects::read(src).await?;
     let present = roles::names(dst_admin).await?;
-    let (mut statements, missing) = ddl::schema_statements(source_catalog, &objects, &present);
+    let (mut statements, missing) = ddl::schema_statements(
+        source_catalog,
+        &objects,
+        &present,
+        // The fast copy builds the keys after the data, before the subscription is enabled.
+        if ctx.copy.fast {
+            ddl::Keys::AfterCopy
+        } else {
+            ddl::Keys::WithTables
+        },
+    );
     let role_catalog = roles::read(src, false).await?;
     for setting in role_catalog
         .settings

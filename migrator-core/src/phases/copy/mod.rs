@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, TryStreamExt, future};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{MappingContext, q};
@@ -87,6 +88,9 @@ pub enum Copied {
 pub struct Job {
     handle: JoinHandle<Result<Copied, PgError>>,
     pub progress: Arc<Progress>,
+    /// Notified once when the job ends (done or failed), so that its database's task takes the
+    /// outcome at once rather than at its next poll.
+    ended: Arc<Notify>,
     /// The source database, for an error of the task itself.
     target: String,
 }
@@ -101,16 +105,31 @@ impl Job {
     /// Starts copying database `db` of `ctx`'s mapping.
     pub fn start(ctx: &MappingContext, db: &str) -> Job {
         let progress = Arc::new(Progress::default());
-        let handle = tokio::spawn(run(ctx.clone(), db.to_owned(), progress.clone()));
+        let ended = Arc::new(Notify::new());
+        let handle = tokio::spawn({
+            let (ctx, db, progress, ended) =
+                (ctx.clone(), db.to_owned(), progress.clone(), ended.clone());
+            async move {
+                let outcome = run(ctx, db, progress).await;
+                ended.notify_one();
+                outcome
+            }
+        });
         Job {
             handle,
             progress,
+            ended,
             target: ctx.source.target(db),
         }
     }
 
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
+    }
+
+    /// Notified when the job ends (a permit is kept if nobody waits yet).
+    pub fn ended(&self) -> Arc<Notify> {
+        self.ended.clone()
     }
 
     /// The outcome of a finished job.
@@ -136,6 +155,7 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
         plan(tables, chunk)
     };
     progress.plan(&chunks);
+    let sizes = plan::table_sizes(&chunks);
     // One database of a mapping copies at a time: each copy has `workers` sessions already, and
     // more copies at once would multiply the connections to the source and share its disks.
     let _turn = ctx
@@ -194,7 +214,10 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     let existing = deferred::existing(&dst).await?;
     let missing: Vec<&DeferredObject> =
         objects.iter().filter(|o| !o.exists_in(&existing)).collect();
-    let (late, others): (Vec<_>, Vec<_>) = missing.into_iter().partition(|o| o.after_constraints);
+    let (late, mut others): (Vec<_>, Vec<_>) =
+        missing.into_iter().partition(|o| o.after_constraints);
+    // The builds of the largest tables first, so that the sessions end together.
+    others.sort_by_key(|o| std::cmp::Reverse(sizes.get(&o.table).copied().unwrap_or(0)));
     let destinations: Vec<&Session> = sessions.iter().map(|(_, d)| d).collect();
     build_in_parallel(&destinations, others).await?;
     build_in_parallel(&destinations, late).await?;

@@ -1,9 +1,11 @@
 //! The copy's work list: every published leaf, large ones split into ctid ranges, largest
 //! first, and the COPY statements of each piece.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::CopySettings;
+use crate::catalog::model::QualifiedName;
 use crate::catalog::published::PublishedTable;
 use crate::ddl::quote::{ident, qualified};
 
@@ -118,4 +120,16 @@ pub(super) fn plan(tables: Vec<PublishedTable>, chunk: Option<u64>) -> Vec<Chunk
     }
     chunks.sort_by_key(|c| std::cmp::Reverse(c.bytes));
     chunks
+}
+
+/// Bytes to copy per table: each leaf's, and each partitioned root's (its leaves together).
+pub(super) fn table_sizes(chunks: &[Chunk]) -> HashMap<QualifiedName, u64> {
+    let mut sizes = HashMap::new();
+    for c in chunks {
+        *sizes.entry(c.table.leaf.clone()).or_default() += c.bytes;
+        if c.table.root != c.table.leaf {
+            *sizes.entry(c.table.root.clone()).or_default() += c.bytes;
+        }
+    }
+    sizes
 }
