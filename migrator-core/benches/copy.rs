@@ -88,6 +88,7 @@ async fn reset_destination(destination: &Cluster) {
 /// With `keys_first` the primary keys are created before the copy (as this tool does, so that
 /// the subscription has its replica identity), the rest of post-data after it.
 async fn raw_pipe(source: &Cluster, destination: &Cluster, workers: usize, keys_first: bool) {
+    let start = Instant::now();
     connect(destination, "postgres")
         .await
         .batch_execute(&format!("CREATE DATABASE {}", ident(DB)))
@@ -139,6 +140,7 @@ async fn raw_pipe(source: &Cluster, destination: &Cluster, workers: usize, keys_
          AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY c.relpages",
     )
     .await;
+    let schema_done = start.elapsed();
     let queue = std::sync::Arc::new(tokio::sync::Mutex::new(tables));
     let mut tasks = Vec::new();
     for _ in 0..workers {
@@ -168,7 +170,14 @@ async fn raw_pipe(source: &Cluster, destination: &Cluster, workers: usize, keys_
     for task in tasks {
         task.await.unwrap();
     }
+    let copied = start.elapsed();
     tool("pg_restore", destination, &post_data);
+    println!(
+        "    schema {:.2} s, copy {:.2} s, indexes and keys {:.2} s",
+        schema_done.as_secs_f64(),
+        (copied - schema_done).as_secs_f64(),
+        (start.elapsed() - copied).as_secs_f64()
+    );
 }
 
 /// pg_dump in directory format with `jobs` jobs, then pg_restore with as many.
@@ -382,6 +391,13 @@ fn main() {
     let scale = report::env_number("BENCH_SCALE", 5);
     let rounds = report::env_number("BENCH_ROUNDS", 3) as usize;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // RUST_LOG=migrator_core=info shows the tool's own log (its copy and build times).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     report::block_on(async {
         // The settings users run; BENCH_DURABLE=0 for the testkit's quick ones (fsync off).
         let durable_servers = report::env_number("BENCH_DURABLE", 1) == 1;
@@ -419,6 +435,9 @@ fn main() {
             })
             .unwrap_or_else(|_| (0..methods.len()).collect());
         let all = chosen.len() == methods.len();
+        // A fresh cluster creates its WAL segments as it first writes them (zero-filled and
+        // synced); later runs recycle them. One untimed run first, so that no method pays that.
+        raw_pipe(&source, &destination, workers, false).await;
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); methods.len()];
         let mut copy_phases: Vec<Vec<Duration>> = vec![Vec::new(); methods.len()];
         for round in 1..=rounds {
@@ -427,6 +446,14 @@ fn main() {
                     continue;
                 }
                 reset_destination(&destination).await;
+                // Each method starts with nothing left to write from the one before.
+                for cluster in [&source, &destination] {
+                    connect(cluster, "postgres")
+                        .await
+                        .batch_execute("CHECKPOINT")
+                        .await
+                        .unwrap();
+                }
                 let start = Instant::now();
                 match i {
                     0 => raw_pipe(&source, &destination, workers, false).await,

@@ -8,6 +8,8 @@
 //!
 //! `BENCH_DATABASES` (20), `BENCH_TABLES` (500) and `BENCH_TICKS` (10) change the shape.
 
+#[allow(dead_code)] // each bench uses a part
+mod common;
 #[path = "../../benches/report.rs"]
 mod report;
 
@@ -133,7 +135,26 @@ fn main() {
                 single.push(tick(&ctx, db, c).await);
             }
         }
+        // After DDL on the source: the catalogs' fingerprint changed, so the tick reads both
+        // schemas whole again.
+        let mut changed = Vec::new();
+        for round in 0..ticks {
+            for (db, c) in names.iter().zip(conns.iter_mut()) {
+                let (client, connection) = source.pg_config(db).connect(NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("COMMENT ON TABLE t1 IS 'round {round}'"))
+                    .await
+                    .unwrap();
+                changed.push(tick(&ctx, db, c).await);
+            }
+        }
+        // Once more unchanged, so that the rounds below start from remembered schemas.
+        for (db, c) in names.iter().zip(conns.iter_mut()) {
+            tick(&ctx, db, c).await;
+        }
         let mut all = Vec::new();
+        let mut peak_rss = common::rss();
         for _ in 0..ticks {
             let start = Instant::now();
             let runs = names.iter().zip(conns.iter_mut()).map(|(db, c)| {
@@ -142,7 +163,9 @@ fn main() {
             });
             futures_util::future::join_all(runs).await;
             all.push(start.elapsed());
+            peak_rss = peak_rss.max(common::rss());
         }
+        let mb = |bytes: u64| bytes as f64 / 1_048_576.0;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let section = format!(
             "## Reconcile tick, {databases} databases x {tables} tables\n\n\
@@ -150,19 +173,29 @@ fn main() {
              clusters, {databases} databases of {tables} tables (primary key, one secondary index, \
              one row) each, migrated to catch-up by the orchestrator ({migrate_seconds:.0} s), then \
              the database pass (look: preflight checks, subscription and table states, \
-             sequences, deferred objects, both table catalogs and object signatures for drift, \
-             held-back triggers, lag; act: sequence sync and heartbeat), {ticks} rounds.\n\n\
+             sequences, fingerprints of both sides' catalogs, and only when one changed the \
+             deferred objects, both table catalogs and object signatures for drift; held-back \
+             triggers, lag; act: sequence sync and heartbeat), {ticks} rounds.\n\n\
              | tick | median | p95 | max |\n|---|---:|---:|---:|\n\
              | one database, alone | {:.0} ms | {:.0} ms | {:.0} ms |\n\
-             | all {databases} at once (as the orchestrator runs them) | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+             | one database, alone, after DDL on the source (schemas read again) | {:.0} ms | {:.0} ms | {:.0} ms |\n\
+             | all {databases} at once (as the orchestrator runs them) | {:.0} ms | {:.0} ms | {:.0} ms |\n\n\
+             Memory (VmRSS of this process, which runs the tool in-process): peak {:.0} MB \
+             during the rounds of all {databases} at once; high-water mark of the whole bench \
+             (VmHWM, the migration of every database included) {:.0} MB.\n",
             report::machine(),
             humantime::format_rfc3339_seconds(SystemTime::now()),
             ms(quantile(&single, 0.5)),
             ms(quantile(&single, 0.95)),
             ms(quantile(&single, 1.0)),
+            ms(quantile(&changed, 0.5)),
+            ms(quantile(&changed, 0.95)),
+            ms(quantile(&changed, 1.0)),
             ms(quantile(&all, 0.5)),
             ms(quantile(&all, 0.95)),
             ms(quantile(&all, 1.0)),
+            mb(peak_rss),
+            mb(common::proc_status("VmHWM:")),
         );
         print!("{section}");
         report::write_section(

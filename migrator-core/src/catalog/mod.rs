@@ -1,6 +1,7 @@
 //! Queries that read catalogs into plain structs. No decisions here.
 
 pub mod deferred;
+pub mod fingerprint;
 pub mod model;
 pub mod objects;
 pub mod published;

@@ -5,11 +5,12 @@
 //! with none and without acting.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::catalog::model::{QualifiedName, SchemaCatalog};
-use crate::catalog::{deferred, subscription};
+use crate::catalog::{deferred, fingerprint, subscription};
 use crate::ddl;
 use crate::destination::{self, Built};
 use crate::findings::{Code, Finding};
@@ -69,6 +70,8 @@ pub struct Memory {
     copy_job: Option<copy::Job>,
     /// The schema objects the destination refused, and when to try them again.
     schema_retry: SchemaRetry,
+    /// The schemas of both sides as last read, while no DDL changes them.
+    schemas: SchemaMemo,
 }
 
 impl Memory {
@@ -137,12 +140,20 @@ pub async fn pass(
     let names = ctx.names(db);
     let copy_ended = finish_copy_job(ctx, db, &names, conns, memory, now).await;
     let progress = memory.copy_job.as_ref().map(|job| &*job.progress);
-    let mut look = look(ctx, db, &names, instance_blocked, conns, progress)
-        .await
-        .map_err(|error| Failed {
-            status: None,
-            error,
-        })?;
+    let mut look = look(
+        ctx,
+        db,
+        &names,
+        instance_blocked,
+        conns,
+        progress,
+        &mut memory.schemas,
+    )
+    .await
+    .map_err(|error| Failed {
+        status: None,
+        error,
+    })?;
     memory.sequence_rates.record(&look.source_sequences, now);
     memory
         .schema_retry
@@ -258,7 +269,7 @@ pub struct Look {
     pub sequences: Option<sequences::Comparison>,
     pub partitions: Vec<PartitionedTable>,
     /// The source schema, when the subscription exists: `act` builds deferred objects from it.
-    pub source_catalog: Option<SchemaCatalog>,
+    pub source_catalog: Option<Arc<SchemaCatalog>>,
     /// The source's sequence values (once the schema exists), for the rate of each.
     pub source_sequences: Vec<sequences::SequenceValue>,
     /// The subscription's workers and error counts, when it exists.
@@ -335,7 +346,8 @@ impl Look {
 
 /// Reads everything about `db` from both servers. Changes nothing, except applying the
 /// configured `no_pk_remedy` (part of preflight's check). `copy` is the running copy job's
-/// progress, if any.
+/// progress, if any; `schemas` the schemas an earlier look read, used again while neither
+/// side's catalogs changed.
 pub async fn look(
     ctx: &MappingContext,
     db: &str,
@@ -343,6 +355,7 @@ pub async fn look(
     instance_blocked: bool,
     conns: &mut Connections,
     copy: Option<&copy::Progress>,
+    schemas: &mut SchemaMemo,
 ) -> Result<Look, PgError> {
     let src = conns.source.get().await?;
     let admin = conns.destination_admin.get().await?;
@@ -373,7 +386,7 @@ pub async fn look(
             schema_applied: true,
         })
     {
-        look_at_replication(ctx, db, names, conns, copy, &mut look).await?;
+        look_at_replication(ctx, db, names, conns, copy, schemas, &mut look).await?;
     }
     look.facts.blocked = instance_blocked || look.findings.iter().any(Finding::is_blocking);
     Ok(look)
@@ -387,6 +400,7 @@ async fn look_at_replication(
     names: &ReplicationNames,
     conns: &mut Connections,
     copy: Option<&copy::Progress>,
+    schemas: &mut SchemaMemo,
     look: &mut Look,
 ) -> Result<(), PgError> {
     let src = conns.source.get().await?;
@@ -420,38 +434,21 @@ async fn look_at_replication(
             .iter()
             .filter(|t| t.state == TableState::Ready)
             .count();
-        let read = crate::catalog::schema::read(src).await?;
-        let existing = deferred::existing(dst).await?;
-        let missing: Vec<ddl::DeferredObject> = ddl::deferred_objects(&read)
-            .into_iter()
-            .filter(|o| !o.exists_in(&existing))
-            .collect();
-        look.facts.deferred_missing = missing.len();
-        let not_valid: Vec<String> = missing
-            .iter()
-            .filter(|o| {
-                o.kind == ddl::DeferredKind::Index && existing.has_index(&o.table.schema, &o.name)
-            })
-            .map(|o| format!("{} on {}", o.name, o.table))
-            .collect();
-        look.findings.extend(unbuilt_finding(db, &not_valid));
+        let schemas = schemas.read(src, dst).await?;
+        look.facts.deferred_missing = schemas.missing.len();
+        look.findings
+            .extend(unbuilt_finding(db, &schemas.not_valid));
         if look.facts.tables_ready == look.facts.tables_total {
             look.facts.deferred_missing += sync::matviews_to_refresh(src, dst).await?.len();
             look.facts.deferred_missing += sync::tables_to_analyze(dst).await?.len();
         }
         if look.facts.subscription.is_some_and(|s| s.enabled) {
-            let on_destination = crate::catalog::schema::read(dst).await?;
-            let mut changes = drift::compare(&read, &on_destination);
-            let excluded = ctx.schema_excluded(db);
-            changes.extend(drift::compare_objects(
-                &drift::signatures(src, &excluded).await?,
-                &drift::signatures(dst, &excluded).await?,
-            ));
-            look.findings.extend(drift::finding(db, &changes));
+            let changes = schemas.drift(ctx, db, src, dst).await?;
+            look.findings.extend(drift::finding(db, changes));
             look.findings.extend(triggers::held_back(src, db).await?);
         }
-        look.partitions = PartitionedTable::from_catalog(&read);
-        look.source_catalog = Some(read);
+        look.partitions = PartitionedTable::from_catalog(&schemas.source);
+        look.source_catalog = Some(schemas.source.clone());
     }
     look.findings.extend(subscription_findings(
         db,
@@ -460,6 +457,86 @@ async fn look_at_replication(
         look.slot.is_some(),
     ));
     Ok(())
+}
+
+/// What the last whole read of a replicating database's schemas found: the source's catalog, the
+/// deferred objects the destination lacks, and the drift between the two. Kept while neither
+/// side's [`fingerprint`] changes: with hundreds of tables those reads are most of a tick, and
+/// only DDL changes them.
+#[derive(Default)]
+pub struct SchemaMemo {
+    /// The fingerprints of source and destination, read before the catalogs they stand for.
+    key: Option<(String, String)>,
+    read: Option<SchemaRead>,
+}
+
+/// One whole read of both sides' schemas.
+pub struct SchemaRead {
+    pub source: Arc<SchemaCatalog>,
+    /// Deferred objects not built on the destination.
+    pub missing: Vec<ddl::DeferredObject>,
+    /// Of those, indexes that exist but are not valid there.
+    pub not_valid: Vec<String>,
+    /// The drift, once compared (only while the subscription is enabled).
+    drift: Option<Vec<drift::Drift>>,
+}
+
+impl SchemaMemo {
+    /// The schemas of both sides: remembered when both fingerprints are as at the last read,
+    /// read again otherwise.
+    async fn read(&mut self, src: &Session, dst: &Session) -> Result<&mut SchemaRead, PgError> {
+        let key = (fingerprint::read(src).await?, fingerprint::read(dst).await?);
+        if self.key.as_ref() != Some(&key) || self.read.is_none() {
+            // Forgotten first: should a read fail, the next tick reads again.
+            self.key = None;
+            let source = crate::catalog::schema::read(src).await?;
+            let existing = deferred::existing(dst).await?;
+            let missing: Vec<ddl::DeferredObject> = ddl::deferred_objects(&source)
+                .into_iter()
+                .filter(|o| !o.exists_in(&existing))
+                .collect();
+            let not_valid = missing
+                .iter()
+                .filter(|o| {
+                    o.kind == ddl::DeferredKind::Index
+                        && existing.has_index(&o.table.schema, &o.name)
+                })
+                .map(|o| format!("{} on {}", o.name, o.table))
+                .collect();
+            self.read = Some(SchemaRead {
+                source: Arc::new(source),
+                missing,
+                not_valid,
+                drift: None,
+            });
+            self.key = Some(key);
+        }
+        Ok(self.read.as_mut().expect("read above"))
+    }
+}
+
+impl SchemaRead {
+    /// The drift between source and destination (tables and columns, then every other object
+    /// by its signature), compared once per read.
+    async fn drift(
+        &mut self,
+        ctx: &MappingContext,
+        db: &str,
+        src: &Session,
+        dst: &Session,
+    ) -> Result<&[drift::Drift], PgError> {
+        if self.drift.is_none() {
+            let on_destination = crate::catalog::schema::read(dst).await?;
+            let mut changes = drift::compare(&self.source, &on_destination);
+            let excluded = ctx.schema_excluded(db);
+            changes.extend(drift::compare_objects(
+                &drift::signatures(src, &excluded).await?,
+                &drift::signatures(dst, &excluded).await?,
+            ));
+            self.drift = Some(changes);
+        }
+        Ok(self.drift.as_deref().unwrap_or_default())
+    }
 }
 
 /// While the copy waits to create its slot: the transactions it waits for.

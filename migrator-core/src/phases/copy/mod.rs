@@ -10,9 +10,10 @@
 //!    without decoding a row. Tables larger than `chunk` are split into ctid ranges (TID range
 //!    scans), so one big table keeps every worker busy; work goes largest first. Destination
 //!    sessions use `synchronous_commit = off` and `session_replication_role = replica` (no
-//!    trigger fires, as with the subscription's own copy). Primary keys exist already;
-//!    secondary indexes and constraints are built afterwards, in parallel on the same sessions,
-//!    foreign keys last.
+//!    trigger fires, as with the subscription's own copy). Primary keys (unless something
+//!    needs them sooner, see [`ddl::key_after_copy`]), secondary indexes and constraints are
+//!    built afterwards, in parallel on the same sessions, each table analyzed once nothing is
+//!    built on it any more ([`finish`]), foreign keys last.
 //! 3. The job ends with [`Copied::Done`]; the orchestrator then creates the subscription on the
 //!    existing slot with `copy_data = false`, enabled: it starts at the consistent point, so no
 //!    row is lost and none applied twice.
@@ -30,8 +31,9 @@ use futures_util::{SinkExt, TryStreamExt, future};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::{MappingContext, q};
+use super::{MappingContext, q, sync};
 use crate::catalog::deferred;
+use crate::catalog::model::QualifiedName;
 use crate::catalog::published;
 use crate::catalog::schema as catalog;
 use crate::ddl::quote::literal;
@@ -41,6 +43,7 @@ use crate::naming;
 use crate::pg::{self, PgError, Session};
 use crate::walsender::{ExportedSlot, ReplicationConnection};
 
+mod finish;
 mod guard;
 mod plan;
 mod progress;
@@ -214,15 +217,26 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
     let existing = deferred::existing(&dst).await?;
     let missing: Vec<&DeferredObject> =
         objects.iter().filter(|o| !o.exists_in(&existing)).collect();
-    let (late, mut others): (Vec<_>, Vec<_>) =
-        missing.into_iter().partition(|o| o.after_constraints);
-    // The builds of the largest tables first, so that the sessions end together.
-    others.sort_by_key(|o| std::cmp::Reverse(sizes.get(&o.table).copied().unwrap_or(0)));
+    let (late, others): (Vec<_>, Vec<_>) = missing.into_iter().partition(|o| o.after_constraints);
+    let size = |t: &QualifiedName| std::cmp::Reverse(sizes.get(t).copied().unwrap_or(0));
+    let root = |t: &QualifiedName| sync::root_of(&source_catalog, t);
+    let mut builds: Vec<_> = others.into_iter().map(|o| (o, root(&o.table))).collect();
+    builds.sort_by_key(|(o, _)| size(&o.table));
+    let mut analyses: Vec<_> = sync::tables_to_analyze(&dst)
+        .await?
+        .into_iter()
+        .map(|t| {
+            let r = root(&t);
+            (t, r)
+        })
+        .collect();
+    analyses.sort_by_key(|(t, _)| size(t));
     let destinations: Vec<&Session> = sessions.iter().map(|(_, d)| d).collect();
-    build_in_parallel(&destinations, others).await?;
+    finish::run(&destinations, finish::Queue::new(builds, analyses)).await?;
+    // Foreign keys once every key they may reference exists.
     build_in_parallel(&destinations, late).await?;
     drop(sessions);
-    tracing::info!(mapping = %ctx.name, database = %db, objects = objects.len(), seconds = started.elapsed().as_secs_f64() - copy_seconds, "indexes and constraints built");
+    tracing::info!(mapping = %ctx.name, database = %db, objects = objects.len(), seconds = started.elapsed().as_secs_f64() - copy_seconds, "indexes and constraints built, tables analyzed");
 
     tracing::info!(mapping = %ctx.name, database = %db, seconds = started.elapsed().as_secs_f64(), "fast copy done");
     Ok(Copied::Done)
