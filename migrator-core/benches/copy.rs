@@ -455,6 +455,7 @@ fn main() {
                         .unwrap();
                 }
                 let start = Instant::now();
+                let cpu = cpu_seconds();
                 match i {
                     0 => raw_pipe(&source, &destination, workers, false).await,
                     1 => raw_pipe(&source, &destination, workers, true).await,
@@ -463,7 +464,11 @@ fn main() {
                     _ => dump_restore(&source, &destination, workers),
                 }
                 let took = start.elapsed();
-                println!("round {round}: {method}: {:.2} s", took.as_secs_f64());
+                println!(
+                    "round {round}: {method}: {:.2} s ({:.2} s of CPU in this process)",
+                    took.as_secs_f64(),
+                    cpu_seconds() - cpu
+                );
                 times[i].push(took);
             }
         }

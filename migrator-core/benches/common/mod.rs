@@ -180,3 +180,18 @@ pub fn median(mut times: Vec<std::time::Duration>) -> std::time::Duration {
     times.sort();
     times[times.len() / 2]
 }
+
+/// CPU time (user + system) this process has used, in seconds (`/proc/self/stat`, clock ticks
+/// of 1/100 s).
+pub fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // The fields after the command name, which is in parentheses.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+            Some((ticks(11)? + ticks(12)?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}

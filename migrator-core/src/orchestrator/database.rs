@@ -4,7 +4,7 @@
 //! loop runs it every tick with the [`Memory`] of its database, the one-look commands run it once
 //! with none and without acting.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -426,7 +426,7 @@ async fn look_at_replication(
     look.sequences = Some(seqs);
     if look.facts.subscription.is_some() {
         look.apply = apply::observe(dst, &names.subscription).await?;
-        let sizes = sync::source_sizes(src).await?;
+        let sizes = schemas.sizes(src).await?;
         look.tables = sync::tables(dst, &names.subscription, &sizes).await?;
         look.facts.tables_total = look.tables.len();
         look.facts.tables_ready = look
@@ -438,9 +438,13 @@ async fn look_at_replication(
         look.facts.deferred_missing = schemas.missing.len();
         look.findings
             .extend(unbuilt_finding(db, &schemas.not_valid));
-        if look.facts.tables_ready == look.facts.tables_total {
-            look.facts.deferred_missing += sync::matviews_to_refresh(src, dst).await?.len();
-            look.facts.deferred_missing += sync::tables_to_analyze(dst).await?.len();
+        if look.facts.tables_ready == look.facts.tables_total && !schemas.settled {
+            let left = sync::matviews_to_refresh(src, dst).await?.len()
+                + sync::tables_to_analyze(dst).await?.len();
+            look.facts.deferred_missing += left;
+            // Refreshing a view changes the catalogs (a new file); ANALYZE does not, so this
+            // is remembered until the next change.
+            schemas.settled = left == 0 && schemas.missing.is_empty();
         }
         if look.facts.subscription.is_some_and(|s| s.enabled) {
             let changes = schemas.drift(ctx, db, src, dst).await?;
@@ -468,7 +472,13 @@ pub struct SchemaMemo {
     /// The fingerprints of source and destination, read before the catalogs they stand for.
     key: Option<(String, String)>,
     read: Option<SchemaRead>,
+    /// The source tables' sizes (for the per-table progress), and when they were read: a
+    /// `stat` of every file of every table, so read at most every [`SIZES_EVERY`].
+    sizes: Option<(Instant, Arc<HashMap<QualifiedName, u64>>)>,
 }
+
+/// How long the source's table sizes are shown before they are read again.
+const SIZES_EVERY: Duration = Duration::from_secs(30);
 
 /// One whole read of both sides' schemas.
 pub struct SchemaRead {
@@ -479,6 +489,8 @@ pub struct SchemaRead {
     pub not_valid: Vec<String>,
     /// The drift, once compared (only while the subscription is enabled).
     drift: Option<Vec<drift::Drift>>,
+    /// Every table was copied, built, refreshed and analyzed when last looked.
+    settled: bool,
 }
 
 impl SchemaMemo {
@@ -508,10 +520,23 @@ impl SchemaMemo {
                 missing,
                 not_valid,
                 drift: None,
+                settled: false,
             });
             self.key = Some(key);
         }
         Ok(self.read.as_mut().expect("read above"))
+    }
+
+    /// The source tables' sizes, read again when older than [`SIZES_EVERY`].
+    async fn sizes(&mut self, src: &Session) -> Result<Arc<HashMap<QualifiedName, u64>>, PgError> {
+        match &self.sizes {
+            Some((at, sizes)) if at.elapsed() < SIZES_EVERY => Ok(sizes.clone()),
+            _ => {
+                let sizes = Arc::new(sync::source_sizes(src).await?);
+                self.sizes = Some((Instant::now(), sizes.clone()));
+                Ok(sizes)
+            }
+        }
     }
 }
 
