@@ -493,10 +493,12 @@ fn main() {
             "## Initial copy at pgbench scale {scale}{}\n\n`BENCH_SCALE={scale} BENCH_ROUNDS={rounds} BENCH_DURABLE={} cargo bench -p migrator-core --bench copy` \
              on {} ({}): PostgreSQL 15 -> 18 test clusters on one machine {servers}, {:.0} MB \
              (pgbench scale {scale}, a jsonb table, a partitioned table, secondary indexes), methods \
-             interleaved, {workers} workers/jobs where a method has them. Time from an empty \
+             interleaved after one untimed warm-up run, a CHECKPOINT on both servers before \
+             each, {workers} workers/jobs where a method has them. Time from an empty \
              destination to every table copied with its indexes; for the tool, the whole run \
-             from process start to cutover ready (`stable_for` = 0), and beside it its copy \
-             phase (first byte copied to every table copied, indexed and streaming).\n\n\
+             from process start to cutover ready at the default `poll_interval` (5 s) with \
+             `stable_for` = 0, and beside it its copy phase (from the first status that shows \
+             bytes copied to every table copied, indexed, analyzed and streaming).\n\n\
              | method | median | ratio to raw pipe | copy phase |\n|---|---:|---:|---:|\n",
             if durable_servers { "" } else { ", fsync off" },
             u8::from(durable_servers),

@@ -117,7 +117,8 @@ pub enum Mode {
 /// A pass that ended with a status.
 pub struct Passed {
     pub status: DatabaseStatus,
-    /// A step that moves to the next phase was taken: look again at once.
+    /// A step that moves to the next phase was taken, or the step built, refreshed or analyzed
+    /// something: look again at once.
     pub stepped: bool,
 }
 
@@ -195,9 +196,12 @@ pub async fn pass(
     };
     let outcome = match mode {
         Mode::Act if !waits => act(ctx, db, phase, &look, conns, memory, now).await,
-        _ => Ok(()),
+        _ => Ok(false),
     };
+    let worked = matches!(outcome, Ok(true));
+    let outcome = outcome.map(|_| ());
     let stepped = copy_ended
+        || worked
         || (mode == Mode::Act
             && !waits
             && matches!(
@@ -636,7 +640,7 @@ pub async fn act(
     conns: &mut Connections,
     memory: &mut Memory,
     now: Instant,
-) -> Result<(), PgError> {
+) -> Result<bool, PgError> {
     let Connections {
         source,
         destination,
@@ -644,26 +648,28 @@ pub async fn act(
     } = conns;
     let names = &look.names;
     match phase {
-        Phase::Preflight | Phase::Problematic | Phase::Completed => Ok(()),
+        Phase::Preflight | Phase::Problematic | Phase::Completed => Ok(false),
         Phase::Completing => {
             let src = source.get().await?;
             let dst = destination.get().await?;
             tracing::info!(mapping = %ctx.name, database = db, "finishing mark complete");
-            complete::complete_database(ctx, db, names, src, dst).await
+            complete::complete_database(ctx, db, names, src, dst)
+                .await
+                .map(|()| false)
         }
         Phase::Schema => {
             let src = source.get().await?;
             let admin = destination_admin.get().await?;
             let refused = schema::apply(ctx, db, src, admin).await?;
             memory.schema_retry.attempted(refused, now);
-            Ok(())
+            Ok(false)
         }
         Phase::Sequences => {
             let src = source.get().await?;
             let dst = destination.get().await?;
             sequences::sync(src, dst, sequences::Lead::margin(ctx.sequence_margin))
                 .await
-                .map(|_| ())
+                .map(|_| false)
         }
         Phase::ReplicationSetup => {
             let src = source.get().await?;
@@ -673,15 +679,18 @@ pub async fn act(
                 tracing::info!(mapping = %ctx.name, database = db, workers = ctx.copy.workers, "starting the fast copy");
                 memory.copy_job = Some(copy::Job::start(ctx, db));
             }
-            Ok(())
+            Ok(false)
         }
         Phase::InitialSync | Phase::CatchUp | Phase::CutoverReady => {
             let src = source.get().await?;
             let dst = destination.get().await?;
+            // Something built, refreshed or analyzed: what it makes possible is looked at soon.
+            let mut worked = false;
             if look.facts.deferred_missing > 0
                 && let Some(source_catalog) = &look.source_catalog
             {
-                build_deferred(ctx, db, dst, source_catalog, &look.ready_tables()).await?;
+                worked |=
+                    build_deferred(ctx, db, dst, source_catalog, &look.ready_tables()).await? > 0;
             }
             // Once every table is copied: the last part of the initial sync.
             if look.facts.deferred_missing > 0
@@ -691,8 +700,9 @@ pub async fn act(
                 for view in sync::matviews_to_refresh(src, dst).await? {
                     sync::refresh(dst, &view).await?;
                     tracing::info!(mapping = %ctx.name, database = db, view = %view, "refreshed materialized view");
+                    worked = true;
                 }
-                analyze_some(ctx, db, dst).await?;
+                worked |= analyze_some(ctx, db, dst).await? > 0;
             }
             if phase != Phase::InitialSync {
                 let lead = sequences::Lead::following(
@@ -703,38 +713,43 @@ pub async fn act(
                 sequences::sync(src, dst, lead).await?;
                 catchup::heartbeat(src).await?;
             }
-            Ok(())
+            Ok(worked)
         }
     }
 }
 
 /// ANALYZE of the destination's tables that have no statistics yet, once every table is copied
 /// and built: as many as one poll interval allows (at least one), the rest at the next ticks.
-async fn analyze_some(ctx: &MappingContext, db: &str, dst: &Session) -> Result<(), PgError> {
+/// Returns how many it analyzed.
+async fn analyze_some(ctx: &MappingContext, db: &str, dst: &Session) -> Result<usize, PgError> {
     let started = Instant::now();
+    let mut analyzed = 0;
     for table in sync::tables_to_analyze(dst).await? {
         sync::analyze(dst, &table).await?;
         tracing::info!(mapping = %ctx.name, database = db, table = %table, "analyzed");
+        analyzed += 1;
         if started.elapsed() >= ctx.poll {
             break;
         }
     }
-    Ok(())
+    Ok(analyzed)
 }
 
-/// Builds the deferred objects whose tables are ready.
+/// Builds the deferred objects whose tables are ready; returns how many it built.
 async fn build_deferred(
     ctx: &MappingContext,
     db: &str,
     dst: &Session,
     source_catalog: &SchemaCatalog,
     ready: &HashSet<QualifiedName>,
-) -> Result<(), PgError> {
+) -> Result<usize, PgError> {
     let objects = ddl::deferred_objects(source_catalog);
     let existing = deferred::existing(dst).await?;
+    let mut built = 0;
     for object in sync::buildable(source_catalog, &objects, &existing, ready) {
         match destination::build(dst, object).await? {
             Built::Done => {
+                built += 1;
                 tracing::info!(mapping = %ctx.name, database = db, object = %object.name, table = %object.table, "built deferred object");
             }
             Built::Postponed => {
@@ -742,7 +757,7 @@ async fn build_deferred(
             }
         }
     }
-    Ok(())
+    Ok(built)
 }
 
 /// Indexes built on the destination that do not count as built, being not valid there: a
