@@ -1,8 +1,9 @@
 //! Statements on a destination database that more than one phase runs: creating schema objects
 //! (the schema step, and resync of objects added on the source later), emptying the tables a
 //! copy fills (the fast copy before it starts, the subscription's own copy after an
-//! interrupted fast one), and building a deferred object (the fast copy builds them in
-//! parallel on its sessions, the catch-up ticks one at a time).
+//! interrupted fast one), building a deferred object (the fast copy builds them in parallel on
+//! its sessions, the catch-up ticks one at a time), and analyzing the tables that lack
+//! statistics (the fast copy's sessions, or the ticks after a native copy).
 
 use std::collections::BTreeSet;
 
@@ -30,6 +31,41 @@ pub async fn truncate(dst: &Session, mut roots: Vec<&QualifiedName>) -> Result<(
             dst.target(),
             "emptying the destination tables before the copy",
         ))
+}
+
+/// Tables and populated materialized views of the destination that no ANALYZE has seen since
+/// they were filled (by the tool or by autovacuum), partitioned tables first (their ANALYZE
+/// covers their partitions too). Without statistics the destination's planner guesses, and the
+/// application's first queries after the cutover can take the wrong plans; autovacuum never
+/// analyzes a partitioned table, nor a table that changes little. Only tables the tool may
+/// analyze (MAINTAIN: it owns them, is a superuser or a member of pg_maintain) count: ANALYZE
+/// skips the others with a warning, and they would be waited for forever. So does a
+/// partitioned table without partitions (ANALYZE of it records nothing).
+pub async fn tables_to_analyze(dst: &Session) -> Result<Vec<QualifiedName>, PgError> {
+    Ok(dst
+        .query(
+            "SELECT s.schemaname::text, s.relname::text FROM pg_stat_user_tables s \
+             JOIN pg_class c ON c.oid = s.relid \
+             WHERE s.last_analyze IS NULL AND s.last_autoanalyze IS NULL \
+               AND has_table_privilege(c.oid, 'MAINTAIN') \
+               AND (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated) \
+                    OR (c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t \
+                                                    WHERE t.isleaf AND t.relid <> c.oid))) \
+             ORDER BY c.relkind <> 'p', c.relpages DESC, c.oid",
+            &[],
+        )
+        .await
+        .map_err(q(dst.target(), "listing tables without statistics"))?
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
+/// `ANALYZE` of one table on the destination.
+pub async fn analyze(dst: &Session, table: &QualifiedName) -> Result<(), PgError> {
+    dst.batch_execute(&format!("ANALYZE {}", qualified(table)))
+        .await
+        .map_err(|e| PgError::query(dst.target(), format!("analyzing {table}"), e))
 }
 
 /// Runs a deferred object's statements. A NOT VALID foreign key left by a crash is validated,

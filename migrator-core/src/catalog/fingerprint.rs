@@ -8,7 +8,6 @@
 //! keep in `pg_class` are updated in place (same `xmin`) and leave it alone. A false alarm (a
 //! temporary table an application creates) costs one full read, never a missed change.
 
-use crate::ddl::quote::ident;
 use crate::pg::{PgError, Session, q};
 
 /// Catalogs of a database that DDL writes and that the schema readers and object signatures
@@ -72,8 +71,7 @@ fn statement() -> String {
         .map(|catalog| {
             format!(
                 "SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text \
-                 FROM pg_catalog.{}",
-                ident(catalog)
+                 FROM pg_catalog.\"{catalog}\""
             )
         })
         .collect();
@@ -114,6 +112,12 @@ mod tests {
 
     #[test]
     fn every_catalog_is_summed_once_and_quoted() {
+        // Constants written into the statement: plain lower-case names, quoted there.
+        assert!(
+            CATALOGS
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
         let sql = statement();
         for catalog in CATALOGS {
             assert_eq!(

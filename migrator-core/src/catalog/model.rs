@@ -43,6 +43,23 @@ pub struct SchemaCatalog {
     pub sequence_persistence: Vec<(QualifiedName, bool)>,
 }
 
+impl SchemaCatalog {
+    /// The table whose subscription state governs `table`: its topmost partitioned ancestor
+    /// (with publish_via_partition_root the subscription knows only roots).
+    pub fn root_of(&self, table: &QualifiedName) -> QualifiedName {
+        let mut current = table.clone();
+        while let Some((parent, _)) = self
+            .tables
+            .iter()
+            .find(|t| t.name == current)
+            .and_then(|t| t.partition_of.as_ref())
+        {
+            current = parent.clone();
+        }
+        current
+    }
+}
+
 /// How the source database was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatabaseInfo {

@@ -444,7 +444,7 @@ async fn look_at_replication(
             .extend(unbuilt_finding(db, &schemas.not_valid));
         if look.facts.tables_ready == look.facts.tables_total && !schemas.settled {
             let left = sync::matviews_to_refresh(src, dst).await?.len()
-                + sync::tables_to_analyze(dst).await?.len();
+                + destination::tables_to_analyze(dst).await?.len();
             look.facts.deferred_missing += left;
             // Refreshing a view changes the catalogs (a new file); ANALYZE does not, so this
             // is remembered until the next change.
@@ -724,8 +724,8 @@ pub async fn act(
 async fn analyze_some(ctx: &MappingContext, db: &str, dst: &Session) -> Result<usize, PgError> {
     let started = Instant::now();
     let mut analyzed = 0;
-    for table in sync::tables_to_analyze(dst).await? {
-        sync::analyze(dst, &table).await?;
+    for table in destination::tables_to_analyze(dst).await? {
+        destination::analyze(dst, &table).await?;
         tracing::info!(mapping = %ctx.name, database = db, table = %table, "analyzed");
         analyzed += 1;
         if started.elapsed() >= ctx.poll {

@@ -111,41 +111,6 @@ pub async fn matviews_to_refresh(
         .collect())
 }
 
-/// Tables and populated materialized views of the destination that no ANALYZE has seen since
-/// they were filled (by the tool or by autovacuum), partitioned tables first (their ANALYZE
-/// covers their partitions too). Without statistics the destination's planner guesses, and the
-/// application's first queries after the cutover can take the wrong plans; autovacuum never
-/// analyzes a partitioned table, nor a table that changes little. Only tables the tool may
-/// analyze (MAINTAIN: it owns them, is a superuser or a member of pg_maintain) count: ANALYZE
-/// skips the others with a warning, and they would be waited for forever. So does a
-/// partitioned table without partitions (ANALYZE of it records nothing).
-pub async fn tables_to_analyze(dst: &Session) -> Result<Vec<QualifiedName>, PgError> {
-    Ok(dst
-        .query(
-            "SELECT s.schemaname::text, s.relname::text FROM pg_stat_user_tables s \
-             JOIN pg_class c ON c.oid = s.relid \
-             WHERE s.last_analyze IS NULL AND s.last_autoanalyze IS NULL \
-               AND has_table_privilege(c.oid, 'MAINTAIN') \
-               AND (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated) \
-                    OR (c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t \
-                                                    WHERE t.isleaf AND t.relid <> c.oid))) \
-             ORDER BY c.relkind <> 'p', c.relpages DESC, c.oid",
-            &[],
-        )
-        .await
-        .map_err(q(dst.target(), "listing tables without statistics"))?
-        .iter()
-        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
-        .collect())
-}
-
-/// `ANALYZE` of one table on the destination.
-pub async fn analyze(dst: &Session, table: &QualifiedName) -> Result<(), PgError> {
-    dst.batch_execute(&format!("ANALYZE {}", qualified(table)))
-        .await
-        .map_err(|e| PgError::query(dst.target(), format!("analyzing {table}"), e))
-}
-
 /// `REFRESH MATERIALIZED VIEW` on the destination.
 pub async fn refresh(dst: &Session, view: &QualifiedName) -> Result<(), PgError> {
     dst.batch_execute(&format!("REFRESH MATERIALIZED VIEW {}", qualified(view)))
@@ -159,21 +124,6 @@ pub async fn refresh(dst: &Session, view: &QualifiedName) -> Result<(), PgError>
         })
 }
 
-/// The table whose subscription state governs `table`: its topmost partitioned ancestor (with
-/// publish_via_partition_root the subscription knows only roots).
-pub fn root_of(catalog: &SchemaCatalog, table: &QualifiedName) -> QualifiedName {
-    let mut current = table.clone();
-    while let Some((parent, _)) = catalog
-        .tables
-        .iter()
-        .find(|t| t.name == current)
-        .and_then(|t| t.partition_of.as_ref())
-    {
-        current = parent.clone();
-    }
-    current
-}
-
 /// Deferred objects still missing whose tables are copied and ready: the ones to build now.
 /// A foreign key also waits for the table it references.
 pub fn buildable<'a>(
@@ -185,6 +135,6 @@ pub fn buildable<'a>(
     objects
         .iter()
         .filter(|o| !o.exists_in(existing))
-        .filter(|o| ready.contains(&root_of(catalog, &o.table)))
+        .filter(|o| ready.contains(&catalog.root_of(&o.table)))
         .collect()
 }

@@ -14,7 +14,6 @@ use crate::catalog::model::QualifiedName;
 use crate::ddl::DeferredObject;
 use crate::destination::{self, Built};
 use crate::pg::{PgError, Session};
-use crate::phases::sync;
 
 /// What a session does next.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,7 +92,7 @@ pub(super) async fn run(sessions: &[&Session], queue: Queue<'_>) -> Result<(), P
                     // did, the catch-up ticks build what is missing.
                     let _: Built = outcome?;
                 }
-                Step::Analyze(table) => sync::analyze(dst, &table).await?,
+                Step::Analyze(table) => destination::analyze(dst, &table).await?,
                 Step::Wait => notified.await,
                 Step::Done => return Ok::<_, PgError>(()),
             }

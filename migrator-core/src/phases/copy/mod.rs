@@ -31,7 +31,7 @@ use futures_util::{SinkExt, TryStreamExt, future};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::{MappingContext, q, sync};
+use super::{MappingContext, q};
 use crate::catalog::deferred;
 use crate::catalog::model::QualifiedName;
 use crate::catalog::published;
@@ -219,10 +219,10 @@ async fn run(ctx: MappingContext, db: String, progress: Arc<Progress>) -> Result
         objects.iter().filter(|o| !o.exists_in(&existing)).collect();
     let (late, others): (Vec<_>, Vec<_>) = missing.into_iter().partition(|o| o.after_constraints);
     let size = |t: &QualifiedName| std::cmp::Reverse(sizes.get(t).copied().unwrap_or(0));
-    let root = |t: &QualifiedName| sync::root_of(&source_catalog, t);
+    let root = |t: &QualifiedName| source_catalog.root_of(t);
     let mut builds: Vec<_> = others.into_iter().map(|o| (o, root(&o.table))).collect();
     builds.sort_by_key(|(o, _)| size(&o.table));
-    let mut analyses: Vec<_> = sync::tables_to_analyze(&dst)
+    let mut analyses: Vec<_> = destination::tables_to_analyze(&dst)
         .await?
         .into_iter()
         .map(|t| {
