@@ -35,7 +35,12 @@ async fn every_sample_database_schema_survives_the_trip_from_15_to_18() {
                 .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
         }
         tx.commit().await.unwrap();
-        for object in ddl::deferred_objects(&original) {
+        // `early_statements` creates the primary keys with the tables (`Keys::WithTables`);
+        // the deferred list names them too, for the fast copy's schema that leaves them out.
+        for object in ddl::deferred_objects(&original)
+            .iter()
+            .filter(|o| o.kind != ddl::DeferredKind::PrimaryKey)
+        {
             for sql in &object.statements {
                 dst.batch_execute(sql)
                     .await
