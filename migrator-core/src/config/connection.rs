@@ -13,6 +13,9 @@ pub use super::tls::SslMode;
 use super::tls::{ChannelBinding, Tls, TlsLayer};
 use super::{Problem, redact};
 
+/// Server settings every session of the tool starts with (the startup packet's `options`).
+pub const SESSION_OPTIONS: &str = "-c jit=off";
+
 /// How to reach one PostgreSQL instance. Either `url`, or `host` with the other discrete fields.
 /// A `url` without a password may be completed by `password` or `password_file`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -352,6 +355,15 @@ impl ConnectionSettings {
         if pg.get_connect_timeout().is_none() || self.connect_timeout.is_some() {
             pg.connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)));
         }
+        // The tool's statements are catalog reads, COPY and DDL: JIT compilation never pays
+        // off for them, and the planner's estimates for catalog functions (the partition tree
+        // under pg_publication_tables) crossed jit_above_cost, so that listing 8 tables
+        // compiled for half a second. A URL's own `options` are kept (ours come last).
+        let options = match pg.get_options() {
+            Some(own) if !own.trim().is_empty() => format!("{own} {SESSION_OPTIONS}"),
+            _ => SESSION_OPTIONS.to_owned(),
+        };
+        pg.options(&options);
     }
 
     /// Refuses port 0, under the field (`port` or `url`) that gave it.

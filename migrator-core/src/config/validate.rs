@@ -294,6 +294,26 @@ mod tests {
     }
 
     #[test]
+    fn every_session_turns_jit_off_and_keeps_the_urls_own_options() {
+        let settings = load_env(&MAPPING).unwrap();
+        let source = settings.mappings["prod"].source.resolve("source").unwrap();
+        assert_eq!(source.pg.get_options(), Some("-c jit=off"));
+        let settings = load_env(&[
+            (
+                "MIGRATOR__MAPPINGS__PROD__SOURCE__URL",
+                "postgres://m@old/app?options=-c%20search_path%3Dshop",
+            ),
+            ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new"),
+        ])
+        .unwrap();
+        let source = settings.mappings["prod"].source.resolve("source").unwrap();
+        assert_eq!(
+            source.for_database("other").get_options(),
+            Some("-c search_path=shop -c jit=off")
+        );
+    }
+
+    #[test]
     fn require_admin_token_refuses_a_network_listen_without_a_token() {
         let found = problems(&[
             ("MIGRATOR__SERVER__REQUIRE_ADMIN_TOKEN", "true"),
