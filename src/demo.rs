@@ -75,6 +75,7 @@ async fn demo(
             role_conflict_strategy: None,
             no_pk_remedy: None,
             schema_exclude: Vec::new(),
+            pooler: None,
         },
     );
     settings.migration.poll_interval = Duration::from_secs(1);

@@ -68,6 +68,9 @@ async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> Exit
     match command {
         Command::Config => {
             print!("{}", settings.to_redacted_toml());
+            for note in settings.notes() {
+                println!("# note: {note}");
+            }
             ExitCode::SUCCESS
         }
         Command::Demo { complete } => demo::run(settings, logs, complete, shutdown_signal()).await,

@@ -27,6 +27,8 @@ pub enum Code {
     DatabaseUnreachable,
     /// The mapping's lease (a session lock on the source) cannot be taken.
     Lease,
+    /// The mapping's PgBouncer console (`pooler`) cannot be read.
+    Pooler,
     /// The source's `wal_level` is not `logical`.
     WalLevel,
     /// `max_replication_slots` on the source leaves too little room.
@@ -143,6 +145,7 @@ impl Code {
             Code::Connection => "connection",
             Code::DatabaseUnreachable => "database_unreachable",
             Code::Lease => "lease",
+            Code::Pooler => "pooler",
             Code::WalLevel => "wal_level",
             Code::ReplicationSlots => "replication_slots",
             Code::WalSenders => "wal_senders",

@@ -169,6 +169,9 @@ fn connect_error(target: &str, error: &tokio_postgres::Error) -> PgError {
     }
 }
 
+/// What to do when the address is a connection pooler.
+pub(crate) const POOLER_HINT: &str = " (this address is a connection pooler such as PgBouncer, which cannot carry the tool's sessions, the replication connection or the copy's exported snapshot: set direct_url to the server's own address; url may stay the pooled one the applications use)";
+
 /// Which kind of session a refused login was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Login {
@@ -181,7 +184,11 @@ pub(crate) enum Login {
 /// Which setting to change when the server refused a login with SQLSTATE `code` and `message`;
 /// `None` when there is nothing to add.
 pub(crate) fn refusal_hint(code: &str, message: &str, login: Login) -> Option<&'static str> {
-    if message.contains("no encryption") {
+    if message.contains("unsupported startup parameter") {
+        // PgBouncer's answer to `options` (every session of the tool sends `-c jit=off`) and to
+        // a replication connection.
+        Some(POOLER_HINT)
+    } else if message.contains("no encryption") {
         Some(" (pg_hba.conf allows this user only over TLS: set sslmode = \"require\" or stronger)")
     } else if message.contains("certificate") {
         Some(

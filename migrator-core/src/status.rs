@@ -53,6 +53,9 @@ pub struct MappingStatus {
     pub held_by: Option<LeaseHolder>,
     /// The last verification of its data started on this instance (running or finished).
     pub verify: Option<VerifyStatus>,
+    /// The entries of the mapping's PgBouncer (`pooler`) as last read: alias, database, client
+    /// connections, paused. Empty without a pooler.
+    pub pooler: Vec<crate::catalog::pooler::PoolerDatabase>,
     /// The cutover instructions (also `postgres-migrator instructions NAME`); not in the JSON.
     #[serde(skip)]
     pub instructions: String,

@@ -377,7 +377,13 @@ impl ReplicationConnection {
             Some((code, message)) => Err(PgError::Query {
                 target: self.target.clone(),
                 context: context.to_owned(),
-                message,
+                // A replication command that reached an ordinary backend: something in between
+                // (a pooler told to ignore the `replication` startup parameter) dropped it.
+                message: if message.contains("syntax error") && context.contains("replication") {
+                    format!("{message}{}", pg::POOLER_HINT)
+                } else {
+                    message
+                },
                 transient: code.starts_with("57P") || code.starts_with("53") || code == "55006",
             }),
         }

@@ -610,3 +610,212 @@ fn port_zero_is_refused_in_a_field_and_in_a_url() {
         ],
     );
 }
+
+/// The URL a platform team hands over: pooled, with parameters for other clients.
+const POOLED_URL: &str = "postgresql://app:pw%21@bouncer:6432/app?pgbouncer=true&connect_timeout=15\
+     &application_name=shop-migration&sslmode=require&schema=public&connection_limit=5&pool_timeout=10";
+
+#[test]
+fn a_pooled_url_loads_with_direct_url_beside_it_and_the_other_clients_parameters_noted() {
+    let settings = load_with(
+        None,
+        &[
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__URL", POOLED_URL),
+            (
+                "MIGRATOR__MAPPINGS__PROD__SOURCE__DIRECT_URL",
+                "postgresql://app@db-primary:5432/app",
+            ),
+            ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+        ],
+    )
+    .unwrap();
+    let ctx = context(&settings, "prod");
+    // Every session of the tool goes to the server itself ...
+    assert_eq!(ctx.source.describe(), "app@db-primary:5432/app");
+    // ... and the pooled address is kept for the instructions.
+    assert_eq!(ctx.source.pooled.as_deref(), Some("app@bouncer:6432/app"));
+    // What the direct url does not say, the pooled url does.
+    assert_eq!(ctx.source.sslmode, migrator_core::config::SslMode::Require);
+    assert_eq!(ctx.source.pg.get_application_name(), Some("shop-migration"));
+    assert_eq!(
+        ctx.source.pg.get_connect_timeout(),
+        Some(&Duration::from_secs(15))
+    );
+    // The direct url has no password: it takes the pooled url's, also for the subscription.
+    assert_eq!(ctx.source.pg.get_password(), Some(&b"pw!"[..]));
+    assert_eq!(
+        ctx.source
+            .replication_password
+            .as_ref()
+            .map(|p| p.expose_secret()),
+        Some("pw!")
+    );
+    let notes = ctx.source.notes.join("\n");
+    for ignored in [
+        "pgbouncer=true",
+        "schema=public",
+        "connection_limit=5",
+        "pool_timeout=10",
+    ] {
+        assert!(notes.contains(ignored), "{ignored} not in {notes}");
+    }
+    assert!(notes.contains("mappings.prod.source.url"), "{notes}");
+    assert!(!notes.contains("pw"), "a note shows the password: {notes}");
+    // The same notes, for the log at start and `postgres-migrator config`.
+    assert_eq!(settings.notes(), ctx.source.notes);
+
+    // Without direct_url, the honoured parameters of the same url reach tokio-postgres.
+    let settings = load_with(
+        None,
+        &[
+            (
+                "MIGRATOR__MAPPINGS__PROD__SOURCE__URL",
+                &POOLED_URL.replace("pgbouncer=true&", ""),
+            ),
+            ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+        ],
+    )
+    .unwrap();
+    let ctx = context(&settings, "prod");
+    assert_eq!(
+        ctx.source.pg.get_connect_timeout(),
+        Some(&Duration::from_secs(15))
+    );
+    assert_eq!(ctx.source.pg.get_application_name(), Some("shop-migration"));
+    assert_eq!(ctx.source.sslmode, migrator_core::config::SslMode::Require);
+    assert_eq!(ctx.source.pooled, None);
+}
+
+#[test]
+fn a_url_that_says_pgbouncer_needs_a_direct_url_and_the_direct_url_must_be_direct() {
+    let pooled_only = problems(
+        load_with(
+            None,
+            &[
+                ("MIGRATOR__MAPPINGS__PROD__SOURCE__URL", POOLED_URL),
+                ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+            ],
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(pooled_only.len(), 1, "{pooled_only:?}");
+    for says in [
+        "mappings.prod.source.url",
+        "pgbouncer=true",
+        "MIGRATOR__MAPPINGS__PROD__SOURCE__DIRECT_URL",
+        "replication",
+    ] {
+        assert!(pooled_only[0].contains(says), "{says}: {pooled_only:?}");
+    }
+    assert!(!pooled_only[0].contains("pw!"), "{pooled_only:?}");
+
+    let direct_pooled = problems(
+        load_with(
+            None,
+            &[
+                ("MIGRATOR__MAPPINGS__PROD__SOURCE__URL", POOLED_URL),
+                (
+                    "MIGRATOR__MAPPINGS__PROD__SOURCE__DIRECT_URL",
+                    "postgresql://app@bouncer:6432/app?pgbouncer=true",
+                ),
+                ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+            ],
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        direct_pooled
+            .iter()
+            .any(|p| p.contains("mappings.prod.source.direct_url") && p.contains("own address")),
+        "{direct_pooled:?}"
+    );
+
+    let with_host = problems(
+        load_with(
+            None,
+            &[
+                ("MIGRATOR__MAPPINGS__PROD__SOURCE__HOST", "old-db"),
+                (
+                    "MIGRATOR__MAPPINGS__PROD__SOURCE__DIRECT_URL",
+                    "postgresql://app@db-primary/app",
+                ),
+                ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+            ],
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        with_host
+            .iter()
+            .any(|p| p.contains("direct_url") && p.contains("goes with url")),
+        "{with_host:?}"
+    );
+}
+
+#[test]
+fn the_instructions_pause_and_resume_the_poolers_entries_of_each_database() {
+    use migrator_core::catalog::pooler::PoolerDatabase;
+    use migrator_core::phases::cutover;
+    let settings = load_with(
+        None,
+        &[
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__HOST", "old-db"),
+            ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+            ("MIGRATOR__MAPPINGS__PROD__DESTINATION__PORT", "5433"),
+            (
+                "MIGRATOR__MAPPINGS__PROD__POOLER__URL",
+                "postgresql://admin:console-secret@bouncer:6432",
+            ),
+        ],
+    )
+    .unwrap();
+    let ctx = context(&settings, "prod");
+    let pooler = ctx.pooler.as_ref().unwrap();
+    assert_eq!(pooler.describe(), "admin@bouncer:6432/pgbouncer");
+    assert_eq!(pooler.pg.get_options(), None, "PgBouncer refuses options");
+    let entries = [
+        PoolerDatabase {
+            alias: "shop_rw".into(),
+            database: "shop".into(),
+            server: "old-db:5432".into(),
+            paused: false,
+            clients: 7,
+        },
+        PoolerDatabase {
+            alias: "other".into(),
+            database: "other".into(),
+            server: "old-db:5432".into(),
+            paused: false,
+            clients: 3,
+        },
+    ];
+    let databases = ["shop".to_owned(), "Ordér \"x\"".to_owned()];
+    let text = cutover::instructions(&ctx, &databases, Some(&entries));
+    for says in [
+        "PAUSE \"shop_rw\";",
+        "RESUME \"shop_rw\";",
+        "RELOAD;",
+        "host=new-db port=5433",
+        "It holds 7 client connection(s)",
+        "admin@bouncer:6432/pgbouncer",
+    ] {
+        assert!(text.contains(says), "{says} not in:\n{text}");
+    }
+    assert!(!text.contains("\"other\""), "{text}");
+    assert!(!text.contains("console-secret"), "{text}");
+    // Not read just now: the entries are taken to be named as the databases, quoted.
+    let text = cutover::instructions(&ctx, &databases, None);
+    assert!(text.contains("PAUSE \"Ordér \"\"x\"\"\";"), "{text}");
+    assert!(text.contains("could not be read"), "{text}");
+    // Without a pooler, nothing of it.
+    let plain = load_with(
+        None,
+        &[
+            ("MIGRATOR__MAPPINGS__PROD__SOURCE__HOST", "old-db"),
+            ("MIGRATOR__MAPPINGS__PROD__DESTINATION__HOST", "new-db"),
+        ],
+    )
+    .unwrap();
+    let text = cutover::instructions(&context(&plain, "prod"), &databases, None);
+    assert!(!text.contains("PAUSE"), "{text}");
+}

@@ -4,6 +4,7 @@ pub mod deferred;
 pub mod fingerprint;
 pub mod model;
 pub mod objects;
+pub mod pooler;
 pub mod published;
 pub mod roles;
 pub mod schema;

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::pooler::{self, OtherClients};
 use super::tcp::{self, TcpLayer};
 pub use super::tls::SslMode;
 use super::tls::{ChannelBinding, Tls, TlsLayer};
@@ -25,6 +26,14 @@ pub struct ConnectionSettings {
     #[serde(default, serialize_with = "redact::url")]
     #[schemars(with = "Option<String>")]
     pub url: Option<SecretString>,
+    /// The server's own address when `url` goes through a transaction pooler (PgBouncer):
+    /// every session of the tool (checks, copy, replication, the subscription) uses it, and
+    /// `url` stays the pooled address the applications use. Same form as `url`; what it does
+    /// not say (password, sslmode and the other TLS and TCP parameters, application_name,
+    /// connect_timeout) it takes from `url`. Default: unset.
+    #[serde(default, serialize_with = "redact::url")]
+    #[schemars(with = "Option<String>")]
+    pub direct_url: Option<SecretString>,
     /// Host name or IP address. Default: unset.
     #[serde(default)]
     pub host: Option<String>,
@@ -140,6 +149,12 @@ pub struct ResolvedConnection {
     /// Role and password for the subscription's connection back to the source.
     pub replication_user: String,
     pub replication_password: Option<SecretString>,
+    /// `user@host:port/dbname` of `url` when `direct_url` carries the tool's sessions: the
+    /// pooled address the applications use.
+    pub pooled: Option<String>,
+    /// What the settings' reader noticed and left alone (url parameters meant for other
+    /// clients), said at start and by `check`.
+    pub notes: Vec<String>,
 }
 
 impl std::fmt::Debug for ResolvedConnection {
@@ -204,6 +219,25 @@ impl ResolvedConnection {
     }
 }
 
+/// What a connection is resolved for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A PostgreSQL server: the tool's sessions.
+    Server,
+    /// A PgBouncer admin console.
+    PoolerConsole,
+}
+
+/// What `url`/`direct_url` or `host` gave, before the fields are laid over it.
+#[derive(Default)]
+struct Base {
+    pg: tokio_postgres::Config,
+    tcp: TcpLayer,
+    tls: TlsLayer,
+    pooled: Option<String>,
+    notes: Vec<String>,
+}
+
 /// `user@host:port/dbname` of a tokio-postgres config; never holds a secret.
 pub fn describe(pg: &tokio_postgres::Config) -> String {
     let host = match pg.get_hosts().first() {
@@ -225,9 +259,28 @@ impl ConnectionSettings {
     /// Checks the form, reads password files and builds the tokio-postgres settings. Every
     /// problem is reported under `key` (e.g. `mappings.prod.source`).
     pub fn resolve(&self, key: &str) -> Result<ResolvedConnection, Vec<Problem>> {
+        self.resolve_for(key, Purpose::Server)
+    }
+
+    /// [`resolve`](Self::resolve) for a PgBouncer admin console (`pooler`): its database is
+    /// `pgbouncer` unless named, and no startup `options` are sent (PgBouncer refuses them).
+    pub fn resolve_console(&self, key: &str) -> Result<ResolvedConnection, Vec<Problem>> {
+        self.resolve_for(key, Purpose::PoolerConsole)
+    }
+
+    fn resolve_for(&self, key: &str, purpose: Purpose) -> Result<ResolvedConnection, Vec<Problem>> {
         let mut problems = Vec::new();
-        let (mut pg, url_tcp, url_tls) = self.base(key, &mut problems);
-        self.fill_defaults(&mut pg);
+        let Base {
+            mut pg,
+            tcp: url_tcp,
+            tls: url_tls,
+            pooled,
+            notes,
+        } = self.base(key, purpose, &mut problems);
+        if purpose == Purpose::PoolerConsole && pg.get_dbname().is_none() && self.dbname.is_none() {
+            pg.dbname("pgbouncer");
+        }
+        self.fill_defaults(&mut pg, purpose);
         self.check_port(&pg, key, &mut problems);
         self.tcp_layer()
             .or(url_tcp)
@@ -256,16 +309,14 @@ impl ConnectionSettings {
             subscription_ssl,
             replication_user,
             replication_password,
+            pooled,
+            notes,
         })
     }
 
-    /// The settings `url` or `host` gives (exactly one of them must be set), with the TCP and
-    /// TLS settings taken out of the url's query.
-    fn base(
-        &self,
-        key: &str,
-        problems: &mut Vec<Problem>,
-    ) -> (tokio_postgres::Config, TcpLayer, TlsLayer) {
+    /// The settings `url` (or `direct_url` beside it) or `host` gives (exactly one of `url` and
+    /// `host` must be set), with the TCP and TLS settings taken out of the url's query.
+    fn base(&self, key: &str, purpose: Purpose, problems: &mut Vec<Problem>) -> Base {
         let mut pg = tokio_postgres::Config::new();
         match (&self.url, &self.host) {
             (Some(_), Some(_)) => problems.push(Problem::new(
@@ -276,7 +327,7 @@ impl ConnectionSettings {
                 key,
                 "set either url or host (for example url = \"postgres://user@db.example:5432/postgres\")",
             )),
-            (Some(url), None) => return self.url_settings(url, key, problems),
+            (Some(url), None) => return self.url_base(url, key, purpose, problems),
             (None, Some(host)) => {
                 if host.trim().is_empty() {
                     problems.push(Problem::new(format!("{key}.host"), "must not be empty"));
@@ -284,7 +335,76 @@ impl ConnectionSettings {
                 pg.host(host);
             }
         }
-        (pg, TcpLayer::default(), TlsLayer::default())
+        if self.direct_url.is_some() {
+            problems.push(Problem::new(
+                format!("{key}.direct_url"),
+                "goes with url (the pooled address the applications use); with host, give the server's own address as host and drop direct_url",
+            ));
+        }
+        Base {
+            pg,
+            ..Base::default()
+        }
+    }
+
+    /// The settings of `url`, or of `direct_url` when it is set (then `url` is the pooled
+    /// address: described, its password lent to a `direct_url` without one).
+    fn url_base(
+        &self,
+        url: &SecretString,
+        key: &str,
+        purpose: Purpose,
+        problems: &mut Vec<Problem>,
+    ) -> Base {
+        let (pg, tcp, tls, others) = self.url_settings(url, key, "url", problems);
+        let mut notes: Vec<String> = others.note(&format!("{key}.url")).into_iter().collect();
+        let Some(direct) = &self.direct_url else {
+            if others.says_pgbouncer && purpose == Purpose::Server {
+                problems.push(pooler::needs_direct_url(key));
+            }
+            return Base {
+                pg,
+                tcp,
+                tls,
+                pooled: None,
+                notes,
+            };
+        };
+        let (mut direct_pg, direct_tcp, direct_tls, direct_others) =
+            self.url_settings(direct, key, "direct_url", problems);
+        // What direct_url does not say, url does: its TLS and TCP settings, application name
+        // and connect timeout (and its password, below).
+        let (tcp, tls) = (direct_tcp.or(tcp), direct_tls.or(tls));
+        if let (None, Some(name)) = (direct_pg.get_application_name(), pg.get_application_name()) {
+            let name = name.to_owned();
+            direct_pg.application_name(name);
+        }
+        if let (None, Some(timeout)) = (direct_pg.get_connect_timeout(), pg.get_connect_timeout()) {
+            let timeout = *timeout;
+            direct_pg.connect_timeout(timeout);
+        }
+        if direct_others.says_pgbouncer {
+            problems.push(pooler::direct_url_is_pooled(key));
+        }
+        notes.extend(direct_others.note(&format!("{key}.direct_url")));
+        let own_password = self.password.is_some() || self.password_file.is_some();
+        if let (None, Some(password), false) =
+            (direct_pg.get_password(), pg.get_password(), own_password)
+        {
+            let password = password.to_vec();
+            direct_pg.password(password);
+        }
+        let mut pooled = pg.clone();
+        if pooled.get_ports().is_empty() {
+            pooled.port(5432);
+        }
+        Base {
+            pg: direct_pg,
+            tcp,
+            tls,
+            pooled: Some(describe(&pooled)),
+            notes,
+        }
     }
 
     /// The settings of `url`: its TCP and TLS parameters split off, the rest parsed by
@@ -293,14 +413,15 @@ impl ConnectionSettings {
         &self,
         url: &SecretString,
         key: &str,
+        url_field: &str,
         problems: &mut Vec<Problem>,
-    ) -> (tokio_postgres::Config, TcpLayer, TlsLayer) {
+    ) -> (tokio_postgres::Config, TcpLayer, TlsLayer, OtherClients) {
         for (field, set) in [
             ("port", self.port.is_some()),
             ("user", self.user.is_some()),
             ("dbname", self.dbname.is_some()),
         ] {
-            if set {
+            if set && url_field == "url" {
                 problems.push(Problem::new(
                     format!("{key}.{field}"),
                     format!("{field} cannot be combined with url: put it into the url, or use host instead of url"),
@@ -308,10 +429,12 @@ impl ConnectionSettings {
             }
         }
         let mut url_tls = TlsLayer::default();
+        let mut others = OtherClients::default();
         let (rest, mut url_tcp) = tcp::split_url(
             url.expose_secret(),
-            &format!("{key}.url"),
+            &format!("{key}.{url_field}"),
             &mut url_tls,
+            &mut others,
             problems,
         );
         let pg = match SecretString::from(rest)
@@ -324,18 +447,18 @@ impl ConnectionSettings {
             }
             Err(e) => {
                 problems.push(Problem::new(
-                    format!("{key}.url"),
+                    format!("{key}.{url_field}"),
                     format!("not a valid PostgreSQL connection URL ({e}); expected postgres://user:password@host:port/dbname"),
                 ));
                 tokio_postgres::Config::new()
             }
         };
-        (pg, url_tcp, url_tls)
+        (pg, url_tcp, url_tls, others)
     }
 
     /// Port, user, database, application name and connect timeout: a field wins over the url,
     /// and what neither says gets its default.
-    fn fill_defaults(&self, pg: &mut tokio_postgres::Config) {
+    fn fill_defaults(&self, pg: &mut tokio_postgres::Config, purpose: Purpose) {
         if self.url.is_none() || self.port.is_some() {
             pg.port(self.port.unwrap_or(5432));
         }
@@ -359,6 +482,9 @@ impl ConnectionSettings {
         // off for them, and the planner's estimates for catalog functions (the partition tree
         // under pg_publication_tables) crossed jit_above_cost, so that listing 8 tables
         // compiled for half a second. A URL's own `options` are kept (ours come last).
+        if purpose == Purpose::PoolerConsole {
+            return;
+        }
         let options = match pg.get_options() {
             Some(own) if !own.trim().is_empty() => format!("{own} {SESSION_OPTIONS}"),
             _ => SESSION_OPTIONS.to_owned(),

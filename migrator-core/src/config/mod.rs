@@ -21,6 +21,7 @@
 mod connection;
 mod listen;
 mod load;
+pub mod pooler;
 mod redact;
 mod schema_check;
 pub mod tcp;
@@ -265,6 +266,12 @@ pub struct MappingSettings {
     #[serde(default, deserialize_with = "load::semicolon_list")]
     #[schemars(with = "Vec<String>")]
     pub schema_exclude: Vec<String>,
+    /// The admin console of the PgBouncer in front of the source (its `pgbouncer` database, as a
+    /// user listed in `admin_users`; same fields as `source`): the cutover instructions then
+    /// give the exact `PAUSE`/`RESUME` steps for the pooler's entries of each database, and the
+    /// dashboard shows its client connections per database. Default: unset.
+    #[serde(default)]
+    pub pooler: Option<ConnectionSettings>,
 }
 
 /// Which databases of a source instance to migrate. Lists may be written as TOML arrays or, as
@@ -320,6 +327,32 @@ impl Settings {
     /// The effective configuration as TOML, every secret written as `***`.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).expect("settings always serialise to TOML")
+    }
+
+    /// What reading the connections noticed and left alone (url parameters meant for other
+    /// clients), one line each, for the log at start and `postgres-migrator config`. Never
+    /// holds a secret.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (name, mapping) in &self.mappings {
+            let key = format!("mappings.{name}");
+            for (side, connection) in [
+                ("source", &mapping.source),
+                ("destination", &mapping.destination),
+            ] {
+                if let Ok(resolved) = connection.resolve(&format!("{key}.{side}")) {
+                    notes.extend(resolved.notes);
+                }
+            }
+            if let Some(Ok(resolved)) = mapping
+                .pooler
+                .as_ref()
+                .map(|p| p.resolve_console(&format!("{key}.pooler")))
+            {
+                notes.extend(resolved.notes);
+            }
+        }
+        notes
     }
 }
 

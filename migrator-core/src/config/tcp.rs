@@ -25,6 +25,7 @@
 use std::time::Duration;
 
 use super::Problem;
+use super::pooler::OtherClients;
 use super::tls::TlsLayer;
 
 /// Idle time before the first keepalive probe, unless configured.
@@ -131,6 +132,7 @@ pub fn split_url(
     url: &str,
     key: &str,
     tls: &mut TlsLayer,
+    others: &mut OtherClients,
     problems: &mut Vec<Problem>,
 ) -> (String, TcpLayer) {
     let mut layer = TcpLayer::default();
@@ -186,6 +188,7 @@ pub fn split_url(
                 Err(_) => problems.push(bad("a whole number of milliseconds")),
             },
             _ if tls.take_url_parameter(name, value, key, problems) => {}
+            _ if others.take_url_parameter(name, value) => {}
             _ => kept.push(pair),
         }
     }
@@ -215,7 +218,8 @@ mod tests {
     fn split_with_tls(url: &str) -> (String, TcpLayer, TlsLayer, Vec<Problem>) {
         let mut problems = Vec::new();
         let mut tls = TlsLayer::default();
-        let (rest, layer) = split_url(url, "k.url", &mut tls, &mut problems);
+        let mut others = OtherClients::default();
+        let (rest, layer) = split_url(url, "k.url", &mut tls, &mut others, &mut problems);
         (rest, layer, tls, problems)
     }
 

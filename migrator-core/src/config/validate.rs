@@ -113,6 +113,13 @@ fn mapping_problems<'a>(
     if let Err(found) = mapping.source.resolve(&format!("{key}.source")) {
         problems.extend(found);
     }
+    if let Some(Err(found)) = mapping
+        .pooler
+        .as_ref()
+        .map(|p| p.resolve_console(&format!("{key}.pooler")))
+    {
+        problems.extend(found);
+    }
     match mapping.destination.resolve(&format!("{key}.destination")) {
         Ok(destination) => {
             for endpoint in destination.endpoints() {

@@ -140,7 +140,12 @@ pub async fn status(settings: &Settings, only: Option<&str>) -> Result<Snapshot,
 pub async fn instructions(settings: &Settings, name: &str) -> Result<String, CommandError> {
     let ctx = find(settings, name)?;
     let look = look_at_instances(&ctx).await?;
-    Ok(cutover::instructions(&ctx, &look.report.databases))
+    let pooler = instance::pooler(&ctx).await.ok().flatten();
+    Ok(cutover::instructions(
+        &ctx,
+        &look.report.databases,
+        pooler.as_deref(),
+    ))
 }
 
 /// Takes the lease of `ctx`'s mapping for a one-shot command, or refuses naming the holder.

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use crate::catalog::pooler::PoolerDatabase;
 use crate::findings::{Code, Finding};
 use crate::pg::PgError;
 use crate::phases::preflight::{self, InstanceReport};
@@ -67,6 +68,40 @@ pub async fn look(
         forecast,
     })
 }
+
+/// What the mapping's PgBouncer console (`pooler`) says now: `Ok(None)` without one; a warning
+/// finding when it cannot be read (the migration does not depend on it, the cutover
+/// instructions and the dashboard's client counts do).
+pub async fn pooler(ctx: &MappingContext) -> Result<Option<Vec<PoolerDatabase>>, Box<Finding>> {
+    let Some(console) = &ctx.pooler else {
+        return Ok(None);
+    };
+    let read = async {
+        let session = crate::pg::session(console, console.maintenance_db()).await?;
+        crate::catalog::pooler::read(&session).await
+    };
+    let failed = |why: String| {
+        Box::new(Finding::warning(
+            Code::Pooler,
+            format!(
+                "cannot read the PgBouncer console {}: {why}",
+                console.describe()
+            ),
+            "check the mapping's pooler settings: the console's address, its database `pgbouncer`, and a user listed in the pooler's admin_users or stats_users",
+        ))
+    };
+    match tokio::time::timeout(POOLER_TIMEOUT, read).await {
+        Ok(Ok(entries)) => Ok(Some(entries)),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} s",
+            POOLER_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// How long a look waits for the pooler's console.
+const POOLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Who tries a failed look again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -127,13 +127,26 @@ async fn act_while_held(
         };
         let delay = match checked {
             Ok((report, roles, forecast)) => {
+                let mut findings = report.findings.clone();
+                let pooler = match instance::pooler(ctx).await {
+                    Ok(entries) => entries,
+                    Err(finding) => {
+                        findings.push(*finding);
+                        None
+                    }
+                };
                 let _ = updates.send(Update::Mapping {
                     name: ctx.name.clone(),
-                    findings: report.findings.clone(),
+                    findings,
                     last_error: None,
-                    instructions: Some(cutover::instructions(ctx, &report.databases)),
+                    instructions: Some(cutover::instructions(
+                        ctx,
+                        &report.databases,
+                        pooler.as_deref(),
+                    )),
                     roles: Some(roles),
                     wal: Some(forecast),
+                    pooler: Some(pooler.unwrap_or_default()),
                 });
                 tasks.reconcile(&report.databases).await;
                 report_tx.send_replace(Some(Arc::new(report)));
@@ -264,6 +277,7 @@ fn report_error(
         instructions: None,
         roles: None,
         wal: None,
+        pooler: None,
     });
 }
 

@@ -442,6 +442,7 @@ fn header(ctx: &MappingContext) -> MappingStatus {
         acting_here: false,
         held_by: None,
         verify: None,
+        pooler: Vec::new(),
         instructions: String::new(),
     }
 }
@@ -487,6 +488,8 @@ enum Update {
         roles: Option<Vec<RoleStatus>>,
         /// The WAL forecast; `None` keeps the last.
         wal: Option<crate::status::WalForecast>,
+        /// The pooler's entries; `None` keeps the last.
+        pooler: Option<Vec<crate::catalog::pooler::PoolerDatabase>>,
     },
     /// Who acts for the mapping: this instance (`held_here`), another one (`holder`), or
     /// nobody right now.
@@ -561,8 +564,12 @@ fn apply(
             instructions,
             roles,
             wal,
+            pooler,
         } => {
             if let Some((header, _)) = mappings.get_mut(&name) {
+                if let Some(pooler) = pooler {
+                    header.pooler = pooler;
+                }
                 if let Some(roles) = roles {
                     header.roles = roles;
                 }

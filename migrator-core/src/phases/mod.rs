@@ -35,6 +35,8 @@ pub struct MappingContext {
     pub name: String,
     pub source: ResolvedConnection,
     pub destination: ResolvedConnection,
+    /// The PgBouncer admin console in front of the source (`pooler`), if named.
+    pub pooler: Option<ResolvedConnection>,
     pub databases: DatabaseFilter,
     pub no_pk_remedy: NoPkRemedy,
     pub sequence_margin: i64,
@@ -82,11 +84,17 @@ impl MappingContext {
         let key = format!("mappings.{name}");
         let source = mapping.source.resolve(&format!("{key}.source"));
         let destination = mapping.destination.resolve(&format!("{key}.destination"));
-        let (source, destination) = match (source, destination) {
-            (Ok(s), Ok(d)) => (s, d),
-            (s, d) => {
+        let pooler = mapping
+            .pooler
+            .as_ref()
+            .map(|p| p.resolve_console(&format!("{key}.pooler")))
+            .transpose();
+        let (source, destination, pooler) = match (source, destination, pooler) {
+            (Ok(s), Ok(d), Ok(p)) => (s, d, p),
+            (s, d, p) => {
                 let mut problems = s.err().unwrap_or_default();
                 problems.extend(d.err().unwrap_or_default());
+                problems.extend(p.err().unwrap_or_default());
                 return Err(problems);
             }
         };
@@ -115,6 +123,7 @@ impl MappingContext {
             fallback_password,
             source,
             destination,
+            pooler,
             databases: mapping.databases.clone(),
             no_pk_remedy: mapping.no_pk_remedy(defaults),
             schema_exclude: mapping

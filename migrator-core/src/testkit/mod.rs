@@ -25,6 +25,7 @@ use secrecy::SecretString;
 
 use crate::config::ConnectionSettings;
 
+pub mod pooler;
 pub mod sample;
 pub mod tls;
 

@@ -125,6 +125,7 @@ pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
             acting_here: true,
             held_by: None,
             verify: None,
+            pooler: Vec::new(),
             wal: Some(migrator_core::status::WalForecast {
                 generated_mb_per_min: Some(120.0),
                 retained_mb: 5.0,
