@@ -198,3 +198,76 @@ async fn a_source_behind_pgbouncer_is_refused_then_migrates_through_direct_url()
     admin.simple_query("RESUME \"shop\"").await.unwrap();
     writer.await.unwrap();
 }
+
+/// A pooler set to ignore `options` (a common setting) lets the tool's ordinary sessions through
+/// without them: what gives it away is the replication connection, which it refuses. The
+/// database then shows the refusal with the fix, and nothing is created on the destination
+/// beyond the schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pooler_that_ignores_options_is_found_by_the_replication_connection() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    connect(&source, "postgres")
+        .await
+        .batch_execute("CREATE DATABASE shop")
+        .await
+        .unwrap();
+    connect(&source, "shop")
+        .await
+        .batch_execute("CREATE TABLE orders (id bigserial PRIMARY KEY, item text)")
+        .await
+        .unwrap();
+    let pooler = Pooler::start_ignoring(
+        &source,
+        &["postgres", "shop"],
+        &["extra_float_digits", "options"],
+    )
+    .unwrap();
+    let settings = settings_from(env_with(
+        &destination,
+        &[(
+            "MIGRATOR__MAPPINGS__POOL__SOURCE__URL",
+            pooler.url("postgres"),
+        )],
+    ));
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let mut status = handle.status.clone();
+    let said = wait_until("the pooler to be named", Duration::from_secs(90), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            let Some(m) = snapshot.mapping("pool") else {
+                return Err("no mapping yet".to_owned());
+            };
+            let mut texts: Vec<String> = m.findings.iter().map(ToString::to_string).collect();
+            texts.extend(m.last_error.clone());
+            for d in &m.databases {
+                texts.extend(d.findings.iter().map(ToString::to_string));
+                texts.extend(d.last_error.clone());
+            }
+            let all = texts.join("\n");
+            if all.contains("direct_url") {
+                Ok(all)
+            } else {
+                Err(all)
+            }
+        }
+    })
+    .await;
+    eprintln!("what the tool said:\n{said}");
+    assert!(
+        said.contains("unsupported startup parameter: replication")
+            || said.contains("transaction pooler"),
+        "{said}"
+    );
+    assert!(!said.contains(source.password()), "{said}");
+    shutdown.cancel();
+    handle.join.await.unwrap();
+    // No slot was left behind on the source.
+    let slots: i64 = connect(&source, "postgres")
+        .await
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0);
+}

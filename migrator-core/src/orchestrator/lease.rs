@@ -124,8 +124,9 @@ impl Lease {
                 context: "taking the mapping's lease".into(),
                 message: "the lock was taken on one server session and is not held by the next \
                           one: the connection goes through a transaction pooler (PgBouncer in \
-                          transaction mode?), where a session lock protects nothing. Connect \
-                          the source directly (the server's own host and port)"
+                          transaction mode?), where a session lock protects nothing. Set the \
+                          source's direct_url to the server's own address (url may stay the \
+                          pooled one)"
                     .into(),
                 transient: false,
             });

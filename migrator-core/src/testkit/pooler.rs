@@ -22,6 +22,17 @@ impl Pooler {
     /// each of `databases` (same name on both sides) and its console (database `pgbouncer`,
     /// the cluster's superuser as its admin).
     pub fn start(cluster: &Cluster, databases: &[&str]) -> Result<Pooler, TestkitError> {
+        Pooler::start_ignoring(cluster, databases, &[])
+    }
+
+    /// [`start`](Self::start), with PgBouncer's `ignore_startup_parameters` set to `ignored`
+    /// (a common setting: `extra_float_digits, options`), which lets clients that send those
+    /// parameters through, without them.
+    pub fn start_ignoring(
+        cluster: &Cluster,
+        databases: &[&str],
+        ignored: &[&str],
+    ) -> Result<Pooler, TestkitError> {
         let binary = binary()?;
         let os_user = server_os_user()?;
         let dir = tempfile::Builder::new()
@@ -43,7 +54,9 @@ impl Pooler {
             "[databases]\n{entries}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
              unix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {users}\n\
              admin_users = {SUPERUSER}\npool_mode = transaction\nmax_client_conn = 200\n\
-             default_pool_size = 10\nlogfile = {log}\npidfile = {pid}\n",
+             default_pool_size = 10\nlogfile = {log}\npidfile = {pid}\n\
+             ignore_startup_parameters = {ignored}\n",
+            ignored = ignored.join(","),
             users = path("userlist.txt").display(),
             log = path("pgbouncer.log").display(),
             pid = path("pgbouncer.pid").display(),
