@@ -109,6 +109,25 @@ pub enum Command {
         /// The mapping's name, as in [mappings.NAME].
         mapping: String,
     },
+    /// Start one database of a mapping over: drop its subscription (and its slot on the
+    /// source), then empty its tables on the destination (or drop the database with --drop);
+    /// the next `run` copies it again. Only for a database the tool created that is not
+    /// completed and has no other sessions on it; exits 3 with the reason otherwise.
+    Purge {
+        /// The mapping's name, as in [mappings.NAME].
+        mapping: String,
+        /// The database to start over.
+        #[arg(long)]
+        database: String,
+        /// Empty only these tables (schema.table, comma-separated); every table is copied
+        /// again either way.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Drop the database on the destination instead of emptying it (the schema step
+        /// creates it again).
+        #[arg(long, conflicts_with = "tables")]
+        drop: bool,
+    },
 }
 
 #[cfg(test)]

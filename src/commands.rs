@@ -314,6 +314,28 @@ pub async fn resync(settings: Settings, mapping: &str) -> ExitCode {
     }
 }
 
+/// `purge MAPPING --database D [--tables T,...] [--drop]`.
+pub async fn purge(
+    settings: Settings,
+    mapping: &str,
+    database: &str,
+    request: &migrator_core::phases::purge::Request,
+) -> ExitCode {
+    match commands::purge(&settings, mapping, database, request).await {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ (commands::CommandError::Refused(_) | commands::CommandError::Held { .. })) => {
+            eprintln!("postgres-migrator: {e}");
+            ExitCode::from(EXIT_BLOCKED)
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// A plain-text table of every mapping and database.
 pub fn render_status(snapshot: &Snapshot) -> String {
     use std::fmt::Write as _;

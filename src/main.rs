@@ -84,6 +84,15 @@ async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> Exit
         Command::Instructions { mapping } => commands::instructions(settings, &mapping).await,
         Command::Complete { mapping, force } => commands::complete(settings, &mapping, force).await,
         Command::Resync { mapping } => commands::resync(settings, &mapping).await,
+        Command::Purge {
+            mapping,
+            database,
+            tables,
+            drop,
+        } => {
+            let request = migrator_core::phases::purge::Request { tables, drop };
+            commands::purge(settings, &mapping, &database, &request).await
+        }
         Command::Verify {
             mapping,
             database,

@@ -14,6 +14,7 @@ pub mod pg;
 pub mod phase;
 pub mod phases;
 pub mod sequences;
+pub mod source;
 pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;

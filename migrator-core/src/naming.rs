@@ -105,6 +105,9 @@ fn incomplete_prefix(mapping: &str, db: &str) -> String {
     format!("{MARKER_PREFIX}{mapping}, source database {db:?}, schema applied except ")
 }
 
+/// The comment the tool puts on a subscription it has begun to complete.
+pub const COMPLETING_MARKER: &str = "postgres-migrator: completing";
+
 #[cfg(test)]
 mod tests {
     use super::*;

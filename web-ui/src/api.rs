@@ -8,8 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use migrator_core::orchestrator::{
-    request_complete, request_rate_limit, request_resync, request_retry, request_verify,
+    request_complete, request_purge, request_rate_limit, request_resync, request_retry,
+    request_verify,
 };
+use migrator_core::phases::purge::Request as PurgeRequest;
 use migrator_core::status::VerifyMode;
 use migrator_core::verify::Request as VerifyRequest;
 use serde::Deserialize;
@@ -175,4 +177,43 @@ pub async fn verify(
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "done": done })),
     ))
+}
+
+/// Body of `POST /api/mappings/{name}/databases/{db}/purge`; an empty body empties every table.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    /// Only empty these tables (`schema.table`); default every table.
+    #[serde(default)]
+    tables: Vec<String>,
+    /// Drop the database instead of emptying it.
+    #[serde(default)]
+    drop: bool,
+}
+
+/// `POST /api/mappings/{name}/databases/{db}/purge` with an optional `{"tables": [...],
+/// "drop": bool}`: starts database `db` over (see docs/USER_GUIDE.md); the answer lists what
+/// was deleted, a refusal (409) says why nothing was.
+pub async fn purge(
+    State(state): State<AppState>,
+    Path((name, db)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, AppError> {
+    state.authorize(bearer(&headers))?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Purge::default()
+    } else {
+        serde_json::from_slice::<Purge>(&body).map_err(|e| {
+            AppError::BadRequest(format!(
+                "the body is not a purge request ({e}): send nothing, or {{\"tables\": [\"SCHEMA.TABLE\", ...], \"drop\": true|false}}"
+            ))
+        })?
+    };
+    let request = PurgeRequest {
+        tables: body.tables,
+        drop: body.drop,
+    };
+    let done = request_purge(&state.commands, &name, &db, request).await?;
+    Ok(Json(serde_json::json!({ "done": done })))
 }

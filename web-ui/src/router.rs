@@ -40,6 +40,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/mappings/{name}/retry", post(api::retry))
         .route("/api/mappings/{name}/rate-limit", post(api::rate_limit))
         .route("/api/mappings/{name}/verify", post(api::verify))
+        .route(
+            "/api/mappings/{name}/databases/{db}/purge",
+            post(api::purge),
+        )
         .route_layer(middleware::from_fn_with_state(
             listening,
             origin::api_command,
@@ -53,6 +57,10 @@ pub fn app(state: AppState) -> Router {
             post(pages::rate_limit::submit),
         )
         .route("/mappings/{name}/verify", post(pages::verify::submit))
+        .route(
+            "/mappings/{name}/databases/{db}/purge",
+            post(pages::purge::submit),
+        )
         .route_layer(middleware::from_fn_with_state(
             listening,
             origin::form_command,
@@ -66,6 +74,10 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(pages::grid::page))
         .route("/mappings/{name}", get(pages::mapping::page))
         .route("/mappings/{name}/complete", get(pages::complete::confirm))
+        .route(
+            "/mappings/{name}/databases/{db}/purge",
+            get(pages::purge::confirm),
+        )
         .route("/config", get(pages::config::page))
         .route("/assets/style.css", get(pages::assets::style))
         .route("/assets/refresh.js", get(pages::assets::script))

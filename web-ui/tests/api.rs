@@ -534,3 +534,71 @@ async fn a_loopback_dashboard_refuses_commands_that_name_it_otherwise() {
     drop(state);
     assert_eq!(answers.await.unwrap(), vec!["complete"]);
 }
+
+#[tokio::test]
+async fn purge_needs_the_admin_token_and_forwards_the_database_and_what_to_empty() {
+    let (state, answers) = harness(snapshot(Phase::CatchUp, now()), Some("tok")).answering(
+        purge,
+        |(mapping, database, request)| {
+            format!(
+                "{mapping}/{database}: {:?} drop={}",
+                request.tables, request.drop
+            )
+        },
+    );
+    let request = |db: &str, token: &str, body: &str| {
+        axum::http::Request::post(format!("/api/mappings/prod/databases/{db}/purge"))
+            .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (code, _) = call(&state, request("shop", "wrong", "")).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = call(&state, request("shop", "tok", r#"{"tables": 5}"#)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("not a purge request"), "{body}");
+    let (code, body) = call(&state, request("shop", "tok", "")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"done":["prod/shop: [] drop=false"]}"#);
+    // A database name with a quote, a slash and Unicode arrives decoded.
+    let (code, body) = call(
+        &state,
+        request(
+            "Ord%C3%A9r%20%22x%22%2Fy",
+            "tok",
+            r#"{"tables": ["public.orders"], "drop": false}"#,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(r#"prod/Ordér \"x\"/y: [\"public.orders\"] drop=false"#),
+        "{body}"
+    );
+    drop(state);
+    assert_eq!(answers.await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_purge_is_409_with_the_reason() {
+    let (state, _answers) =
+        harness(snapshot(Phase::CatchUp, now()), None).orchestrated(|mut commands| async move {
+            while let Some(command) = commands.recv().await {
+                let (_, reply) = purge(command).unwrap_or_else(|other| panic!("{other:?}"));
+                let _ = reply.send(Err(CommandError::Refused(
+                    "database \"shop\" is completed".into(),
+                )));
+            }
+        });
+    let (code, body) = call(
+        &state,
+        axum::http::Request::post("/api/mappings/prod/databases/shop/purge")
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert!(error_message(&body).contains("is completed"), "{body}");
+}

@@ -837,3 +837,66 @@ async fn a_verification_already_running_is_refused_with_its_reason() {
     drop(state);
     answers.await.unwrap();
 }
+
+#[tokio::test]
+async fn start_over_names_what_it_deletes_and_sends_a_checked_purge() {
+    let (state, answers) = harness(snapshot(Phase::CatchUp, now()), Some("let-me-in")).answering(
+        purge,
+        |(mapping, db, request)| {
+            format!("{mapping}/{db}: {:?} drop={}", request.tables, request.drop)
+        },
+    );
+    let (_, tab) = call(&state, get("/mappings/prod?tab=databases")).await;
+    assert!(
+        tab.contains("href=\"/mappings/prod/databases/shop/purge\""),
+        "{tab}"
+    );
+    let (code, page) = call(&state, get("/mappings/prod/databases/shop/purge")).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    let names = &snapshot(Phase::CatchUp, now()).mappings[0].databases[0].names;
+    for says in [
+        names.subscription.as_str(),
+        names.slot.as_str(),
+        "name=\"admin_token\"",
+        "name=\"drop\"",
+    ] {
+        assert!(page.contains(says), "{says} not in {page}");
+    }
+    let csrf = state.csrf.value().to_owned();
+    let uri = "/mappings/prod/databases/shop/purge";
+    for (form, code) in refused_forms(&csrf, "") {
+        let (got, _) = post(&state, uri, &form).await;
+        assert_eq!(got, code, "{form}");
+    }
+    let (code, body) = post(
+        &state,
+        uri,
+        &format!("csrf={csrf}&admin_token=let-me-in&tables=public.a%2C+b&drop="),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("drop=false"), "{body}");
+    let (code, body) = post(
+        &state,
+        uri,
+        &format!("csrf={csrf}&admin_token=let-me-in&tables=&drop=on"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("drop=true"), "{body}");
+    drop(state);
+    let sent = answers.await.unwrap();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].2.tables, ["public.a", "b"]);
+    // Only a ticked box (`drop=on`) drops: an empty field does not.
+    assert!(!sent[0].2.drop);
+    assert!(sent[1].2.drop);
+
+    // A completed database: no link, and the page refuses.
+    let h = harness(snapshot(Phase::Completed, now()), None);
+    let (_, tab) = call(&h.state, get("/mappings/prod?tab=databases")).await;
+    assert!(!tab.contains("/purge"), "{tab}");
+    let (code, page) = call(&h.state, get("/mappings/prod/databases/shop/purge")).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("never deletes it"), "{page}");
+}

@@ -15,7 +15,7 @@ use crate::pg::PgError;
 use crate::phase::{DestinationState, Phase};
 use crate::phases::preflight::{Claim, name_conflicts};
 use crate::phases::retention::WalWatch;
-use crate::phases::{DbConn, MappingContext, catchup, complete, cutover, drift, schema};
+use crate::phases::{DbConn, MappingContext, catchup, complete, cutover, drift, purge, schema};
 use crate::status::{MappingStatus, Snapshot, VerifyMode, VerifyOutcome, VerifyStatus};
 
 /// How long `complete` waits for the destination to catch up with what the source wrote.
@@ -196,6 +196,58 @@ pub(crate) async fn resync_databases(
         done.push(format!("mapping {}: no schema drift to resolve", ctx.name));
     }
     Ok(done)
+}
+
+/// Purges database `db` of mapping `name` (see [`purge`]) under the mapping's lease: the
+/// command line's way (a running instance does it in the database's task: `Command::Purge`).
+pub async fn purge(
+    settings: &Settings,
+    name: &str,
+    db: &str,
+    request: &purge::Request,
+) -> Result<Vec<String>, CommandError> {
+    let ctx = find(settings, name)?;
+    let _lease = take_lease(&ctx, "purge").await?;
+    let look = look_at_instances(&ctx).await?;
+    if !look.report.databases.iter().any(|d| d == db) {
+        return Err(CommandError::Refused(format!(
+            "mapping {name} does not migrate a database {db:?} (it migrates: {}); nothing was purged",
+            look.report.databases.join(", ")
+        )));
+    }
+    Ok(purge_database(&ctx, db, request).await?)
+}
+
+/// [`purge::run`] on fresh connections, for a caller that holds the mapping's lease and has
+/// stopped the database's task (or runs none).
+pub(crate) async fn purge_database(
+    ctx: &MappingContext,
+    db: &str,
+    request: &purge::Request,
+) -> Result<Vec<String>, purge::PurgeError> {
+    let Connections {
+        mut source,
+        mut destination,
+        mut destination_admin,
+    } = Connections::new(ctx, db);
+    let state = schema::destination_state(ctx, db, destination_admin.get().await?).await?;
+    // Refused before connecting to a database that may not exist.
+    purge::refuse_unless_ours(ctx, db, &state)?;
+    let sessions = purge::Sessions {
+        src: source.get().await?,
+        dst: destination.get().await?,
+        dst_admin: destination_admin.get().await?,
+    };
+    purge::run(ctx, db, request, &state, sessions).await
+}
+
+impl From<purge::PurgeError> for CommandError {
+    fn from(e: purge::PurgeError) -> Self {
+        match e {
+            purge::PurgeError::Refused(why) => CommandError::Refused(why),
+            purge::PurgeError::Pg(e) => CommandError::Pg(e),
+        }
+    }
 }
 
 /// One database's schema proof, or why it was not compared.

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::commands;
 use super::database::{self, Connections, Failed, Memory, Mode, Passed};
 use super::instance::{self, InstanceConnections, InstanceLook, Retried};
 use super::lease::{self, Acquired, Lease};
@@ -304,6 +305,18 @@ async fn run_database(
         _ = report.wait_for(Option::is_some) => {}
     }
     loop {
+        if let Some(asked) = ctx.purges.take(&db) {
+            // Forget everything first: dropping the memory stops a running copy job.
+            memory = Memory::default();
+            cadence = Cadence::new(poll);
+            last = None;
+            let answer = tokio::select! {
+                _ = lost.cancelled() => break,
+                answer = commands::purge_database(&ctx, &db, &asked.request) => answer,
+            };
+            conns.reset();
+            let _ = asked.reply.send(answer);
+        }
         let instance_blocked = report.borrow().as_ref().is_some_and(|r| r.blocked());
         let outcome = tokio::select! {
             _ = lost.cancelled() => break,
@@ -340,6 +353,10 @@ async fn run_database(
                 delays.next().unwrap_or(poll)
             }
         };
+        // A purge asked during the pass is taken at once.
+        if ctx.purges.pending(&db) {
+            continue;
+        }
         // A copy that ends gets its subscription at once, not at the next poll.
         let copy_ended = memory.copy_ended();
         let copy_ended = async {
@@ -352,6 +369,7 @@ async fn run_database(
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(delay) => {}
             _ = copy_ended => {}
+            _ = ctx.purges.wake.notified() => {}
         }
     }
 }

@@ -60,6 +60,14 @@ pub enum Command {
         request: crate::verify::Request,
         reply: Reply,
     },
+    /// Start one database of a mapping over (see [`crate::phases::purge`]): done by the
+    /// database's task, which stops its copy first; the reply says what was done or why not.
+    Purge {
+        mapping: String,
+        database: String,
+        request: crate::phases::purge::Request,
+        reply: Reply,
+    },
     /// Change a mapping's copy rate limit (MB/s, 0 = none) while it runs.
     SetRateLimit {
         mapping: String,
@@ -126,6 +134,23 @@ pub async fn request_verify(
     let mapping = mapping.to_owned();
     request(commands, |reply| Command::Verify {
         mapping,
+        request: what,
+        reply,
+    })
+    .await
+}
+
+/// Sends [`Command::Purge`] for database `database` of `mapping` and waits for the answer.
+pub async fn request_purge(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+    database: &str,
+    what: crate::phases::purge::Request,
+) -> Result<Vec<String>, commands::CommandError> {
+    let (mapping, database) = (mapping.to_owned(), database.to_owned());
+    request(commands, |reply| Command::Purge {
+        mapping,
+        database,
         request: what,
         reply,
     })
@@ -243,6 +268,23 @@ async fn run_commands(
             }
             Command::Resync { mapping, reply } => (resync(&acting, &status, &mapping).await, reply),
             Command::Retry { mapping, reply } => (retry(&acting, &mapping), reply),
+            Command::Purge {
+                mapping,
+                database,
+                request,
+                reply,
+            } => {
+                // The database's task answers; the command task does not wait for it.
+                match ask_purge(&acting, &status, &mapping, &database, request) {
+                    Ok(answer) => {
+                        tokio::spawn(async move {
+                            let _ = reply.send(answer.await);
+                        });
+                        continue;
+                    }
+                    Err(e) => (Err(e), reply),
+                }
+            }
             Command::Verify {
                 mapping,
                 request,
@@ -295,6 +337,54 @@ async fn complete(
             live.phase
         ))),
     }
+}
+
+/// How long a purge may wait for its database's task to take it (the task finishes the step it
+/// is in first; a schema step on a large database takes minutes).
+const PURGE_TAKEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// [`Command::Purge`]: hands the request to the database's task, for a mapping this instance
+/// acts for and a database it migrates; the returned future is the task's answer.
+fn ask_purge(
+    acting: &Acting,
+    status: &watch::Receiver<Arc<Snapshot>>,
+    mapping: &str,
+    database: &str,
+    request: crate::phases::purge::Request,
+) -> Result<impl std::future::Future<Output = CommandResult> + use<>, commands::CommandError> {
+    let ctx = acting
+        .get(mapping)
+        .ok_or_else(|| commands::CommandError::UnknownMapping(mapping.to_owned()))?;
+    if !holds(acting, mapping) {
+        return Err(held_elsewhere(status, mapping, "purge"));
+    }
+    let known: Vec<String> = status
+        .borrow()
+        .mapping(mapping)
+        .map(|m| m.databases.iter().map(|d| d.name.clone()).collect())
+        .unwrap_or_default();
+    if !known.iter().any(|d| d == database) {
+        return Err(commands::CommandError::Refused(format!(
+            "mapping {mapping} does not migrate a database {database:?} (it migrates: {}); nothing was purged",
+            known.join(", ")
+        )));
+    }
+    tracing::warn!(mapping = %mapping, database = %database, ?request, "purge requested");
+    let answer = ctx.purges.ask(database, request)?;
+    let (queue, database) = (ctx.purges.clone(), database.to_owned());
+    Ok(async move {
+        match tokio::time::timeout(PURGE_TAKEN_WITHIN, answer).await {
+            Ok(Ok(done)) => Ok(done?),
+            Ok(Err(_)) => Err(commands::CommandError::Stopped),
+            Err(_) => {
+                queue.withdraw(&database);
+                Err(commands::CommandError::Refused(format!(
+                    "the task of database {database:?} did not take the purge within {} minutes (a long step?); nothing was purged, try again",
+                    PURGE_TAKEN_WITHIN.as_secs() / 60
+                )))
+            }
+        }
+    })
 }
 
 /// [`Command::Resync`] of the databases the live snapshot lists.

@@ -20,8 +20,6 @@
 //! nothing does): a database never counts as completed while its slot still holds WAL on the
 //! source.
 
-use std::time::Duration;
-
 use crate::pg::{PgError, Session};
 
 use super::{MappingContext, q};
@@ -30,12 +28,7 @@ use crate::ddl::quote::{ident, literal};
 use crate::naming::ReplicationNames;
 use crate::sequences;
 
-/// How long to wait for the source's WAL sender to let go of the slot after the subscription is
-/// disabled.
-const SLOT_RELEASE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The comment the tool puts on a subscription it has begun to complete.
-pub const COMPLETING_MARKER: &str = "postgres-migrator: completing";
+pub use crate::naming::COMPLETING_MARKER;
 
 /// One step of completing a database, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,59 +137,15 @@ pub async fn run_steps(
     Ok(())
 }
 
-/// Drops the slot once the WAL sender has let go of it (waits up to [`SLOT_RELEASE_TIMEOUT`]).
+/// Drops the slot once the WAL sender has let go of it.
 async fn drop_slot(
     ctx: &MappingContext,
     db: &str,
     names: &ReplicationNames,
     src: &Session,
 ) -> Result<(), PgError> {
-    let deadline = tokio::time::Instant::now() + SLOT_RELEASE_TIMEOUT;
-    loop {
-        let active: Option<bool> = src
-            .query_opt(
-                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
-                &[&names.slot],
-            )
-            .await
-            .map_err(q(src.target(), "looking for the replication slot"))?
-            .map(|r| r.get(0));
-        match active {
-            None => return Ok(()),
-            Some(false) => match src
-                .execute("SELECT pg_drop_replication_slot($1)", &[&names.slot])
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(mapping = %ctx.name, database = db, slot = %names.slot, "replication slot dropped");
-                    return Ok(());
-                }
-                // 42704: dropped meanwhile by a concurrent run; 55006: taken again, wait.
-                Err(e) if e.code().is_some_and(|c| c.code() == "42704") => return Ok(()),
-                Err(e) if e.code().is_some_and(|c| c.code() == "55006") => {}
-                Err(e) => {
-                    return Err(PgError::query(
-                        src.target(),
-                        "dropping the replication slot",
-                        e,
-                    ));
-                }
-            },
-            Some(true) => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(PgError::Query {
-                target: src.target().to_owned(),
-                context: format!("dropping the replication slot {}", names.slot),
-                message: format!(
-                    "the slot is still in use a minute after the subscription was disabled; find \
-                     who reads it on the source (SELECT active_pid FROM pg_replication_slots WHERE \
-                     slot_name = '{}'); the tool tries again every tick",
-                    names.slot
-                ),
-                transient: true,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    if crate::source::drop_slot(src, &names.slot).await? {
+        tracing::info!(mapping = %ctx.name, database = db, slot = %names.slot, "replication slot dropped");
     }
+    Ok(())
 }

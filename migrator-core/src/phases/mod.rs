@@ -8,6 +8,7 @@ pub mod copy;
 pub mod cutover;
 pub mod drift;
 pub mod preflight;
+pub mod purge;
 pub mod replication;
 pub mod retention;
 pub mod roles;
@@ -58,6 +59,8 @@ pub struct MappingContext {
     pub holds_lease: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped when the operator asks to retry what the tool gave up on (a failing copy).
     pub retry_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Purges asked of the mapping's database tasks (`Command::Purge`).
+    pub purges: purge::Queue,
     /// How `verify` compares.
     pub verify: crate::verify::Settings,
     /// Whether mark complete verifies the data first.
@@ -157,6 +160,7 @@ impl MappingContext {
             limiter: Arc::new(RateLimiter::new(mapping.rate_limit_mb_per_s(defaults))),
             copy_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             retry_generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            purges: purge::Queue::default(),
             holds_lease: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             thresholds: Thresholds {
                 max_lag_bytes: defaults.lag_threshold_mb * 1024 * 1024,

@@ -39,6 +39,17 @@ pub fn age(at: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `text` as one segment of a URL path: every byte but letters, digits and `-._~`
+/// percent-encoded (a database name may hold `/`, `?`, `#`, spaces or any Unicode).
+pub fn path_segment(text: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, KEEP).to_string()
+}
+
 /// Whole percent, rounded down so that 100 % means done.
 pub fn percent(done: u64, total: u64) -> u64 {
     (done.min(total) * 100).checked_div(total).unwrap_or(100)

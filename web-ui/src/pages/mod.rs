@@ -6,6 +6,7 @@ pub mod config;
 mod format;
 pub mod grid;
 pub mod mapping;
+pub mod purge;
 pub mod rate_limit;
 pub mod resync;
 pub mod retry;

@@ -267,8 +267,8 @@ impl Harness {
 /// gives back a command of another kind.
 pub type Take<T> = fn(Command) -> Result<(T, Reply), Command>;
 
-/// A [`Take`] for every command: its kind (`complete`, `resync`, `retry`, `rate-limit` or
-/// `verify`).
+/// A [`Take`] for every command: its kind (`complete`, `resync`, `retry`, `rate-limit`,
+/// `verify` or `purge`).
 pub fn kind(command: Command) -> Result<(&'static str, Reply), Command> {
     Ok(match command {
         Command::Complete { reply, .. } => ("complete", reply),
@@ -276,6 +276,7 @@ pub fn kind(command: Command) -> Result<(&'static str, Reply), Command> {
         Command::Retry { reply, .. } => ("retry", reply),
         Command::SetRateLimit { reply, .. } => ("rate-limit", reply),
         Command::Verify { reply, .. } => ("verify", reply),
+        Command::Purge { reply, .. } => ("purge", reply),
     })
 }
 
@@ -287,6 +288,27 @@ pub fn verify(command: Command) -> Result<((String, VerifyRequest), Reply), Comm
             request,
             reply,
         } => Ok(((mapping, request), reply)),
+        other => Err(other),
+    }
+}
+
+/// A [`Take`] for [`Command::Purge`]: its mapping, database and request.
+pub fn purge(
+    command: Command,
+) -> Result<
+    (
+        (String, String, migrator_core::phases::purge::Request),
+        Reply,
+    ),
+    Command,
+> {
+    match command {
+        Command::Purge {
+            mapping,
+            database,
+            request,
+            reply,
+        } => Ok(((mapping, database, request), reply)),
         other => Err(other),
     }
 }
@@ -388,13 +410,21 @@ pub fn api_command(command: &str, token: Option<&str>) -> Request<Body> {
 }
 
 /// Every API command.
-pub const API_COMMANDS: [&str; 5] = ["complete", "resync", "retry", "rate-limit", "verify"];
+pub const API_COMMANDS: [&str; 6] = [
+    "complete",
+    "resync",
+    "retry",
+    "rate-limit",
+    "verify",
+    "databases/shop/purge",
+];
 
 /// A JSON body `command` accepts.
 pub fn json_body(command: &str) -> &'static str {
     match command {
         "rate-limit" => r#"{"mb_per_s": 5}"#,
         "verify" => r#"{"exact": false}"#,
+        "databases/shop/purge" => r#"{"drop": false}"#,
         _ => "{}",
     }
 }

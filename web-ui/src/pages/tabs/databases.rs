@@ -1,4 +1,5 @@
 use leptos::prelude::*;
+use migrator_core::phase::Phase;
 use migrator_core::status::MappingStatus;
 
 use super::super::format;
@@ -11,10 +12,19 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
     if mapping.databases.is_empty() {
         return super::empty("No database discovered yet: the instance checks run first.");
     }
+    let name = mapping.name.clone();
     let rows = mapping
         .databases
         .into_iter()
         .map(|d| {
+            // Purge is refused for a completed database: no link to it.
+            let purge = (!matches!(d.phase, Phase::Completed | Phase::Completing)).then(|| {
+                let href = format!(
+                    "/mappings/{name}/databases/{}/purge",
+                    format::path_segment(&d.name)
+                );
+                view! { <a class="button small" href=href>"Start over…"</a> }
+            });
             let ready = d.tables.iter().filter(|t| t.state == migrator_core::status::TableState::Ready).count();
             let (copied, total) = (d.bytes_copied(), d.bytes_total());
             let lag = d
@@ -45,12 +55,13 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
                     <td class="num">{d.deferred_missing}</td>
                     <td>{readiness}</td>
                     <td class="problem-text">{trouble}</td>
+                    <td>{purge}</td>
                 </tr>
             }
         })
         .collect_view();
     view! {
-        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "Sequences behind", "To build, refresh or analyze", "Cutover conditions", "Problem"]>{rows}</DataTable>
+        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "Sequences behind", "To build, refresh or analyze", "Cutover conditions", "Problem", ""]>{rows}</DataTable>
     }
     .into_any()
 }
