@@ -109,6 +109,12 @@ pub enum Command {
         /// The mapping's name, as in [mappings.NAME].
         mapping: String,
     },
+    /// Backups of a mapping's databases (pg_dump --format=directory into backup.dir): create,
+    /// list, restore, delete.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
     /// Start one database of a mapping over: drop its subscription (and its slot on the
     /// source), then empty its tables on the destination (or drop the database with --drop);
     /// the next `run` copies it again. Only for a database the tool created that is not
@@ -128,6 +134,61 @@ pub enum Command {
         #[arg(long, conflicts_with = "tables")]
         drop: bool,
     },
+}
+
+/// What `backup` does.
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Dump every database of a mapping's side (or one), and its roles, into a new backup;
+    /// prints its key. Ctrl-C kills pg_dump and removes the unfinished backup.
+    Create {
+        /// The mapping's name, as in [mappings.NAME].
+        mapping: String,
+        /// Which server.
+        #[arg(long, value_enum, default_value = "source")]
+        side: SideArg,
+        /// Only this database.
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// The backups in backup.dir, newest first; unfinished ones apart (never restorable).
+    List {
+        /// The list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup (every file's checksum checked first) into databases it creates.
+    Restore {
+        /// The backup's key, as `backup list` shows it.
+        key: String,
+        /// `source`, `destination` (of the backup's mapping) or a connection URL.
+        #[arg(long)]
+        to: String,
+        /// Only this database of the backup.
+        #[arg(long)]
+        database: Option<String>,
+        /// Its name on the target (with one database).
+        #[arg(long = "as", value_name = "NEWNAME")]
+        as_name: Option<String>,
+        /// Drop a database of that name first, ending its sessions (says how many).
+        #[arg(long)]
+        clean: bool,
+        /// Leave out ownership and privileges (for a server without the backup's roles).
+        #[arg(long)]
+        no_owner: bool,
+    },
+    /// Delete a backup and every file in it.
+    Delete {
+        /// The backup's key, as `backup list` shows it.
+        key: String,
+    },
+}
+
+/// A mapping's server.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SideArg {
+    Source,
+    Destination,
 }
 
 #[cfg(test)]

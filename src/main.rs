@@ -1,5 +1,6 @@
 //! postgres-migrator: parse arguments, load configuration, hand over to the library.
 
+mod backup;
 mod cli;
 mod commands;
 mod demo;
@@ -84,6 +85,7 @@ async fn dispatch(command: Command, settings: Settings, logs: LogBuffer) -> Exit
         Command::Instructions { mapping } => commands::instructions(settings, &mapping).await,
         Command::Complete { mapping, force } => commands::complete(settings, &mapping, force).await,
         Command::Resync { mapping } => commands::resync(settings, &mapping).await,
+        Command::Backup { action } => backup::run(settings, action, shutdown_signal()).await,
         Command::Purge {
             mapping,
             database,

@@ -50,6 +50,8 @@ fn help_explains_every_subcommand() {
         "resync",
         "complete",
         "verify",
+        "purge",
+        "backup",
     ] {
         assert!(
             help.lines().any(|l| l.trim_start().starts_with(sub)),
@@ -265,5 +267,39 @@ fn one_look_commands_end_their_sessions_cleanly() {
                 "{side} logged `{broken}`: a command left without ending its session:\n{log}"
             );
         }
+    }
+}
+
+#[test]
+fn backup_commands_without_a_store_or_with_an_unknown_key_exit_2_saying_what_to_do() {
+    let out = migrator(&["backup", "list"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("MIGRATOR__BACKUP__DIR"),
+        "{}",
+        text(&out.stderr)
+    );
+    let store = tempfile::tempdir().unwrap();
+    let dir = store.path().display().to_string();
+    let env = [("MIGRATOR__BACKUP__DIR", dir.as_str())];
+    let out = migrator(&["backup", "list"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no backups"));
+    for args in [
+        vec!["backup", "delete", "20991231T000000Z-prod-source"],
+        vec!["backup", "restore", "nosuch", "--to", "destination"],
+    ] {
+        let out = migrator(&args, &env);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("backup list"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! See docs/ARCHITECTURE.md for the code map and the invariants.
 
+pub mod backup;
 pub mod catalog;
 pub mod config;
 pub mod ddl;

@@ -149,6 +149,9 @@ pub struct ResolvedConnection {
     /// Role and password for the subscription's connection back to the source.
     pub replication_user: String,
     pub replication_password: Option<SecretString>,
+    /// libpq's environment variables for the TLS files configured (`PGSSLROOTCERT`,
+    /// `PGSSLCERT`, `PGSSLKEY`), for the client programs the tool runs (pg_dump, pg_restore).
+    pub client_ssl_files: Vec<(&'static str, String)>,
     /// `user@host:port/dbname` of `url` when `direct_url` carries the tool's sessions: the
     /// pooled address the applications use.
     pub pooled: Option<String>,
@@ -292,6 +295,20 @@ impl ConnectionSettings {
             &format!("{key}.replication_password"),
             &mut problems,
         );
+        let client_ssl_files = [
+            (
+                "PGSSLROOTCERT",
+                self.sslrootcert.as_ref().or(url_tls.sslrootcert.as_ref()),
+            ),
+            (
+                "PGSSLCERT",
+                self.sslcert.as_ref().or(url_tls.sslcert.as_ref()),
+            ),
+            ("PGSSLKEY", self.sslkey.as_ref().or(url_tls.sslkey.as_ref())),
+        ]
+        .into_iter()
+        .filter_map(|(name, path)| path.map(|p| (name, p.display().to_string())))
+        .collect();
         let tls = self.set_tls(&mut pg, url_tls, key, &mut problems);
         let sslmode = tls.as_ref().map_or(SslMode::Prefer, |t| t.mode);
         let subscription_ssl = self.subscription_ssl(sslmode, tls.as_ref());
@@ -309,6 +326,7 @@ impl ConnectionSettings {
             subscription_ssl,
             replication_user,
             replication_password,
+            client_ssl_files,
             pooled,
             notes,
         })

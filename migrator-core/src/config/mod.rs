@@ -55,6 +55,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Defaults that every mapping uses unless it overrides them.
     pub migration: MigrationSettings,
+    /// Backups: `backup create|list|restore|delete` and the mapping page's backups.
+    pub backup: BackupSettings,
     /// The migrations to run: one source instance onto one destination instance each, keyed by a
     /// name of lowercase letters, digits and single underscores.
     #[serde(default)]
@@ -272,6 +274,24 @@ pub struct MappingSettings {
     /// dashboard shows its client connections per database. Default: unset.
     #[serde(default)]
     pub pooler: Option<ConnectionSettings>,
+}
+
+/// Backups of a mapping's databases with `pg_dump --format=directory` (see docs/USER_GUIDE.md).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Where backups go, one directory each (in Kubernetes, a mounted volume). Default: unset
+    /// (backup commands refuse, saying to set it).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Parallel jobs of each `pg_dump` and `pg_restore`. Default `2`.
+    pub jobs: u32,
+    /// Directories searched first for `pg_dump`, `pg_dumpall` and `pg_restore`, before the
+    /// standard install locations and `PATH`; from the environment one comma-separated string.
+    /// Default: empty.
+    #[serde(default, deserialize_with = "load::string_or_list")]
+    #[schemars(with = "Vec<String>")]
+    pub pg_bin_dir: Vec<String>,
 }
 
 /// Which databases of a source instance to migrate. Lists may be written as TOML arrays or, as

@@ -434,7 +434,8 @@ pub(crate) async fn complete_mapping(
     Ok(done)
 }
 
-fn find(settings: &Settings, name: &str) -> Result<MappingContext, CommandError> {
+/// The resolved context of mapping `name`.
+pub fn find(settings: &Settings, name: &str) -> Result<MappingContext, CommandError> {
     let mapping = settings
         .mappings
         .get(name)
