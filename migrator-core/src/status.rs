@@ -53,6 +53,8 @@ pub struct MappingStatus {
     pub held_by: Option<LeaseHolder>,
     /// The last verification of its data started on this instance (running or finished).
     pub verify: Option<VerifyStatus>,
+    /// The last backup started on this instance (running or finished).
+    pub backup: Option<BackupRun>,
     /// The entries of the mapping's PgBouncer (`pooler`) as last read: alias, database, client
     /// connections, paused. Empty without a pooler.
     pub pooler: Vec<crate::catalog::pooler::PoolerDatabase>,
@@ -486,6 +488,31 @@ impl std::fmt::Display for VerifyMode {
             VerifyMode::Exact => "exact",
         })
     }
+}
+
+/// How far a dump or restore is: table `done` of `total` of `database`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupProgress {
+    pub database: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// A backup started from the dashboard or the API: running or finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupRun {
+    /// `source` or `destination`.
+    pub side: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub finished_at: Option<SystemTime>,
+    /// Its key, once written.
+    pub key: Option<String>,
+    /// Table N of M of a database.
+    pub progress: Option<BackupProgress>,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// One verification of a mapping's data: running or finished.

@@ -363,3 +363,78 @@ async fn the_destination_is_dumped_with_a_new_enough_pg_dump_or_not_at_all() {
     );
     assert_eq!(manifest.side, "destination");
 }
+
+/// From a running instance (what the Backups tab's buttons and the API send): the backup runs
+/// in the background, its progress and key reach the snapshot, and delete removes it; a key of
+/// another mapping is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_instance_backs_up_in_the_background_and_deletes() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    connect(&source, "postgres")
+        .await
+        .batch_execute("CREATE DATABASE shop")
+        .await
+        .unwrap();
+    connect(&source, "shop")
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)",
+        )
+        .await
+        .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let dir = store.path().display().to_string();
+    let settings = settings(
+        &[("p", &source, &destination)],
+        &[
+            ("MIGRATOR__MAPPINGS__P__DATABASES__INCLUDE", "shop"),
+            ("MIGRATOR__BACKUP__DIR", dir.as_str()),
+        ],
+    );
+    let shutdown = CancellationToken::new();
+    let handle = migrator_core::orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let started = migrator_core::orchestrator::request_backup(&handle.commands, "p", Side::Source)
+        .await
+        .unwrap();
+    assert!(started[0].contains("started"), "{started:?}");
+    let mut status = handle.status.clone();
+    let run = wait_until("the backup to finish", Duration::from_secs(60), || {
+        let snapshot = status.borrow_and_update().clone();
+        async move {
+            match snapshot.mapping("p").and_then(|m| m.backup.clone()) {
+                Some(run) if run.finished_at.is_some() => Ok(run),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(run.error, None);
+    let key = run.key.unwrap();
+    assert_eq!(
+        run.progress,
+        Some(Progress {
+            database: "shop".into(),
+            done: 1,
+            total: 1
+        })
+    );
+    assert!(
+        backup::list(&settings.backup).unwrap()[0]
+            .manifest
+            .is_some()
+    );
+    let refused = migrator_core::orchestrator::request_backup_delete(
+        &handle.commands,
+        "p",
+        "20261204T000000Z-other-source",
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("no backup"), "{refused}");
+    migrator_core::orchestrator::request_backup_delete(&handle.commands, "p", &key)
+        .await
+        .unwrap();
+    assert!(backup::list(&settings.backup).unwrap().is_empty());
+    shutdown.cancel();
+    handle.join.await.unwrap();
+}

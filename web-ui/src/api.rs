@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use migrator_core::orchestrator::{
-    request_complete, request_purge, request_rate_limit, request_resync, request_retry,
-    request_verify,
+    request_backup, request_backup_delete, request_complete, request_purge, request_rate_limit,
+    request_resync, request_retry, request_verify,
 };
 use migrator_core::phases::purge::Request as PurgeRequest;
 use migrator_core::status::VerifyMode;
@@ -215,5 +215,51 @@ pub async fn purge(
         drop: body.drop,
     };
     let done = request_purge(&state.commands, &name, &db, request).await?;
+    Ok(Json(serde_json::json!({ "done": done })))
+}
+
+/// Body of `POST /api/mappings/{name}/backups`; empty: the source.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    #[serde(default)]
+    side: Option<String>,
+}
+
+/// `POST /api/mappings/{name}/backups` with an optional `{"side": "source"|"destination"}`:
+/// starts a backup in the background. 202: it started; its progress is the mapping's `backup`
+/// in `GET /api/status`.
+pub async fn backup(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, AppError> {
+    state.authorize(bearer(&headers))?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Backup::default()
+    } else {
+        serde_json::from_slice::<Backup>(&body).map_err(|e| {
+            AppError::BadRequest(format!(
+                "the body is not a backup request ({e}): send nothing, or {{\"side\": \"source\"|\"destination\"}}"
+            ))
+        })?
+    };
+    let side = crate::pages::backups::side(body.side.as_deref().unwrap_or(""))?;
+    let done = request_backup(&state.commands, &name, side).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "done": done })),
+    ))
+}
+
+/// `POST /api/mappings/{name}/backups/{key}/delete`: deletes one of the mapping's backups.
+pub async fn backup_delete(
+    State(state): State<AppState>,
+    Path((name, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    state.authorize(bearer(&headers))?;
+    let done = request_backup_delete(&state.commands, &name, &key).await?;
     Ok(Json(serde_json::json!({ "done": done })))
 }

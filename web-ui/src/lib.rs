@@ -49,6 +49,8 @@ pub struct AppState {
     pub refresh: Duration,
     /// Per-client-IP limit on the API and command routes: burst, and time to earn one back.
     pub rate_limit: (u32, Duration),
+    /// Where backups are and which pg_dump makes them (the Backups tab lists them).
+    pub backup: migrator_core::config::BackupSettings,
     /// The effective configuration as TOML, every secret already `***`.
     pub config_toml: Arc<str>,
     /// Guards the command forms against cross-site requests.
@@ -83,6 +85,7 @@ impl AppState {
                 settings.server.rate_limit_burst,
                 settings.server.rate_limit_refill,
             ),
+            backup: settings.backup.clone(),
             config_toml: settings.to_redacted_toml().into(),
             csrf: CsrfToken::random(),
             history: LagHistory::default(),

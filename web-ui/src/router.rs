@@ -44,6 +44,11 @@ pub fn app(state: AppState) -> Router {
             "/api/mappings/{name}/databases/{db}/purge",
             post(api::purge),
         )
+        .route("/api/mappings/{name}/backups", post(api::backup))
+        .route(
+            "/api/mappings/{name}/backups/{key}/delete",
+            post(api::backup_delete),
+        )
         .route_layer(middleware::from_fn_with_state(
             listening,
             origin::api_command,
@@ -60,6 +65,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/mappings/{name}/databases/{db}/purge",
             post(pages::purge::submit),
+        )
+        .route("/mappings/{name}/backups", post(pages::backups::create))
+        .route(
+            "/mappings/{name}/backups/{key}/delete",
+            post(pages::backups::delete),
         )
         .route_layer(middleware::from_fn_with_state(
             listening,

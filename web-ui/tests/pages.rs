@@ -900,3 +900,124 @@ async fn start_over_names_what_it_deletes_and_sends_a_checked_purge() {
     assert_eq!(code, StatusCode::CONFLICT, "{page}");
     assert!(page.contains("never deletes it"), "{page}");
 }
+
+#[tokio::test]
+async fn the_backups_tab_lists_this_mappings_backups_with_progress_and_checked_forms() {
+    use migrator_core::backup::manifest::Manifest;
+    use migrator_core::status::{BackupProgress, BackupRun};
+    let store = tempfile::tempdir().unwrap();
+    let finished = "20261204T101010Z-prod-source";
+    std::fs::create_dir_all(store.path().join(finished).join("db0")).unwrap();
+    std::fs::write(store.path().join(finished).join("db0/toc.dat"), b"toc").unwrap();
+    Manifest {
+        key: finished.into(),
+        mapping: "prod".into(),
+        side: "source".into(),
+        server: "postgres@old:5432".into(),
+        server_version: "15.14".into(),
+        dump_tool: "pg_dump (PostgreSQL) 15.14".into(),
+        started_at: "2026-12-04T10:10:10Z".into(),
+        finished_at: "2026-12-04T10:12:00Z".into(),
+        databases: Vec::new(),
+        roles: None,
+        roles_note: None,
+        files: migrator_core::backup::manifest::sums(&store.path().join(finished)).unwrap(),
+    }
+    .write(&store.path().join(finished))
+    .unwrap();
+    std::fs::create_dir_all(store.path().join("20261204T111111Z-prod-destination")).unwrap();
+    std::fs::create_dir_all(store.path().join("20261204T121212Z-other-source")).unwrap();
+    let mut s = snapshot(Phase::CatchUp, now());
+    s.mappings[0].backup = Some(BackupRun {
+        side: "destination".into(),
+        started_at: SystemTime::now(),
+        finished_at: None,
+        key: None,
+        progress: Some(BackupProgress {
+            database: "shop".into(),
+            done: 2,
+            total: 7,
+        }),
+        error: None,
+    });
+    let mut h = harness(s, Some("let-me-in"));
+    h.state.backup.dir = Some(store.path().to_owned());
+    let (state, sent) = h.orchestrated(|mut commands| async move {
+        let mut seen = Vec::new();
+        while let Some(command) = commands.recv().await {
+            match command {
+                Command::Backup {
+                    mapping,
+                    side,
+                    reply,
+                } => {
+                    seen.push(format!("backup {mapping} {}", side.as_str()));
+                    let _ = reply.send(Ok(vec!["started".into()]));
+                }
+                Command::DeleteBackup {
+                    mapping,
+                    key,
+                    reply,
+                } => {
+                    seen.push(format!("delete {mapping} {key}"));
+                    let _ = reply.send(Ok(vec!["deleted".into()]));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen
+    });
+    let (code, tab) = call(&state, get("/mappings/prod?tab=backups")).await;
+    assert_eq!(code, StatusCode::OK);
+    for says in [
+        finished,
+        "2026-12-04T10:12:00Z",
+        "20261204T111111Z-prod-destination",
+        "unfinished: not restorable",
+        "shop: table 2 of 7",
+        "action=\"/mappings/prod/backups\"",
+        &format!("action=\"/mappings/prod/backups/{finished}/delete\""),
+    ] {
+        assert!(tab.contains(says), "{says} not in {tab}");
+    }
+    assert!(!tab.contains("-other-source"), "{tab}");
+    let csrf = state.csrf.value().to_owned();
+    for (form, code) in refused_forms(&csrf, "&side=source") {
+        let (got, _) = post(&state, "/mappings/prod/backups", &form).await;
+        assert_eq!(got, code, "{form}");
+    }
+    let (code, body) = post(
+        &state,
+        "/mappings/prod/backups",
+        &format!("csrf={csrf}&admin_token=let-me-in&side=destination"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, _) = post(
+        &state,
+        "/mappings/prod/backups",
+        &format!("csrf={csrf}&admin_token=let-me-in&side=elsewhere"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, body) = post(
+        &state,
+        &format!("/mappings/prod/backups/{finished}/delete"),
+        &format!("csrf={csrf}&admin_token=let-me-in"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    drop(state);
+    assert_eq!(
+        sent.await.unwrap(),
+        [
+            "backup prod destination".to_owned(),
+            format!("delete prod {finished}")
+        ]
+    );
+
+    // Without backup.dir, the tab says what to set.
+    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let (_, tab) = call(&h.state, get("/mappings/prod?tab=backups")).await;
+    assert!(tab.contains("MIGRATOR__BACKUP__DIR"), "{tab}");
+}

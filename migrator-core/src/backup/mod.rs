@@ -80,13 +80,7 @@ impl Side {
     }
 }
 
-/// How far a dump or restore is: table `done` of `total` of `database`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Progress {
-    pub database: String,
-    pub done: u64,
-    pub total: u64,
-}
+pub use crate::status::BackupProgress as Progress;
 
 /// A backup as `list` finds it.
 #[derive(Debug, Clone, Serialize)]

@@ -16,6 +16,7 @@
 //! retries and, in fast copy mode, the running copy job), which a restart forgets safely (the
 //! interrupted copy starts over).
 
+mod backups;
 pub mod commands;
 mod copy_retry;
 pub mod database;
@@ -66,6 +67,19 @@ pub enum Command {
         mapping: String,
         database: String,
         request: crate::phases::purge::Request,
+        reply: Reply,
+    },
+    /// Back up one side of a mapping in the background (one at a time per mapping); the reply
+    /// says it started, the snapshot's `backup` shows how it goes.
+    Backup {
+        mapping: String,
+        side: crate::backup::Side,
+        reply: Reply,
+    },
+    /// Delete one of a mapping's backups.
+    DeleteBackup {
+        mapping: String,
+        key: String,
         reply: Reply,
     },
     /// Change a mapping's copy rate limit (MB/s, 0 = none) while it runs.
@@ -157,6 +171,37 @@ pub async fn request_purge(
     .await
 }
 
+/// Sends [`Command::Backup`] for `side` of `mapping` and waits for the answer (started, or why
+/// not).
+pub async fn request_backup(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+    side: crate::backup::Side,
+) -> Result<Vec<String>, commands::CommandError> {
+    let mapping = mapping.to_owned();
+    request(commands, |reply| Command::Backup {
+        mapping,
+        side,
+        reply,
+    })
+    .await
+}
+
+/// Sends [`Command::DeleteBackup`] and waits for the answer.
+pub async fn request_backup_delete(
+    commands: &mpsc::Sender<Command>,
+    mapping: &str,
+    key: &str,
+) -> Result<Vec<String>, commands::CommandError> {
+    let (mapping, key) = (mapping.to_owned(), key.to_owned());
+    request(commands, |reply| Command::DeleteBackup {
+        mapping,
+        key,
+        reply,
+    })
+    .await
+}
+
 /// Sends [`Command::Complete`] for `mapping` and waits for the answer: what was done, or why not.
 pub async fn request_complete(
     commands: &mpsc::Sender<Command>,
@@ -223,6 +268,7 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
     let (commands, command_rx) = mpsc::channel(16);
     tasks.push(tokio::spawn(run_commands(
         acting,
+        settings.backup.clone(),
         status_rx.clone(),
         command_rx,
         updates_tx.clone(),
@@ -248,12 +294,14 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Handle,
 /// its task uses), `status` the live snapshot.
 async fn run_commands(
     acting: Acting,
+    backup_settings: crate::config::BackupSettings,
     status: watch::Receiver<Arc<Snapshot>>,
     mut commands: mpsc::Receiver<Command>,
     updates: mpsc::UnboundedSender<Update>,
     shutdown: CancellationToken,
 ) {
     let mut verifying: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+    let mut backing_up = backups::Running::new();
     loop {
         let command = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -268,6 +316,30 @@ async fn run_commands(
             }
             Command::Resync { mapping, reply } => (resync(&acting, &status, &mapping).await, reply),
             Command::Retry { mapping, reply } => (retry(&acting, &mapping), reply),
+            Command::Backup {
+                mapping,
+                side,
+                reply,
+            } => (
+                backups::start(
+                    &acting,
+                    &backup_settings,
+                    &mut backing_up,
+                    &updates,
+                    &shutdown,
+                    &mapping,
+                    side,
+                ),
+                reply,
+            ),
+            Command::DeleteBackup {
+                mapping,
+                key,
+                reply,
+            } => (
+                backups::delete(&backup_settings, &backing_up, &mapping, &key),
+                reply,
+            ),
             Command::Purge {
                 mapping,
                 database,
@@ -532,6 +604,7 @@ fn header(ctx: &MappingContext) -> MappingStatus {
         acting_here: false,
         held_by: None,
         verify: None,
+        backup: None,
         pooler: Vec::new(),
         instructions: String::new(),
     }
@@ -597,6 +670,10 @@ enum Update {
         database: String,
     },
     /// The mapping's verification, as it stands.
+    Backup {
+        name: String,
+        status: Box<crate::status::BackupRun>,
+    },
     Verify {
         name: String,
         status: Box<crate::status::VerifyStatus>,
@@ -695,6 +772,11 @@ fn apply(
                 header.acting_here = held_here;
                 header.held_by = holder;
                 header.last_tick = Some(SystemTime::now());
+            }
+        }
+        Update::Backup { name, status } => {
+            if let Some((header, _)) = mappings.get_mut(&name) {
+                header.backup = Some(*status);
             }
         }
         Update::Verify { name, status } => {

@@ -1,6 +1,7 @@
 //! Server-rendered pages: one leptos component per page and tab, inside one shell.
 
 pub mod assets;
+pub mod backups;
 pub mod complete;
 pub mod config;
 mod format;

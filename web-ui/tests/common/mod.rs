@@ -125,6 +125,7 @@ pub fn snapshot(phase: Phase, at: Option<SystemTime>) -> Snapshot {
             acting_here: true,
             held_by: None,
             verify: None,
+            backup: None,
             pooler: Vec::new(),
             wal: Some(migrator_core::status::WalForecast {
                 generated_mb_per_min: Some(120.0),
@@ -277,6 +278,8 @@ pub fn kind(command: Command) -> Result<(&'static str, Reply), Command> {
         Command::SetRateLimit { reply, .. } => ("rate-limit", reply),
         Command::Verify { reply, .. } => ("verify", reply),
         Command::Purge { reply, .. } => ("purge", reply),
+        Command::Backup { reply, .. } => ("backup", reply),
+        Command::DeleteBackup { reply, .. } => ("backup-delete", reply),
     })
 }
 
@@ -410,13 +413,15 @@ pub fn api_command(command: &str, token: Option<&str>) -> Request<Body> {
 }
 
 /// Every API command.
-pub const API_COMMANDS: [&str; 6] = [
+pub const API_COMMANDS: [&str; 8] = [
     "complete",
     "resync",
     "retry",
     "rate-limit",
     "verify",
     "databases/shop/purge",
+    "backups",
+    "backups/20261204T000000Z-prod-source/delete",
 ];
 
 /// A JSON body `command` accepts.
@@ -425,6 +430,7 @@ pub fn json_body(command: &str) -> &'static str {
         "rate-limit" => r#"{"mb_per_s": 5}"#,
         "verify" => r#"{"exact": false}"#,
         "databases/shop/purge" => r#"{"drop": false}"#,
+        "backups" => r#"{"side": "source"}"#,
         _ => "{}",
     }
 }
@@ -433,7 +439,7 @@ pub fn json_body(command: &str) -> &'static str {
 /// in the background, 200 for the others, which are done.
 pub fn accepted(command: &str) -> StatusCode {
     match command {
-        "verify" => StatusCode::ACCEPTED,
+        "verify" | "backups" => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
     }
 }

@@ -1,5 +1,6 @@
 //! The tabs of the mapping page, one component each.
 
+mod backups;
 mod databases;
 mod instructions;
 mod logs;
@@ -27,11 +28,12 @@ pub enum Tab {
     Metrics,
     Logs,
     Verify,
+    Backups,
     Instructions,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 10] = [
+    pub const ALL: [Tab; 11] = [
         Tab::Databases,
         Tab::Tables,
         Tab::Partitions,
@@ -41,6 +43,7 @@ impl Tab {
         Tab::Metrics,
         Tab::Logs,
         Tab::Verify,
+        Tab::Backups,
         Tab::Instructions,
     ];
 
@@ -55,6 +58,7 @@ impl Tab {
             Tab::Metrics => "metrics",
             Tab::Logs => "logs",
             Tab::Verify => "verify",
+            Tab::Backups => "backups",
             Tab::Instructions => "instructions",
         }
     }
@@ -70,6 +74,7 @@ impl Tab {
             Tab::Metrics => "Metrics",
             Tab::Logs => "Logs",
             Tab::Verify => "Verify",
+            Tab::Backups => "Backups",
             Tab::Instructions => "Instructions",
         }
     }
@@ -97,6 +102,10 @@ impl Tab {
                 view! { <logs::Logs entries/> }.into_any()
             }
             Tab::Verify => view! { <verify::Verify mapping=m/> }.into_any(),
+            Tab::Backups => {
+                let state = state.clone();
+                view! { <backups::Backups mapping=m state/> }.into_any()
+            }
             Tab::Instructions => view! { <instructions::Instructions mapping=m/> }.into_any(),
         }
     }
