@@ -303,3 +303,91 @@ fn backup_commands_without_a_store_or_with_an_unknown_key_exit_2_saying_what_to_
         );
     }
 }
+
+/// The tool killed (SIGKILL: nothing of it runs afterwards) in the middle of `backup create`:
+/// the backup has no manifest, `backup list` shows it as unfinished and `backup restore`
+/// refuses it (exit 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_killed_midway_is_listed_unfinished_and_never_restored() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    execute(&source, "postgres", "CREATE DATABASE big").await;
+    execute(
+        &source,
+        "big",
+        "CREATE TABLE t (id int PRIMARY KEY, pad text); \
+         INSERT INTO t SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g",
+    )
+    .await;
+    let store = tempfile::tempdir().unwrap();
+    let mut env = prod_env(&source, &destination);
+    env.push((
+        "MIGRATOR__BACKUP__DIR".into(),
+        store.path().display().to_string(),
+    ));
+    env.push((
+        "MIGRATOR__MAPPINGS__PROD__DATABASES__INCLUDE".into(),
+        "big".into(),
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postgres-migrator"));
+    child
+        .args(["backup", "create", "prod"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MIGRATOR_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = child.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let key = loop {
+        let started = std::fs::read_dir(store.path())
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().join("db0").exists());
+        if let Some(entry) = started {
+            break entry.file_name().to_string_lossy().into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!store.path().join(&key).join("manifest.json").exists());
+    let out = migrator(&["backup", "list"], &borrowed(&env));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&key))
+        .unwrap_or_default();
+    assert!(line.contains("unfinished"), "{listed}");
+    let out = migrator(
+        &[
+            "backup",
+            "restore",
+            &key,
+            "--to",
+            "destination",
+            "--as",
+            "big_back",
+        ],
+        &borrowed(&env),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unfinished"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        query_i64(
+            &destination,
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'big_back'"
+        )
+        .await,
+        0
+    );
+}
