@@ -8,8 +8,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
@@ -73,22 +72,11 @@ async fn a_backup_under_writes_restores_to_its_snapshot_and_the_store_stays_hone
     let ctx = commands::find(&settings, "p").unwrap();
 
     // An application inserts the whole time.
-    let stop = CancellationToken::new();
-    let inserted = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let client = connect(&source, "shop").await;
-        let (stop, inserted) = (stop.clone(), inserted.clone());
-        tokio::spawn(async move {
-            while !stop.is_cancelled() {
-                client
-                    .batch_execute("INSERT INTO orders (item) VALUES ('during the backup')")
-                    .await
-                    .unwrap();
-                inserted.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let writer = Writer::start(
+        connect(&source, "shop").await,
+        "INSERT INTO orders (item) VALUES ('during the backup')",
+        Duration::from_millis(5),
+    );
 
     // 1. The backup, with its progress.
     let seen: Mutex<Vec<Progress>> = Mutex::new(Vec::new());
@@ -103,7 +91,7 @@ async fn a_backup_under_writes_restores_to_its_snapshot_and_the_store_stays_hone
     )
     .await
     .unwrap();
-    let during = inserted.load(Ordering::Relaxed);
+    let during = writer.count();
     assert!(during > 0, "the writer did not run during the backup");
     assert_eq!(manifest.databases.len(), 1);
     assert_eq!(manifest.databases[0].name, "shop");
@@ -149,8 +137,7 @@ async fn a_backup_under_writes_restores_to_its_snapshot_and_the_store_stays_hone
         done.join("\n").contains("into database \"shop_restored\""),
         "{done:?}"
     );
-    stop.cancel();
-    writer.await.unwrap();
+    writer.stop().await;
     let restored = connect(&destination, "shop_restored").await;
     let original = connect(&source, "shop").await;
     let max_id: i64 = restored

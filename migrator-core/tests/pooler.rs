@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -104,28 +102,17 @@ async fn a_source_behind_pgbouncer_is_refused_then_migrates_through_direct_url()
     ));
 
     // An application writes through the pooler the whole time.
-    let stop = CancellationToken::new();
-    let inserted = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (client, connection) = pooler
-            .pg_config("shop")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let (stop, inserted) = (stop.clone(), inserted.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            while !stop.is_cancelled() {
-                tick.tick().await;
-                client
-                    .simple_query("INSERT INTO orders (item) VALUES ('through the pooler')")
-                    .await
-                    .unwrap();
-                inserted.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+    let (client, connection) = pooler
+        .pg_config("shop")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let writer = Writer::start(
+        client,
+        "INSERT INTO orders (item) VALUES ('through the pooler')",
+        Duration::from_millis(20),
+    );
 
     let shutdown = CancellationToken::new();
     let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
@@ -181,10 +168,10 @@ async fn a_source_behind_pgbouncer_is_refused_then_migrates_through_direct_url()
     let (admin, connection) = console.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     admin.simple_query("PAUSE \"shop\"").await.unwrap();
-    let held_at = inserted.load(Ordering::Relaxed);
+    let held_at = writer.count();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        inserted.load(Ordering::Relaxed),
+        writer.count(),
         held_at,
         "an insert got through a paused pooler"
     );
@@ -194,9 +181,8 @@ async fn a_source_behind_pgbouncer_is_refused_then_migrates_through_direct_url()
     commands::complete(&settings, "pool", false).await.unwrap();
     let rows = assert_same_contents(&source, &destination, "shop").await;
     assert_eq!(rows as u64, 5000 + held_at);
-    stop.cancel();
     admin.simple_query("RESUME \"shop\"").await.unwrap();
-    writer.await.unwrap();
+    writer.stop().await;
 }
 
 /// A pooler set to ignore `options` (a common setting) lets the tool's ordinary sessions through

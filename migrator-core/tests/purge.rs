@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -91,23 +89,11 @@ async fn a_purged_database_is_copied_again_and_every_refusal_says_why() {
     );
 
     // A writer that never stops (bigserial inserts).
-    let stop = CancellationToken::new();
-    let inserted = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let client = connect(&source, "shop").await;
-        let (stop, inserted) = (stop.clone(), inserted.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            while !stop.is_cancelled() {
-                tick.tick().await;
-                client
-                    .batch_execute("INSERT INTO orders (item) VALUES ('load')")
-                    .await
-                    .unwrap();
-                inserted.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+    let writer = Writer::start(
+        connect(&source, "shop").await,
+        "INSERT INTO orders (item) VALUES ('load')",
+        Duration::from_millis(20),
+    );
 
     // 1. From the running instance, in the middle of catch-up.
     let (handle, shutdown) = run(&settings).await;
@@ -179,11 +165,10 @@ async fn a_purged_database_is_copied_again_and_every_refusal_says_why() {
     handle.join.await.unwrap();
 
     // Nothing was lost: writes stop, the lag drains, both sides hold the same rows.
-    stop.cancel();
-    writer.await.unwrap();
+    let inserted = writer.stop().await;
     wait_until_replicated(&source, Duration::from_secs(60)).await;
     let rows = assert_same_contents(&source, &destination, "shop").await;
-    assert_eq!(rows as u64, 40_000 + inserted.load(Ordering::Relaxed));
+    assert_eq!(rows as u64, 40_000 + inserted);
     // The database that was not ours is untouched.
     let precious: i64 = connect(&destination, "theirs")
         .await

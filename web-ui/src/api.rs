@@ -201,15 +201,11 @@ pub async fn purge(
     body: Bytes,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(bearer(&headers))?;
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        Purge::default()
-    } else {
-        serde_json::from_slice::<Purge>(&body).map_err(|e| {
-            AppError::BadRequest(format!(
-                "the body is not a purge request ({e}): send nothing, or {{\"tables\": [\"SCHEMA.TABLE\", ...], \"drop\": true|false}}"
-            ))
-        })?
-    };
+    let body: Purge = optional_body(
+        &body,
+        "purge",
+        r#"{"tables": ["SCHEMA.TABLE", ...], "drop": true|false}"#,
+    )?;
     let request = PurgeRequest {
         tables: body.tables,
         drop: body.drop,
@@ -236,15 +232,7 @@ pub async fn backup(
     body: Bytes,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(bearer(&headers))?;
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        Backup::default()
-    } else {
-        serde_json::from_slice::<Backup>(&body).map_err(|e| {
-            AppError::BadRequest(format!(
-                "the body is not a backup request ({e}): send nothing, or {{\"side\": \"source\"|\"destination\"}}"
-            ))
-        })?
-    };
+    let body: Backup = optional_body(&body, "backup", r#"{"side": "source"|"destination"}"#)?;
     let side = crate::pages::backups::side(body.side.as_deref().unwrap_or(""))?;
     let done = request_backup(&state.commands, &name, side).await?;
     Ok((
@@ -262,4 +250,21 @@ pub async fn backup_delete(
     state.authorize(bearer(&headers))?;
     let done = request_backup_delete(&state.commands, &name, &key).await?;
     Ok(Json(serde_json::json!({ "done": done })))
+}
+
+/// A command's body: empty (every default) or its JSON object; anything else is a 400 that
+/// says what to send.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    command: &str,
+    example: &str,
+) -> Result<T, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice::<T>(body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "the body is not a {command} request ({e}): send nothing, or {example}"
+        ))
+    })
 }

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::MappingContext;
 use crate::catalog::model::QualifiedName;
+use crate::catalog::subscription;
 use crate::ddl::quote::{ident, qualified};
 use crate::naming::{COMPLETING_MARKER, ReplicationNames};
 use crate::pg::{PgError, Session, q};
@@ -215,26 +216,16 @@ async fn refuse_if_completed(
     names: &ReplicationNames,
     dst: &Session,
 ) -> Result<(), PurgeError> {
-    let row = dst
-        .query_opt(
-            "SELECT s.subenabled, s.subslotname IS NULL, \
-                    coalesce(obj_description(s.oid, 'pg_subscription'), '') \
-             FROM pg_subscription s \
-             WHERE s.subname = $1 \
-               AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[&names.subscription],
-        )
-        .await
-        .map_err(q(dst.target(), "looking at the subscription"))?;
-    let Some(row) = row else { return Ok(()) };
-    let (enabled, no_slot, comment): (bool, bool, String) = (row.get(0), row.get(1), row.get(2));
-    if !enabled && no_slot {
+    let Some(sub) = subscription::read(dst, &names.subscription).await? else {
+        return Ok(());
+    };
+    if !sub.enabled && !sub.has_slot {
         return Err(PurgeError::Refused(format!(
             "database {db:?} is completed (its subscription {} is detached): the cutover happened and that is production data now; purge never empties it. To migrate it again, drop or rename it on the destination yourself",
             names.subscription
         )));
     }
-    if comment == COMPLETING_MARKER {
+    if sub.comment.as_deref() == Some(COMPLETING_MARKER) {
         return Err(PurgeError::Refused(format!(
             "database {db:?} is being completed (mark complete has begun): the cutover is under way, and its data is the application's now; purge refuses it"
         )));
@@ -348,16 +339,10 @@ async fn drop_subscription(
     src: &Session,
     dst: &Session,
 ) -> Result<bool, PgError> {
-    let exists: bool = dst
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1 \
-               AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-            &[&names.subscription],
-        )
-        .await
-        .map_err(q(dst.target(), "looking for the subscription"))?
-        .get(0);
-    if !exists {
+    if subscription::read(dst, &names.subscription)
+        .await?
+        .is_none()
+    {
         return Ok(false);
     }
     let sub = ident(&names.subscription);

@@ -306,3 +306,46 @@ impl<'a> DumpDiff<'a> {
         )
     }
 }
+
+/// An application that runs `sql` (an insert) on its own connection every `every` until
+/// stopped, counting the statements that returned.
+pub struct Writer {
+    stop: tokio_util::sync::CancellationToken,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub fn start(client: Client, sql: &'static str, every: Duration) -> Writer {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = tokio::spawn({
+            let (stop, done) = (stop.clone(), done.clone());
+            async move {
+                let mut tick = tokio::time::interval(every);
+                while !stop.is_cancelled() {
+                    tick.tick().await;
+                    client
+                        .batch_execute(sql)
+                        .await
+                        .unwrap_or_else(|e| panic!("the writer's {sql}: {e}"));
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        Writer { stop, done, task }
+    }
+
+    /// Statements that returned so far.
+    pub fn count(&self) -> u64 {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops after the statement in flight; returns how many returned.
+    pub async fn stop(self) -> u64 {
+        self.stop.cancel();
+        let done = self.done.clone();
+        self.task.await.unwrap();
+        done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
