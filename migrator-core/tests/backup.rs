@@ -124,7 +124,7 @@ async fn a_backup_under_writes_restores_to_its_snapshot_and_the_store_stays_hone
             key: &manifest.key,
             to: Target::Side(Side::Destination),
             database: Some("shop"),
-            as_name: Some("shop_restored"),
+            as_name: Some("shop=restored 'x'"),
             clean: false,
             no_owner: false,
         },
@@ -134,11 +134,12 @@ async fn a_backup_under_writes_restores_to_its_snapshot_and_the_store_stays_hone
     .await
     .unwrap();
     assert!(
-        done.join("\n").contains("into database \"shop_restored\""),
+        done.join("\n")
+            .contains("into database \"shop=restored 'x'\""),
         "{done:?}"
     );
     writer.stop().await;
-    let restored = connect(&destination, "shop_restored").await;
+    let restored = connect(&destination, "shop=restored 'x'").await;
     let original = connect(&source, "shop").await;
     let max_id: i64 = restored
         .query_one("SELECT max(id) FROM orders", &[])
@@ -173,7 +174,7 @@ async fn a_backup_under_writes_restores_to_its_snapshot_and_the_store_stays_hone
         key: &manifest.key,
         to: Target::Side(Side::Destination),
         database: Some("shop"),
-        as_name: Some("shop_restored"),
+        as_name: Some("shop=restored 'x'"),
         clean: false,
         no_owner: false,
     };

@@ -359,8 +359,9 @@ pub async fn restore(
         }
         command.arg(path.join(&db.dir));
         libpq_env(&mut command, conn, name);
-        // pg_restore takes the database from --dbname (PGDATABASE alone is not enough).
-        command.arg(format!("--dbname={name}"));
+        // pg_restore takes the database from --dbname (PGDATABASE alone is not enough), which
+        // libpq reads as a connection string when it holds `=`: give it one, the name quoted.
+        command.arg(format!("--dbname={}", conninfo_dbname(name)));
         run(
             command,
             &format!("pg_restore of {:?} into {name:?}", db.name),
@@ -527,6 +528,15 @@ async fn data_tables(session: &Session) -> Result<u64, PgError> {
     Ok(count.max(0) as u64)
 }
 
+/// `dbname='...'`: a libpq connection string naming database `name` (quotes and backslashes
+/// escaped), so that no name is read as a connection string of its own.
+fn conninfo_dbname(name: &str) -> String {
+    format!(
+        "dbname='{}'",
+        name.replace('\\', "\\\\").replace('\'', "\\'")
+    )
+}
+
 /// `user@host:port`, never a password.
 fn server_of(conn: &ResolvedConnection) -> String {
     let target = conn.describe();
@@ -632,7 +642,7 @@ async fn run(
                 done += 1;
                 progress(&Progress {
                     database: counter.database.clone(),
-                    done: done.min(counter.total.max(done)),
+                    done,
                     total: counter.total.max(done),
                 });
             }
@@ -679,4 +689,15 @@ async fn run(
         status: status.to_string(),
         stderr: shown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conninfo_dbname;
+
+    #[test]
+    fn a_database_name_reaches_pg_restore_as_one_quoted_dbname() {
+        assert_eq!(conninfo_dbname("shop"), "dbname='shop'");
+        assert_eq!(conninfo_dbname(r"a=b 'c'\d"), r"dbname='a=b \'c\'\\d'");
+    }
 }
