@@ -21,7 +21,6 @@ mod common;
 mod report;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
@@ -30,7 +29,7 @@ use migrator_core::ddl::quote::ident;
 use migrator_core::orchestrator::{self, commands};
 use migrator_core::phase::Phase;
 use migrator_core::status::TableState;
-use migrator_core::testkit::{Cluster, PgBinaries, SOURCE_MAJOR};
+use migrator_core::testkit::Cluster;
 use tokio_util::sync::CancellationToken;
 
 use common::*;
@@ -45,40 +44,6 @@ async fn texts(cluster: &Cluster, sql: &str) -> Vec<String> {
         .iter()
         .map(|r| r.get(0))
         .collect()
-}
-
-/// Drops the destination database (and the subscription a native run left there).
-async fn reset_destination(destination: &Cluster) {
-    let admin = connect(destination, "postgres").await;
-    let exists: bool = admin
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
-            &[&DB],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    if exists {
-        let db = connect(destination, DB).await;
-        for row in db
-            .query("SELECT subname FROM pg_subscription", &[])
-            .await
-            .unwrap()
-        {
-            let name: String = row.get(0);
-            db.batch_execute(&format!(
-                "ALTER SUBSCRIPTION {name} DISABLE; ALTER SUBSCRIPTION {name} SET (slot_name = NONE); DROP SUBSCRIPTION {name}",
-                name = ident(&name)
-            ))
-            .await
-            .unwrap();
-        }
-        drop(db);
-        admin
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", ident(DB)))
-            .await
-            .unwrap();
-    }
 }
 
 /// The raw pipe: pre-data schema (pg_restore of a schema-only dump), every table streamed in
@@ -244,13 +209,6 @@ async fn run_tool(settings: &Settings) -> Duration {
     copied - first
 }
 
-/// The `p`-quantile (0..=1) of `values`.
-fn quantile(values: &[f64], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// Fast mode with `rate_limit_mb_per_s = limit`: the measured copy rate, sampled every 250 ms
 /// while the copy runs (after the limiter's 3 s window has filled).
 async fn limiter(source: &Cluster, destination: &Cluster, limit: u64) -> String {
@@ -321,35 +279,7 @@ async fn lag_and_memory(source: &Cluster, destination: &Cluster, seconds: u64) -
         peak = peak.max(rss());
     }
     let copy_peak = peak;
-    let pgbench = {
-        let source_port = source.port();
-        let password = source.password().to_owned();
-        tokio::task::spawn_blocking(move || {
-            let bin = PgBinaries::find(SOURCE_MAJOR)
-                .unwrap()
-                .bin_dir
-                .join("pgbench");
-            let out = Command::new(bin)
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &source_port.to_string(),
-                    "-U",
-                    "postgres",
-                ])
-                .args(["-n", "-c", "4", "-j", "2", "-T", &seconds.to_string(), DB])
-                .env("PGPASSWORD", password)
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.lines()
-                .find(|l| l.starts_with("tps"))
-                .and_then(|l| l.split_whitespace().nth(2))
-                .and_then(|t| t.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        })
-    };
+    let pgbench = pgbench(source, 4, seconds);
     let (mut lag_seconds, mut lag_mb) = (Vec::new(), Vec::new());
     while !pgbench.is_finished() {
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -115,6 +115,8 @@ pub enum Code {
     ApplyFailing,
     /// The subscription's apply worker is not running.
     ApplyWorkerAbsent,
+    /// The lag has grown for minutes: the source writes WAL faster than the destination applies.
+    ApplyBehind,
     /// The source's schema changed after it was copied.
     SchemaDrift,
     /// A schema object could not be created on the destination; the rest of the schema is there
@@ -189,6 +191,7 @@ impl Code {
             Code::CopyFailed => "copy_failed",
             Code::ApplyFailing => "apply_failing",
             Code::ApplyWorkerAbsent => "apply_worker_absent",
+            Code::ApplyBehind => "apply_behind",
             Code::SchemaDrift => "schema_drift",
             Code::SchemaObjectFailed => "schema_object_failed",
             Code::SchemaObjectsExcluded => "schema_objects_excluded",

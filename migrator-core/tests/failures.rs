@@ -478,3 +478,67 @@ async fn a_slot_of_a_database_no_longer_migrated_blocks_until_dropped() {
     shutdown.cancel();
     handle.join.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apply_that_falls_behind_a_writing_source_is_reported_with_its_rates() {
+    let (source, destination) = Cluster::start_pair().unwrap();
+    create_app(&source).await;
+    // A short window, so the test does not wait the default three minutes.
+    let settings = settings(
+        &[("m", &source, &destination)],
+        &[
+            ("MIGRATOR__MAPPINGS__M__DATABASES__INCLUDE", "app"),
+            ("MIGRATOR__MIGRATION__APPLY_BEHIND_AFTER", "8s"),
+        ],
+    );
+    let shutdown = CancellationToken::new();
+    let handle = orchestrator::start(&settings, shutdown.clone()).unwrap();
+    let ready = Duration::from_secs(90);
+    wait_db(&handle, "m", "app", "cutover ready", ready, |d| {
+        d.phase == Phase::CutoverReady
+    })
+    .await;
+
+    // A session on the destination holds the table: the apply worker waits on its lock while
+    // the source writes about 4 MB of WAL a second.
+    let holder = connect(&destination, "app").await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let writer = Writer::start(
+        connect(&source, "app").await,
+        "INSERT INTO items (name) SELECT repeat(md5(g::text), 30) FROM generate_series(1, 200) g",
+        Duration::from_millis(50),
+    );
+    let behind = wait_db(
+        &handle,
+        "m",
+        "app",
+        "apply_behind",
+        Duration::from_secs(60),
+        |d| finding(d, "apply_behind").is_some(),
+    )
+    .await;
+    let f = finding(&behind, "apply_behind").unwrap();
+    assert!(!f.is_blocking(), "a warning: nothing is lost");
+    assert!(
+        f.message.contains("applied 0.00 MB/s") && f.fix.contains("pg_stat_activity"),
+        "{f:?}"
+    );
+    assert_ne!(behind.phase, Phase::CutoverReady);
+
+    // The lock goes, the writes stop: the lag drains and the warning clears by itself.
+    let written = writer.stop().await;
+    assert!(written > 100, "{written} inserts");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let caught_up = wait_db(&handle, "m", "app", "caught up again", ready, |d| {
+        d.phase == Phase::CutoverReady
+    })
+    .await;
+    assert!(caught_up.findings.is_empty(), "{:?}", caught_up.findings);
+    shutdown.cancel();
+    handle.join.await.unwrap();
+    wait_until_replicated(&source, Duration::from_secs(30)).await;
+    assert_same_contents(&source, &destination, "app").await;
+}

@@ -195,3 +195,69 @@ pub fn cpu_seconds() -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// Drops the destination database (and the subscription a native run left there).
+pub async fn reset_destination(destination: &Cluster) {
+    let admin = connect(destination, "postgres").await;
+    let exists: bool = admin
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&DB],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    if exists {
+        let db = connect(destination, DB).await;
+        for row in db
+            .query("SELECT subname FROM pg_subscription", &[])
+            .await
+            .unwrap()
+        {
+            let name: String = row.get(0);
+            db.batch_execute(&format!(
+                "ALTER SUBSCRIPTION {name} DISABLE; ALTER SUBSCRIPTION {name} SET (slot_name = NONE); DROP SUBSCRIPTION {name}",
+                name = ident(&name)
+            ))
+            .await
+            .unwrap();
+        }
+        drop(db);
+        admin
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", ident(DB)))
+            .await
+            .unwrap();
+    }
+}
+
+/// The `p`-quantile (0..=1) of `values`.
+pub fn quantile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `pgbench -n -c clients -j 2 -T seconds` (its TPC-B-like script, unthrottled) on the bench
+/// database of `cluster`, in a blocking task: resolves to the TPS it reports.
+pub fn pgbench(cluster: &Cluster, clients: u32, seconds: u64) -> tokio::task::JoinHandle<f64> {
+    let (port, password) = (cluster.port(), cluster.password().to_owned());
+    tokio::task::spawn_blocking(move || {
+        let bin = PgBinaries::find(SOURCE_MAJOR)
+            .unwrap()
+            .bin_dir
+            .join("pgbench");
+        let out = Command::new(bin)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .args(["-n", "-c", &clients.to_string(), "-j", "2"])
+            .args(["-T", &seconds.to_string(), DB])
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.starts_with("tps"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    })
+}

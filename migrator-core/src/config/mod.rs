@@ -163,6 +163,17 @@ pub struct MigrationSettings {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub slot_create_timeout: Duration,
+    /// The subscription's `binary` option: rows travel in the types' binary format instead
+    /// of text. Default `false` (see docs/ARCHITECTURE.md for the measurements).
+    pub subscription_binary: bool,
+    /// The subscription's `streaming` option: how transactions still in progress on the source
+    /// reach the destination. Default `parallel`.
+    pub subscription_streaming: Streaming,
+    /// The `apply_behind` warning stands once the lag has grown over this whole window (and
+    /// each half of it): the source writes WAL faster than the destination applies. Default `3m`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub apply_behind_after: Duration,
     /// What to do with a role that already exists on the destination. Default `fail`.
     pub role_conflict_strategy: RoleConflictStrategy,
     /// Password given to copied login roles whose password hash cannot be read from the source.
@@ -215,6 +226,39 @@ pub enum CopyMode {
     Fast,
     /// The subscription (`copy_data = true`): one table sync worker per table.
     Native,
+}
+
+/// The subscription's `streaming` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Streaming {
+    /// A transaction is sent when it commits (the source decodes a large one to disk first).
+    Off,
+    /// Sent while in progress; the destination writes it to files and applies it at commit.
+    On,
+    /// Sent while in progress and applied as it arrives by a parallel apply worker (a source on
+    /// PostgreSQL 16 or later; with an older one, as `on`).
+    Parallel,
+}
+
+impl Streaming {
+    /// The option's value in `CREATE SUBSCRIPTION ... WITH (streaming = ...)`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Streaming::Off => "off",
+            Streaming::On => "on",
+            Streaming::Parallel => "parallel",
+        }
+    }
+
+    /// `pg_subscription.substream` for this setting.
+    pub fn catalog_char(self) -> &'static str {
+        match self {
+            Streaming::Off => "f",
+            Streaming::On => "t",
+            Streaming::Parallel => "p",
+        }
+    }
 }
 
 /// What to do with a table that has neither a primary key nor a replica identity.

@@ -66,6 +66,8 @@ pub struct Memory {
     copy_retry: CopyRetry,
     /// The subscription's error counts between looks.
     apply: ApplyWatch,
+    /// WAL and slot positions over the last `apply_behind_after`.
+    lag_trend: catchup::LagTrend,
     /// The fast copy running in the background, if any.
     copy_job: Option<copy::Job>,
     /// The schema objects the destination refused, and when to try them again.
@@ -174,12 +176,20 @@ pub async fn pass(
         now,
         ApplyWatch::window(ctx.poll),
     );
+    let behind = memory.lag_trend.update(
+        &names.subscription,
+        db,
+        look.positions.filter(|_| enabled),
+        now,
+        ctx.apply_behind_after,
+    );
     look.add_findings(
         memory
             .copy_retry
             .finding(db, &ctx.name, now)
             .into_iter()
             .chain(apply_findings)
+            .chain(behind)
             .chain(schema_findings),
     );
     let met = phase::cutover_conditions_met(&look.facts, &ctx.thresholds);
@@ -280,6 +290,8 @@ pub struct Look {
     pub apply: Option<apply::ApplyStats>,
     /// Schema objects the destination refused so far (its marker lists them).
     pub unapplied: Vec<String>,
+    /// The source's WAL position and the slot's, while the subscriber is connected.
+    pub positions: Option<catchup::Positions>,
 }
 
 impl Look {
@@ -297,6 +309,7 @@ impl Look {
             source_sequences: Vec::new(),
             apply: None,
             unapplied: Vec::new(),
+            positions: None,
         }
     }
 
@@ -385,6 +398,7 @@ pub async fn look(
             .extend(catchup::slot_findings(db, names, slot));
     }
     look.slot = replication.slot;
+    look.positions = replication.positions;
     if dest_state
         == (DestinationState::Ours {
             schema_applied: true,

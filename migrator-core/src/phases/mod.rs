@@ -43,6 +43,10 @@ pub struct MappingContext {
     pub sequence_margin: i64,
     /// How often the reconcile loop looks (`poll_interval`).
     pub poll: std::time::Duration,
+    /// The options of the subscriptions the tool creates.
+    pub subscription: replication::SubscriptionOptions,
+    /// How long the lag must grow before `apply_behind` is reported.
+    pub apply_behind_after: std::time::Duration,
     pub thresholds: Thresholds,
     pub role_conflict_strategy: RoleConflictStrategy,
     /// SCRAM-SHA-256 hash of the password for copied login roles whose hash cannot be read
@@ -137,6 +141,11 @@ impl MappingContext {
                 .collect(),
             sequence_margin: defaults.sequence_margin,
             poll: defaults.poll_interval,
+            apply_behind_after: defaults.apply_behind_after,
+            subscription: replication::SubscriptionOptions {
+                binary: defaults.subscription_binary,
+                streaming: defaults.subscription_streaming,
+            },
             copy: copy::CopySettings {
                 fast: defaults.copy_mode == CopyMode::Fast,
                 workers: match defaults.copy_workers {

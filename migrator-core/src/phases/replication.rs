@@ -189,6 +189,14 @@ async fn create_publication(
     Ok(())
 }
 
+/// The options the tool gives its subscriptions (`subscription_binary`,
+/// `subscription_streaming`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionOptions {
+    pub binary: bool,
+    pub streaming: crate::config::Streaming,
+}
+
 /// The subscription on the existing slot: `copy_data` when the subscription copies the
 /// tables, without when the tool has copied them from the slot's snapshot.
 pub async fn create_subscription(
@@ -203,16 +211,18 @@ pub async fn create_subscription(
     let sql = format!(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, \
          create_slot = false, copy_data = {copy_data}, enabled = true, \
-         run_as_owner = {run_as_owner})",
+         run_as_owner = {run_as_owner}, binary = {}, streaming = {})",
         ident(&names.subscription),
         literal(&conninfo),
         ident(&names.publication),
-        literal(&names.slot)
+        literal(&names.slot),
+        ctx.subscription.binary,
+        ctx.subscription.streaming.as_str(),
     );
     // The statement holds a password: errors name the step, never the statement.
     dst.batch_execute(&sql)
         .await
         .map_err(q(dst.target(), "creating the subscription"))?;
-    tracing::info!(mapping = %ctx.name, database = db, subscription = %names.subscription, copy_data, "subscription created");
+    tracing::info!(mapping = %ctx.name, database = db, subscription = %names.subscription, copy_data, binary = ctx.subscription.binary, streaming = ctx.subscription.streaming.as_str(), "subscription created");
     Ok(())
 }

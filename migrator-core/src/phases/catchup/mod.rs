@@ -17,6 +17,10 @@ use crate::naming::ReplicationNames;
 use crate::phase::Lag;
 use crate::status::SlotStatus;
 
+pub mod trend;
+
+pub use trend::{LagTrend, Positions};
+
 /// The slot and lag as seen from the source.
 #[derive(Debug, Clone)]
 pub struct Replication {
@@ -24,6 +28,8 @@ pub struct Replication {
     pub lag: Option<Lag>,
     /// The database's publication exists on the source.
     pub publication: bool,
+    /// The source's WAL position and the slot's, while the subscriber is connected.
+    pub positions: Option<Positions>,
 }
 
 /// Reads the slot, lag in bytes and lag in time (`src` connected to the source database).
@@ -36,7 +42,9 @@ pub async fn observe(src: &Session, names: &ReplicationNames) -> Result<Replicat
                (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_stat_replication r \
                  WHERE r.application_name = $2 ORDER BY r.backend_start DESC LIMIT 1), \
                EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.application_name = $2), \
-               s.wal_status, s.safe_wal_size::bigint \
+               s.wal_status, s.safe_wal_size::bigint, \
+               pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, \
+               pg_wal_lsn_diff(s.confirmed_flush_lsn, '0/0')::bigint \
              FROM pg_replication_slots s WHERE s.slot_name = $1",
             &[&names.slot, &names.subscription],
         )
@@ -55,6 +63,7 @@ pub async fn observe(src: &Session, names: &ReplicationNames) -> Result<Replicat
             slot: None,
             lag: None,
             publication,
+            positions: None,
         });
     };
     let slot = SlotStatus {
@@ -77,10 +86,18 @@ pub async fn observe(src: &Session, names: &ReplicationNames) -> Result<Replicat
         // No WAL sender: the subscriber is not connected, lag cannot be trusted.
         _ => None,
     };
+    let positions = match (row.get::<_, i64>(9), row.get::<_, Option<i64>>(10)) {
+        (wal, Some(confirmed)) if lag.is_some() => Some(Positions {
+            wal: wal.max(0) as u64,
+            confirmed: confirmed.max(0) as u64,
+        }),
+        _ => None,
+    };
     Ok(Replication {
         slot: Some(slot),
         lag,
         publication,
+        positions,
     })
 }
 
