@@ -131,6 +131,18 @@ pub struct DatabaseStatus {
     pub conditions_held_seconds: f64,
     /// Estimated seconds until the initial copy is done.
     pub eta_seconds: Option<f64>,
+    /// While the subscription streams: how fast the source writes WAL and the destination
+    /// applies it, over the last `apply_behind_after` (or as much of it as was seen).
+    pub rates: Option<ApplyRates>,
+}
+
+/// The source's WAL rate against the destination's apply rate (the slot's confirmed position).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ApplyRates {
+    pub wal_mb_per_min: f64,
+    pub apply_mb_per_min: f64,
+    /// Seconds the rates were measured over.
+    pub over_seconds: f64,
 }
 
 impl DatabaseStatus {

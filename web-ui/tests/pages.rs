@@ -105,7 +105,13 @@ async fn live_pages_refresh_with_and_without_javascript() {
 
 #[tokio::test]
 async fn every_tab_renders_its_facts() {
-    let h = harness(snapshot(Phase::CatchUp, now()), None);
+    let mut shown = snapshot(Phase::CatchUp, now());
+    shown.mappings[0].databases[0].rates = Some(migrator_core::status::ApplyRates {
+        wal_mb_per_min: 96.34,
+        apply_mb_per_min: 41.0,
+        over_seconds: 180.0,
+    });
+    let h = harness(shown, None);
     let at = SystemTime::now();
     let mut s = snapshot(Phase::CatchUp, Some(at - Duration::from_secs(60)));
     h.state.history.record(&s);
@@ -122,7 +128,16 @@ async fn every_tab_renders_its_facts() {
         },
     );
     for (tab, expected) in [
-        ("databases", vec!["shop", "catching up", "1 / 2", "1 / 2"]),
+        (
+            "databases",
+            vec![
+                "shop",
+                "catching up",
+                "1 / 2",
+                "WAL written / applied",
+                "96.3 / 41.0",
+            ],
+        ),
         (
             "tables",
             vec!["public.orders", "public.events", "copying", "ready", "25 %"],

@@ -218,7 +218,12 @@ pub async fn pass(
                 phase,
                 Phase::Schema | Phase::Sequences | Phase::ReplicationSetup
             ));
-    let status = look.into_status(db, phase, met, held, eta);
+    let mut status = look.into_status(db, phase, met, held, eta);
+    status.rates = memory.lag_trend.rates().map(|r| crate::status::ApplyRates {
+        wal_mb_per_min: r.wal * 60.0 / 1_048_576.0,
+        apply_mb_per_min: r.apply * 60.0 / 1_048_576.0,
+        over_seconds: r.seconds,
+    });
     match outcome {
         Ok(()) => Ok(Passed { status, stepped }),
         Err(error) => Err(Failed {
@@ -292,6 +297,8 @@ pub struct Look {
     pub unapplied: Vec<String>,
     /// The source's WAL position and the slot's, while the subscriber is connected.
     pub positions: Option<catchup::Positions>,
+    /// The subscription's options differ from the configured ones.
+    pub options_differ: bool,
 }
 
 impl Look {
@@ -310,6 +317,7 @@ impl Look {
             apply: None,
             unapplied: Vec::new(),
             positions: None,
+            options_differ: false,
         }
     }
 
@@ -357,6 +365,7 @@ impl Look {
             cutover_conditions_met: conditions_met,
             conditions_held_seconds: held.as_secs_f64(),
             eta_seconds,
+            rates: None,
         }
     }
 }
@@ -423,13 +432,13 @@ async fn look_at_replication(
 ) -> Result<(), PgError> {
     let src = conns.source.get().await?;
     let dst = conns.destination.get().await?;
-    look.facts.subscription = subscription::read(dst, &names.subscription)
-        .await?
-        .map(|s| SubscriptionFacts {
-            enabled: s.enabled,
-            has_slot: s.has_slot,
-            completing: s.comment.as_deref() == Some(complete::COMPLETING_MARKER),
-        });
+    let found = subscription::read(dst, &names.subscription).await?;
+    look.options_differ = found.as_ref().is_some_and(|s| !ctx.subscription.held_by(s));
+    look.facts.subscription = found.map(|s| SubscriptionFacts {
+        enabled: s.enabled,
+        has_slot: s.has_slot,
+        completing: s.comment.as_deref() == Some(complete::COMPLETING_MARKER),
+    });
     if let Some(progress) = copy.filter(|_| look.facts.subscription.is_none()) {
         look.findings.extend(slot_waiting(db, progress));
         look.facts.copying = true;
@@ -717,6 +726,9 @@ pub async fn act(
                     worked = true;
                 }
                 worked |= analyze_some(ctx, db, dst).await? > 0;
+            }
+            if phase != Phase::InitialSync && look.options_differ {
+                replication::set_options(ctx, db, names, dst).await?;
             }
             if phase != Phase::InitialSync {
                 let lead = sequences::Lead::following(

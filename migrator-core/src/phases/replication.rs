@@ -197,6 +197,34 @@ pub struct SubscriptionOptions {
     pub streaming: crate::config::Streaming,
 }
 
+impl SubscriptionOptions {
+    /// Whether `subscription`, as the destination has it, has these options.
+    pub fn held_by(self, subscription: &crate::catalog::subscription::Subscription) -> bool {
+        subscription.binary == self.binary
+            && subscription.streaming == self.streaming.catalog_char()
+    }
+}
+
+/// Gives the subscription the configured options (after `subscription_binary` or
+/// `subscription_streaming` changed): its workers restart with them, from where they were.
+pub async fn set_options(
+    ctx: &MappingContext,
+    db: &str,
+    names: &ReplicationNames,
+    dst: &Session,
+) -> Result<(), PgError> {
+    dst.batch_execute(&format!(
+        "ALTER SUBSCRIPTION {} SET (binary = {}, streaming = {})",
+        ident(&names.subscription),
+        ctx.subscription.binary,
+        ctx.subscription.streaming.as_str()
+    ))
+    .await
+    .map_err(q(dst.target(), "setting the subscription's options"))?;
+    tracing::info!(mapping = %ctx.name, database = db, subscription = %names.subscription, binary = ctx.subscription.binary, streaming = ctx.subscription.streaming.as_str(), "subscription options set as configured");
+    Ok(())
+}
+
 /// The subscription on the existing slot: `copy_data` when the subscription copies the
 /// tables, without when the tool has copied them from the slot's snapshot.
 pub async fn create_subscription(

@@ -107,6 +107,7 @@ pub fn database(name: &str, phase: Phase) -> DatabaseStatus {
         cutover_conditions_met: phase == Phase::CutoverReady,
         conditions_held_seconds: 0.0,
         eta_seconds: Some(12.0),
+        rates: None,
     }
 }
 

@@ -47,6 +47,23 @@ pub struct Rates {
     pub lag_now: u64,
 }
 
+impl Rates {
+    /// The rates from one look to a later one.
+    fn between((then, old): (Instant, Positions), (now, new): (Instant, Positions)) -> Rates {
+        let seconds = now
+            .duration_since(then)
+            .as_secs_f64()
+            .max(f64::MIN_POSITIVE);
+        Rates {
+            wal: new.wal.saturating_sub(old.wal) as f64 / seconds,
+            apply: new.confirmed.saturating_sub(old.confirmed) as f64 / seconds,
+            seconds,
+            lag_then: old.lag(),
+            lag_now: new.lag(),
+        }
+    }
+}
+
 /// The positions seen at earlier looks at one database, over the last window.
 #[derive(Debug, Default)]
 pub struct LagTrend {
@@ -77,8 +94,7 @@ impl LagTrend {
             self.samples.pop_front();
         }
         let &(then, old) = self.samples.front()?;
-        let seconds = now.duration_since(then).as_secs_f64();
-        if window.is_zero() || now.duration_since(then) < window || seconds <= 0.0 {
+        if window.is_zero() || now.duration_since(then) < window || then == now {
             return None;
         }
         // The sample nearest the window's middle, between its two ends.
@@ -86,15 +102,17 @@ impl LagTrend {
         let inner = self.samples.range(1..self.samples.len() - 1);
         let (_, mid) = inner.min_by_key(|(t, _)| t.max(&middle).duration_since(*t.min(&middle)))?;
         let grew = |from: Positions, to: Positions| to.lag() > from.lag();
-        let rates = Rates {
-            wal: positions.wal.saturating_sub(old.wal) as f64 / seconds,
-            apply: positions.confirmed.saturating_sub(old.confirmed) as f64 / seconds,
-            seconds,
-            lag_then: old.lag(),
-            lag_now: positions.lag(),
-        };
+        let rates = Rates::between((then, old), (now, positions));
         (positions.lag() >= old.lag() + MIN_GROWTH && grew(old, *mid) && grew(*mid, positions))
             .then_some(rates)
+    }
+
+    /// The rates from the oldest sample kept to the newest, once they are at least 10 s apart
+    /// (for the status, before a whole window has passed).
+    pub fn rates(&self) -> Option<Rates> {
+        let (&first, &last) = (self.samples.front()?, self.samples.back()?);
+        (last.0.duration_since(first.0) >= Duration::from_secs(10))
+            .then(|| Rates::between(first, last))
     }
 
     /// [`LagTrend::record`], as the `apply_behind` finding of `subscription` in database `db`.
@@ -119,12 +137,12 @@ pub fn finding(subscription: &str, db: &str, rates: &Rates) -> Finding {
         Code::ApplyBehind,
         format!(
             "the destination is not keeping up with the source in {db:?}: over the last {:.0} s \
-             the source wrote {:.2} MB/s of WAL and the subscription {subscription} applied \
-             {:.2} MB/s, so the lag grew from {:.0} MB to {:.0} MB ({:.0} MB a minute); at \
+             the source wrote {:.1} MB/min of WAL and the subscription {subscription} applied \
+             {:.1} MB/min, so the lag grew from {:.0} MB to {:.0} MB ({:.0} MB a minute); at \
              these rates it never drains and cutover ready cannot be reached",
             rates.seconds,
-            mb(rates.wal),
-            mb(rates.apply),
+            mb(rates.wal * 60.0),
+            mb(rates.apply * 60.0),
             mb(rates.lag_then as f64),
             mb(rates.lag_now as f64),
             mb(growth * 60.0),
@@ -183,8 +201,8 @@ mod tests {
         assert_eq!((rates.lag_then, rates.lag_now), (0, 180 * MB));
         let text = finding("sub", "shop", &rates).message;
         assert!(
-            text.contains("2.00 MB/s")
-                && text.contains("1.00 MB/s")
+            text.contains("wrote 120.0 MB/min of WAL")
+                && text.contains("applied 60.0 MB/min")
                 && text.contains("60 MB a minute"),
             "{text}"
         );

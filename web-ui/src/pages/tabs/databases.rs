@@ -31,6 +31,10 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
                 .lag
                 .map(|l| format!("{} / {}", format::mb(l.bytes), format::duration(l.seconds)))
                 .unwrap_or_else(|| "–".into());
+            let rates = d
+                .rates
+                .map(|r| format!("{:.1} / {:.1}", r.wal_mb_per_min, r.apply_mb_per_min))
+                .unwrap_or_else(|| "–".into());
             let readiness = if d.cutover_conditions_met {
                 format!("conditions held {}", format::duration(d.conditions_held_seconds))
             } else {
@@ -51,6 +55,7 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
                     </td>
                     <td class="num">{d.eta_seconds.map(format::duration).unwrap_or_else(|| "–".into())}</td>
                     <td class="num">{lag}</td>
+                    <td class="num">{rates}</td>
                     <td class="num">{format!("{} / {}", d.sequences_behind, d.sequences_total)}</td>
                     <td class="num">{d.deferred_missing}</td>
                     <td>{readiness}</td>
@@ -61,7 +66,7 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "Sequences behind", "To build, refresh or analyze", "Cutover conditions", "Problem", ""]>{rows}</DataTable>
+        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "WAL written / applied (MB/min)", "Sequences behind", "To build, refresh or analyze", "Cutover conditions", "Problem", ""]>{rows}</DataTable>
     }
     .into_any()
 }
