@@ -60,6 +60,8 @@ pub fn render(snapshot: &Snapshot) -> String {
     let phase = Family::<DbPhase, Gauge>::default();
     let lag_bytes = Family::<Db, Gauge>::default();
     let lag_seconds = Family::<Db, FloatGauge>::default();
+    let wal_rate = Family::<Db, FloatGauge>::default();
+    let apply_rate = Family::<Db, FloatGauge>::default();
     let tables = Family::<DbTableState, Gauge>::default();
     let copied = Family::<Db, Gauge>::default();
     let total = Family::<Db, Gauge>::default();
@@ -89,6 +91,16 @@ pub fn render(snapshot: &Snapshot) -> String {
         "lag_seconds",
         "How far the destination's apply trails, in seconds",
         lag_seconds.clone(),
+    );
+    registry.register(
+        "source_wal_bytes_per_second",
+        "How fast the source writes WAL while the subscription streams (over apply_behind_after)",
+        wal_rate.clone(),
+    );
+    registry.register(
+        "apply_bytes_per_second",
+        "How fast the destination applies it: the slot's confirmed position (over apply_behind_after)",
+        apply_rate.clone(),
     );
     registry.register("tables", "Tables by initial-sync state", tables.clone());
     registry.register(
@@ -216,6 +228,15 @@ pub fn render(snapshot: &Snapshot) -> String {
             if let Some(lag) = d.lag {
                 lag_bytes.get_or_create(&db).set(lag.bytes as i64);
                 lag_seconds.get_or_create(&db).set(lag.seconds);
+            }
+            if let Some(rates) = d.rates {
+                let per_second = |mb_per_min: f64| mb_per_min * 1_048_576.0 / 60.0;
+                wal_rate
+                    .get_or_create(&db)
+                    .set(per_second(rates.wal_mb_per_min));
+                apply_rate
+                    .get_or_create(&db)
+                    .set(per_second(rates.apply_mb_per_min));
             }
             for state in [
                 TableState::Init,

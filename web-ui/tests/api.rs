@@ -52,7 +52,13 @@ async fn api_status_is_the_snapshot_as_json() {
 
 #[tokio::test]
 async fn metrics_show_phase_lag_tables_and_readiness() {
-    let h = harness(snapshot(Phase::CutoverReady, now()), None);
+    let mut shown = snapshot(Phase::CutoverReady, now());
+    shown.mappings[0].databases[0].rates = Some(migrator_core::status::ApplyRates {
+        wal_mb_per_min: 60.0,
+        apply_mb_per_min: 30.0,
+        over_seconds: 180.0,
+    });
+    let h = harness(shown, None);
     let (code, body) = call(&h.state, get("/metrics")).await;
     assert_eq!(code, StatusCode::OK);
     for line in [
@@ -62,6 +68,9 @@ async fn metrics_show_phase_lag_tables_and_readiness() {
         "pgmigrator_tables{mapping=\"prod\",database=\"shop\",state=\"copying\"} 1",
         "pgmigrator_copied_bytes{mapping=\"prod\",database=\"shop\"} 900",
         "pgmigrator_mapping_cutover_ready{mapping=\"prod\"} 1",
+        // 60 and 30 MB/min.
+        "pgmigrator_source_wal_bytes_per_second{mapping=\"prod\",database=\"shop\"} 1048576.0",
+        "pgmigrator_apply_bytes_per_second{mapping=\"prod\",database=\"shop\"} 524288.0",
         // 12.5 MB/s read; limit 50 MB/s held to 20 MB/s by the health guard.
         "pgmigrator_copy_read_bytes_per_second{mapping=\"prod\"} 13107200.0",
         "pgmigrator_copy_limit_bytes_per_second{mapping=\"prod\"} 20971520.0",

@@ -134,7 +134,7 @@ async fn every_tab_renders_its_facts() {
                 "shop",
                 "catching up",
                 "1 / 2",
-                "WAL written / applied",
+                "WAL / applied (MB/min)",
                 "96.3 / 41.0",
             ],
         ),

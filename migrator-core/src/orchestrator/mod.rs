@@ -23,6 +23,7 @@ pub mod database;
 pub mod instance;
 pub mod lease;
 mod mapping;
+mod schema_memo;
 mod schema_retry;
 pub mod verify;
 

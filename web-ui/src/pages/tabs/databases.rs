@@ -66,7 +66,7 @@ pub fn Databases(mapping: MappingStatus) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "WAL written / applied (MB/min)", "Sequences behind", "To build, refresh or analyze", "Cutover conditions", "Problem", ""]>{rows}</DataTable>
+        <DataTable headers=&["Database", "Phase", "Tables ready", "Copied", "ETA", "Lag", "WAL / applied (MB/min)", "Sequences behind", "To build, refresh or analyze", "Cutover conditions", "Problem", ""]>{rows}</DataTable>
     }
     .into_any()
 }
