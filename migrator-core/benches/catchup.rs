@@ -1,6 +1,6 @@
 //! Catch-up under heavy writes, PostgreSQL 15 (and 18) -> 18. After the initial copy, the source
-//! runs unthrottled `pgbench -n -c 8 -j 2 -T SECONDS`, then one transaction that inserts a
-//! million rows. For each set of subscription options measured: the source's TPS against the
+//! runs unthrottled `pgbench -n -c 8 -j 2 -T SECONDS`, then, three times, one transaction that
+//! inserts a million rows. For each set of subscription options measured: the source's TPS against the
 //! same load with no subscription at all, the lag over time (as the tool's status shows it), the
 //! time from the end of the load until the slot has confirmed everything written, and the same
 //! for the bulk insert. A source on 18 as well, since `streaming = parallel` needs a source on 16
@@ -8,9 +8,9 @@
 //!
 //!     BENCH_SCALE=10 BENCH_SECONDS=60 cargo bench -p migrator-core --bench catchup
 //!
-//! `BENCH_BULK_ROWS` (default 1000000) sizes the bulk insert, `BENCH_CLIENTS` (default 8) the
-//! pgbench clients; `BENCH_VARIANTS=0,2` measures those entries of `VARIANTS` only (printed,
-//! not written).
+//! `BENCH_BULK_ROWS` (default 1000000) sizes the bulk insert, `BENCH_BULK_ROUNDS` (default 3)
+//! says how often it runs, `BENCH_CLIENTS` (default 8) sets the pgbench clients;
+//! `BENCH_VARIANTS=0,2` measures those entries of `VARIANTS` only (printed, not written).
 
 #[allow(dead_code)] // each bench uses a part
 mod common;
@@ -130,9 +130,9 @@ struct Run {
     lag_mb: Vec<f64>,
     lag_seconds: Vec<f64>,
     drain: Duration,
-    bulk_insert: Duration,
-    bulk_peak_mb: f64,
-    bulk_drain: Duration,
+    /// Per bulk insert: how long it took, the largest lag after its commit (MB), and how long
+    /// the slot took to confirm it.
+    bulk: Vec<(Duration, f64, Duration)>,
 }
 
 /// The load and the bulk insert on the source, with no subscription (`settings` is `None`) or
@@ -189,12 +189,16 @@ async fn run(
     } else {
         Duration::ZERO
     };
-    let bulk = bulk_insert(&src, load.bulk_rows).await;
-    let (bulk_drain, bulk_peak_mb) = if tool.is_some() {
-        drain(&src).await
-    } else {
-        (Duration::ZERO, 0.0)
-    };
+    let mut bulk = Vec::new();
+    for _ in 0..load.bulk_rounds {
+        let took = bulk_insert(&src, load.bulk_rows).await;
+        let (drained, peak) = if tool.is_some() {
+            drain(&src).await
+        } else {
+            (Duration::ZERO, 0.0)
+        };
+        bulk.push((took, peak, drained));
+    }
     if let (Some((handle, shutdown)), Some(settings)) = (tool, settings) {
         shutdown.cancel();
         handle.join.await.unwrap();
@@ -206,9 +210,7 @@ async fn run(
         lag_mb,
         lag_seconds,
         drain: drained,
-        bulk_insert: bulk,
-        bulk_peak_mb,
-        bulk_drain,
+        bulk,
     }
 }
 
@@ -217,6 +219,8 @@ struct Load {
     clients: u32,
     seconds: u64,
     bulk_rows: u64,
+    /// Bulk inserts one after the other, each drained before the next.
+    bulk_rounds: u64,
 }
 
 /// A table row for `run`, measured with options `label` on a source on `major`.
@@ -234,15 +238,21 @@ fn describe(major: u32, label: &str, run: &Run, base: f64) -> String {
             quantile(&run.lag_mb, 1.0),
         )
     };
+    let seconds = |pick: fn(&(Duration, f64, Duration)) -> Duration| -> Vec<f64> {
+        run.bulk.iter().map(|b| pick(b).as_secs_f64()).collect()
+    };
+    let (inserts, drains) = (seconds(|b| b.0), seconds(|b| b.2));
+    let peak = run.bulk.iter().map(|b| b.1).fold(0.0, f64::max);
     let line = format!(
-        "| {major} | {label} | {:.0} ({:+.0} %) | {:.2} | {lag} | {:.1} s | {:.1} s | {:.0} MB | {:.1} s |\n",
+        "| {major} | {label} | {:.0} ({:+.0} %) | {:.2} | {lag} | {:.1} s | {:.1} s | {peak:.0} MB | {:.1} s ({:.1} - {:.1}) |\n",
         run.tps,
         (run.tps - base) / base * 100.0,
         run.wal_mb_per_s,
         run.drain.as_secs_f64(),
-        run.bulk_insert.as_secs_f64(),
-        run.bulk_peak_mb,
-        run.bulk_drain.as_secs_f64(),
+        quantile(&inserts, 0.5),
+        quantile(&drains, 0.5),
+        quantile(&drains, 0.0),
+        quantile(&drains, 1.0),
     );
     print!("{line}");
     line
@@ -324,6 +334,7 @@ fn main() {
         clients: report::env_number("BENCH_CLIENTS", 8) as u32,
         seconds: report::env_number("BENCH_SECONDS", 60),
         bulk_rows: report::env_number("BENCH_BULK_ROWS", 1_000_000),
+        bulk_rounds: report::env_number("BENCH_BULK_ROUNDS", 3).max(1),
     };
     let chosen: Vec<usize> = std::env::var("BENCH_VARIANTS")
         .map(|list| {
@@ -360,18 +371,20 @@ fn main() {
              source on 16 or later), an 18 destination, pgbench scale {scale}. For each set of \
              subscription options the tool copies the database and is cutover ready; then the \
              source runs unthrottled `pgbench -n -c {clients} -j 2 -T {seconds}` (lag as the \
-             tool's status shows it, sampled every second), then one transaction inserting \
-             {bulk_rows} rows of about 100 bytes. Drain: from the end of the load (or the insert's \
-             commit) until every slot has confirmed the WAL written so far. The runs without a \
+             tool's status shows it, sampled every second), then {bulk_rounds} times one \
+             transaction inserting {bulk_rows} rows of about 100 bytes (medians; the drain's range \
+             in brackets). Drain: from the end of the load (or the insert's commit) until every \
+             slot has confirmed the WAL written so far. The runs without a \
              subscription (no slot on the source) before and after give the source's own TPS; \
              each run starts after VACUUM and CHECKPOINT.\n\n\
-             | source | subscription | source TPS (vs before) | source WAL MB/s | lag during the load p50 / p95 / max | drain after the load | bulk: insert time | bulk: peak lag | bulk: drain after commit |\n\
+             | source | subscription | source TPS (vs before) | source WAL MB/s | lag during the load p50 / p95 / max | drain after the load | bulk: insert time | bulk: largest lag after commit | bulk: drain after commit |\n\
              |---:|---|---:|---:|---|---:|---:|---:|---:|\n{rows}\nLag in MB during the load, every 5 s:\n\n{series}",
             report::machine(),
             humantime::format_rfc3339_seconds(SystemTime::now()),
             seconds = load.seconds,
             clients = load.clients,
             bulk_rows = load.bulk_rows,
+            bulk_rounds = load.bulk_rounds,
         );
         report::write_section(
             Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
