@@ -168,6 +168,9 @@ async fn a_source_behind_pgbouncer_is_refused_then_migrates_through_direct_url()
     let (admin, connection) = console.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     admin.simple_query("PAUSE \"shop\"").await.unwrap();
+    // PAUSE returns once the insert in flight has finished; its reply may reach the writer a
+    // moment later. Counted after that, nothing more may get through.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let held_at = writer.count();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
