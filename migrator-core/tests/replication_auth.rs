@@ -45,10 +45,11 @@ async fn impostor(listener: TcpListener, ending: Ending) {
         .unwrap();
     let initial = read_message(&mut socket, true).await;
     let text = String::from_utf8_lossy(&initial).into_owned();
+    // Everything after ",r=": the client's nonce may itself hold "r=" (any printable but ',').
     let nonce = text
-        .split("r=")
-        .nth(1)
+        .split_once(",r=")
         .unwrap()
+        .1
         .trim_end_matches('\0')
         .to_owned();
     let first = format!("r={nonce}impostor,s=c2FsdHNhbHQ=,i=4096");
