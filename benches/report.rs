@@ -12,6 +12,19 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The comma-separated indexes in environment variable `name` (`BENCH_METHODS=0,2`), or every
+/// index below `count` when it is unset.
+#[allow(dead_code)] // the benches that measure one thing have no list
+pub fn env_indexes(name: &str, count: usize) -> Vec<usize> {
+    std::env::var(name)
+        .map(|list| {
+            list.split(',')
+                .filter_map(|i| i.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|_| (0..count).collect())
+}
+
 /// Runs `bench` to its end on a multi-threaded tokio runtime.
 #[allow(dead_code)] // the render bench runs its requests on a runtime of its own
 pub fn block_on<F: std::future::Future>(bench: F) -> F::Output {

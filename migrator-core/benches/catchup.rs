@@ -336,13 +336,7 @@ fn main() {
         bulk_rows: report::env_number("BENCH_BULK_ROWS", 1_000_000),
         bulk_rounds: report::env_number("BENCH_BULK_ROUNDS", 3).max(1),
     };
-    let chosen: Vec<usize> = std::env::var("BENCH_VARIANTS")
-        .map(|list| {
-            list.split(',')
-                .filter_map(|i| i.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|_| (0..VARIANTS.len()).collect());
+    let chosen = report::env_indexes("BENCH_VARIANTS", VARIANTS.len());
     report::block_on(async {
         println!(
             "pgbench scale {scale}, {} clients for {} s, bulk insert of {} rows",

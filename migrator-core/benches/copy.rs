@@ -357,13 +357,7 @@ fn main() {
             "pg_dump -Fd + pg_restore -j",
         ];
         // BENCH_METHODS=0,2 runs those methods only (printed, not written to the docs).
-        let chosen: Vec<usize> = std::env::var("BENCH_METHODS")
-            .map(|list| {
-                list.split(',')
-                    .filter_map(|i| i.trim().parse().ok())
-                    .collect()
-            })
-            .unwrap_or_else(|_| (0..methods.len()).collect());
+        let chosen = report::env_indexes("BENCH_METHODS", methods.len());
         let all = chosen.len() == methods.len();
         // A fresh cluster creates its WAL segments as it first writes them (zero-filled and
         // synced); later runs recycle them. One untimed run first, so that no method pays that.

@@ -528,13 +528,10 @@ async fn data_tables(session: &Session) -> Result<u64, PgError> {
     Ok(count.max(0) as u64)
 }
 
-/// `dbname='...'`: a libpq connection string naming database `name` (quotes and backslashes
-/// escaped), so that no name is read as a connection string of its own.
+/// `dbname='...'`: a libpq connection string naming database `name`, so that no name is read
+/// as a connection string of its own.
 fn conninfo_dbname(name: &str) -> String {
-    format!(
-        "dbname='{}'",
-        name.replace('\\', "\\\\").replace('\'', "\\'")
-    )
+    format!("dbname={}", crate::ddl::quote::conninfo_value(name))
 }
 
 /// `user@host:port`, never a password.

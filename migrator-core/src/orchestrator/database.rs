@@ -627,10 +627,10 @@ pub async fn act(
                 }
                 worked |= analyze_some(ctx, db, dst).await? > 0;
             }
-            if phase != Phase::InitialSync && look.options_differ {
-                replication::set_options(ctx, db, names, dst).await?;
-            }
             if phase != Phase::InitialSync {
+                if look.options_differ {
+                    replication::set_options(ctx, db, names, dst).await?;
+                }
                 let lead = sequences::Lead::following(
                     ctx.sequence_margin,
                     &memory.sequence_rates,
